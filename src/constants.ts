@@ -1,0 +1,157 @@
+// Every size, count and timeout of vsr-node, in one place, with the relations between them
+// asserted when a configuration is built. Two presets: `production` and `test`, the latter tiny
+// so that the simulator wraps the journal and fills the client table within a few hundred ops.
+// Timeouts are in ticks (one tick = tickMs of real time in production, simulated in the VOPR).
+
+import { assert } from "./stdx/assert.js";
+
+export const headerSize = 256;
+export const sectorSize = 4096;
+export const replicasMax = 6;
+/** Event and result widths of the KV state machine (see state_machine/kv.ts). */
+export const kvEventSize = 128;
+export const kvResultSize = 80;
+/** Each request batched into a prepare is prefixed by a fixed-size entry header. */
+export const batchEntryHeaderSize = 64;
+
+export interface Config {
+    readonly name: string;
+    /** Bound on every message (request, prepare, reply): header plus body. */
+    readonly messageSizeMax: number;
+    /** Client-session table entries; at most one request in flight per session. */
+    readonly clientsMax: number;
+    /** Prepares in flight at the primary (uncommitted). */
+    readonly pipelinePrepareQueueMax: number;
+    /** WAL ring slots: slot = op % journalSlotCount. */
+    readonly journalSlotCount: number;
+    /** Prepares a backup keeps in memory so that commits rarely need a journal read. */
+    readonly prepareCacheCount: number;
+    /** Concurrent journal writes and reads of one replica. */
+    readonly journalWritesMax: number;
+    readonly journalReadsMax: number;
+    /** KV table capacity (power of two). */
+    readonly kvEntriesMax: number;
+    /** Headers carried in one `headers` reply. */
+    readonly requestHeadersMax: number;
+    readonly tickMs: number;
+    readonly pingTimeoutTicks: number;
+    readonly prepareTimeoutTicks: number;
+    readonly commitMessageTimeoutTicks: number;
+    readonly normalHeartbeatTimeoutTicks: number;
+    readonly startViewChangeWindowTimeoutTicks: number;
+    readonly startViewChangeMessageTimeoutTicks: number;
+    readonly viewChangeStatusTimeoutTicks: number;
+    readonly doViewChangeMessageTimeoutTicks: number;
+    readonly requestStartViewMessageTimeoutTicks: number;
+    readonly repairTimeoutTicks: number;
+    readonly primaryAbdicateTimeoutTicks: number;
+    readonly clientRequestTimeoutTicks: number;
+    /** Exponential backoff ceiling for retried timeouts. */
+    readonly backoffTicksMax: number;
+}
+
+export interface Derived {
+    readonly messageBodySizeMax: number;
+    /** Suffix of the log carried by do_view_change and start_view: pipeline + 1 headers. */
+    readonly viewHeadersMax: number;
+    /** Events of the KV machine that fit in one request body. */
+    readonly eventsPerRequestMax: number;
+    /** Requests waiting for a prepare slot at the primary: bounded by one per session. */
+    readonly requestQueueMax: number;
+}
+
+export function derive(config: Config): Derived {
+    const messageBodySizeMax = config.messageSizeMax - headerSize;
+    return {
+        messageBodySizeMax,
+        viewHeadersMax: config.pipelinePrepareQueueMax + 1,
+        eventsPerRequestMax: Math.floor((messageBodySizeMax - batchEntryHeaderSize) / kvEventSize),
+        requestQueueMax: config.clientsMax,
+    };
+}
+
+export const production: Config = verify({
+    name: "production",
+    messageSizeMax: 1024 * 1024,
+    clientsMax: 64,
+    pipelinePrepareQueueMax: 8,
+    journalSlotCount: 1024,
+    prepareCacheCount: 16,
+    journalWritesMax: 32,
+    journalReadsMax: 8,
+    kvEntriesMax: 1 << 19,
+    requestHeadersMax: 64,
+    tickMs: 10,
+    pingTimeoutTicks: 100,
+    prepareTimeoutTicks: 25,
+    commitMessageTimeoutTicks: 50,
+    normalHeartbeatTimeoutTicks: 200,
+    startViewChangeWindowTimeoutTicks: 500,
+    startViewChangeMessageTimeoutTicks: 50,
+    viewChangeStatusTimeoutTicks: 500,
+    doViewChangeMessageTimeoutTicks: 50,
+    requestStartViewMessageTimeoutTicks: 100,
+    repairTimeoutTicks: 10,
+    primaryAbdicateTimeoutTicks: 1000,
+    clientRequestTimeoutTicks: 60,
+    backoffTicksMax: 1000,
+});
+
+export const test: Config = verify({
+    name: "test",
+    messageSizeMax: 4096,
+    clientsMax: 7,
+    pipelinePrepareQueueMax: 4,
+    journalSlotCount: 64,
+    prepareCacheCount: 8,
+    journalWritesMax: 8,
+    journalReadsMax: 4,
+    kvEntriesMax: 256,
+    requestHeadersMax: 8,
+    tickMs: 10,
+    pingTimeoutTicks: 100,
+    prepareTimeoutTicks: 25,
+    commitMessageTimeoutTicks: 50,
+    normalHeartbeatTimeoutTicks: 200,
+    startViewChangeWindowTimeoutTicks: 500,
+    startViewChangeMessageTimeoutTicks: 50,
+    viewChangeStatusTimeoutTicks: 500,
+    doViewChangeMessageTimeoutTicks: 50,
+    requestStartViewMessageTimeoutTicks: 100,
+    repairTimeoutTicks: 10,
+    primaryAbdicateTimeoutTicks: 1000,
+    clientRequestTimeoutTicks: 60,
+    backoffTicksMax: 200,
+});
+
+export function verify(config: Config): Config {
+    assert(config.messageSizeMax % sectorSize === 0);
+    assert(config.messageSizeMax >= headerSize + batchEntryHeaderSize + kvEventSize);
+    assert(config.messageSizeMax <= 16 * 1024 * 1024);
+    assert(config.clientsMax >= 1);
+    assert(config.pipelinePrepareQueueMax >= 1);
+    // do_view_change carries nack and present bitsets of viewHeadersMax bits in one u32 each.
+    assert(config.pipelinePrepareQueueMax + 1 <= 32);
+    // The WAL must hold the whole pipeline plus the view-change suffix with room to spare, so
+    // that a wrap never overwrites an op that a view change may still need.
+    assert(config.journalSlotCount >= 4 * (config.pipelinePrepareQueueMax + 1));
+    assert(isPowerOfTwo(config.journalSlotCount));
+    assert(config.prepareCacheCount >= config.pipelinePrepareQueueMax);
+    assert(isPowerOfTwo(config.prepareCacheCount));
+    assert(config.journalWritesMax >= config.pipelinePrepareQueueMax);
+    assert(config.journalReadsMax >= 1);
+    assert(isPowerOfTwo(config.kvEntriesMax));
+    assert(config.requestHeadersMax >= 1);
+    assert(headerSize * config.requestHeadersMax <= config.messageSizeMax - headerSize);
+    assert(headerSize * (config.pipelinePrepareQueueMax + 1) <= config.messageSizeMax - headerSize);
+    assert(config.tickMs > 0);
+    // A backup suspects the primary only after several missed heartbeats.
+    assert(config.normalHeartbeatTimeoutTicks >= 2 * config.commitMessageTimeoutTicks);
+    assert(config.prepareTimeoutTicks < config.normalHeartbeatTimeoutTicks);
+    assert(config.backoffTicksMax >= config.prepareTimeoutTicks);
+    return config;
+}
+
+export function isPowerOfTwo(value: number): boolean {
+    return value > 0 && (value & (value - 1)) === 0;
+}

@@ -1,0 +1,248 @@
+// A simulated client: registers a session, then sends one request at a time (a random batch of
+// KV events over a small key space, so that clients collide on keys) and waits for its reply,
+// re-sending the same request to every replica with backoff when no reply comes. Every reply
+// and eviction goes to the checker, which holds the reference model.
+//
+// Keys are derived from a key index: byte 0..1 = the index (u16 LE), then a pattern; key size
+// 2 + index % 31. The checker decodes the index back from the first two bytes.
+
+import { assert } from "../stdx/assert.js";
+import type { PRNG } from "../stdx/prng.js";
+import { type Config, headerSize, kvEventSize } from "../constants.js";
+import { EventKind, EventOffset } from "../state_machine/kv.js";
+import type { Arena } from "../vsr/arena.js";
+import {
+    Command,
+    Eviction,
+    Frame,
+    Operation,
+    Reply,
+    Request,
+    headerCommand,
+    headerSizeOf,
+    invalidHeader,
+    readU64,
+    setChecksums,
+    u128Equal,
+    validBodyChecksum,
+    validHeaderChecksum,
+    writeU64,
+} from "../vsr/header.js";
+import type { Message, MessagePool } from "../vsr/message_pool.js";
+
+export interface ClientObserver {
+    /** A request is sent for the first time (its invocation). */
+    onInvoke(client: number, request: Message): void;
+    /** The reply to the request in flight arrived. */
+    onReply(client: number, request: Message, reply: Message): void;
+    /** The session is gone; the request in flight (if any) was abandoned. */
+    onEviction(client: number): void;
+}
+
+export interface WorkloadOptions {
+    readonly keyCount: number;
+    readonly eventsPerRequestMax: number;
+    readonly putProbability: number;
+    readonly deleteProbability: number;
+    readonly invalidEventProbability: number;
+    readonly thinkTicksMean: number;
+}
+
+export function clientId(arenaView: DataView, offset: number, clientIndex: number, seed: number): void {
+    arenaView.setUint32(offset, clientIndex + 1, true);
+    arenaView.setUint32(offset + 4, seed >>> 0, true);
+    arenaView.setUint32(offset + 8, Math.floor(seed / 0x1_0000_0000) >>> 0, true);
+    arenaView.setUint32(offset + 12, 0x5eed_c1e7, true);
+}
+
+export function keySizeOf(keyIndex: number): number {
+    return 2 + (keyIndex % 31);
+}
+
+export class SimClient {
+    readonly index: number;
+    readonly node: number;
+    private readonly config: Config;
+    private readonly cluster: number;
+    private readonly replicaCount: number;
+    private readonly arena: Arena;
+    private readonly pool: MessagePool;
+    private readonly prng: PRNG;
+    private readonly workload: WorkloadOptions;
+    private readonly observer: ClientObserver;
+    private readonly send: (source: number, target: number, message: Message) => void;
+    /** Arena offset of this client's u128 id. */
+    readonly idOffset: number;
+    session = 0;
+    requestNumber = 0;
+    view = 0;
+    private inflight: Message | null = null;
+    private retryTicks = 0;
+    private retryDeadlineTicks = 0;
+    private retryAttempts = 0;
+    private thinkTicks = 0;
+    /** False once the simulation stops issuing new requests (the liveness phase). */
+    issuing = true;
+    requestsCompleted = 0;
+    private registerAttempts = 0;
+    evictions = 0;
+
+    constructor(
+        index: number, node: number, config: Config, cluster: number, replicaCount: number,
+        arena: Arena, pool: MessagePool, prng: PRNG, seed: number, workload: WorkloadOptions,
+        observer: ClientObserver, send: (source: number, target: number, message: Message) => void,
+    ) {
+        assert(workload.keyCount >= 1 && workload.keyCount <= 0xffff);
+        assert(workload.eventsPerRequestMax >= 1);
+        this.index = index;
+        this.node = node;
+        this.config = config;
+        this.cluster = cluster;
+        this.replicaCount = replicaCount;
+        this.arena = arena;
+        this.pool = pool;
+        this.prng = prng;
+        this.workload = workload;
+        this.observer = observer;
+        this.send = send;
+        this.idOffset = arena.allocate(16, 16);
+        clientId(arena.view, this.idOffset, index, seed);
+        this.thinkTicks = prng.exponential(workload.thinkTicksMean);
+    }
+
+    get busy(): boolean {
+        return this.inflight !== null;
+    }
+
+    tick(): void {
+        if (this.inflight !== null) {
+            this.retryTicks++;
+            if (this.retryTicks >= this.retryDeadlineTicks) this.retry();
+            return;
+        }
+        if (!this.issuing) return;
+        if (this.thinkTicks > 0) {
+            this.thinkTicks--;
+            return;
+        }
+        if (this.session === 0) this.startRequest(Operation.register, 0);
+        else this.startRequest(Operation.kv, this.prng.range(1, this.workload.eventsPerRequestMax));
+    }
+
+    private startRequest(operation: number, eventCount: number): void {
+        assert(this.inflight === null);
+        const message = this.pool.acquire();
+        const base = message.offset;
+        const view = this.arena.view;
+        view.setUint32(base + Frame.cluster, this.cluster, true);
+        view.setUint32(base + Frame.size, headerSize + eventCount * kvEventSize, true);
+        view.setUint32(base + Frame.view, this.view, true);
+        view.setUint8(base + Frame.command, Command.request);
+        this.arena.bytes.copyWithin(base + Request.client, this.idOffset, this.idOffset + 16);
+        if (operation === Operation.kv) {
+            this.requestNumber++;
+            writeU64(view, base + Request.session, this.session);
+            view.setUint32(base + Request.request, this.requestNumber, true);
+        } else {
+            this.registerAttempts++;
+            view.setUint32(base + Request.request, this.registerAttempts, true);
+        }
+        view.setUint8(base + Request.operation, operation);
+        for (let index = 0; index < eventCount; index++) {
+            this.encodeRandomEvent(base + headerSize + index * kvEventSize);
+        }
+        setChecksums(this.arena.bytes, view, base);
+        assert(invalidHeader(view, base, this.config.messageSizeMax) === null);
+        this.inflight = message;
+        this.retryAttempts = 0;
+        this.retryTicks = 0;
+        this.retryDeadlineTicks = this.config.clientRequestTimeoutTicks;
+        this.observer.onInvoke(this.index, message);
+        this.send(this.node, this.view % this.replicaCount, message);
+    }
+
+    private encodeRandomEvent(offset: number): void {
+        const bytes = this.arena.bytes;
+        bytes.fill(0, offset, offset + kvEventSize);
+        const roll = this.prng.float();
+        const workload = this.workload;
+        const kind = roll < workload.putProbability ? EventKind.put
+            : roll < workload.putProbability + workload.deleteProbability ? EventKind.delete
+            : EventKind.get;
+        const keyIndex = this.prng.int(workload.keyCount);
+        bytes[offset + EventOffset.kind] = kind;
+        if (this.prng.chance(workload.invalidEventProbability)) return; // keySize 0: invalid.
+        const keySize = keySizeOf(keyIndex);
+        bytes[offset + EventOffset.keySize] = keySize;
+        bytes[offset + EventOffset.key] = keyIndex & 0xff;
+        bytes[offset + EventOffset.key + 1] = keyIndex >>> 8;
+        for (let index = 2; index < keySize; index++) {
+            bytes[offset + EventOffset.key + index] = (keyIndex * 7 + index) & 0xff;
+        }
+        if (kind !== EventKind.put) return;
+        const valueSize = this.prng.int(65);
+        bytes[offset + EventOffset.valueSize] = valueSize;
+        for (let index = 0; index < valueSize; index++) {
+            bytes[offset + EventOffset.value + index] = this.prng.int(256);
+        }
+    }
+
+    private retry(): void {
+        const message = this.inflight;
+        assert(message !== null);
+        // The primary may have changed: re-send the same request (same checksum) to everyone.
+        for (let replica = 0; replica < this.replicaCount; replica++) this.send(this.node, replica, message);
+        this.retryAttempts = Math.min(this.retryAttempts + 1, 6);
+        this.retryTicks = 0;
+        const ceiling = this.config.clientRequestTimeoutTicks * 2 ** this.retryAttempts;
+        this.retryDeadlineTicks = this.config.clientRequestTimeoutTicks +
+            this.prng.int(Math.min(ceiling, this.config.backoffTicksMax * 4));
+    }
+
+    onMessage(message: Message): void {
+        const view = this.arena.view;
+        const base = message.offset;
+        if (!validHeaderChecksum(this.arena.bytes, base)) return;
+        if (invalidHeader(view, base, this.config.messageSizeMax) !== null) return;
+        if (!validBodyChecksum(this.arena.bytes, base, headerSizeOf(view, base))) return;
+        const command = headerCommand(view, base);
+        if (command === Command.eviction) return this.onEviction(message);
+        if (command !== Command.reply) return;
+        const inflight = this.inflight;
+        if (inflight === null) return;
+        if (!u128Equal(view, base + Reply.client, this.idOffset)) return;
+        if (!u128Equal(view, base + Reply.requestChecksum, inflight.offset + Frame.checksum)) return;
+        this.view = Math.max(this.view, view.getUint32(base + Frame.view, true));
+        if (view.getUint8(inflight.offset + Request.operation) === Operation.register) {
+            this.session = readU64(view, base + Reply.session);
+            this.requestNumber = 0;
+        }
+        this.observer.onReply(this.index, inflight, message);
+        this.release();
+        this.requestsCompleted++;
+        this.thinkTicks = this.prng.exponential(this.workload.thinkTicksMean);
+    }
+
+    private onEviction(message: Message): void {
+        const view = this.arena.view;
+        if (!u128Equal(view, message.offset + Eviction.client, this.idOffset)) return;
+        // An eviction names the session it ends: one of an earlier session is stale.
+        if (this.session === 0 || readU64(view, message.offset + Eviction.session) !== this.session) return;
+        this.evictions++;
+        this.session = 0;
+        this.requestNumber = 0;
+        this.observer.onEviction(this.index);
+        this.release();
+    }
+
+    private release(): void {
+        if (this.inflight === null) return;
+        this.pool.unref(this.inflight);
+        this.inflight = null;
+    }
+
+    /** Releases pool messages (end of a run). */
+    close(): void {
+        this.release();
+    }
+}

@@ -1,0 +1,241 @@
+// The VOPR: one seed → one PRNG → one whole run. The seed draws the run's shape (swarm testing):
+// replica and client counts (unless given), the network's fault mix, storage latency, clock
+// offsets and the workload. Two phases:
+//   1. Safety: faults on; clients issue requests for `ticks` ticks; the checkers watch.
+//   2. Liveness: faults healed (network.heal()), clients stop issuing; within a bound every
+//      outstanding request must complete and every replica within the WAL window must converge
+//      on the highest commit. Replicas that fell behind their peers' WAL window need state sync
+//      (durable checkpoints) and are reported, not waited for.
+// The result carries a fingerprint: a checksum of the committed history and of every replica's
+// final state. The same seed and flags give the same fingerprint on any machine.
+
+import { assert } from "../stdx/assert.js";
+import { PRNG } from "../stdx/prng.js";
+import { type Config, test as testConfig } from "../constants.js";
+import { checksum } from "../vsr/checksum.js";
+import { Status, type ReplicaFaults } from "../vsr/replica.js";
+import { Cluster, type ClusterOptions } from "./cluster.js";
+import { swarmNetworkOptions } from "./network.js";
+
+export interface SimOptions {
+    readonly seed: number;
+    readonly ticks: number;
+    readonly replicaCount: number | null;
+    readonly clientCount: number | null;
+    readonly faults: ReplicaFaults | null;
+    readonly config: Config;
+    readonly checkInvariants: boolean;
+    readonly livenessTicksMax: number;
+}
+
+export type SimResultKind = "pass" | "safety" | "liveness";
+
+export interface SimResult {
+    readonly seed: number;
+    readonly result: SimResultKind;
+    readonly reason: string | null;
+    readonly ticks: number;
+    readonly replicas: number;
+    readonly clients: number;
+    readonly opsCommitted: number;
+    readonly requestsCompleted: number;
+    readonly repliesChecked: number;
+    readonly viewChanges: number;
+    readonly replicasAwaitingSync: number;
+    readonly faults: Record<string, number>;
+    readonly fingerprint: string;
+}
+
+export function defaultSimOptions(seed: number): SimOptions {
+    return {
+        seed,
+        ticks: 20_000,
+        replicaCount: null,
+        clientCount: null,
+        faults: null,
+        config: testConfig,
+        checkInvariants: true,
+        livenessTicksMax: 30_000,
+    };
+}
+
+/** Draws the run's shape from the seed; explicit counts override the draw. */
+export function swarmClusterOptions(options: SimOptions): ClusterOptions {
+    const prng = new PRNG(options.seed);
+    const config = options.config;
+    const replicaCount = options.replicaCount ?? prng.range(1, 6);
+    const clientCount = options.clientCount ?? prng.range(1, 2 * config.clientsMax - 1);
+    assert(replicaCount >= 1 && replicaCount <= 6);
+    assert(clientCount >= 1);
+    const putProbability = 0.2 + prng.float() * 0.5;
+    return {
+        seed: prng.u53(),
+        config,
+        cluster: prng.u32(),
+        replicaCount,
+        clientCount,
+        network: swarmNetworkOptions(prng, replicaCount, clientCount),
+        storage: {
+            readLatencyMinTicks: prng.range(0, 2),
+            readLatencyMeanTicks: prng.range(0, 5),
+            writeLatencyMinTicks: prng.range(0, 3),
+            writeLatencyMeanTicks: prng.range(0, 10),
+        },
+        workload: {
+            keyCount: prng.chance(0.3) ? prng.range(200, 400) : prng.range(1, 64),
+            eventsPerRequestMax: prng.range(1, Math.floor((config.messageSizeMax - 256 - 64) / 128)),
+            putProbability,
+            deleteProbability: prng.float() * (1 - putProbability) * 0.5,
+            invalidEventProbability: prng.chance(0.2) ? 0.02 : 0,
+            thinkTicksMean: prng.range(0, 20),
+        },
+        faults: options.faults,
+        clockOffsetUsMax: prng.chance(0.5) ? 2_000_000 : 0,
+        checkInvariants: options.checkInvariants,
+        opsMax: options.ticks + options.livenessTicksMax + 16,
+    };
+}
+
+export function runSimulation(options: SimOptions): SimResult {
+    assert(options.ticks >= 0);
+    const clusterOptions = swarmClusterOptions(options);
+    const cluster = new Cluster(clusterOptions);
+    let kind: SimResultKind = "pass";
+    let reason: string | null = null;
+    try {
+        for (let tick = 0; tick < options.ticks && cluster.checkers.violation === null; tick++) cluster.tick();
+        if (cluster.checkers.violation === null) reason = runLiveness(cluster, options.livenessTicksMax);
+        if (reason !== null) kind = "liveness";
+    } catch (error) {
+        reason = "replica crashed: " + (error instanceof Error ? error.stack ?? error.message : String(error));
+        kind = "safety";
+    }
+    if (cluster.checkers.violation !== null) {
+        kind = "safety";
+        reason = cluster.checkers.violation;
+    }
+    if (kind !== "safety") {
+        const divergence = stateDivergence(cluster);
+        if (divergence !== null) {
+            kind = "safety";
+            reason = divergence;
+        }
+    }
+    return summarize(cluster, options.seed, kind, reason);
+}
+
+/** Returns null when the cluster converged after healing, else why not. */
+function runLiveness(cluster: Cluster, ticksMax: number): string | null {
+    for (const client of cluster.clients) client.issuing = false;
+    cluster.network.heal();
+    for (let tick = 0; tick < ticksMax; tick++) {
+        if (converged(cluster) === null) return null;
+        cluster.tick();
+        if (cluster.checkers.violation !== null) return null;
+    }
+    return converged(cluster);
+}
+
+function converged(cluster: Cluster): string | null {
+    for (const client of cluster.clients) {
+        if (client.busy) return `client ${client.index} still has a request outstanding`;
+    }
+    const commitTarget = commitHighest(cluster);
+    for (const replica of cluster.replicas) {
+        if (awaitingSync(cluster, replica.commitMin)) continue;
+        if (replica.status !== Status.normal) return `replica ${replica.replica} is not normal`;
+        if (replica.commitMin !== commitTarget) {
+            return `replica ${replica.replica} commit ${replica.commitMin} != ${commitTarget}`;
+        }
+    }
+    return null;
+}
+
+function commitHighest(cluster: Cluster): number {
+    let highest = 0;
+    for (const replica of cluster.replicas) highest = Math.max(highest, replica.commitMin);
+    return highest;
+}
+
+/** A replica this far behind cannot repair from its peers' WALs: it needs state sync. */
+function awaitingSync(cluster: Cluster, commitMin: number): boolean {
+    const config = cluster.options.config;
+    return commitHighest(cluster) - commitMin >= config.journalSlotCount - config.pipelinePrepareQueueMax - 1;
+}
+
+/** Replicas that executed the same ops must hold byte-identical state. */
+function stateDivergence(cluster: Cluster): string | null {
+    const bytes = cluster.arena.bytes;
+    for (let a = 0; a < cluster.replicas.length; a++) {
+        for (let b = a + 1; b < cluster.replicas.length; b++) {
+            if (cluster.replicas[a]!.commitMin !== cluster.replicas[b]!.commitMin) continue;
+            const imageA = cluster.stateMachines[a]!;
+            const imageB = cluster.stateMachines[b]!;
+            for (let index = 0; index < imageA.imageSize; index++) {
+                if (bytes[imageA.imageOffset + index] !== bytes[imageB.imageOffset + index]) {
+                    return `replicas ${a} and ${b} committed op ${cluster.replicas[a]!.commitMin} with different state`;
+                }
+            }
+        }
+    }
+    return null;
+}
+
+function summarize(cluster: Cluster, seed: number, kind: SimResultKind, reason: string | null): SimResult {
+    let viewChanges = 0;
+    let awaiting = 0;
+    for (const replica of cluster.replicas) {
+        viewChanges += replica.stats.viewChanges;
+        if (awaitingSync(cluster, replica.commitMin)) awaiting++;
+    }
+    const stats = cluster.network.stats;
+    return {
+        seed,
+        result: kind,
+        reason,
+        ticks: cluster.ticks,
+        replicas: cluster.replicas.length,
+        clients: cluster.clients.length,
+        opsCommitted: cluster.checkers.opCommitted,
+        requestsCompleted: cluster.requestsCompleted,
+        repliesChecked: cluster.checkers.repliesChecked,
+        viewChanges,
+        replicasAwaitingSync: awaiting,
+        faults: {
+            packets_dropped: stats.packetsDropped,
+            packets_duplicated: stats.packetsDuplicated,
+            partitions: stats.partitions,
+            clogs: stats.clogs,
+            swizzle_clogs: stats.swizzleClogs,
+            crashes: 0,
+            restarts: 0,
+            storage_read_faults: 0,
+            storage_write_faults: 0,
+            torn_writes: 0,
+            misdirected_writes: 0,
+        },
+        fingerprint: fingerprint(cluster),
+    };
+}
+
+/** Checksum of the committed history and each replica's commit, view, status and state. */
+function fingerprint(cluster: Cluster): string {
+    const replicaCount = cluster.replicas.length;
+    const scratch = new Uint8Array(16 + replicaCount * 32);
+    const view = new DataView(scratch.buffer);
+    cluster.checkers.historyDigest(scratch, 0);
+    for (let index = 0; index < replicaCount; index++) {
+        const replica = cluster.replicas[index]!;
+        const stateMachine = cluster.stateMachines[index]!;
+        const base = 16 + index * 32;
+        view.setFloat64(base, replica.commitMin, true);
+        view.setUint32(base + 8, replica.view, true);
+        view.setUint32(base + 12, replica.status, true);
+        checksum(cluster.arena.bytes, stateMachine.imageOffset, stateMachine.imageSize, scratch, base + 16);
+    }
+    const digest = new Uint8Array(16);
+    checksum(scratch, 0, scratch.length, digest, 0);
+    let hex = "";
+    for (let index = 15; index >= 0; index--) hex += (digest[index] ?? 0).toString(16).padStart(2, "0");
+    return hex;
+}

@@ -1,0 +1,49 @@
+// The replica's whole world, as three small interfaces with a real implementation in src/io and
+// a simulated one in src/sim. The replica imports these as types only, so the core never loads
+// I/O code. Every buffer is named by its absolute byte offset in the process arena (no views are
+// created per call), and every completion is a preallocated object whose callback was bound once.
+
+import type { Message } from "./message_pool.js";
+
+export interface Time {
+    /** Wall-clock time in microseconds since the Unix epoch (for prepare timestamps only). */
+    realtimeUs(): number;
+}
+
+export const IoResult = {
+    ok: 0,
+    /** EIO or a latent sector error. */
+    error: 1,
+    /** ENOSPC. */
+    noSpace: 2,
+} as const;
+export type IoResult = (typeof IoResult)[keyof typeof IoResult];
+
+export interface StorageCompletion {
+    result: IoResult;
+    /** Called exactly once per submitted read or write, never synchronously from the submit. */
+    callback(completion: StorageCompletion): void;
+}
+
+export interface Storage {
+    readonly sizeBytes: number;
+    /** Reads sizeBytes at offsetBytes of the data file into the arena at bufferOffset. */
+    read(completion: StorageCompletion, bufferOffset: number, sizeBytes: number, offsetBytes: number): void;
+    /** Writes; when the callback runs with `ok`, the bytes are durable. */
+    write(completion: StorageCompletion, bufferOffset: number, sizeBytes: number, offsetBytes: number): void;
+}
+
+export interface MessageBus {
+    /** Sends to a replica. The bus copies or references the message; the caller keeps its own reference. */
+    sendToReplica(replica: number, message: Message): void;
+    /** Sends a reply or eviction to the client named in its header. */
+    sendToClient(message: Message): void;
+}
+
+export interface StateMachine {
+    /** Executes eventCount events at input[inputOffset..]; writes results at output[outputOffset..]; returns bytes written. */
+    commit(input: Uint8Array, inputOffset: number, eventCount: number, output: Uint8Array, outputOffset: number): number;
+    reset(): void;
+    readonly imageOffset: number;
+    readonly imageSize: number;
+}

@@ -1,0 +1,288 @@
+// The journal (write-ahead log): a ring of `journalSlotCount` slots, slot = op % slotCount. For
+// each slot it owns the prepare header (a copy in the arena, all-zero when the slot is empty), the
+// prepare message itself (held in memory: the whole WAL window is memory-resident, so commit and
+// repair never wait for a read), and whether that prepare is durable.
+//
+// Write order, per prepare: (1) the prepare goes to the prepares ring; (2) once durable, the whole
+// 4 KiB sector of the redundant headers ring that holds its slot is rewritten from memory, with
+// every header whose prepare is not durable written as zeros. A crash between (1) and (2) leaves a
+// durable prepare beside a stale header, which recovery can fix locally; a header never claims a
+// prepare that is not on disk.
+//
+// Invariants: a prepare is present only under a header with its checksum; durable implies
+// present; at most one write per slot is in flight (a newer prepare waits for it).
+
+import { assert } from "../stdx/assert.js";
+import { type Config, headerSize, sectorSize } from "../constants.js";
+import type { Arena } from "./arena.js";
+import { Command, Frame, headerCommand, prepareOp, u128Equal, headerSizeOf } from "./header.js";
+import type { Layout } from "./layout.js";
+import { alignUp } from "./layout.js";
+import type { Message, MessagePool } from "./message_pool.js";
+import { IoResult, type Storage, type StorageCompletion } from "./interfaces.js";
+
+const headersPerSector = sectorSize / headerSize;
+
+class JournalWrite implements StorageCompletion {
+    result: IoResult = IoResult.ok;
+    readonly journal: Journal;
+    /** Arena offset of this write's private header-sector buffer. */
+    readonly sectorOffset: number;
+    slot = -1;
+    message: Message | null = null;
+    /** 0: writing the prepare; 1: writing the redundant header sector. */
+    stage = 0;
+
+    constructor(journal: Journal, sectorOffset: number) {
+        this.journal = journal;
+        this.sectorOffset = sectorOffset;
+    }
+
+    callback(completion: StorageCompletion): void {
+        assert(completion === this);
+        this.journal.writeCallback(this);
+    }
+}
+
+export class Journal {
+    readonly slotCount: number;
+    private readonly arena: Arena;
+    private readonly pool: MessagePool;
+    private readonly storage: Storage;
+    private readonly layout: Layout;
+    private readonly messageSizeMax: number;
+    /** Arena offset of slot 0's header; slot i's is at headersOffset + i * 256. */
+    readonly headersOffset: number;
+    private readonly prepares: (Message | null)[] = [];
+    private readonly durable: Uint8Array;
+    private readonly writing: Uint8Array;
+    private readonly writePending: Uint8Array;
+    private writePendingCount = 0;
+    private readonly writes: JournalWrite[] = [];
+    private readonly writesFree: JournalWrite[] = [];
+    /** Called once a prepare is durable (and still the slot's prepare). */
+    private readonly durableCallback: (op: number) => void;
+    writesCompleted = 0;
+    writeErrors = 0;
+
+    constructor(
+        config: Config,
+        arena: Arena,
+        pool: MessagePool,
+        storage: Storage,
+        dataLayout: Layout,
+        durableCallback: (op: number) => void,
+    ) {
+        this.slotCount = config.journalSlotCount;
+        this.arena = arena;
+        this.pool = pool;
+        this.storage = storage;
+        this.layout = dataLayout;
+        this.messageSizeMax = config.messageSizeMax;
+        this.durableCallback = durableCallback;
+        this.headersOffset = arena.allocate(this.slotCount * headerSize, sectorSize);
+        arena.bytes.fill(0, this.headersOffset, this.headersOffset + this.slotCount * headerSize);
+        for (let slot = 0; slot < this.slotCount; slot++) this.prepares.push(null);
+        this.durable = new Uint8Array(this.slotCount);
+        this.writing = new Uint8Array(this.slotCount);
+        this.writePending = new Uint8Array(this.slotCount);
+        const sectors = arena.allocate(config.journalWritesMax * sectorSize, sectorSize);
+        for (let index = 0; index < config.journalWritesMax; index++) {
+            const write = new JournalWrite(this, sectors + index * sectorSize);
+            this.writes.push(write);
+            this.writesFree.push(write);
+        }
+    }
+
+    slotOf(op: number): number {
+        return op % this.slotCount;
+    }
+
+    headerOffset(slot: number): number {
+        assert(slot >= 0 && slot < this.slotCount);
+        return this.headersOffset + slot * headerSize;
+    }
+
+    /** True when the slot of `op` holds a header for exactly `op`. */
+    hasHeader(op: number): boolean {
+        const offset = this.headerOffset(this.slotOf(op));
+        const view = this.arena.view;
+        return headerCommand(view, offset) === Command.prepare && prepareOp(view, offset) === op;
+    }
+
+    /** True when the header of `op` is present and its checksum equals the 16 bytes at `checksumOffset`. */
+    hasHeaderWithChecksum(op: number, checksumOffset: number): boolean {
+        if (!this.hasHeader(op)) return false;
+        return u128Equal(this.arena.view, this.headerOffset(this.slotOf(op)) + Frame.checksum, checksumOffset);
+    }
+
+    /** The prepare of `op` when it is in memory under a matching header. */
+    prepare(op: number): Message | null {
+        if (!this.hasHeader(op)) return null;
+        const message = this.prepares[this.slotOf(op)] ?? null;
+        if (message !== null) assert(prepareOp(this.arena.view, message.offset) === op);
+        return message;
+    }
+
+    isDurable(op: number): boolean {
+        const slot = this.slotOf(op);
+        return this.prepare(op) !== null && this.durable[slot] === 1;
+    }
+
+    /**
+     * Installs the header at `sourceOffset` into its slot. A different prepare held by the slot
+     * (an older wrap, or a truncated op) is released.
+     */
+    setHeader(sourceOffset: number): void {
+        const view = this.arena.view;
+        assert(headerCommand(view, sourceOffset) === Command.prepare);
+        const slot = this.slotOf(prepareOp(view, sourceOffset));
+        const target = this.headerOffset(slot);
+        if (u128Equal(view, target + Frame.checksum, sourceOffset + Frame.checksum)) return;
+        this.releasePrepare(slot);
+        this.arena.bytes.copyWithin(target, sourceOffset, sourceOffset + headerSize);
+    }
+
+    /** Empties the slot of `op` (truncation), if it holds `op`. */
+    removeHeader(op: number): void {
+        if (!this.hasHeader(op)) return;
+        const slot = this.slotOf(op);
+        this.releasePrepare(slot);
+        const offset = this.headerOffset(slot);
+        this.arena.bytes.fill(0, offset, offset + headerSize);
+    }
+
+    /** Stores the prepare under its (already installed) header and starts its durable write. */
+    putPrepare(message: Message): void {
+        const view = this.arena.view;
+        const op = prepareOp(view, message.offset);
+        const slot = this.slotOf(op);
+        assert(this.hasHeaderWithChecksum(op, message.offset + Frame.checksum));
+        if (this.prepares[slot] !== null) return; // Already held (a duplicate or a repair race).
+        this.prepares[slot] = this.pool.ref(message);
+        this.durable[slot] = 0;
+        if (this.writing[slot] === 1) {
+            this.markWritePending(slot);
+            return;
+        }
+        this.writeStart(slot);
+    }
+
+    private releasePrepare(slot: number): void {
+        const message = this.prepares[slot] ?? null;
+        if (message === null) return;
+        this.prepares[slot] = null;
+        this.durable[slot] = 0;
+        this.pool.unref(message);
+    }
+
+    private markWritePending(slot: number): void {
+        if (this.writePending[slot] === 1) return;
+        this.writePending[slot] = 1;
+        this.writePendingCount++;
+    }
+
+    private writeStart(slot: number): void {
+        assert(this.writing[slot] === 0);
+        const message = this.prepares[slot] ?? null;
+        assert(message !== null);
+        const write = this.writesFree.pop();
+        if (write === undefined) {
+            this.markWritePending(slot);
+            return;
+        }
+        this.writing[slot] = 1;
+        write.slot = slot;
+        write.message = this.pool.ref(message);
+        write.stage = 0;
+        const size = headerSizeOf(this.arena.view, message.offset);
+        const sizeAligned = alignUp(size);
+        assert(sizeAligned <= this.messageSizeMax);
+        // Sector padding is zeroed: no stale bytes reach the disk, and the image is deterministic.
+        this.arena.bytes.fill(0, message.offset + size, message.offset + sizeAligned);
+        const offset = this.layout.walPreparesOffset + slot * this.messageSizeMax;
+        this.storage.write(write, message.offset, sizeAligned, offset);
+    }
+
+    /** Re-entry point for a completed write (bound through JournalWrite.callback). */
+    writeCallback(write: JournalWrite): void {
+        const slot = write.slot;
+        const message = write.message;
+        assert(message !== null);
+        if (write.stage === 0) {
+            const current = this.prepares[slot] ?? null;
+            const ok = write.result === IoResult.ok;
+            if (!ok) this.writeErrors++;
+            if (ok && current === message) {
+                this.durable[slot] = 1;
+                write.stage = 1;
+                this.writeHeaderSector(write);
+                // The header sector write is in flight; the prepare itself is already durable.
+                this.durableCallback(prepareOp(this.arena.view, message.offset));
+                return;
+            }
+            this.writeDone(write);
+            if (!ok && current === message) this.markWritePending(slot);
+            return;
+        }
+        this.writeDone(write);
+    }
+
+    private writeHeaderSector(write: JournalWrite): void {
+        const sector = Math.floor(write.slot / headersPerSector);
+        const first = sector * headersPerSector;
+        const bytes = this.arena.bytes;
+        for (let index = 0; index < headersPerSector; index++) {
+            const slot = first + index;
+            const target = write.sectorOffset + index * headerSize;
+            if (this.durable[slot] === 1) {
+                const source = this.headerOffset(slot);
+                bytes.copyWithin(target, source, source + headerSize);
+            } else {
+                bytes.fill(0, target, target + headerSize);
+            }
+        }
+        const offset = this.layout.walHeadersOffset + sector * sectorSize;
+        this.storage.write(write, write.sectorOffset, sectorSize, offset);
+    }
+
+    private writeDone(write: JournalWrite): void {
+        const slot = write.slot;
+        const message = write.message;
+        assert(message !== null);
+        assert(this.writing[slot] === 1);
+        this.writing[slot] = 0;
+        write.message = null;
+        write.slot = -1;
+        this.pool.unref(message);
+        this.writesFree.push(write);
+        this.writesCompleted++;
+        if (this.writePending[slot] === 1) {
+            this.writePending[slot] = 0;
+            this.writePendingCount--;
+            if (this.prepares[slot] !== null && this.durable[slot] === 0) this.writeStart(slot);
+        }
+        this.writePendingFlush();
+    }
+
+    private writePendingFlush(): void {
+        for (let slot = 0; slot < this.slotCount && this.writePendingCount > 0; slot++) {
+            if (this.writesFree.length === 0) return;
+            if (this.writePending[slot] === 0 || this.writing[slot] === 1) continue;
+            this.writePending[slot] = 0;
+            this.writePendingCount--;
+            if (this.prepares[slot] !== null && this.durable[slot] === 0) this.writeStart(slot);
+        }
+    }
+
+    /** Prepares held in memory (for pool accounting in tests). */
+    preparesHeld(): number {
+        let count = 0;
+        for (let slot = 0; slot < this.slotCount; slot++) if (this.prepares[slot] !== null) count++;
+        return count;
+    }
+
+    get writesInFlight(): number {
+        return this.writes.length - this.writesFree.length;
+    }
+}

@@ -1,0 +1,1576 @@
+// The replica: Viewstamped Replication (Revisited) with TigerBeetle's refinements. Pure: it moves
+// only through tick(), onMessage() and storage completions, and reaches the world through the
+// injected Time, Storage, MessageBus, StateMachine and PRNG. The same code runs in production and
+// inside the simulator.
+//
+// Normal operation: the primary (view % replicaCount) batches queued client requests into one
+// prepare, appends it to its journal and sends it to every backup at once (star). A backup
+// appends it and answers prepare_ok once the prepare is durable. At a replication quorum the
+// primary commits (in op order), replies to the clients, and advertises its commit number in the
+// next prepare and in commit heartbeats.
+//
+// View change: a backup that stops hearing from the primary votes start_view_change for the next
+// view; a view-change quorum of votes moves replicas into view_change status, where each sends a
+// do_view_change with its log suffix, log_view, and nack/present bitsets to the new primary. The
+// new primary picks the log from the do_view_changes with the highest log_view, truncates ops
+// that a nack quorum proves uncommitted, repairs what it lacks, and broadcasts start_view.
+//
+// Trust: the log is a hash chain. Headers in [chainMin, op] are chained down from a trusted head
+// (a prepare of the current view from its primary, or the start_view suffix); only trusted ops
+// are committed, acknowledged or advertised. Below chainMin, headers are repaired by walking the
+// chain down with request_headers / request_prepare.
+
+import { assert } from "../stdx/assert.js";
+import type { PRNG } from "../stdx/prng.js";
+import {
+    type Config,
+    type Derived,
+    batchEntryHeaderSize,
+    derive,
+    headerSize,
+    kvEventSize,
+    kvResultSize,
+} from "../constants.js";
+import type { Arena } from "./arena.js";
+import { BatchEntry, invalidBatch } from "./batch.js";
+import {
+    Command,
+    Commit,
+    DoViewChange,
+    Eviction,
+    EvictionReason,
+    Frame,
+    Headers,
+    Operation,
+    Prepare,
+    PrepareOk,
+    Reply,
+    Request,
+    RequestHeaders,
+    RequestPrepare,
+    StartView,
+    headerCommand,
+    headerReplica,
+    headerSizeOf,
+    headerView,
+    invalidHeader,
+    prepareOp,
+    readU64,
+    setChecksums,
+    u128Equal,
+    u128IsZero,
+    validBodyChecksum,
+    validHeaderChecksum,
+    writeU64,
+} from "./header.js";
+import type { MessageBus, StateMachine, Storage, Time } from "./interfaces.js";
+import { Journal } from "./journal.js";
+import type { Layout } from "./layout.js";
+import type { Message, MessagePool } from "./message_pool.js";
+import { ClientSessions } from "./client_sessions.js";
+import { Timeout } from "./timeout.js";
+
+export const Status = { normal: 0, viewChange: 1 } as const;
+export type Status = (typeof Status)[keyof typeof Status];
+
+export interface Quorums {
+    readonly replication: number;
+    readonly viewChange: number;
+    readonly nack: number;
+}
+
+/** Flexible quorums as TigerBeetle sizes them: replication + viewChange > replicaCount. */
+export function quorums(replicaCount: number): Quorums {
+    assert(replicaCount >= 1 && replicaCount <= 6);
+    const replication = replicaCount === 2 ? 2 : Math.min(3, Math.ceil(replicaCount / 2));
+    const viewChange = replicaCount === 2 ? 2 : replicaCount - replication + 1;
+    const nack = replicaCount - replication + 1;
+    assert(replication + viewChange > replicaCount);
+    return { replication, viewChange, nack };
+}
+
+/** Test-only switches that break the protocol on purpose, to prove the checkers catch it. */
+export interface ReplicaFaults {
+    /** The primary commits on its own prepare_ok alone, without a replication quorum. */
+    commitWithoutQuorum: boolean;
+    /** The new primary picks the log with the highest op, ignoring log_view. */
+    skipLogViewRule: boolean;
+}
+
+/** Observers for the simulator's checkers (null in production). */
+export interface ReplicaHooks {
+    onCommit(replica: number, op: number, prepare: Message): void;
+}
+
+export interface ReplicaOptions {
+    readonly config: Config;
+    readonly cluster: number;
+    readonly replica: number;
+    readonly replicaCount: number;
+    readonly arena: Arena;
+    readonly pool: MessagePool;
+    readonly time: Time;
+    readonly storage: Storage;
+    readonly layout: Layout;
+    readonly bus: MessageBus;
+    readonly stateMachine: StateMachine;
+    readonly prng: PRNG;
+    readonly hooks: ReplicaHooks | null;
+    readonly faults: ReplicaFaults | null;
+}
+
+export interface ReplicaStats {
+    messagesReceived: number;
+    messagesInvalid: number;
+    prepares: number;
+    commits: number;
+    viewChanges: number;
+    requestsDropped: number;
+    repairsRequested: number;
+    preparesRepaired: number;
+    evictions: number;
+    windowFull: number;
+}
+
+export class Replica {
+    readonly config: Config;
+    readonly derived: Derived;
+    readonly cluster: number;
+    readonly replica: number;
+    readonly replicaCount: number;
+    readonly quorums: Quorums;
+    private readonly bytes: Uint8Array;
+    private readonly memory: DataView;
+    private readonly pool: MessagePool;
+    private readonly time: Time;
+    private readonly bus: MessageBus;
+    private readonly stateMachine: StateMachine;
+    private readonly prng: PRNG;
+    private readonly hooks: ReplicaHooks | null;
+    private readonly faults: ReplicaFaults;
+    readonly journal: Journal;
+    readonly sessions: ClientSessions;
+
+    status: Status = Status.normal;
+    view = 0;
+    /** The latest view in which this replica's status was normal. */
+    logView = 0;
+    /** The head of the log. */
+    op = 0;
+    /** The highest op executed by the state machine. */
+    commitMin = 0;
+    /** The highest op known to be committed by the cluster. */
+    commitMax = 0;
+    /** Ops in [chainMin, op] are hash-chained down from a trusted head. */
+    chainMin = 0;
+    /** Arena offset of the 16-byte checksum of the prepare at commitMin. */
+    private readonly commitMinChecksum: number;
+    /** A head learned from a commit heartbeat while this replica lags (repaired by request_prepare). */
+    private headTargetOp = 0;
+    private readonly headTargetChecksum: number;
+    private prepareTimestampUs = 0;
+    private abdicating = false;
+    ticks = 0;
+
+    // The primary's pipeline: prepares in flight, ops commitMax+1 .. commitMax+pipelineCount.
+    private readonly pipeline: (Message | null)[] = [];
+    private readonly pipelineOks: Uint32Array;
+    private pipelineHead = 0;
+    pipelineCount = 0;
+    // Requests waiting for a prepare (a ring).
+    private readonly requestQueue: (Message | null)[] = [];
+    private requestQueueHead = 0;
+    requestQueueCount = 0;
+
+    // View change state.
+    /** Replicas that voted to leave the current view (for view + 1). */
+    private startViewChangeVotes = 0;
+    private readonly doViewChanges: (Message | null)[] = [];
+    /** True once the new primary installed the log chosen from a do_view_change quorum. */
+    private viewChangeLogInstalled = false;
+    /** Per op of the chosen suffix: the arena offset of its canonical header (scratch). */
+    private readonly canonicalOffsets: Float64Array;
+
+    readonly stats: ReplicaStats = {
+        messagesReceived: 0,
+        messagesInvalid: 0,
+        prepares: 0,
+        commits: 0,
+        viewChanges: 0,
+        requestsDropped: 0,
+        repairsRequested: 0,
+        preparesRepaired: 0,
+        evictions: 0,
+        windowFull: 0,
+    };
+
+    private readonly prepareTimeout: Timeout;
+    private readonly commitMessageTimeout: Timeout;
+    private readonly normalHeartbeatTimeout: Timeout;
+    private readonly startViewChangeWindowTimeout: Timeout;
+    private readonly startViewChangeMessageTimeout: Timeout;
+    private readonly viewChangeStatusTimeout: Timeout;
+    private readonly doViewChangeMessageTimeout: Timeout;
+    private readonly repairTimeout: Timeout;
+    private readonly primaryAbdicateTimeout: Timeout;
+
+    constructor(options: ReplicaOptions) {
+        const config = options.config;
+        assert(options.replica >= 0 && options.replica < options.replicaCount);
+        assert(options.cluster >= 0 && options.cluster <= 0xffff_ffff);
+        assert(options.pool.messageSizeMax === config.messageSizeMax);
+        this.config = config;
+        this.derived = derive(config);
+        this.cluster = options.cluster;
+        this.replica = options.replica;
+        this.replicaCount = options.replicaCount;
+        this.quorums = quorums(options.replicaCount);
+        this.bytes = options.arena.bytes;
+        this.memory = options.arena.view;
+        this.pool = options.pool;
+        this.time = options.time;
+        this.bus = options.bus;
+        this.stateMachine = options.stateMachine;
+        this.prng = options.prng;
+        this.hooks = options.hooks;
+        this.faults = options.faults ?? { commitWithoutQuorum: false, skipLogViewRule: false };
+        this.journal = new Journal(config, options.arena, options.pool, options.storage,
+            options.layout, (op) => this.journalDurableCallback(op));
+        this.sessions = new ClientSessions(config.clientsMax, options.pool, options.arena.view);
+        this.commitMinChecksum = options.arena.allocate(16, 16);
+        this.headTargetChecksum = options.arena.allocate(16, 16);
+        this.pipelineOks = new Uint32Array(config.pipelinePrepareQueueMax);
+        for (let i = 0; i < config.pipelinePrepareQueueMax; i++) this.pipeline.push(null);
+        for (let i = 0; i < this.derived.requestQueueMax; i++) this.requestQueue.push(null);
+        for (let i = 0; i < options.replicaCount; i++) this.doViewChanges.push(null);
+        this.canonicalOffsets = new Float64Array(config.pipelinePrepareQueueMax + 1);
+
+        const prng = options.prng;
+        const backoff = config.backoffTicksMax;
+        this.prepareTimeout = new Timeout("prepare", config.prepareTimeoutTicks, backoff, prng);
+        this.commitMessageTimeout = new Timeout("commit_message", config.commitMessageTimeoutTicks,
+            backoff, prng);
+        this.normalHeartbeatTimeout = new Timeout("normal_heartbeat",
+            config.normalHeartbeatTimeoutTicks, Math.max(backoff, config.normalHeartbeatTimeoutTicks), prng);
+        this.startViewChangeWindowTimeout = new Timeout("start_view_change_window",
+            config.startViewChangeWindowTimeoutTicks,
+            Math.max(backoff, config.startViewChangeWindowTimeoutTicks), prng);
+        this.startViewChangeMessageTimeout = new Timeout("start_view_change_message",
+            config.startViewChangeMessageTimeoutTicks, backoff, prng);
+        this.viewChangeStatusTimeout = new Timeout("view_change_status",
+            config.viewChangeStatusTimeoutTicks, Math.max(backoff, config.viewChangeStatusTimeoutTicks), prng);
+        this.doViewChangeMessageTimeout = new Timeout("do_view_change_message",
+            config.doViewChangeMessageTimeoutTicks, backoff, prng);
+        this.repairTimeout = new Timeout("repair", config.repairTimeoutTicks, backoff, prng);
+        this.primaryAbdicateTimeout = new Timeout("primary_abdicate",
+            config.primaryAbdicateTimeoutTicks, Math.max(backoff, config.primaryAbdicateTimeoutTicks), prng);
+
+        this.installRoot();
+        this.enterNormalTimeouts();
+    }
+
+    /** Pool messages one replica may hold at once, by arithmetic (see the comment per term). */
+    static messagesMax(config: Config, replicaCount: number): number {
+        assert(replicaCount >= 1);
+        return config.journalSlotCount // A prepare per journal slot (the pipeline shares these).
+            + config.journalWritesMax // Writes in flight may hold prepares the journal released.
+            + config.clientsMax // Requests queued for a prepare, at most one per session.
+            + config.clientsMax // The latest reply of every session.
+            + replicaCount // do_view_change messages held by a new primary.
+            + 2; // A message under construction and a reply under construction.
+    }
+
+    primaryIndex(view: number): number {
+        return view % this.replicaCount;
+    }
+
+    get primary(): boolean {
+        return this.primaryIndex(this.view) === this.replica;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Start-up.
+
+    /** Op 0 is the root prepare: committed by definition, the anchor of the hash chain. */
+    private installRoot(): void {
+        const root = this.pool.acquire();
+        const base = root.offset;
+        this.memory.setUint32(base + Frame.cluster, this.cluster, true);
+        this.memory.setUint32(base + Frame.size, headerSize, true);
+        this.memory.setUint8(base + Frame.command, Command.prepare);
+        this.memory.setUint8(base + Prepare.operation, Operation.root);
+        setChecksums(this.bytes, this.memory, base);
+        assert(invalidHeader(this.memory, base, this.config.messageSizeMax) === null);
+        this.journal.setHeader(base);
+        this.bytes.copyWithin(this.commitMinChecksum, base + Frame.checksum, base + Frame.checksum + 16);
+        this.pool.unref(root);
+        assert(this.journal.hasHeader(0));
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // The tick loop: every timeout is a counter advanced here and fired from one table.
+
+    tick(): void {
+        this.ticks++;
+        this.prepareTimeout.tick();
+        this.commitMessageTimeout.tick();
+        this.normalHeartbeatTimeout.tick();
+        this.startViewChangeWindowTimeout.tick();
+        this.startViewChangeMessageTimeout.tick();
+        this.viewChangeStatusTimeout.tick();
+        this.doViewChangeMessageTimeout.tick();
+        this.repairTimeout.tick();
+        this.primaryAbdicateTimeout.tick();
+
+        if (this.prepareTimeout.fired()) this.onPrepareTimeout();
+        if (this.commitMessageTimeout.fired()) this.onCommitMessageTimeout();
+        if (this.normalHeartbeatTimeout.fired()) this.onNormalHeartbeatTimeout();
+        if (this.startViewChangeWindowTimeout.fired()) this.onStartViewChangeWindowTimeout();
+        if (this.startViewChangeMessageTimeout.fired()) this.onStartViewChangeMessageTimeout();
+        if (this.viewChangeStatusTimeout.fired()) this.onViewChangeStatusTimeout();
+        if (this.doViewChangeMessageTimeout.fired()) this.onDoViewChangeMessageTimeout();
+        if (this.repairTimeout.fired()) this.onRepairTimeout();
+        if (this.primaryAbdicateTimeout.fired()) this.onPrimaryAbdicateTimeout();
+    }
+
+    private enterNormalTimeouts(): void {
+        this.stopAllTimeouts();
+        this.repairTimeout.startWithJitter();
+        if (this.primary) {
+            this.commitMessageTimeout.start();
+            if (this.pipelineCount > 0) {
+                this.prepareTimeout.start();
+                this.primaryAbdicateTimeout.start();
+            }
+        } else {
+            this.normalHeartbeatTimeout.startWithJitter();
+        }
+    }
+
+    private stopAllTimeouts(): void {
+        this.prepareTimeout.stop();
+        this.commitMessageTimeout.stop();
+        this.normalHeartbeatTimeout.stop();
+        this.startViewChangeWindowTimeout.stop();
+        this.startViewChangeMessageTimeout.stop();
+        this.viewChangeStatusTimeout.stop();
+        this.doViewChangeMessageTimeout.stop();
+        this.repairTimeout.stop();
+        this.primaryAbdicateTimeout.stop();
+    }
+
+    private onPrepareTimeout(): void {
+        assert(this.status === Status.normal && this.primary);
+        if (this.pipelineCount === 0) {
+            this.prepareTimeout.stop();
+            return;
+        }
+        // Re-send every prepare in flight to each replica that has not acknowledged it.
+        for (let index = 0; index < this.pipelineCount; index++) {
+            const slot = (this.pipelineHead + index) % this.pipeline.length;
+            const prepare = this.pipeline[slot] ?? null;
+            assert(prepare !== null);
+            const oks = this.pipelineOks[slot] ?? 0;
+            for (let replica = 0; replica < this.replicaCount; replica++) {
+                if (replica === this.replica || (oks & (1 << replica)) !== 0) continue;
+                this.bus.sendToReplica(replica, prepare);
+            }
+        }
+        this.prepareTimeout.backoff();
+    }
+
+    private onCommitMessageTimeout(): void {
+        assert(this.status === Status.normal && this.primary);
+        this.commitMessageTimeout.reset();
+        // An abdicating primary goes quiet so that the backups elect a primary that can commit.
+        if (this.abdicating) return;
+        const message = this.acquireHeader(Command.commit);
+        const base = message.offset;
+        this.bytes.copyWithin(base + Commit.commitChecksum, this.commitMinChecksum, this.commitMinChecksum + 16);
+        assert(this.commitMin === this.commitMax);
+        writeU64(this.memory, base + Commit.commit, this.commitMax);
+        this.broadcast(message);
+    }
+
+    private onNormalHeartbeatTimeout(): void {
+        assert(this.status === Status.normal && !this.primary);
+        this.normalHeartbeatTimeout.reset();
+        this.voteStartViewChange();
+    }
+
+    private onStartViewChangeWindowTimeout(): void {
+        // Votes expire, except this replica's own: an old quorum must not trigger a view change.
+        this.startViewChangeWindowTimeout.stop();
+        this.startViewChangeVotes &= 1 << this.replica;
+    }
+
+    private onStartViewChangeMessageTimeout(): void {
+        this.startViewChangeMessageTimeout.reset();
+        if ((this.startViewChangeVotes & (1 << this.replica)) === 0) {
+            this.startViewChangeMessageTimeout.stop();
+            return;
+        }
+        this.sendStartViewChange(this.view + 1);
+    }
+
+    private onViewChangeStatusTimeout(): void {
+        assert(this.status === Status.viewChange);
+        this.viewChangeStatusTimeout.reset();
+        // The view change is taking too long (its primary may be down): vote for the next one.
+        this.voteStartViewChange();
+    }
+
+    private onDoViewChangeMessageTimeout(): void {
+        assert(this.status === Status.viewChange);
+        this.doViewChangeMessageTimeout.reset();
+        if (this.primary) {
+            if (this.viewChangeLogInstalled) return;
+            // Nudge the backups that have not sent their do_view_change yet.
+            this.sendStartViewChange(this.view);
+            return;
+        }
+        this.sendDoViewChange();
+    }
+
+    private onRepairTimeout(): void {
+        this.repairTimeout.startWithJitter();
+        this.repair();
+    }
+
+    private onPrimaryAbdicateTimeout(): void {
+        assert(this.status === Status.normal && this.primary);
+        this.primaryAbdicateTimeout.stop();
+        if (this.pipelineCount > 0) this.abdicating = true;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Receiving.
+
+    /**
+     * Entry point for every message. The caller (the bus) keeps its reference for the duration
+     * of the call; the replica takes its own reference for anything it keeps.
+     */
+    onMessage(message: Message): void {
+        assert(this.pool.owns(message));
+        assert(message.references > 0);
+        this.stats.messagesReceived++;
+        if (!this.valid(message)) {
+            this.stats.messagesInvalid++;
+            return;
+        }
+        const base = message.offset;
+        switch (headerCommand(this.memory, base)) {
+            case Command.request: return this.onRequest(message);
+            case Command.prepare: return this.onPrepare(message);
+            case Command.prepareOk: return this.onPrepareOk(message);
+            case Command.commit: return this.onCommit(message);
+            case Command.startViewChange: return this.onStartViewChange(message);
+            case Command.doViewChange: return this.onDoViewChange(message);
+            case Command.startView: return this.onStartView(message);
+            case Command.requestHeaders: return this.onRequestHeaders(message);
+            case Command.requestPrepare: return this.onRequestPrepare(message);
+            case Command.headers: return this.onHeaders(message);
+            default:
+                // Replies and evictions are for clients: a replica ignores them.
+                this.stats.messagesInvalid++;
+                return;
+        }
+    }
+
+    private valid(message: Message): boolean {
+        const base = message.offset;
+        if (!validHeaderChecksum(this.bytes, base)) return false;
+        if (invalidHeader(this.memory, base, this.config.messageSizeMax) !== null) return false;
+        if (this.memory.getUint32(base + Frame.cluster, true) !== this.cluster) return false;
+        if (!validBodyChecksum(this.bytes, base, headerSizeOf(this.memory, base))) return false;
+        const command = headerCommand(this.memory, base);
+        if (command !== Command.request && headerReplica(this.memory, base) >= this.replicaCount) {
+            return false;
+        }
+        if (command === Command.prepare && prepareOp(this.memory, base) > 0) {
+            if (invalidBatch(this.memory, base) !== null) return false;
+        }
+        return true;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Normal operation: requests, prepares, prepare_oks, commits, replies.
+
+    private onRequest(message: Message): void {
+        if (this.status !== Status.normal || !this.primary) {
+            this.stats.requestsDropped++;
+            return;
+        }
+        const base = message.offset;
+        const clientOffset = base + Request.client;
+        const entry = this.sessions.find(clientOffset);
+        if (this.memory.getUint8(base + Request.operation) === Operation.register) {
+            if (entry >= 0 && this.sessions.registeredBy(entry, base + Frame.checksum)) {
+                // A duplicate of the register that began this session: answer it again while
+                // its reply is the latest; later, the client has moved on and this is stale.
+                if (this.sessions.request(entry) === 0) this.resendReply(entry);
+                return;
+            }
+            // A new register (the client lost its session): it begins a new session.
+            return this.enqueueRequest(message);
+        }
+        const session = readU64(this.memory, base + Request.session);
+        if (entry < 0) return this.sendEviction(clientOffset, session, EvictionReason.noSession);
+        const sessionStored = this.sessions.session(entry);
+        if (session < sessionStored) {
+            return this.sendEviction(clientOffset, session, EvictionReason.sessionTooLow);
+        }
+        if (session > sessionStored) return this.dropRequest();
+        const request = this.memory.getUint32(base + Request.request, true);
+        const requestStored = this.sessions.request(entry);
+        if (request === requestStored) return this.resendReplyIfSame(entry, message);
+        if (request !== requestStored + 1) return this.dropRequest();
+        this.enqueueRequest(message);
+    }
+
+    private dropRequest(): void {
+        this.stats.requestsDropped++;
+    }
+
+    private enqueueRequest(message: Message): void {
+        const clientOffset = message.offset + Request.client;
+        if (this.requestInFlight(clientOffset)) return this.dropRequest();
+        if (this.requestQueueCount === this.requestQueue.length) return this.dropRequest();
+        const slot = (this.requestQueueHead + this.requestQueueCount) % this.requestQueue.length;
+        assert(this.requestQueue[slot] === null);
+        this.requestQueue[slot] = this.pool.ref(message);
+        this.requestQueueCount++;
+        this.primaryPipelinePrepare();
+    }
+
+    /** True when a request of this client waits in the queue or sits in an uncommitted prepare. */
+    private requestInFlight(clientOffset: number): boolean {
+        for (let index = 0; index < this.requestQueueCount; index++) {
+            const queued = this.requestQueue[(this.requestQueueHead + index) % this.requestQueue.length];
+            assert(queued !== null && queued !== undefined);
+            if (u128Equal(this.memory, queued.offset + Request.client, clientOffset)) return true;
+        }
+        for (let index = 0; index < this.pipelineCount; index++) {
+            const prepare = this.pipeline[(this.pipelineHead + index) % this.pipeline.length];
+            assert(prepare !== null && prepare !== undefined);
+            const requestCount = this.memory.getUint32(prepare.offset + Prepare.requestCount, true);
+            let cursor = prepare.offset + headerSize;
+            for (let entry = 0; entry < requestCount; entry++) {
+                if (u128Equal(this.memory, cursor + BatchEntry.client, clientOffset)) return true;
+                cursor += batchEntryHeaderSize +
+                    this.memory.getUint32(cursor + BatchEntry.eventCount, true) * kvEventSize;
+            }
+        }
+        return false;
+    }
+
+    /** Packs queued requests into prepares while the pipeline and the journal window have room. */
+    private primaryPipelinePrepare(): void {
+        while (
+            this.status === Status.normal && this.primary && this.requestQueueCount > 0 &&
+            this.pipelineCount < this.pipeline.length &&
+            this.op + 1 < this.commitMin + this.journal.slotCount
+        ) {
+            const prepare = this.pool.acquire();
+            const requestCount = this.packRequests(prepare);
+            assert(requestCount > 0);
+            this.stampPrepare(prepare, requestCount);
+            this.journal.setHeader(prepare.offset);
+            this.op++;
+            this.journal.putPrepare(prepare);
+            const slot = (this.pipelineHead + this.pipelineCount) % this.pipeline.length;
+            this.pipeline[slot] = prepare; // The pipeline takes over the acquire's reference.
+            this.pipelineOks[slot] = 0;
+            this.pipelineCount++;
+            this.stats.prepares++;
+            this.broadcast(prepare, false);
+            if (!this.prepareTimeout.running) this.prepareTimeout.start();
+            if (!this.primaryAbdicateTimeout.running) this.primaryAbdicateTimeout.start();
+        }
+    }
+
+    /** Copies as many queued requests as fit into the prepare's body; returns how many. */
+    private packRequests(prepare: Message): number {
+        const limit = prepare.offset + this.config.messageSizeMax;
+        let cursor = prepare.offset + headerSize;
+        let count = 0;
+        while (this.requestQueueCount > 0) {
+            const request = this.requestQueue[this.requestQueueHead] ?? null;
+            assert(request !== null);
+            const base = request.offset;
+            const eventsSize = headerSizeOf(this.memory, base) - headerSize;
+            if (cursor + batchEntryHeaderSize + eventsSize > limit) break;
+            this.bytes.fill(0, cursor, cursor + batchEntryHeaderSize);
+            this.bytes.copyWithin(cursor + BatchEntry.client, base + Request.client, base + Request.client + 16);
+            this.bytes.copyWithin(cursor + BatchEntry.requestChecksum, base + Frame.checksum,
+                base + Frame.checksum + 16);
+            writeU64(this.memory, cursor + BatchEntry.session, readU64(this.memory, base + Request.session));
+            this.memory.setUint32(cursor + BatchEntry.request,
+                this.memory.getUint32(base + Request.request, true), true);
+            this.memory.setUint8(cursor + BatchEntry.operation, this.memory.getUint8(base + Request.operation));
+            this.memory.setUint32(cursor + BatchEntry.eventCount, eventsSize / kvEventSize, true);
+            this.bytes.copyWithin(cursor + batchEntryHeaderSize, base + headerSize, base + headerSize + eventsSize);
+            cursor += batchEntryHeaderSize + eventsSize;
+            count++;
+            this.requestQueue[this.requestQueueHead] = null;
+            this.requestQueueHead = (this.requestQueueHead + 1) % this.requestQueue.length;
+            this.requestQueueCount--;
+            this.pool.unref(request);
+        }
+        this.memory.setUint32(prepare.offset + Frame.size, cursor - prepare.offset, true);
+        return count;
+    }
+
+    private stampPrepare(prepare: Message, requestCount: number): void {
+        const base = prepare.offset;
+        const parent = this.journal.headerOffset(this.journal.slotOf(this.op));
+        assert(this.journal.hasHeader(this.op));
+        this.prepareTimestampUs = Math.max(this.prepareTimestampUs + 1, this.time.realtimeUs());
+        const size = headerSizeOf(this.memory, base); // Set by packRequests; setFrame resets it.
+        this.setFrame(base, Command.prepare);
+        this.memory.setUint32(base + Frame.size, size, true);
+        this.bytes.copyWithin(base + Prepare.parent, parent + Frame.checksum, parent + Frame.checksum + 16);
+        writeU64(this.memory, base + Prepare.op, this.op + 1);
+        writeU64(this.memory, base + Prepare.commit, this.commitMax);
+        writeU64(this.memory, base + Prepare.timestamp, this.prepareTimestampUs);
+        this.memory.setUint32(base + Prepare.requestCount, requestCount, true);
+        this.memory.setUint8(base + Prepare.operation, Operation.batch);
+        setChecksums(this.bytes, this.memory, base);
+        assert(invalidHeader(this.memory, base, this.config.messageSizeMax) === null);
+        assert(invalidBatch(this.memory, base) === null);
+    }
+
+    private onPrepare(message: Message): void {
+        const base = message.offset;
+        const op = prepareOp(this.memory, base);
+        if (op <= this.commitMin) return; // Committed here already (a duplicate or a late repair).
+        if (this.repairPrepare(message, op)) return;
+        const view = headerView(this.memory, base);
+        if (view > this.view) return this.jumpToView(view);
+        if (view < this.view || this.status !== Status.normal || this.primary) return;
+        if (headerReplica(this.memory, base) !== this.primaryIndex(this.view)) return;
+        this.normalHeartbeatTimeout.reset();
+        this.startViewChangeVotes &= ~(1 << this.replica);
+        if (op >= this.commitMin + this.journal.slotCount) {
+            // Accepting it would overwrite a slot this replica has not executed yet.
+            this.stats.windowFull++;
+            return;
+        }
+        if (op <= this.op) {
+            // An op of this view from its primary is trusted even below the chain (a late packet).
+            if (op < this.chainMin) this.installPrepare(message);
+        } else {
+            this.appendPrepare(message, op);
+        }
+        this.advanceCommitMax(readU64(this.memory, base + Prepare.commit));
+        this.commitJournal();
+    }
+
+    /** A new head from this view's primary: extends the log (possibly across a gap). */
+    private appendPrepare(message: Message, op: number): void {
+        assert(op > this.op);
+        const parentChained = op === this.op + 1 && this.chainMin <= this.op &&
+            this.journal.hasHeaderWithChecksum(this.op, message.offset + Prepare.parent);
+        this.journal.setHeader(message.offset);
+        this.journal.putPrepare(message);
+        this.op = op;
+        if (!parentChained) this.chainMin = op;
+        this.extendChain();
+    }
+
+    private installPrepare(message: Message): void {
+        this.journal.setHeader(message.offset);
+        this.journal.putPrepare(message);
+        this.extendChain();
+    }
+
+    /**
+     * A prepare that fills a hole: its header is known (or it is the next link down the chain,
+     * or the head a commit heartbeat announced). Returns true when it was consumed as repair.
+     */
+    private repairPrepare(message: Message, op: number): boolean {
+        const checksum = message.offset + Frame.checksum;
+        if (this.journal.hasHeaderWithChecksum(op, checksum)) {
+            if (this.journal.prepare(op) === null) {
+                this.journal.putPrepare(message);
+                this.stats.preparesRepaired++;
+                this.commitJournal();
+                this.primaryViewChangeProgress();
+            } else if (this.journal.isDurable(op)) {
+                // The primary re-sent it: our prepare_ok was lost (or sent before the op was
+                // chained), so acknowledge again.
+                this.journalDurableCallback(op);
+            }
+            return true;
+        }
+        if (op === this.chainMin - 1 && op <= this.op && this.chainMin <= this.op &&
+            this.parentOfEquals(this.chainMin, checksum)) {
+            this.installPrepare(message);
+            this.stats.preparesRepaired++;
+            this.commitJournal();
+            this.primaryViewChangeProgress();
+            return true;
+        }
+        if (this.status === Status.normal && op === this.headTargetOp && op > this.op &&
+            op < this.commitMin + this.journal.slotCount &&
+            u128Equal(this.memory, checksum, this.headTargetChecksum)) {
+            this.appendPrepare(message, op);
+            this.headTargetOp = 0;
+            this.stats.preparesRepaired++;
+            this.commitJournal();
+            return true;
+        }
+        return false;
+    }
+
+    /** True when the header of `op` is present and its parent equals the checksum at `checksumOffset`. */
+    private parentOfEquals(op: number, checksumOffset: number): boolean {
+        if (!this.journal.hasHeader(op)) return false;
+        const offset = this.journal.headerOffset(this.journal.slotOf(op));
+        return u128Equal(this.memory, offset + Prepare.parent, checksumOffset);
+    }
+
+    /** Walks chainMin down while each header below is the parent of the one above. */
+    private extendChain(): void {
+        if (this.chainMin > this.op) this.chainMin = this.op;
+        while (this.chainMin > this.commitMin + 1) {
+            const below = this.chainMin - 1;
+            if (!this.journal.hasHeader(below)) return;
+            const offset = this.journal.headerOffset(this.journal.slotOf(below));
+            if (!this.parentOfEquals(this.chainMin, offset + Frame.checksum)) return;
+            this.chainMin = below;
+        }
+    }
+
+    private advanceCommitMax(commit: number): void {
+        if (commit > this.commitMax) this.commitMax = commit;
+    }
+
+    private journalDurableCallback(op: number): void {
+        if (this.status !== Status.normal) return;
+        if (op < this.chainMin || op <= this.commitMax || op > this.op) return;
+        if (this.primary) {
+            this.primaryCountOk(op, this.replica, this.journal.headerOffset(this.journal.slotOf(op)));
+        } else {
+            this.sendPrepareOk(op);
+        }
+    }
+
+    private sendPrepareOk(op: number): void {
+        assert(!this.primary);
+        assert(this.journal.isDurable(op));
+        const header = this.journal.headerOffset(this.journal.slotOf(op));
+        const message = this.acquireHeader(Command.prepareOk);
+        const base = message.offset;
+        this.bytes.copyWithin(base + PrepareOk.prepareChecksum, header + Frame.checksum, header + Frame.checksum + 16);
+        writeU64(this.memory, base + PrepareOk.op, op);
+        writeU64(this.memory, base + PrepareOk.commitMin, this.commitMin);
+        this.sendTo(this.primaryIndex(this.view), message);
+    }
+
+    private onPrepareOk(message: Message): void {
+        const base = message.offset;
+        if (this.status !== Status.normal || !this.primary) return;
+        if (headerView(this.memory, base) !== this.view) return;
+        const op = readU64(this.memory, base + PrepareOk.op);
+        this.primaryCountOk(op, headerReplica(this.memory, base), base + PrepareOk.prepareChecksum);
+    }
+
+    /** Counts an acknowledgement of the pipeline prepare `op` whose checksum is at checksumOffset. */
+    private primaryCountOk(op: number, replica: number, checksumOffset: number): void {
+        assert(this.primary);
+        if (op <= this.commitMax || op > this.commitMax + this.pipelineCount) return;
+        const slot = (this.pipelineHead + (op - this.commitMax - 1)) % this.pipeline.length;
+        const prepare = this.pipeline[slot] ?? null;
+        assert(prepare !== null);
+        assert(prepareOp(this.memory, prepare.offset) === op);
+        if (!u128Equal(this.memory, prepare.offset + Frame.checksum, checksumOffset)) return;
+        this.pipelineOks[slot] = (this.pipelineOks[slot] ?? 0) | (1 << replica);
+        this.primaryCommitPipeline();
+    }
+
+    private primaryCommitPipeline(): void {
+        let progressed = false;
+        while (this.pipelineCount > 0) {
+            const oks = this.pipelineOks[this.pipelineHead] ?? 0;
+            const quorum = this.faults.commitWithoutQuorum ? 1 : this.quorums.replication;
+            if (popcount(oks) < quorum) break;
+            const prepare = this.pipeline[this.pipelineHead] ?? null;
+            assert(prepare !== null);
+            assert(prepareOp(this.memory, prepare.offset) === this.commitMax + 1);
+            this.commitMax++;
+            this.commitJournal();
+            assert(this.commitMin === this.commitMax);
+            this.pipeline[this.pipelineHead] = null;
+            this.pipelineOks[this.pipelineHead] = 0;
+            this.pipelineHead = (this.pipelineHead + 1) % this.pipeline.length;
+            this.pipelineCount--;
+            this.pool.unref(prepare);
+            progressed = true;
+        }
+        if (!progressed) return;
+        this.abdicating = false;
+        if (this.pipelineCount === 0) {
+            this.prepareTimeout.stop();
+            this.primaryAbdicateTimeout.stop();
+        } else {
+            this.prepareTimeout.start();
+            this.primaryAbdicateTimeout.start();
+        }
+        this.primaryPipelinePrepare();
+    }
+
+    private onCommit(message: Message): void {
+        const base = message.offset;
+        const view = headerView(this.memory, base);
+        if (view > this.view) return this.jumpToView(view);
+        if (view < this.view || this.status !== Status.normal || this.primary) return;
+        if (headerReplica(this.memory, base) !== this.primaryIndex(view)) return;
+        this.normalHeartbeatTimeout.reset();
+        this.startViewChangeVotes &= ~(1 << this.replica);
+        const commit = readU64(this.memory, base + Commit.commit);
+        this.advanceCommitMax(commit);
+        if (commit > this.op) {
+            // This replica lags the head: fetch the committed op to anchor the chain again.
+            this.headTargetOp = commit;
+            this.bytes.copyWithin(this.headTargetChecksum, base + Commit.commitChecksum,
+                base + Commit.commitChecksum + 16);
+        }
+        this.commitJournal();
+    }
+
+    /** Executes committed ops in order while their prepares are present and trusted. */
+    private commitJournal(): void {
+        while (this.commitMin < this.commitMax && this.commitMin < this.op) {
+            const op = this.commitMin + 1;
+            if (op < this.chainMin) return;
+            const prepare = this.journal.prepare(op);
+            if (prepare === null) return;
+            // The chain links this op to the last one executed; anything else is divergence.
+            assert(u128Equal(this.memory, prepare.offset + Prepare.parent, this.commitMinChecksum));
+            this.commitPrepare(prepare, op);
+            this.commitMin = op;
+            this.bytes.copyWithin(this.commitMinChecksum, prepare.offset + Frame.checksum,
+                prepare.offset + Frame.checksum + 16);
+            this.stats.commits++;
+            if (this.hooks !== null) this.hooks.onCommit(this.replica, op, prepare);
+        }
+    }
+
+    /** Executes every request batched in the prepare and records (and sends) each reply. */
+    private commitPrepare(prepare: Message, op: number): void {
+        const base = prepare.offset;
+        const requestCount = this.memory.getUint32(base + Prepare.requestCount, true);
+        let cursor = base + headerSize;
+        for (let index = 0; index < requestCount; index++) {
+            const eventCount = this.memory.getUint32(cursor + BatchEntry.eventCount, true);
+            if (this.memory.getUint8(cursor + BatchEntry.operation) === Operation.register) {
+                this.commitRegister(cursor, op);
+            } else {
+                this.commitEvents(cursor, op, eventCount);
+            }
+            cursor += batchEntryHeaderSize + eventCount * kvEventSize;
+        }
+        assert(cursor === base + headerSizeOf(this.memory, base));
+    }
+
+    private commitRegister(entryOffset: number, op: number): void {
+        const clientOffset = entryOffset + BatchEntry.client;
+        let entry = this.sessions.find(clientOffset);
+        if (entry >= 0) {
+            this.sessions.evict(entry); // A client registering again starts a new session.
+        } else {
+            entry = this.sessions.evictionCandidate();
+            if (!this.sessions.free(entry)) {
+                this.stats.evictions++;
+                if (this.status === Status.normal && this.primary) {
+                    const evicted = this.acquireHeader(Command.eviction);
+                    this.sessions.writeClientId(entry, evicted.offset + Eviction.client);
+                    writeU64(this.memory, evicted.offset + Eviction.session, this.sessions.session(entry));
+                    this.sendEvictionMessage(evicted, EvictionReason.noSession);
+                }
+                this.sessions.evict(entry);
+            }
+        }
+        const reply = this.buildReply(entryOffset, op, op, 0);
+        this.sessions.register(entry, clientOffset, entryOffset + BatchEntry.requestChecksum, op, reply);
+        this.sendReplyAndRelease(reply);
+    }
+
+    private commitEvents(entryOffset: number, op: number, eventCount: number): void {
+        const entry = this.sessions.find(entryOffset + BatchEntry.client);
+        const session = readU64(this.memory, entryOffset + BatchEntry.session);
+        const request = this.memory.getUint32(entryOffset + BatchEntry.request, true);
+        // The session may have been evicted (or replaced) between prepare and commit: every
+        // replica skips the request alike, and the client learns of it when it retries.
+        if (entry < 0 || this.sessions.session(entry) !== session) return;
+        if (request !== this.sessions.request(entry) + 1) return;
+        const reply = this.buildReply(entryOffset, op, session, eventCount * kvResultSize);
+        const written = this.stateMachine.commit(this.bytes, entryOffset + batchEntryHeaderSize,
+            eventCount, this.bytes, reply.offset + headerSize);
+        assert(written === eventCount * kvResultSize);
+        setChecksums(this.bytes, this.memory, reply.offset);
+        this.sessions.update(entry, request, op, reply);
+        this.sendReplyAndRelease(reply);
+    }
+
+    /** A reply header for the batch entry; the caller fills the body and sets the checksums. */
+    private buildReply(entryOffset: number, op: number, session: number, bodySize: number): Message {
+        const reply = this.acquireHeader(Command.reply);
+        const base = reply.offset;
+        this.memory.setUint32(base + Frame.size, headerSize + bodySize, true);
+        this.bytes.copyWithin(base + Reply.requestChecksum, entryOffset + BatchEntry.requestChecksum,
+            entryOffset + BatchEntry.requestChecksum + 16);
+        this.bytes.copyWithin(base + Reply.client, entryOffset + BatchEntry.client,
+            entryOffset + BatchEntry.client + 16);
+        writeU64(this.memory, base + Reply.op, op);
+        writeU64(this.memory, base + Reply.commit, op);
+        writeU64(this.memory, base + Reply.session, session);
+        this.memory.setUint32(base + Reply.request,
+            this.memory.getUint32(entryOffset + BatchEntry.request, true), true);
+        this.memory.setUint8(base + Reply.operation, this.memory.getUint8(entryOffset + BatchEntry.operation));
+        if (bodySize === 0) setChecksums(this.bytes, this.memory, base);
+        return reply;
+    }
+
+    private sendReplyAndRelease(reply: Message): void {
+        if (this.status === Status.normal && this.primary) this.bus.sendToClient(reply);
+        this.pool.unref(reply);
+    }
+
+    private resendReply(entry: number): void {
+        const reply = this.sessions.reply(entry);
+        if (reply !== null) this.bus.sendToClient(reply);
+    }
+
+    private resendReplyIfSame(entry: number, request: Message): void {
+        const reply = this.sessions.reply(entry);
+        if (reply === null) return;
+        if (!u128Equal(this.memory, reply.offset + Reply.requestChecksum, request.offset + Frame.checksum)) {
+            return this.dropRequest();
+        }
+        this.bus.sendToClient(reply);
+    }
+
+    private sendEviction(clientOffset: number, session: number, reason: number): void {
+        const message = this.acquireHeader(Command.eviction);
+        this.bytes.copyWithin(message.offset + Eviction.client, clientOffset, clientOffset + 16);
+        writeU64(this.memory, message.offset + Eviction.session, session);
+        this.sendEvictionMessage(message, reason);
+    }
+
+    private sendEvictionMessage(message: Message, reason: number): void {
+        this.memory.setUint8(message.offset + Eviction.reason, reason);
+        setChecksums(this.bytes, this.memory, message.offset);
+        assert(invalidHeader(this.memory, message.offset, this.config.messageSizeMax) === null);
+        this.bus.sendToClient(message);
+        this.pool.unref(message);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // View change.
+
+    private voteStartViewChange(): void {
+        this.startViewChangeVotes |= 1 << this.replica;
+        if (!this.startViewChangeWindowTimeout.running) this.startViewChangeWindowTimeout.start();
+        if (!this.startViewChangeMessageTimeout.running) this.startViewChangeMessageTimeout.start();
+        this.sendStartViewChange(this.view + 1);
+        this.checkStartViewChangeQuorum();
+    }
+
+    private checkStartViewChangeQuorum(): void {
+        if (popcount(this.startViewChangeVotes) < this.quorums.viewChange) return;
+        this.transitionToViewChange(this.view + 1);
+    }
+
+    private onStartViewChange(message: Message): void {
+        const base = message.offset;
+        const view = headerView(this.memory, base);
+        const replica = headerReplica(this.memory, base);
+        if (view <= this.view) return;
+        // A vote for a view beyond the next means a quorum already left the views before it.
+        if (view > this.view + 1) this.transitionToViewChange(view - 1);
+        this.startViewChangeVotes |= 1 << replica;
+        if (!this.startViewChangeWindowTimeout.running) this.startViewChangeWindowTimeout.start();
+        this.checkStartViewChangeQuorum();
+    }
+
+    /** A message shows that a primary is normal in a newer view: join it (it answers with start_view). */
+    private jumpToView(view: number): void {
+        assert(view > this.view);
+        this.transitionToViewChange(view);
+    }
+
+    private transitionToViewChange(view: number): void {
+        assert(view > this.view);
+        this.view = view;
+        this.status = Status.viewChange;
+        this.stats.viewChanges++;
+        this.abdicating = false;
+        this.startViewChangeVotes = 0;
+        this.viewChangeLogInstalled = false;
+        this.headTargetOp = 0;
+        this.pipelineClear();
+        this.requestQueueClear();
+        this.doViewChangesClear();
+        this.stopAllTimeouts();
+        this.viewChangeStatusTimeout.start();
+        this.doViewChangeMessageTimeout.start();
+        this.repairTimeout.startWithJitter();
+        this.sendStartViewChange(view);
+        this.sendDoViewChange();
+    }
+
+    private pipelineClear(): void {
+        for (let index = 0; index < this.pipeline.length; index++) {
+            const prepare = this.pipeline[index] ?? null;
+            if (prepare !== null) this.pool.unref(prepare);
+            this.pipeline[index] = null;
+            this.pipelineOks[index] = 0;
+        }
+        this.pipelineHead = 0;
+        this.pipelineCount = 0;
+    }
+
+    private requestQueueClear(): void {
+        for (let index = 0; index < this.requestQueue.length; index++) {
+            const request = this.requestQueue[index] ?? null;
+            if (request !== null) this.pool.unref(request);
+            this.requestQueue[index] = null;
+        }
+        this.requestQueueHead = 0;
+        this.requestQueueCount = 0;
+    }
+
+    private doViewChangesClear(): void {
+        for (let index = 0; index < this.doViewChanges.length; index++) {
+            const message = this.doViewChanges[index] ?? null;
+            if (message !== null) this.pool.unref(message);
+            this.doViewChanges[index] = null;
+        }
+    }
+
+    private sendStartViewChange(view: number): void {
+        const message = this.acquireHeader(Command.startViewChange);
+        this.memory.setUint32(message.offset + Frame.view, view, true);
+        this.broadcast(message);
+    }
+
+    /**
+     * The log suffix, newest first: up to viewHeadersMax headers ending at op. An op is nacked
+     * when this replica never acknowledged it (no header, a header not chained to its log_view's
+     * head, or a prepare not durable) and present when its prepare is durable here.
+     */
+    private buildDoViewChange(): Message {
+        const message = this.acquireHeader(Command.doViewChange);
+        const base = message.offset;
+        const count = Math.min(this.derived.viewHeadersMax, this.op + 1);
+        let nacks = 0;
+        let presents = 0;
+        for (let index = 0; index < count; index++) {
+            const op = this.op - index;
+            const target = base + headerSize + index * headerSize;
+            const trusted = op <= this.commitMin || op >= this.chainMin;
+            if (trusted && this.journal.hasHeader(op)) {
+                const source = this.journal.headerOffset(this.journal.slotOf(op));
+                this.bytes.copyWithin(target, source, source + headerSize);
+                if (this.journal.isDurable(op) || op <= this.commitMin) presents |= 1 << index;
+                else nacks |= 1 << index;
+            } else {
+                this.bytes.fill(0, target, target + headerSize);
+                nacks |= 1 << index;
+            }
+        }
+        this.memory.setUint32(base + Frame.size, headerSize + count * headerSize, true);
+        writeU64(this.memory, base + DoViewChange.op, this.op);
+        writeU64(this.memory, base + DoViewChange.commitMax, Math.max(this.commitMin, Math.min(this.commitMax, this.op)));
+        this.memory.setUint32(base + DoViewChange.logView, this.logView, true);
+        this.memory.setUint32(base + DoViewChange.nackBitset, nacks >>> 0, true);
+        this.memory.setUint32(base + DoViewChange.presentBitset, presents >>> 0, true);
+        setChecksums(this.bytes, this.memory, base);
+        assert(invalidHeader(this.memory, base, this.config.messageSizeMax) === null);
+        return message;
+    }
+
+    private sendDoViewChange(): void {
+        assert(this.status === Status.viewChange);
+        const message = this.buildDoViewChange();
+        const primary = this.primaryIndex(this.view);
+        if (primary === this.replica) {
+            this.storeDoViewChange(this.replica, message);
+        } else {
+            this.bus.sendToReplica(primary, message);
+        }
+        this.pool.unref(message);
+    }
+
+    private onDoViewChange(message: Message): void {
+        const base = message.offset;
+        const view = headerView(this.memory, base);
+        if (view < this.view) return;
+        if (view > this.view) this.transitionToViewChange(view);
+        if (!this.primary) return;
+        const replica = headerReplica(this.memory, base);
+        if (this.status === Status.normal) {
+            // A backup missed start_view: send it again.
+            if (replica !== this.replica) this.sendStartView(replica);
+            return;
+        }
+        this.storeDoViewChange(replica, message);
+    }
+
+    private storeDoViewChange(replica: number, message: Message): void {
+        assert(this.status === Status.viewChange && this.primary);
+        if (this.viewChangeLogInstalled) return;
+        const previous = this.doViewChanges[replica] ?? null;
+        if (previous !== null) this.pool.unref(previous);
+        this.doViewChanges[replica] = this.pool.ref(message);
+        let count = 0;
+        for (let index = 0; index < this.replicaCount; index++) if (this.doViewChanges[index] !== null) count++;
+        if (count < this.quorums.viewChange || this.doViewChanges[this.replica] === null) return;
+        if (this.primaryChooseLog()) {
+            this.viewChangeLogInstalled = true;
+            this.doViewChangesClear();
+            this.primaryViewChangeProgress();
+            this.repair();
+        }
+    }
+
+    /**
+     * Chooses the new view's log from the do_view_change quorum (TigerBeetle's rule): canonical
+     * messages are those with the highest log_view; ops above the highest committed op are kept
+     * unless a nack quorum proves them uncommitted; an op with no canonical header or no copy
+     * anywhere makes the primary wait for more do_view_changes. Returns true once installed.
+     */
+    private primaryChooseLog(): boolean {
+        const logViewMax = this.doViewChangeLogViewMax();
+        let opHeadMax = 0;
+        let commitMaxAll = this.commitMin;
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            const message = this.doViewChanges[replica] ?? null;
+            if (message === null) continue;
+            const base = message.offset;
+            commitMaxAll = Math.max(commitMaxAll, readU64(this.memory, base + DoViewChange.commitMax));
+            if (this.canonical(base, logViewMax)) opHeadMax = Math.max(opHeadMax, readU64(this.memory, base + DoViewChange.op));
+        }
+        const pipelineMax = this.config.pipelinePrepareQueueMax;
+        // Ops more than a pipeline below the canonical head were committed by its primary.
+        const opHeadMin = Math.min(opHeadMax, Math.max(commitMaxAll, opHeadMax - pipelineMax));
+        let opHead = opHeadMax;
+        // The anchor: the committed op below the suffix, so the chain can be walked down from it.
+        const anchorOffset = this.canonicalHeader(opHeadMin, logViewMax);
+        if (anchorOffset < 0 && !this.trustedHeader(opHeadMin)) return false;
+        for (let op = opHeadMin + 1; op <= opHeadMax; op++) {
+            const canonicalOffset = this.canonicalHeader(op, logViewMax);
+            const nacks = this.countNacks(op, canonicalOffset);
+            if (nacks >= this.quorums.nack) {
+                opHead = op - 1;
+                break;
+            }
+            if (canonicalOffset < 0 || this.countCopies(op, canonicalOffset) === 0) return false;
+            this.canonicalOffsets[op - opHeadMin - 1] = canonicalOffset;
+        }
+        if (opHead >= this.commitMin + this.journal.slotCount) {
+            // This primary lags beyond the chosen log's WAL window and cannot install it; the
+            // view change times out and the next primary takes over.
+            this.stats.windowFull++;
+            return false;
+        }
+        this.primaryInstallLog(opHeadMin, opHead, commitMaxAll, anchorOffset);
+        return true;
+    }
+
+    /** True when this replica holds the header of `op` and it belongs to its log. */
+    private trustedHeader(op: number): boolean {
+        if (!this.journal.hasHeader(op)) return false;
+        return op <= this.commitMin || (op >= this.chainMin && op <= this.op);
+    }
+
+    private doViewChangeLogViewMax(): number {
+        let logViewMax = 0;
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            const message = this.doViewChanges[replica] ?? null;
+            if (message === null) continue;
+            logViewMax = Math.max(logViewMax, this.memory.getUint32(message.offset + DoViewChange.logView, true));
+        }
+        return logViewMax;
+    }
+
+    private canonical(base: number, logViewMax: number): boolean {
+        // The test-only fault treats every do_view_change as canonical: the highest op wins.
+        if (this.faults.skipLogViewRule) return true;
+        return this.memory.getUint32(base + DoViewChange.logView, true) === logViewMax;
+    }
+
+    /** Arena offset of the header of `op` in a canonical do_view_change, or -1. */
+    private canonicalHeader(op: number, logViewMax: number): number {
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            const message = this.doViewChanges[replica] ?? null;
+            if (message === null || !this.canonical(message.offset, logViewMax)) continue;
+            const offset = this.doViewChangeHeader(message, op);
+            if (offset >= 0 && headerCommand(this.memory, offset) === Command.prepare) return offset;
+        }
+        return -1;
+    }
+
+    /** Arena offset of the body header of `op` in the do_view_change, or -1 outside its suffix. */
+    private doViewChangeHeader(message: Message, op: number): number {
+        const base = message.offset;
+        const head = readU64(this.memory, base + DoViewChange.op);
+        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
+        const index = head - op;
+        if (index < 0 || index >= count) return -1;
+        return base + headerSize + index * headerSize;
+    }
+
+    private countNacks(op: number, canonicalOffset: number): number {
+        let nacks = 0;
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            const message = this.doViewChanges[replica] ?? null;
+            if (message === null) continue;
+            const base = message.offset;
+            const head = readU64(this.memory, base + DoViewChange.op);
+            if (head < op) {
+                nacks++; // Its log never reached this op.
+                continue;
+            }
+            const offset = this.doViewChangeHeader(message, op);
+            if (offset < 0) continue; // Below its suffix: it says nothing about this op.
+            const bit = 1 << (head - op);
+            const nacked = (this.memory.getUint32(base + DoViewChange.nackBitset, true) & bit) !== 0;
+            const blank = headerCommand(this.memory, offset) !== Command.prepare;
+            if (blank) {
+                if (nacked) nacks++;
+            } else if (canonicalOffset < 0 ||
+                !u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum)) {
+                nacks++; // It holds another op here, so it never acknowledged the canonical one.
+            } else if (nacked) {
+                nacks++;
+            }
+        }
+        return nacks;
+    }
+
+    private countCopies(op: number, canonicalOffset: number): number {
+        let copies = 0;
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            const message = this.doViewChanges[replica] ?? null;
+            if (message === null) continue;
+            const base = message.offset;
+            const offset = this.doViewChangeHeader(message, op);
+            if (offset < 0) continue;
+            const head = readU64(this.memory, base + DoViewChange.op);
+            const present = (this.memory.getUint32(base + DoViewChange.presentBitset, true) & (1 << (head - op))) !== 0;
+            if (present && u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum)) copies++;
+        }
+        return copies;
+    }
+
+    private primaryInstallLog(opHeadMin: number, opHead: number, commitMaxAll: number,
+        anchorOffset: number): void {
+        assert(opHead >= opHeadMin);
+        assert(opHeadMin >= this.commitMin);
+        if (anchorOffset >= 0 && opHeadMin > this.commitMin) this.journal.setHeader(anchorOffset);
+        for (let op = opHeadMin + 1; op <= opHead; op++) {
+            this.journal.setHeader(this.canonicalOffsets[op - opHeadMin - 1] ?? -1);
+        }
+        for (let op = this.op; op > opHead; op--) this.journal.removeHeader(op);
+        this.op = opHead;
+        this.commitMax = Math.max(this.commitMax, Math.min(commitMaxAll, opHead), opHeadMin);
+        this.logView = this.view;
+        this.chainMin = opHead;
+        this.extendChain();
+    }
+
+    /** The new primary waits until every op above commitMin is present, then goes normal. */
+    private primaryViewChangeProgress(): void {
+        if (this.status !== Status.viewChange || !this.primary || !this.viewChangeLogInstalled) return;
+        if (this.chainMin > this.commitMin + 1) return;
+        for (let op = this.commitMin + 1; op <= this.op; op++) {
+            if (this.journal.prepare(op) === null) return;
+        }
+        this.commitJournal();
+        assert(this.commitMin === this.commitMax);
+        this.primaryFinishViewChange();
+    }
+
+    private primaryFinishViewChange(): void {
+        assert(this.op - this.commitMax <= this.pipeline.length);
+        this.status = Status.normal;
+        this.pipelineClear();
+        for (let op = this.commitMax + 1; op <= this.op; op++) {
+            const prepare = this.journal.prepare(op);
+            assert(prepare !== null);
+            this.pipeline[this.pipelineCount] = this.pool.ref(prepare);
+            this.pipelineOks[this.pipelineCount] = this.journal.isDurable(op) ? 1 << this.replica : 0;
+            this.pipelineCount++;
+        }
+        const head = this.journal.headerOffset(this.journal.slotOf(this.op));
+        this.prepareTimestampUs = Math.max(this.prepareTimestampUs, readU64(this.memory, head + Prepare.timestamp));
+        this.enterNormalTimeouts();
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            if (replica !== this.replica) this.sendStartView(replica);
+        }
+        this.primaryCommitPipeline();
+        this.primaryPipelinePrepare();
+    }
+
+    private sendStartView(replica: number): void {
+        assert(this.status === Status.normal && this.primary);
+        const message = this.acquireHeader(Command.startView);
+        const base = message.offset;
+        const count = Math.min(this.derived.viewHeadersMax, this.op + 1);
+        for (let index = 0; index < count; index++) {
+            const op = this.op - index;
+            assert(this.journal.hasHeader(op));
+            const source = this.journal.headerOffset(this.journal.slotOf(op));
+            this.bytes.copyWithin(base + headerSize + index * headerSize, source, source + headerSize);
+        }
+        this.memory.setUint32(base + Frame.size, headerSize + count * headerSize, true);
+        writeU64(this.memory, base + StartView.op, this.op);
+        writeU64(this.memory, base + StartView.commitMax, this.commitMax);
+        setChecksums(this.bytes, this.memory, base);
+        this.bus.sendToReplica(replica, message);
+        this.pool.unref(message);
+    }
+
+    private onStartView(message: Message): void {
+        const base = message.offset;
+        const view = headerView(this.memory, base);
+        if (view < this.view) return;
+        if (view === this.view && this.status === Status.normal) return;
+        if (headerReplica(this.memory, base) !== this.primaryIndex(view) || this.primaryIndex(view) === this.replica) return;
+        const op = readU64(this.memory, base + StartView.op);
+        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
+        if (!this.startViewValid(message, op, count)) return;
+        if (op >= this.commitMin + this.journal.slotCount) {
+            // The new view's log is beyond this replica's WAL window: installing it would
+            // overwrite ops not yet executed here. Only state sync can bring it back.
+            this.stats.windowFull++;
+            return;
+        }
+        // Everything this replica committed is in the new view's log (quorum intersection).
+        assert(this.commitMin <= op);
+        if (view > this.view) this.transitionToViewChange(view);
+        for (let k = this.op; k > op; k--) this.journal.removeHeader(k);
+        for (let index = count - 1; index >= 0; index--) {
+            const offset = base + headerSize + index * headerSize;
+            if (op - index > this.commitMin) this.journal.setHeader(offset);
+        }
+        this.op = op;
+        this.chainMin = op - count + 1;
+        this.extendChain();
+        this.logView = view;
+        this.status = Status.normal;
+        this.doViewChangesClear();
+        this.startViewChangeVotes = 0;
+        this.advanceCommitMax(readU64(this.memory, base + StartView.commitMax));
+        this.enterNormalTimeouts();
+        for (let k = Math.max(this.commitMax + 1, this.chainMin); k <= this.op; k++) {
+            if (this.journal.isDurable(k)) this.sendPrepareOk(k);
+        }
+        this.commitJournal();
+        this.repair();
+    }
+
+    /** The start_view suffix must be ops op, op-1, … chained by parent checksums. */
+    private startViewValid(message: Message, op: number, count: number): boolean {
+        const base = message.offset;
+        if (count > op + 1) return false;
+        for (let index = 0; index < count; index++) {
+            const offset = base + headerSize + index * headerSize;
+            if (!this.embeddedHeaderValid(offset)) return false;
+            if (prepareOp(this.memory, offset) !== op - index) return false;
+            if (index > 0 && !u128Equal(this.memory, offset - headerSize + Prepare.parent, offset + Frame.checksum)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** A prepare header carried inside a body: checksummed, well-formed, of this cluster. */
+    private embeddedHeaderValid(offset: number): boolean {
+        if (headerCommand(this.memory, offset) !== Command.prepare) return false;
+        if (!validHeaderChecksum(this.bytes, offset)) return false;
+        if (invalidHeader(this.memory, offset, this.config.messageSizeMax) !== null) return false;
+        return this.memory.getUint32(offset + Frame.cluster, true) === this.cluster;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Repair.
+
+    private repair(): void {
+        if (this.status === Status.viewChange && !(this.primary && this.viewChangeLogInstalled)) return;
+        if (this.status === Status.normal && this.headTargetOp > this.op) {
+            this.sendRequestPrepare(this.primaryIndex(this.view), this.headTargetOp, this.headTargetChecksum);
+        }
+        if (this.chainMin > this.commitMin + 1) {
+            const below = this.chainMin - 1;
+            const opMin = Math.max(this.commitMin + 1, below - this.config.requestHeadersMax + 1);
+            const parent = this.journal.headerOffset(this.journal.slotOf(this.chainMin)) + Prepare.parent;
+            const peer = this.repairPeer();
+            this.sendRequestPrepare(peer, below, parent);
+            this.sendRequestHeaders(peer, opMin, below);
+        }
+        let budget = this.config.pipelinePrepareQueueMax;
+        const first = Math.max(this.commitMin + 1, this.chainMin);
+        for (let op = first; op <= this.op && budget > 0; op++) {
+            if (this.journal.prepare(op) !== null) continue;
+            const header = this.journal.headerOffset(this.journal.slotOf(op));
+            this.sendRequestPrepare(this.repairPeer(), op, header + Frame.checksum);
+            budget--;
+        }
+        this.primaryViewChangeProgress();
+    }
+
+    /** Backups ask the primary first; a new primary asks a random backup. */
+    private repairPeer(): number {
+        if (this.status === Status.normal && !this.primary && this.prng.chance(0.5)) {
+            return this.primaryIndex(this.view);
+        }
+        let peer = this.prng.int(this.replicaCount - 1);
+        if (peer >= this.replica) peer++;
+        return peer;
+    }
+
+    private sendRequestPrepare(replica: number, op: number, checksumOffset: number): void {
+        if (replica === this.replica || this.replicaCount === 1) return;
+        const message = this.acquireHeader(Command.requestPrepare);
+        this.bytes.copyWithin(message.offset + RequestPrepare.prepareChecksum, checksumOffset, checksumOffset + 16);
+        writeU64(this.memory, message.offset + RequestPrepare.prepareOp, op);
+        this.stats.repairsRequested++;
+        this.sendTo(replica, message);
+    }
+
+    private sendRequestHeaders(replica: number, opMin: number, opMax: number): void {
+        if (replica === this.replica || this.replicaCount === 1) return;
+        const message = this.acquireHeader(Command.requestHeaders);
+        writeU64(this.memory, message.offset + RequestHeaders.opMin, opMin);
+        writeU64(this.memory, message.offset + RequestHeaders.opMax, opMax);
+        this.sendTo(replica, message);
+    }
+
+    private onRequestPrepare(message: Message): void {
+        const base = message.offset;
+        const replica = headerReplica(this.memory, base);
+        if (replica === this.replica) return;
+        const op = readU64(this.memory, base + RequestPrepare.prepareOp);
+        const prepare = this.journal.prepare(op);
+        if (prepare === null) return;
+        if (!u128Equal(this.memory, prepare.offset + Frame.checksum, base + RequestPrepare.prepareChecksum)) return;
+        this.bus.sendToReplica(replica, prepare);
+    }
+
+    private onRequestHeaders(message: Message): void {
+        const base = message.offset;
+        const replica = headerReplica(this.memory, base);
+        if (replica === this.replica) return;
+        const opMin = readU64(this.memory, base + RequestHeaders.opMin);
+        const opMax = Math.min(this.op, readU64(this.memory, base + RequestHeaders.opMax));
+        const reply = this.acquireHeader(Command.headers);
+        let count = 0;
+        for (let op = opMax; op >= opMin && count < this.config.requestHeadersMax; op--) {
+            const trusted = op <= this.commitMin || op >= this.chainMin;
+            if (!trusted || !this.journal.hasHeader(op)) continue;
+            const source = this.journal.headerOffset(this.journal.slotOf(op));
+            this.bytes.copyWithin(reply.offset + headerSize + count * headerSize, source, source + headerSize);
+            count++;
+        }
+        if (count === 0) {
+            this.pool.unref(reply);
+            return;
+        }
+        this.memory.setUint32(reply.offset + Frame.size, headerSize + count * headerSize, true);
+        this.sendTo(replica, reply);
+    }
+
+    private onHeaders(message: Message): void {
+        const base = message.offset;
+        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
+        for (let index = 0; index < count; index++) {
+            const offset = base + headerSize + index * headerSize;
+            if (!this.embeddedHeaderValid(offset)) return;
+            const op = prepareOp(this.memory, offset);
+            if (op !== this.chainMin - 1 || op <= this.commitMin) continue;
+            if (!this.parentOfEquals(this.chainMin, offset + Frame.checksum)) continue;
+            this.journal.setHeader(offset);
+            this.extendChain();
+        }
+        this.commitJournal();
+        this.primaryViewChangeProgress();
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Sending.
+
+    private setFrame(base: number, command: number): void {
+        this.memory.setUint32(base + Frame.cluster, this.cluster, true);
+        this.memory.setUint32(base + Frame.size, headerSize, true);
+        this.memory.setUint32(base + Frame.view, this.view, true);
+        this.memory.setUint8(base + Frame.command, command);
+        this.memory.setUint8(base + Frame.replica, this.replica);
+    }
+
+    /** A pool message with the frame filled in (size = header only); the caller holds one reference. */
+    private acquireHeader(command: number): Message {
+        const message = this.pool.acquire();
+        this.setFrame(message.offset, command);
+        return message;
+    }
+
+    /** Checksums, sends and releases. */
+    private sendTo(replica: number, message: Message): void {
+        assert(replica !== this.replica);
+        setChecksums(this.bytes, this.memory, message.offset);
+        this.bus.sendToReplica(replica, message);
+        this.pool.unref(message);
+    }
+
+    /** Sends to every other replica; checksums and releases unless `release` is false. */
+    private broadcast(message: Message, release = true): void {
+        if (release) setChecksums(this.bytes, this.memory, message.offset);
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            if (replica !== this.replica) this.bus.sendToReplica(replica, message);
+        }
+        if (release) this.pool.unref(message);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Invariants, checked after every step in tests.
+
+    invariants(): void {
+        assert(this.commitMin <= this.commitMax || this.commitMin <= this.op);
+        assert(this.commitMin <= this.op);
+        assert(this.op - this.commitMin < this.journal.slotCount);
+        assert(this.logView <= this.view);
+        if (this.status === Status.normal) assert(this.logView === this.view);
+        assert(this.chainMin <= this.op);
+        if (this.status === Status.normal && this.primary) {
+            assert(this.commitMin === this.commitMax);
+            assert(this.pipelineCount === this.op - this.commitMax);
+            assert(this.chainMin <= this.commitMin + 1);
+        } else {
+            assert(this.pipelineCount === 0);
+            assert(this.requestQueueCount === 0);
+        }
+        for (let op = Math.max(this.chainMin, this.commitMin + 1); op <= this.op; op++) {
+            assert(this.journal.hasHeader(op));
+        }
+        assert(this.journal.hasHeader(this.op));
+        assert(this.sessions.count <= this.sessions.entriesMax);
+        assert(!u128IsZero(this.memory, this.commitMinChecksum));
+    }
+}
+
+function popcount(bits: number): number {
+    let count = 0;
+    let value = bits >>> 0;
+    while (value !== 0) {
+        value &= value - 1;
+        count++;
+    }
+    return count;
+}
+
+// The header array commands must stay within one message; checked once at load.
+assert(Headers.reserved === 128);
