@@ -167,8 +167,12 @@ function report(rows: Row[], json: boolean): void {
         return;
     }
     console.log(
-        pad("candidate", 22) + pad("size", 9) + pad("GB/s p50", 10) + pad("ns/call p50", 13) +
-            pad("GCs/calls", 14) + "heap B/call",
+        pad("candidate", 22) +
+            pad("size", 9) +
+            pad("GB/s p50", 10) +
+            pad("ns/call p50", 13) +
+            pad("GCs/calls", 14) +
+            "heap B/call",
     );
     for (const row of rows) {
         console.log(
@@ -215,7 +219,10 @@ function murmur3(
     const view = murmurView;
     const start = source.byteOffset + offset;
     const blocksEnd = start + size - (size % 16);
-    let h1 = 0, h2 = 0, h3 = 0, h4 = 0;
+    let h1 = 0,
+        h2 = 0,
+        h3 = 0,
+        h4 = 0;
     for (let p = start; p < blocksEnd; p += 16) {
         h1 ^= mixK(view.getInt32(p, true), c1, 15, c2);
         h1 = (Math.imul(rotl(h1, 19) + h2, 5) + 0x561ccd1b) | 0;
@@ -244,13 +251,26 @@ function murmur3(
 }
 
 function murmurFinal(target: Uint8Array, targetOffset: number): void {
-    let h1 = murmurWords[0]!, h2 = murmurWords[1]!, h3 = murmurWords[2]!, h4 = murmurWords[3]!;
+    let h1 = murmurWords[0]!,
+        h2 = murmurWords[1]!,
+        h3 = murmurWords[2]!,
+        h4 = murmurWords[3]!;
     h1 = (h1 + h2 + h3 + h4) | 0;
-    h2 = (h2 + h1) | 0; h3 = (h3 + h1) | 0; h4 = (h4 + h1) | 0;
-    h1 = fmix32(h1); h2 = fmix32(h2); h3 = fmix32(h3); h4 = fmix32(h4);
+    h2 = (h2 + h1) | 0;
+    h3 = (h3 + h1) | 0;
+    h4 = (h4 + h1) | 0;
+    h1 = fmix32(h1);
+    h2 = fmix32(h2);
+    h3 = fmix32(h3);
+    h4 = fmix32(h4);
     h1 = (h1 + h2 + h3 + h4) | 0;
-    h2 = (h2 + h1) | 0; h3 = (h3 + h1) | 0; h4 = (h4 + h1) | 0;
-    murmurWords[0] = h1; murmurWords[1] = h2; murmurWords[2] = h3; murmurWords[3] = h4;
+    h2 = (h2 + h1) | 0;
+    h3 = (h3 + h1) | 0;
+    h4 = (h4 + h1) | 0;
+    murmurWords[0] = h1;
+    murmurWords[1] = h2;
+    murmurWords[2] = h3;
+    murmurWords[3] = h4;
     for (let index = 0; index < checksumSize; index++) {
         target[targetOffset + index] = murmurWords[index >>> 2]! >>> ((index & 3) * 8);
     }

@@ -181,22 +181,38 @@ async function countGcs(commit: () => void, warmups: number, commits: number): P
 
 function report(rows: Row[], keyCount: number, setupMs: number, json: boolean): void {
     if (json) {
-        console.log(JSON.stringify({
-            bench: "kv", entriesMax, keyCount, batchEventCount, setupMs: Math.round(setupMs), rows,
-        }));
+        console.log(
+            JSON.stringify({
+                bench: "kv",
+                entriesMax,
+                keyCount,
+                batchEventCount,
+                setupMs: Math.round(setupMs),
+                rows,
+            }),
+        );
         return;
     }
-    console.log(`kv: entriesMax 2^20, ${keyCount} keys, ${batchEventCount}-event batches, ` +
-        `setup ${setupMs.toFixed(0)} ms`);
-    console.log(pad("task", 15) + pad("Mevents/s p50", 15) + pad("batch ms p50", 14) +
-        pad("batch ms p99", 14) + "GCs/commits");
+    console.log(
+        `kv: entriesMax 2^20, ${keyCount} keys, ${batchEventCount}-event batches, ` +
+            `setup ${setupMs.toFixed(0)} ms`,
+    );
+    console.log(
+        pad("task", 15) +
+            pad("Mevents/s p50", 15) +
+            pad("batch ms p50", 14) +
+            pad("batch ms p99", 14) +
+            "GCs/commits",
+    );
     for (const row of rows) {
         console.log(
             pad(row.task, 15) +
                 pad((row.eventsPerSecondP50 / 1e6).toFixed(2), 15) +
                 pad(row.batchLatencyMsP50.toFixed(3), 14) +
                 pad(row.batchLatencyMsP99.toFixed(3), 14) +
-                row.gcCount + "/" + row.gcCommits,
+                row.gcCount +
+                "/" +
+                row.gcCommits,
         );
     }
 }

@@ -35,13 +35,23 @@ function main(argv: string[]): number {
 }
 
 function isParseArgsError(error: unknown): boolean {
-    return error instanceof Error && "code" in error &&
-        typeof error.code === "string" && error.code.startsWith("ERR_PARSE_ARGS");
+    return (
+        error instanceof Error &&
+        "code" in error &&
+        typeof error.code === "string" &&
+        error.code.startsWith("ERR_PARSE_ARGS")
+    );
 }
 
-function integerFlag(name: string, text: string | undefined, min: number, max: number): number | null {
+function integerFlag(
+    name: string,
+    text: string | undefined,
+    min: number,
+    max: number,
+): number | null {
     if (text === undefined) return null;
-    if (!/^[0-9]+$/.test(text)) throw new UsageError(`--${name} must be an unsigned integer, got '${text}'`);
+    if (!/^[0-9]+$/.test(text))
+        throw new UsageError(`--${name} must be an unsigned integer, got '${text}'`);
     const value = Number(text);
     if (!Number.isSafeInteger(value) || value < min || value > max) {
         throw new UsageError(`--${name} must be between ${min} and ${max}, got '${text}'`);
@@ -70,7 +80,9 @@ function commandSim(args: string[]): number {
     const replicaCount = integerFlag("replicas", values.replicas, 1, 6);
     const clientCount = integerFlag("clients", values.clients, 1, 1000);
     const result = runSimulation({ ...defaults, ticks, replicaCount, clientCount });
-    const reproduce = "vsr sim --seed=" + seed +
+    const reproduce =
+        "vsr sim --seed=" +
+        seed +
         (values.ticks !== undefined ? ` --ticks=${ticks}` : "") +
         (replicaCount !== null ? ` --replicas=${replicaCount}` : "") +
         (clientCount !== null ? ` --clients=${clientCount}` : "");
@@ -102,12 +114,18 @@ function toJson(result: SimResult): Record<string, unknown> {
 
 function printHuman(result: SimResult, reproduce: string): void {
     const out = process.stdout;
-    out.write(`seed=${result.seed} replicas=${result.replicas} clients=${result.clients} ` +
-        `ticks=${result.ticks}\n`);
-    out.write(`ops_committed=${result.opsCommitted} requests_completed=${result.requestsCompleted} ` +
-        `replies_checked=${result.repliesChecked} view_changes=${result.viewChanges} ` +
-        `replicas_awaiting_sync=${result.replicasAwaitingSync}\n`);
-    const faults = Object.entries(result.faults).map(([name, count]) => `${name}=${count}`).join(" ");
+    out.write(
+        `seed=${result.seed} replicas=${result.replicas} clients=${result.clients} ` +
+            `ticks=${result.ticks}\n`,
+    );
+    out.write(
+        `ops_committed=${result.opsCommitted} requests_completed=${result.requestsCompleted} ` +
+            `replies_checked=${result.repliesChecked} view_changes=${result.viewChanges} ` +
+            `replicas_awaiting_sync=${result.replicasAwaitingSync}\n`,
+    );
+    const faults = Object.entries(result.faults)
+        .map(([name, count]) => `${name}=${count}`)
+        .join(" ");
     out.write(`faults: ${faults}\n`);
     if (result.result === "pass") {
         out.write("result=pass\n");

@@ -90,7 +90,8 @@ const sources: readonly SourceText[] = walk(path.join(root, "src")).map(load);
 
 function under(...directories: string[]): SourceText[] {
     return sources.filter((source) =>
-        directories.some((directory) => source.name.startsWith(`src/${directory}/`)));
+        directories.some((directory) => source.name.startsWith(`src/${directory}/`)),
+    );
 }
 
 function where(source: SourceText, position: number): string {
@@ -123,38 +124,72 @@ function ban(construct: string, pattern: RegExp, replacement: string, inComments
     return { construct, pattern, replacement, inComments };
 }
 
-const noDate = ban("Date", /\bDate\b/,
-    "take wall-clock time from the injected Time (realtimeUs) and measure durations in ticks");
-const noRandom = ban("Math.random", /\bMath\s*\.\s*random\b/,
-    "draw from the seeded PRNG (src/stdx/prng.ts) passed in at construction");
-const noTimers = ban("setTimeout/setInterval/setImmediate",
+const noDate = ban(
+    "Date",
+    /\bDate\b/,
+    "take wall-clock time from the injected Time (realtimeUs) and measure durations in ticks",
+);
+const noRandom = ban(
+    "Math.random",
+    /\bMath\s*\.\s*random\b/,
+    "draw from the seeded PRNG (src/stdx/prng.ts) passed in at construction",
+);
+const noTimers = ban(
+    "setTimeout/setInterval/setImmediate",
     /\b(setTimeout|setInterval|setImmediate)\b/,
-    "count ticks with a Timeout (src/vsr/timeout.ts) fired from tick()");
+    "count ticks with a Timeout (src/vsr/timeout.ts) fired from tick()",
+);
 
 const pureBans: readonly Ban[] = [
     noDate,
     noRandom,
     noTimers,
-    ban("process.", /(?<![.\w$])process\s*\./,
-        "take configuration as arguments; stdio and exit codes belong in src/cli.ts"),
-    ban("Promise", /\bPromise\b/,
-        "complete through a callback bound once in the constructor (`<caller>Callback`)"),
-    ban("async", /(?<![.\w$])async\b/,
-        "complete through a callback bound once in the constructor (`<caller>Callback`)"),
-    ban("await", /(?<![.\w$])await\b/,
-        "complete through a callback bound once in the constructor (`<caller>Callback`)"),
-    ban("BigInt",
+    ban(
+        "process.",
+        /(?<![.\w$])process\s*\./,
+        "take configuration as arguments; stdio and exit codes belong in src/cli.ts",
+    ),
+    ban(
+        "Promise",
+        /\bPromise\b/,
+        "complete through a callback bound once in the constructor (`<caller>Callback`)",
+    ),
+    ban(
+        "async",
+        /(?<![.\w$])async\b/,
+        "complete through a callback bound once in the constructor (`<caller>Callback`)",
+    ),
+    ban(
+        "await",
+        /(?<![.\w$])await\b/,
+        "complete through a callback bound once in the constructor (`<caller>Callback`)",
+    ),
+    ban(
+        "BigInt",
         /\b(BigInt|BigInt64Array|BigUint64Array|bigint)\b|\b(0[xX][\da-fA-F_]+|\d[\d_]*)n\b/,
         "a u64 is a number ≤ 2^53 read as two u32 halves (readU64/writeU64 in " +
-        "src/vsr/header.ts); a u128 stays bytes, compared with u128Equal"),
-    ban("getBigUint64/setBigUint64", /\b(get|set)Big(Ui|I)nt64\b/,
-        "readU64/writeU64 in src/vsr/header.ts (no allocation)"),
-    ban("console.", /(?<![.\w$])console\s*\./,
-        "count the event and return a reason; src/io, src/sim or src/cli.ts log it"),
-    ban(".shift()", /\.\s*shift\s*\(\s*\)/,
-        "a power-of-two ring over a typed array (index & mask), never Array#shift"),
-    ban("delete", /(?<![.\w$])delete\s/,
-        "initialize every field in the constructor and set it to null instead of deleting it"),
+            "src/vsr/header.ts); a u128 stays bytes, compared with u128Equal",
+    ),
+    ban(
+        "getBigUint64/setBigUint64",
+        /\b(get|set)Big(Ui|I)nt64\b/,
+        "readU64/writeU64 in src/vsr/header.ts (no allocation)",
+    ),
+    ban(
+        "console.",
+        /(?<![.\w$])console\s*\./,
+        "count the event and return a reason; src/io, src/sim or src/cli.ts log it",
+    ),
+    ban(
+        ".shift()",
+        /\.\s*shift\s*\(\s*\)/,
+        "a power-of-two ring over a typed array (index & mask), never Array#shift",
+    ),
+    ban(
+        "delete",
+        /(?<![.\w$])delete\s/,
+        "initialize every field in the constructor and set it to null instead of deleting it",
+    ),
     ban("FIXME", /FIXME/, "fix it before it lands, or leave a TODO that says why", true),
 ];
 
@@ -162,10 +197,16 @@ const simBans: readonly Ban[] = [
     { ...noDate, replacement: "use the simulated clock (src/sim/time.ts) in ticks" },
     { ...noRandom, replacement: "draw from the cluster's seeded PRNG (src/stdx/prng.ts)" },
     { ...noTimers, replacement: "schedule by simulated ticks in the cluster's tick loop" },
-    ban("process.hrtime", /\bprocess\s*\.\s*hrtime\b/,
-        "use the simulated clock (src/sim/time.ts); wall time belongs in src/cli.ts"),
-    ban("performance.now", /\bperformance\s*\.\s*now\b/,
-        "use the simulated clock (src/sim/time.ts); wall time belongs in src/cli.ts"),
+    ban(
+        "process.hrtime",
+        /\bprocess\s*\.\s*hrtime\b/,
+        "use the simulated clock (src/sim/time.ts); wall time belongs in src/cli.ts",
+    ),
+    ban(
+        "performance.now",
+        /\bperformance\s*\.\s*now\b/,
+        "use the simulated clock (src/sim/time.ts); wall time belongs in src/cli.ts",
+    ),
 ];
 
 function banOffenders(files: readonly SourceText[], rule: Ban): string[] {
@@ -175,8 +216,10 @@ function banOffenders(files: readonly SourceText[], rule: Ban): string[] {
         lines.forEach((line, index) => {
             const match = rule.pattern.exec(line);
             if (match === null) return;
-            offenders.push(`${source.name}:${index + 1}:${match.index + 1}: ${rule.construct}` +
-                ` → ${rule.replacement}\n    ${source.lines[index]!.trim()}`);
+            offenders.push(
+                `${source.name}:${index + 1}:${match.index + 1}: ${rule.construct}` +
+                    ` → ${rule.replacement}\n    ${source.lines[index]!.trim()}`,
+            );
         });
     }
     return offenders;
@@ -198,19 +241,22 @@ for (const rule of simBans) {
 }
 
 test("the bans match code, not comments, strings or look-alike names", () => {
-    const sample = parse("src/vsr/sample.ts", [
-        "// No BigInt, Date, Promise or console.log here: prose may name them. FIXME",
-        "/** await the delete of process.env */",
-        'const text = "Date.now() 10n await";',
-        "const kind = EventKind.delete + fan + 0xffn;",
-        "const when = Date.now();",
-        "queue.shift();",
-        "delete table.key;",
-        "const big = 0x1fn;",
-        "async function run(): Promise<void> { await other(); }",
-    ].join("\n"));
-    const lineOf = (rule: Ban): number[] => banOffenders([sample], rule)
-        .map((offender) => Number(offender.split(":")[1]));
+    const sample = parse(
+        "src/vsr/sample.ts",
+        [
+            "// No BigInt, Date, Promise or console.log here: prose may name them. FIXME",
+            "/** await the delete of process.env */",
+            'const text = "Date.now() 10n await";',
+            "const kind = EventKind.delete + fan + 0xffn;",
+            "const when = Date.now();",
+            "queue.shift();",
+            "delete table.key;",
+            "const big = 0x1fn;",
+            "async function run(): Promise<void> { await other(); }",
+        ].join("\n"),
+    );
+    const lineOf = (rule: Ban): number[] =>
+        banOffenders([sample], rule).map((offender) => Number(offender.split(":")[1]));
     const byName = (construct: string): Ban =>
         pureBans.find((rule) => rule.construct === construct)!;
     assert.deepEqual(lineOf(noDate), [5]);
@@ -243,24 +289,34 @@ function moduleReferences(file: ts.SourceFile): ModuleReference[] {
                 position: node.getStart(file),
                 typeOnly: node.importClause?.isTypeOnly ?? false,
             });
-        } else if (ts.isExportDeclaration(node) && node.moduleSpecifier !== undefined &&
-            ts.isStringLiteral(node.moduleSpecifier)) {
+        } else if (
+            ts.isExportDeclaration(node) &&
+            node.moduleSpecifier !== undefined &&
+            ts.isStringLiteral(node.moduleSpecifier)
+        ) {
             references.push({
                 specifier: node.moduleSpecifier.text,
                 position: node.getStart(file),
                 typeOnly: node.isTypeOnly,
             });
-        } else if (ts.isCallExpression(node) &&
-            node.expression.kind === ts.SyntaxKind.ImportKeyword) {
+        } else if (
+            ts.isCallExpression(node) &&
+            node.expression.kind === ts.SyntaxKind.ImportKeyword
+        ) {
             const argument = node.arguments[0];
             references.push({
-                specifier: argument !== undefined && ts.isStringLiteralLike(argument)
-                    ? argument.text : "<computed>",
+                specifier:
+                    argument !== undefined && ts.isStringLiteralLike(argument)
+                        ? argument.text
+                        : "<computed>",
                 position: node.getStart(file),
                 typeOnly: false,
             });
-        } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) &&
-            ts.isStringLiteral(node.argument.literal)) {
+        } else if (
+            ts.isImportTypeNode(node) &&
+            ts.isLiteralTypeNode(node.argument) &&
+            ts.isStringLiteral(node.argument.literal)
+        ) {
             references.push({
                 specifier: node.argument.literal.text,
                 position: node.getStart(file),
@@ -280,8 +336,10 @@ function nodeImportOffenders(files: readonly SourceText[], replacement: string):
             if (!reference.specifier.startsWith("node:") && !isBuiltin(reference.specifier)) {
                 continue;
             }
-            offenders.push(`${where(source, reference.position)}: imports ` +
-                `"${reference.specifier}" → ${replacement}`);
+            offenders.push(
+                `${where(source, reference.position)}: imports ` +
+                    `"${reference.specifier}" → ${replacement}`,
+            );
         }
     }
     return offenders;
@@ -297,15 +355,23 @@ function targetDirectory(source: SourceText, specifier: string): string | null {
 }
 
 test(`${pureLabel} import no node: modules (the world comes in through interfaces)`, () => {
-    assertNone(nodeImportOffenders(under(...pureDirectories),
-        "declare what you need in src/vsr/interfaces.ts; src/io and src/sim implement it"),
-    "pure: no node: imports");
+    assertNone(
+        nodeImportOffenders(
+            under(...pureDirectories),
+            "declare what you need in src/vsr/interfaces.ts; src/io and src/sim implement it",
+        ),
+        "pure: no node: imports",
+    );
 });
 
 test("src/sim imports no node: modules (the simulator is deterministic; src/cli.ts may)", () => {
-    assertNone(nodeImportOffenders(under("sim"),
-        "take it from the simulated world (src/sim) or move the code to src/cli.ts"),
-    "simulator: no node: imports");
+    assertNone(
+        nodeImportOffenders(
+            under("sim"),
+            "take it from the simulated world (src/sim) or move the code to src/cli.ts",
+        ),
+        "simulator: no node: imports",
+    );
 });
 
 function ioSimImportOffenders(files: readonly SourceText[]): string[] {
@@ -314,9 +380,11 @@ function ioSimImportOffenders(files: readonly SourceText[]): string[] {
         for (const reference of moduleReferences(source.file)) {
             const target = targetDirectory(source, reference.specifier);
             if (target !== "io" && target !== "sim") continue;
-            offenders.push(`${where(source, reference.position)}: imports ` +
-                `"${reference.specifier}" → depend on an interface in src/vsr/interfaces.ts; ` +
-                "the caller passes the implementation in");
+            offenders.push(
+                `${where(source, reference.position)}: imports ` +
+                    `"${reference.specifier}" → depend on an interface in src/vsr/interfaces.ts; ` +
+                    "the caller passes the implementation in",
+            );
         }
     }
     return offenders;
@@ -328,9 +396,11 @@ function stateMachineImportOffenders(files: readonly SourceText[]): string[] {
         for (const reference of moduleReferences(source.file)) {
             if (targetDirectory(source, reference.specifier) !== "state_machine") continue;
             if (reference.typeOnly) continue;
-            offenders.push(`${where(source, reference.position)}: imports ` +
-                `"${reference.specifier}" → \`import type { ... }\` (the replica gets the ` +
-                "state machine through the StateMachine interface in src/vsr/interfaces.ts)");
+            offenders.push(
+                `${where(source, reference.position)}: imports ` +
+                    `"${reference.specifier}" → \`import type { ... }\` (the replica gets the ` +
+                    "state machine through the StateMachine interface in src/vsr/interfaces.ts)",
+            );
         }
     }
     return offenders;
@@ -341,8 +411,10 @@ test("src/vsr never imports src/io or src/sim (they implement its interfaces)", 
 });
 
 test("src/vsr imports src/state_machine only with `import type`", () => {
-    assertNone(stateMachineImportOffenders(under("vsr")),
-        "src/vsr: state_machine imports are type-only");
+    assertNone(
+        stateMachineImportOffenders(under("vsr")),
+        "src/vsr: state_machine imports are type-only",
+    );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -357,26 +429,38 @@ test(`every line in src/ fits in ${lineColumnsMax} columns`, () => {
             offenders.push(`${source.name}:${index + 1}: ${columns} columns`);
         });
     }
-    assertNone(offenders, `lines ≤ ${lineColumnsMax} columns (wrap after an operator, a comma ` +
-        "or an opening bracket; split long conditions into named constants)");
+    assertNone(
+        offenders,
+        `lines ≤ ${lineColumnsMax} columns (wrap after an operator, a comma ` +
+            "or an opening bracket; split long conditions into named constants)",
+    );
 });
 
 function functionName(node: ts.FunctionLikeDeclaration, file: ts.SourceFile): string {
     if (ts.isConstructorDeclaration(node)) return "constructor";
     if (node.name !== undefined) return node.name.getText(file);
     const parent = node.parent;
-    if (ts.isVariableDeclaration(parent) || ts.isPropertyDeclaration(parent) ||
-        ts.isPropertyAssignment(parent)) {
+    if (
+        ts.isVariableDeclaration(parent) ||
+        ts.isPropertyDeclaration(parent) ||
+        ts.isPropertyAssignment(parent)
+    ) {
         return parent.name.getText(file);
     }
     return ts.isArrowFunction(node) ? "<arrow function>" : "<function expression>";
 }
 
 function isFunctionWithBody(node: ts.Node): node is ts.FunctionLikeDeclaration {
-    return (ts.isFunctionDeclaration(node) || ts.isMethodDeclaration(node) ||
-        ts.isConstructorDeclaration(node) || ts.isArrowFunction(node) ||
-        ts.isFunctionExpression(node) || ts.isGetAccessorDeclaration(node) ||
-        ts.isSetAccessorDeclaration(node)) && node.body !== undefined;
+    return (
+        (ts.isFunctionDeclaration(node) ||
+            ts.isMethodDeclaration(node) ||
+            ts.isConstructorDeclaration(node) ||
+            ts.isArrowFunction(node) ||
+            ts.isFunctionExpression(node) ||
+            ts.isGetAccessorDeclaration(node) ||
+            ts.isSetAccessorDeclaration(node)) &&
+        node.body !== undefined
+    );
 }
 
 function functionOffenders(files: readonly SourceText[]): string[] {
@@ -390,9 +474,11 @@ function functionOffenders(files: readonly SourceText[]): string[] {
                 const last = file.getLineAndCharacterOfPosition(node.end).line;
                 const lineCount = last - first + 1;
                 if (lineCount > functionLinesMax) {
-                    offenders.push(`${where(source, start)}: ${functionName(node, file)} is ` +
-                        `${lineCount} lines → split it to ≤ ${functionLinesMax}: control flow ` +
-                        "in the caller, pure leaves below");
+                    offenders.push(
+                        `${where(source, start)}: ${functionName(node, file)} is ` +
+                            `${lineCount} lines → split it to ≤ ${functionLinesMax}: control flow ` +
+                            "in the caller, pure leaves below",
+                    );
                 }
             }
             ts.forEachChild(node, visit);
@@ -408,17 +494,24 @@ test(`every function in src/ is at most ${functionLinesMax} lines long`, () => {
 
 test("the import and function rules catch their counterexamples", () => {
     const body = Array.from({ length: functionLinesMax - 1 }, (_, index) => `    f(${index});`);
-    const sample = parse("src/vsr/sample.ts", [
-        'import { Bus } from "../io/bus.js";',
-        'import type { Network } from "../sim/network.js";',
-        'import { KvStateMachine } from "../state_machine/kv.js";',
-        'import { type EventKind } from "../state_machine/kv.js";',
-        'import type { Result } from "../state_machine/kv.js";',
-        'import { readFileSync } from "node:fs";',
-        'import { assert } from "../stdx/assert.js";',
-        "function long(): void {", ...body, "}",
-        "const short = (): void => {", ...body.slice(1), "};",
-    ].join("\n"));
+    const sample = parse(
+        "src/vsr/sample.ts",
+        [
+            'import { Bus } from "../io/bus.js";',
+            'import type { Network } from "../sim/network.js";',
+            'import { KvStateMachine } from "../state_machine/kv.js";',
+            'import { type EventKind } from "../state_machine/kv.js";',
+            'import type { Result } from "../state_machine/kv.js";',
+            'import { readFileSync } from "node:fs";',
+            'import { assert } from "../stdx/assert.js";',
+            "function long(): void {",
+            ...body,
+            "}",
+            "const short = (): void => {",
+            ...body.slice(1),
+            "};",
+        ].join("\n"),
+    );
     const lines = (offenders: string[]): number[] =>
         offenders.map((offender) => Number(offender.split(":")[1]));
     assert.deepEqual(lines(ioSimImportOffenders([sample])), [1, 2]);
@@ -431,12 +524,15 @@ test("every file in src/ opens with a comment block", () => {
     const offenders: string[] = [];
     for (const source of sources) {
         // A shebang (src/cli.ts) comes first by necessity; the comment block follows it.
-        const index = source.lines.findIndex((line, lineIndex) =>
-            line.trim() !== "" && !(lineIndex === 0 && line.startsWith("#!")));
+        const index = source.lines.findIndex(
+            (line, lineIndex) => line.trim() !== "" && !(lineIndex === 0 && line.startsWith("#!")),
+        );
         const first = index < 0 ? "" : source.lines[index]!.trim();
         if (first.startsWith("//") || first.startsWith("/*")) continue;
-        offenders.push(`${source.name}:${index + 1}: starts with code → open with a short ` +
-            "comment: what the file owns, its invariants (and in src/sim its fault model)");
+        offenders.push(
+            `${source.name}:${index + 1}: starts with code → open with a short ` +
+                "comment: what the file owns, its invariants (and in src/sim its fault model)",
+        );
     }
     assertNone(offenders, "files open with a comment block");
 });

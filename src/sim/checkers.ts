@@ -104,7 +104,9 @@ export class Checkers {
         const view = this.arena.view;
         const base = prepare.offset;
         if (op !== this.replicaCommit[replica]! + 1) {
-            this.fail(`replica ${replica} committed op ${op} after op ${this.replicaCommit[replica]}`);
+            this.fail(
+                `replica ${replica} committed op ${op} after op ${this.replicaCommit[replica]}`,
+            );
         }
         this.replicaCommit[replica] = op;
         if (op > this.options.opsMax) return this.fail(`op ${op} beyond the checker's history`);
@@ -118,7 +120,7 @@ export class Checkers {
         if (op > 1 && !this.historyEquals(op - 1, base + Prepare.parent)) {
             this.fail(`op ${op} does not chain to committed op ${op - 1}`);
         }
-        this.history.set(this.arena.bytes.subarray(base + Frame.checksum, base + Frame.checksum + 16), op * 16);
+        copyBytes(this.arena.bytes, base + Frame.checksum, this.history, op * 16, 16);
         this.opCommitted = op;
         this.modelApply(prepare, op);
         if (view.getUint32(base + Frame.size, true) < headerSize) this.fail("prepare size");
@@ -127,7 +129,10 @@ export class Checkers {
     private historyEquals(op: number, offset: number): boolean {
         const view = this.arena.view;
         for (let word = 0; word < 4; word++) {
-            if (this.historyView.getUint32(op * 16 + word * 4, true) !== view.getUint32(offset + word * 4, true)) {
+            if (
+                this.historyView.getUint32(op * 16 + word * 4, true) !==
+                view.getUint32(offset + word * 4, true)
+            ) {
                 return false;
             }
         }
@@ -137,7 +142,8 @@ export class Checkers {
     /** Commit numbers of a replica never go back (called after every step). */
     checkCommitMonotonic(replica: number, commitMin: number): void {
         if (commitMin < this.replicaCommit[replica]!) {
-            this.fail(`replica ${replica} commit went back from ${this.replicaCommit[replica]} to ${commitMin}`);
+            const previous = this.replicaCommit[replica];
+            this.fail(`replica ${replica} commit went back: ${previous} to ${commitMin}`);
         }
     }
 
@@ -177,7 +183,8 @@ export class Checkers {
                     oldest = candidate;
                     break;
                 }
-                if (oldest === -1 || this.tableReplyOp[candidate]! < this.tableReplyOp[oldest]!) oldest = candidate;
+                if (oldest === -1 || this.tableReplyOp[candidate]! < this.tableReplyOp[oldest]!)
+                    oldest = candidate;
             }
             entry = oldest;
         }
@@ -212,8 +219,10 @@ export class Checkers {
         const resultsBase = client * this.options.messageSizeMax;
         this.expectedResults.fill(0, resultsBase, resultsBase + eventCount * kvResultSize);
         for (let index = 0; index < eventCount; index++) {
-            this.modelEvent(entryOffset + batchEntryHeaderSize + index * kvEventSize,
-                resultsBase + index * kvResultSize);
+            this.modelEvent(
+                entryOffset + batchEntryHeaderSize + index * kvEventSize,
+                resultsBase + index * kvResultSize,
+            );
         }
         this.expectedRequest[client] = request;
         this.expectedOp[client] = op;
@@ -230,7 +239,9 @@ export class Checkers {
             results[resultOffset + ResultOffset.status] = ResultStatus.invalidEvent;
             return;
         }
-        const key = bytes[eventOffset + EventOffset.key]! | (bytes[eventOffset + EventOffset.key + 1]! << 8);
+        const key =
+            bytes[eventOffset + EventOffset.key]! |
+            (bytes[eventOffset + EventOffset.key + 1]! << 8);
         assert(key < this.options.keyCount);
         const present = this.valueSizes[key]! >= 0;
         if (kind === EventKind.put) {
@@ -242,7 +253,7 @@ export class Checkers {
             const valueSize = bytes[eventOffset + EventOffset.valueSize]!;
             this.valueSizes[key] = valueSize;
             const source = eventOffset + EventOffset.value;
-            this.values.set(bytes.subarray(source, source + 64), key * 64);
+            copyBytes(bytes, source, this.values, key * 64, 64);
             results[resultOffset + ResultOffset.status] = ResultStatus.ok;
         } else if (kind === EventKind.get) {
             if (!present) {
@@ -252,7 +263,7 @@ export class Checkers {
             const valueSize = this.valueSizes[key]!;
             results[resultOffset + ResultOffset.status] = ResultStatus.ok;
             results[resultOffset + ResultOffset.valueSize] = valueSize;
-            results.set(this.values.subarray(key * 64, key * 64 + valueSize), resultOffset + ResultOffset.value);
+            copyBytes(this.values, key * 64, results, resultOffset + ResultOffset.value, valueSize);
         } else {
             if (!present) {
                 results[resultOffset + ResultOffset.status] = ResultStatus.notFound;
@@ -272,29 +283,44 @@ export class Checkers {
         const view = this.arena.view;
         const op = readU64(view, reply.offset + Reply.op);
         this.repliesChecked++;
-        if (op > this.opCommitted) return this.fail(`client ${client} got a reply for uncommitted op ${op}`);
+        if (op > this.opCommitted)
+            return this.fail(`client ${client} got a reply for uncommitted op ${op}`);
         if (op <= this.invokeMaxAckedOp[client]!) {
-            this.fail(`client ${client}: reply op ${op} not after op ${this.invokeMaxAckedOp[client]} acknowledged before it was invoked`);
+            const acked = this.invokeMaxAckedOp[client];
+            this.fail(`client ${client}: reply op ${op} <= op ${acked} acked before invoke`);
         }
-        const registering = view.getUint8(request.offset + Request.operation) === Operation.register;
+        const registering =
+            view.getUint8(request.offset + Request.operation) === Operation.register;
         const number = registering ? 0 : view.getUint32(request.offset + Request.request, true);
         if (registering && this.registerExecutedAt(client, op)) {
-            if (view.getUint32(reply.offset + Frame.size, true) !== headerSize) this.fail("register reply body");
+            if (view.getUint32(reply.offset + Frame.size, true) !== headerSize)
+                this.fail("register reply body");
             this.maxAckedOp = Math.max(this.maxAckedOp, op);
             return;
         }
         if (this.expectedRequest[client] !== number || this.expectedOp[client] !== op) {
-            return this.fail(`client ${client} request ${number}: reply from op ${op}, model executed it at op ${this.expectedOp[client]}`);
+            const expected = this.expectedOp[client];
+            return this.fail(
+                `client ${client} request ${number}: reply op ${op}, model op ${expected}`,
+            );
         }
         const size = view.getUint32(reply.offset + Frame.size, true) - headerSize;
-        if (size !== this.expectedSize[client]) return this.fail(`client ${client}: reply size ${size}`);
+        if (size !== this.expectedSize[client])
+            return this.fail(`client ${client}: reply size ${size}`);
         const base = client * this.options.messageSizeMax;
         for (let index = 0; index < size; index++) {
-            if (this.arena.bytes[reply.offset + headerSize + index] !== this.expectedResults[base + index]) {
-                return this.fail(`client ${client} request ${number}: reply differs from the model at byte ${index}`);
+            if (
+                this.arena.bytes[reply.offset + headerSize + index] !==
+                this.expectedResults[base + index]
+            ) {
+                return this.fail(
+                    `client ${client} request ${number}: reply differs from model at ${index}`,
+                );
             }
         }
-        if (!u128Equal(view, reply.offset + Reply.requestChecksum, request.offset + Frame.checksum)) {
+        if (
+            !u128Equal(view, reply.offset + Reply.requestChecksum, request.offset + Frame.checksum)
+        ) {
             this.fail(`client ${client}: reply for another request`);
         }
         this.maxAckedOp = Math.max(this.maxAckedOp, op);
@@ -308,4 +334,16 @@ export class Checkers {
     historyDigest(target: Uint8Array, targetOffset: number): void {
         checksum(this.history, 16, this.opCommitted * 16, target, targetOffset);
     }
+}
+
+/** Copies between distinct buffers without creating views (the checkers run on every commit). */
+function copyBytes(
+    source: Uint8Array,
+    sourceOffset: number,
+    target: Uint8Array,
+    targetOffset: number,
+    size: number,
+): void {
+    for (let index = 0; index < size; index++)
+        target[targetOffset + index] = source[sourceOffset + index]!;
 }

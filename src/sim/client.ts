@@ -48,7 +48,12 @@ export interface WorkloadOptions {
     readonly thinkTicksMean: number;
 }
 
-export function clientId(arenaView: DataView, offset: number, clientIndex: number, seed: number): void {
+export function clientId(
+    arenaView: DataView,
+    offset: number,
+    clientIndex: number,
+    seed: number,
+): void {
     arenaView.setUint32(offset, clientIndex + 1, true);
     arenaView.setUint32(offset + 4, seed >>> 0, true);
     arenaView.setUint32(offset + 8, Math.floor(seed / 0x1_0000_0000) >>> 0, true);
@@ -88,9 +93,18 @@ export class SimClient {
     evictions = 0;
 
     constructor(
-        index: number, node: number, config: Config, cluster: number, replicaCount: number,
-        arena: Arena, pool: MessagePool, prng: PRNG, seed: number, workload: WorkloadOptions,
-        observer: ClientObserver, send: (source: number, target: number, message: Message) => void,
+        index: number,
+        node: number,
+        config: Config,
+        cluster: number,
+        replicaCount: number,
+        arena: Arena,
+        pool: MessagePool,
+        prng: PRNG,
+        seed: number,
+        workload: WorkloadOptions,
+        observer: ClientObserver,
+        send: (source: number, target: number, message: Message) => void,
     ) {
         assert(workload.keyCount >= 1 && workload.keyCount <= 0xffff);
         assert(workload.eventsPerRequestMax >= 1);
@@ -166,9 +180,12 @@ export class SimClient {
         bytes.fill(0, offset, offset + kvEventSize);
         const roll = this.prng.float();
         const workload = this.workload;
-        const kind = roll < workload.putProbability ? EventKind.put
-            : roll < workload.putProbability + workload.deleteProbability ? EventKind.delete
-            : EventKind.get;
+        const kind =
+            roll < workload.putProbability
+                ? EventKind.put
+                : roll < workload.putProbability + workload.deleteProbability
+                  ? EventKind.delete
+                  : EventKind.get;
         const keyIndex = this.prng.int(workload.keyCount);
         bytes[offset + EventOffset.kind] = kind;
         if (this.prng.chance(workload.invalidEventProbability)) return; // keySize 0: invalid.
@@ -191,11 +208,13 @@ export class SimClient {
         const message = this.inflight;
         assert(message !== null);
         // The primary may have changed: re-send the same request (same checksum) to everyone.
-        for (let replica = 0; replica < this.replicaCount; replica++) this.send(this.node, replica, message);
+        for (let replica = 0; replica < this.replicaCount; replica++)
+            this.send(this.node, replica, message);
         this.retryAttempts = Math.min(this.retryAttempts + 1, 6);
         this.retryTicks = 0;
         const ceiling = this.config.clientRequestTimeoutTicks * 2 ** this.retryAttempts;
-        this.retryDeadlineTicks = this.config.clientRequestTimeoutTicks +
+        this.retryDeadlineTicks =
+            this.config.clientRequestTimeoutTicks +
             this.prng.int(Math.min(ceiling, this.config.backoffTicksMax * 4));
     }
 
@@ -211,7 +230,8 @@ export class SimClient {
         const inflight = this.inflight;
         if (inflight === null) return;
         if (!u128Equal(view, base + Reply.client, this.idOffset)) return;
-        if (!u128Equal(view, base + Reply.requestChecksum, inflight.offset + Frame.checksum)) return;
+        if (!u128Equal(view, base + Reply.requestChecksum, inflight.offset + Frame.checksum))
+            return;
         this.view = Math.max(this.view, view.getUint32(base + Frame.view, true));
         if (view.getUint8(inflight.offset + Request.operation) === Operation.register) {
             this.session = readU64(view, base + Reply.session);
@@ -227,7 +247,8 @@ export class SimClient {
         const view = this.arena.view;
         if (!u128Equal(view, message.offset + Eviction.client, this.idOffset)) return;
         // An eviction names the session it ends: one of an earlier session is stale.
-        if (this.session === 0 || readU64(view, message.offset + Eviction.session) !== this.session) return;
+        if (this.session === 0 || readU64(view, message.offset + Eviction.session) !== this.session)
+            return;
         this.evictions++;
         this.session = 0;
         this.requestNumber = 0;

@@ -56,7 +56,8 @@ class ReplicaBus implements MessageBus {
         const view = this.cluster.arena.view;
         const command = headerCommand(view, message.offset);
         assert(command === Command.reply || command === Command.eviction);
-        const clientOffset = message.offset + (command === Command.reply ? Reply.client : Eviction.client);
+        const clientOffset =
+            message.offset + (command === Command.reply ? Reply.client : Eviction.client);
         const client = view.getUint32(clientOffset, true) - 1;
         assert(client >= 0 && client < this.cluster.clients.length);
         this.cluster.network.send(this.replica, this.cluster.replicas.length + client, message);
@@ -88,53 +89,79 @@ export class Cluster {
         this.arena = new Arena(Cluster.arenaSizeBytes(options, messagesMax));
         checksumAttach(this.arena.memory);
         this.pool = new MessagePool(this.arena, config.messageSizeMax, messagesMax);
-        this.network = new Network(options.network, new PRNG(this.prng.u53()), this.pool,
-            (target, message) => this.deliver(target, message));
+        this.network = new Network(
+            options.network,
+            new PRNG(this.prng.u53()),
+            this.pool,
+            (target, message) => this.deliver(target, message),
+        );
         const kvEntriesMax = config.kvEntriesMax;
         const dataLayout = layout(config, KvStateMachine.sizeBytes(kvEntriesMax));
         for (let index = 0; index < options.replicaCount; index++) {
             this.createReplica(index, dataLayout, kvEntriesMax);
         }
-        this.checkers = new Checkers({
-            replicaCount: options.replicaCount,
-            clientCount: options.clientCount,
-            clientsMax: config.clientsMax,
-            keyCount: options.workload.keyCount,
-            kvCountMax: this.stateMachines[0]?.countMax ?? 0,
-            opsMax: options.opsMax,
-            messageSizeMax: config.messageSizeMax,
-            seed: options.seed,
-        }, this.arena);
+        this.checkers = new Checkers(
+            {
+                replicaCount: options.replicaCount,
+                clientCount: options.clientCount,
+                clientsMax: config.clientsMax,
+                keyCount: options.workload.keyCount,
+                kvCountMax: this.stateMachines[0]?.countMax ?? 0,
+                opsMax: options.opsMax,
+                messageSizeMax: config.messageSizeMax,
+                seed: options.seed,
+            },
+            this.arena,
+        );
         for (let index = 0; index < options.clientCount; index++) this.createClient(index);
         this.arena.seal();
     }
 
     static messagesMax(options: ClusterOptions): number {
-        return options.replicaCount * Replica.messagesMax(options.config, options.replicaCount)
-            + Network.packetsMax(options.network)
-            + options.clientCount // A request in flight per client.
-            + 1; // The message a sender holds while the network copies it.
+        return (
+            options.replicaCount * Replica.messagesMax(options.config, options.replicaCount) +
+            Network.packetsMax(options.network) +
+            options.clientCount + // A request in flight per client.
+            1
+        ); // The message a sender holds while the network copies it.
     }
 
     static arenaSizeBytes(options: ClusterOptions, messagesMax: number): number {
         const config = options.config;
-        const perReplica = config.journalSlotCount * headerSize + config.journalWritesMax * 4096 +
-            KvStateMachine.sizeBytes(config.kvEntriesMax) + 3 * 4096;
-        return MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
-            options.replicaCount * perReplica + options.clientCount * 16 + 64 * 1024;
+        const perReplica =
+            config.journalSlotCount * headerSize +
+            config.journalWritesMax * 4096 +
+            KvStateMachine.sizeBytes(config.kvEntriesMax) +
+            3 * 4096;
+        return (
+            MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
+            options.replicaCount * perReplica +
+            options.clientCount * 16 +
+            64 * 1024
+        );
     }
 
-    private createReplica(index: number, dataLayout: ReturnType<typeof layout>, kvEntriesMax: number): void {
+    private createReplica(
+        index: number,
+        dataLayout: ReturnType<typeof layout>,
+        kvEntriesMax: number,
+    ): void {
         const options = this.options;
         const config = options.config;
-        const offsetUs = options.clockOffsetUsMax === 0 ? 0
-            : this.prng.range(-options.clockOffsetUsMax, options.clockOffsetUsMax);
+        const offsetUs =
+            options.clockOffsetUsMax === 0
+                ? 0
+                : this.prng.range(-options.clockOffsetUsMax, options.clockOffsetUsMax);
         const time = new SimTime(config.tickMs, offsetUs);
-        const storage = new SimStorage({
-            ...options.storage,
-            sizeBytes: dataLayout.totalSize,
-            iopsMax: config.journalWritesMax + config.journalReadsMax,
-        }, this.arena, new PRNG(this.prng.u53()));
+        const storage = new SimStorage(
+            {
+                ...options.storage,
+                sizeBytes: dataLayout.totalSize,
+                iopsMax: config.journalWritesMax + config.journalReadsMax,
+            },
+            this.arena,
+            new PRNG(this.prng.u53()),
+        );
         const kvOffset = this.arena.allocate(KvStateMachine.sizeBytes(kvEntriesMax), 64);
         const stateMachine = new KvStateMachine(this.arena.bytes, kvOffset, kvEntriesMax);
         const replica = new Replica({
@@ -150,7 +177,10 @@ export class Cluster {
             bus: new ReplicaBus(this, index),
             stateMachine,
             prng: new PRNG(this.prng.u53()),
-            hooks: { onCommit: (replicaIndex, op, prepare) => this.checkers.onCommit(replicaIndex, op, prepare) },
+            hooks: {
+                onCommit: (replicaIndex, op, prepare) =>
+                    this.checkers.onCommit(replicaIndex, op, prepare),
+            },
             faults: options.faults,
         });
         this.times.push(time);
@@ -162,15 +192,25 @@ export class Cluster {
     private createClient(index: number): void {
         const options = this.options;
         const checkers = this.checkers;
-        const client = new SimClient(index, options.replicaCount + index, options.config, options.cluster,
-            options.replicaCount, this.arena, this.pool, new PRNG(this.prng.u53()), options.seed,
+        const client = new SimClient(
+            index,
+            options.replicaCount + index,
+            options.config,
+            options.cluster,
+            options.replicaCount,
+            this.arena,
+            this.pool,
+            new PRNG(this.prng.u53()),
+            options.seed,
             options.workload,
             {
                 onInvoke: (clientIndex) => checkers.onInvoke(clientIndex),
-                onReply: (clientIndex, request, reply) => checkers.onReply(clientIndex, request, reply),
+                onReply: (clientIndex, request, reply) =>
+                    checkers.onReply(clientIndex, request, reply),
                 onEviction: (clientIndex) => checkers.onEviction(clientIndex),
             },
-            (source, target, message) => this.network.send(source, target, message));
+            (source, target, message) => this.network.send(source, target, message),
+        );
         this.clients.push(client);
     }
 

@@ -384,13 +384,13 @@ export class Network {
         for (let slot = 0; slot < this.slotCount; slot++) {
             const state = this.slotState[slot]!;
             assert((state === slotFree) === (this.slotMessage[slot] === null));
-            assert((state === slotQueued) === (this.heapPosition[slot]! >= 0));
+            assert((state === slotQueued) === this.heapPosition[slot]! >= 0);
             if (state === slotQueued) queued++;
             if (state === slotHeld) held++;
             const path = Math.floor(slot / this.capacity);
             const position = this.slotPosition[slot]!;
             assert(this.pathSlots[path * this.capacity + position] === slot);
-            assert((position < this.pathPacketCount[path]!) === (state !== slotFree));
+            assert(position < this.pathPacketCount[path]! === (state !== slotFree));
         }
         assert(queued === this.heapCount);
         assert(held === this.heldCount);

@@ -26,6 +26,8 @@ export interface StorageOptions {
 export class SimStorage implements Storage {
     readonly sizeBytes: number;
     readonly data: Uint8Array;
+    private readonly dataWords: Int32Array;
+    private readonly arenaWords: Int32Array;
     private readonly arena: Arena;
     private readonly prng: PRNG;
     private readonly options: StorageOptions;
@@ -47,6 +49,8 @@ export class SimStorage implements Storage {
         assert(options.iopsMax > 0);
         this.sizeBytes = options.sizeBytes;
         this.data = new Uint8Array(options.sizeBytes);
+        this.dataWords = new Int32Array(this.data.buffer);
+        this.arenaWords = new Int32Array(arena.memory.buffer);
         this.arena = arena;
         this.prng = prng;
         this.options = options;
@@ -59,11 +63,21 @@ export class SimStorage implements Storage {
         this.sequences = new Float64Array(options.iopsMax);
     }
 
-    read(completion: StorageCompletion, bufferOffset: number, sizeBytes: number, offsetBytes: number): void {
+    read(
+        completion: StorageCompletion,
+        bufferOffset: number,
+        sizeBytes: number,
+        offsetBytes: number,
+    ): void {
         this.submit(completion, bufferOffset, sizeBytes, offsetBytes, false);
     }
 
-    write(completion: StorageCompletion, bufferOffset: number, sizeBytes: number, offsetBytes: number): void {
+    write(
+        completion: StorageCompletion,
+        bufferOffset: number,
+        sizeBytes: number,
+        offsetBytes: number,
+    ): void {
         this.submit(completion, bufferOffset, sizeBytes, offsetBytes, true);
     }
 
@@ -71,8 +85,13 @@ export class SimStorage implements Storage {
         return this.pendingCount;
     }
 
-    private submit(completion: StorageCompletion, bufferOffset: number, size: number, offset: number,
-        write: boolean): void {
+    private submit(
+        completion: StorageCompletion,
+        bufferOffset: number,
+        size: number,
+        offset: number,
+        write: boolean,
+    ): void {
         assert(bufferOffset % sectorSize === 0);
         assert(size > 0 && size % sectorSize === 0);
         assert(offset % sectorSize === 0);
@@ -81,8 +100,10 @@ export class SimStorage implements Storage {
         const slot = this.completions.indexOf(null);
         assert(slot >= 0); // The replica bounds its I/O; running out here is its bug.
         const latency = write
-            ? this.options.writeLatencyMinTicks + this.prng.exponential(this.options.writeLatencyMeanTicks)
-            : this.options.readLatencyMinTicks + this.prng.exponential(this.options.readLatencyMeanTicks);
+            ? this.options.writeLatencyMinTicks +
+              this.prng.exponential(this.options.writeLatencyMeanTicks)
+            : this.options.readLatencyMinTicks +
+              this.prng.exponential(this.options.readLatencyMeanTicks);
         this.completions[slot] = completion;
         this.bufferOffsets[slot] = bufferOffset;
         this.sizes[slot] = size;
@@ -106,7 +127,8 @@ export class SimStorage implements Storage {
     private nextDue(): number {
         let best = -1;
         for (let slot = 0; slot < this.completions.length; slot++) {
-            if (this.completions[slot] === null || (this.dueTicks[slot] ?? 0) > this.ticks) continue;
+            if (this.completions[slot] === null || (this.dueTicks[slot] ?? 0) > this.ticks)
+                continue;
             if (best < 0 || (this.sequences[slot] ?? 0) < (this.sequences[best] ?? 0)) best = slot;
         }
         return best;
@@ -118,11 +140,12 @@ export class SimStorage implements Storage {
         const bufferOffset = this.bufferOffsets[slot] ?? 0;
         const size = this.sizes[slot] ?? 0;
         const offset = this.offsets[slot] ?? 0;
+        // Word copies between the arena and the disk image: no views are created per I/O.
         if (this.writes[slot] === 1) {
-            this.data.set(this.arena.bytes.subarray(bufferOffset, bufferOffset + size), offset);
+            copyWords(this.arenaWords, bufferOffset >> 2, this.dataWords, offset >> 2, size >> 2);
             this.writesCompleted++;
         } else {
-            this.arena.bytes.set(this.data.subarray(offset, offset + size), bufferOffset);
+            copyWords(this.dataWords, offset >> 2, this.arenaWords, bufferOffset >> 2, size >> 2);
             this.readsCompleted++;
         }
         this.completions[slot] = null;
@@ -130,4 +153,15 @@ export class SimStorage implements Storage {
         completion.result = IoResult.ok;
         completion.callback(completion);
     }
+}
+
+function copyWords(
+    source: Int32Array,
+    sourceIndex: number,
+    target: Int32Array,
+    targetIndex: number,
+    count: number,
+): void {
+    for (let index = 0; index < count; index++)
+        target[targetIndex + index] = source[sourceIndex + index]!;
 }

@@ -83,7 +83,10 @@ export function swarmClusterOptions(options: SimOptions): ClusterOptions {
         },
         workload: {
             keyCount: prng.chance(0.3) ? prng.range(200, 400) : prng.range(1, 64),
-            eventsPerRequestMax: prng.range(1, Math.floor((config.messageSizeMax - 256 - 64) / 128)),
+            eventsPerRequestMax: prng.range(
+                1,
+                Math.floor((config.messageSizeMax - 256 - 64) / 128),
+            ),
             putProbability,
             deleteProbability: prng.float() * (1 - putProbability) * 0.5,
             invalidEventProbability: prng.chance(0.2) ? 0.02 : 0,
@@ -103,11 +106,15 @@ export function runSimulation(options: SimOptions): SimResult {
     let kind: SimResultKind = "pass";
     let reason: string | null = null;
     try {
-        for (let tick = 0; tick < options.ticks && cluster.checkers.violation === null; tick++) cluster.tick();
-        if (cluster.checkers.violation === null) reason = runLiveness(cluster, options.livenessTicksMax);
+        for (let tick = 0; tick < options.ticks && cluster.checkers.violation === null; tick++)
+            cluster.tick();
+        if (cluster.checkers.violation === null)
+            reason = runLiveness(cluster, options.livenessTicksMax);
         if (reason !== null) kind = "liveness";
     } catch (error) {
-        reason = "replica crashed: " + (error instanceof Error ? error.stack ?? error.message : String(error));
+        reason =
+            "replica crashed: " +
+            (error instanceof Error ? (error.stack ?? error.message) : String(error));
         kind = "safety";
     }
     if (cluster.checkers.violation !== null) {
@@ -160,7 +167,10 @@ function commitHighest(cluster: Cluster): number {
 /** A replica this far behind cannot repair from its peers' WALs: it needs state sync. */
 function awaitingSync(cluster: Cluster, commitMin: number): boolean {
     const config = cluster.options.config;
-    return commitHighest(cluster) - commitMin >= config.journalSlotCount - config.pipelinePrepareQueueMax - 1;
+    return (
+        commitHighest(cluster) - commitMin >=
+        config.journalSlotCount - config.pipelinePrepareQueueMax - 1
+    );
 }
 
 /** Replicas that executed the same ops must hold byte-identical state. */
@@ -173,7 +183,8 @@ function stateDivergence(cluster: Cluster): string | null {
             const imageB = cluster.stateMachines[b]!;
             for (let index = 0; index < imageA.imageSize; index++) {
                 if (bytes[imageA.imageOffset + index] !== bytes[imageB.imageOffset + index]) {
-                    return `replicas ${a} and ${b} committed op ${cluster.replicas[a]!.commitMin} with different state`;
+                    const op = cluster.replicas[a]!.commitMin;
+                    return `replicas ${a} and ${b} differ in state at op ${op}`;
                 }
             }
         }
@@ -181,7 +192,12 @@ function stateDivergence(cluster: Cluster): string | null {
     return null;
 }
 
-function summarize(cluster: Cluster, seed: number, kind: SimResultKind, reason: string | null): SimResult {
+function summarize(
+    cluster: Cluster,
+    seed: number,
+    kind: SimResultKind,
+    reason: string | null,
+): SimResult {
     let viewChanges = 0;
     let awaiting = 0;
     for (const replica of cluster.replicas) {
@@ -231,11 +247,18 @@ function fingerprint(cluster: Cluster): string {
         view.setFloat64(base, replica.commitMin, true);
         view.setUint32(base + 8, replica.view, true);
         view.setUint32(base + 12, replica.status, true);
-        checksum(cluster.arena.bytes, stateMachine.imageOffset, stateMachine.imageSize, scratch, base + 16);
+        checksum(
+            cluster.arena.bytes,
+            stateMachine.imageOffset,
+            stateMachine.imageSize,
+            scratch,
+            base + 16,
+        );
     }
     const digest = new Uint8Array(16);
     checksum(scratch, 0, scratch.length, digest, 0);
     let hex = "";
-    for (let index = 15; index >= 0; index--) hex += (digest[index] ?? 0).toString(16).padStart(2, "0");
+    for (let index = 15; index >= 0; index--)
+        hex += (digest[index] ?? 0).toString(16).padStart(2, "0");
     return hex;
 }

@@ -6,10 +6,8 @@
 import { assert } from "./assert.js";
 
 export class PRNG {
-    private s0 = 0;
-    private s1 = 0;
-    private s2 = 0;
-    private s3 = 0;
+    /** xoshiro128** state as int32 words: typed-array slots never box a number on the heap. */
+    private readonly state = new Int32Array(4);
 
     constructor(seed: number) {
         this.reseed(seed);
@@ -20,35 +18,45 @@ export class PRNG {
         assert(seed >= 0);
         const low = seed >>> 0;
         const high = Math.floor(seed / 0x1_0000_0000) >>> 0;
-        let state = (low ^ Math.imul(high, 0x9e3779b9)) >>> 0;
-        state = splitmix32(state ^ 0x6a09e667);
-        this.s0 = state;
-        state = splitmix32(state ^ high);
-        this.s1 = state;
-        state = splitmix32(state ^ low);
-        this.s2 = state;
-        state = splitmix32(state ^ 0xbb67ae85);
-        this.s3 = state | 1;
+        let word = (low ^ Math.imul(high, 0x9e3779b9)) >>> 0;
+        word = splitmix32(word ^ 0x6a09e667);
+        this.state[0] = word;
+        word = splitmix32(word ^ high);
+        this.state[1] = word;
+        word = splitmix32(word ^ low);
+        this.state[2] = word;
+        word = splitmix32(word ^ 0xbb67ae85);
+        this.state[3] = word | 1;
+    }
+
+    /** The next output as an int32 (its bits are the uniformly distributed u32). */
+    private next(): number {
+        const state = this.state;
+        const s0 = state[0]!;
+        const s1 = state[1]!;
+        const s2 = state[2]!;
+        const s3 = state[3]!;
+        const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9);
+        const t = s1 << 9;
+        const n2 = s2 ^ s0;
+        const n3 = s3 ^ s1;
+        state[1] = s1 ^ n2;
+        state[0] = s0 ^ n3;
+        state[2] = n2 ^ t;
+        state[3] = rotl(n3, 11);
+        return result;
     }
 
     /** A uniformly distributed unsigned 32-bit integer. */
     u32(): number {
-        const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-        const t = this.s1 << 9;
-        this.s2 ^= this.s0;
-        this.s3 ^= this.s1;
-        this.s1 ^= this.s2;
-        this.s0 ^= this.s3;
-        this.s2 ^= t;
-        this.s3 = rotl(this.s3, 11);
-        return result;
+        return this.next() >>> 0;
     }
 
     /** A uniform integer in [0, bound), bound ≤ 2^32, without modulo bias worth measuring. */
     int(bound: number): number {
         assert(bound > 0);
         assert(bound <= 0x1_0000_0000);
-        return Math.floor((this.u32() / 0x1_0000_0000) * bound);
+        return Math.floor(((this.next() >>> 0) / 0x1_0000_0000) * bound);
     }
 
     /** A uniform integer in [min, max] inclusive. */
@@ -59,7 +67,7 @@ export class PRNG {
 
     /** A uniform float in [0, 1). */
     float(): number {
-        return this.u32() / 0x1_0000_0000;
+        return (this.next() >>> 0) / 0x1_0000_0000;
     }
 
     /** True with the given probability in [0, 1]. */
@@ -84,7 +92,7 @@ export class PRNG {
 }
 
 function rotl(x: number, k: number): number {
-    return ((x << k) | (x >>> (32 - k))) >>> 0;
+    return (x << k) | (x >>> (32 - k));
 }
 
 function splitmix32(input: number): number {

@@ -28,7 +28,7 @@ export class Arena {
         assert(this.bytes.byteLength === this.sizeBytes);
     }
 
-    /** Carves `sizeBytes` at an offset aligned to `alignment` (a power of two); returns the offset. */
+    /** Carves `sizeBytes` at `alignment` (a power of two); returns the offset. */
     allocate(sizeBytes: number, alignment: number): number {
         assert(!this.sealed);
         assert(sizeBytes >= 0);

@@ -58,5 +58,8 @@ function zeroBytes(view: DataView, from: number, to: number): boolean {
 }
 
 export function entrySize(view: DataView, entryOffset: number): number {
-    return batchEntryHeaderSize + view.getUint32(entryOffset + BatchEntry.eventCount, true) * kvEventSize;
+    return (
+        batchEntryHeaderSize +
+        view.getUint32(entryOffset + BatchEntry.eventCount, true) * kvEventSize
+    );
 }

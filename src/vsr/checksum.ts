@@ -171,8 +171,11 @@ export function checksumEquals(
     let equal = true;
     for (let word = 0; word < 4; word++) {
         const index = expectedOffset + word * 4;
-        const value = expected[index]! | (expected[index + 1]! << 8) |
-            (expected[index + 2]! << 16) | (expected[index + 3]! << 24);
+        const value =
+            expected[index]! |
+            (expected[index + 1]! << 8) |
+            (expected[index + 2]! << 16) |
+            (expected[index + 3]! << 24);
         equal = equal && value === resultWords[word];
     }
     return equal;
@@ -269,10 +272,22 @@ function digestPortable(view: DataView<ArrayBufferLike>, start: number, size: nu
 /** Absorbs the stripes of view[start, end) into laneWords; (end - start) % 64 === 0. */
 function absorbStripes(view: DataView<ArrayBufferLike>, start: number, end: number): void {
     assert((end - start) % stripeSize === 0);
-    let s0 = laneWords[0]!, s1 = laneWords[1]!, s2 = laneWords[2]!, s3 = laneWords[3]!;
-    let s4 = laneWords[4]!, s5 = laneWords[5]!, s6 = laneWords[6]!, s7 = laneWords[7]!;
-    let s8 = laneWords[8]!, s9 = laneWords[9]!, s10 = laneWords[10]!, s11 = laneWords[11]!;
-    let s12 = laneWords[12]!, s13 = laneWords[13]!, s14 = laneWords[14]!, s15 = laneWords[15]!;
+    let s0 = laneWords[0]!,
+        s1 = laneWords[1]!,
+        s2 = laneWords[2]!,
+        s3 = laneWords[3]!;
+    let s4 = laneWords[4]!,
+        s5 = laneWords[5]!,
+        s6 = laneWords[6]!,
+        s7 = laneWords[7]!;
+    let s8 = laneWords[8]!,
+        s9 = laneWords[9]!,
+        s10 = laneWords[10]!,
+        s11 = laneWords[11]!;
+    let s12 = laneWords[12]!,
+        s13 = laneWords[13]!,
+        s14 = laneWords[14]!,
+        s15 = laneWords[15]!;
     for (let p = start; p < end; p += stripeSize) {
         s0 = round(s0, view.getInt32(p, true));
         s1 = round(s1, view.getInt32(p + 4, true));
@@ -291,15 +306,39 @@ function absorbStripes(view: DataView<ArrayBufferLike>, start: number, end: numb
         s14 = round(s14, view.getInt32(p + 56, true));
         s15 = round(s15, view.getInt32(p + 60, true));
         // Phase 1: V0[j] += V1[j+1], V2[j] += V3[j+1]. Phase 2: V1[j] += V2[j+1], V3[j] += V0[j+1].
-        s0 = (s0 + s5) | 0; s1 = (s1 + s6) | 0; s2 = (s2 + s7) | 0; s3 = (s3 + s4) | 0;
-        s8 = (s8 + s13) | 0; s9 = (s9 + s14) | 0; s10 = (s10 + s15) | 0; s11 = (s11 + s12) | 0;
-        s4 = (s4 + s9) | 0; s5 = (s5 + s10) | 0; s6 = (s6 + s11) | 0; s7 = (s7 + s8) | 0;
-        s12 = (s12 + s1) | 0; s13 = (s13 + s2) | 0; s14 = (s14 + s3) | 0; s15 = (s15 + s0) | 0;
+        s0 = (s0 + s5) | 0;
+        s1 = (s1 + s6) | 0;
+        s2 = (s2 + s7) | 0;
+        s3 = (s3 + s4) | 0;
+        s8 = (s8 + s13) | 0;
+        s9 = (s9 + s14) | 0;
+        s10 = (s10 + s15) | 0;
+        s11 = (s11 + s12) | 0;
+        s4 = (s4 + s9) | 0;
+        s5 = (s5 + s10) | 0;
+        s6 = (s6 + s11) | 0;
+        s7 = (s7 + s8) | 0;
+        s12 = (s12 + s1) | 0;
+        s13 = (s13 + s2) | 0;
+        s14 = (s14 + s3) | 0;
+        s15 = (s15 + s0) | 0;
     }
-    laneWords[0] = s0; laneWords[1] = s1; laneWords[2] = s2; laneWords[3] = s3;
-    laneWords[4] = s4; laneWords[5] = s5; laneWords[6] = s6; laneWords[7] = s7;
-    laneWords[8] = s8; laneWords[9] = s9; laneWords[10] = s10; laneWords[11] = s11;
-    laneWords[12] = s12; laneWords[13] = s13; laneWords[14] = s14; laneWords[15] = s15;
+    laneWords[0] = s0;
+    laneWords[1] = s1;
+    laneWords[2] = s2;
+    laneWords[3] = s3;
+    laneWords[4] = s4;
+    laneWords[5] = s5;
+    laneWords[6] = s6;
+    laneWords[7] = s7;
+    laneWords[8] = s8;
+    laneWords[9] = s9;
+    laneWords[10] = s10;
+    laneWords[11] = s11;
+    laneWords[12] = s12;
+    laneWords[13] = s13;
+    laneWords[14] = s14;
+    laneWords[15] = s15;
 }
 
 /** xxHash32's round: a bijection of `lane` for a fixed `word`, and of `word` for a fixed `lane`. */
@@ -310,7 +349,10 @@ function round(lane: number, word: number): number {
 
 /** Merges laneWords into resultWords: the xor over vectors k of mix128(Vk ^ Kk). */
 function finalize(): void {
-    let r0 = 0, r1 = 0, r2 = 0, r3 = 0;
+    let r0 = 0,
+        r1 = 0,
+        r2 = 0,
+        r3 = 0;
     for (let vector = 0; vector < 4; vector++) {
         const lane = vector * 4;
         let h0 = laneWords[lane]! ^ finalKeys[lane]!;
@@ -319,13 +361,26 @@ function finalize(): void {
         let h3 = laneWords[lane + 3]! ^ finalKeys[lane + 3]!;
         // mix128: MurmurHash3 x86_128's finalization, a full-avalanche bijection on 128 bits.
         h0 = (h0 + h1 + h2 + h3) | 0;
-        h1 = (h1 + h0) | 0; h2 = (h2 + h0) | 0; h3 = (h3 + h0) | 0;
-        h0 = fmix32(h0); h1 = fmix32(h1); h2 = fmix32(h2); h3 = fmix32(h3);
+        h1 = (h1 + h0) | 0;
+        h2 = (h2 + h0) | 0;
+        h3 = (h3 + h0) | 0;
+        h0 = fmix32(h0);
+        h1 = fmix32(h1);
+        h2 = fmix32(h2);
+        h3 = fmix32(h3);
         h0 = (h0 + h1 + h2 + h3) | 0;
-        h1 = (h1 + h0) | 0; h2 = (h2 + h0) | 0; h3 = (h3 + h0) | 0;
-        r0 ^= h0; r1 ^= h1; r2 ^= h2; r3 ^= h3;
+        h1 = (h1 + h0) | 0;
+        h2 = (h2 + h0) | 0;
+        h3 = (h3 + h0) | 0;
+        r0 ^= h0;
+        r1 ^= h1;
+        r2 ^= h2;
+        r3 ^= h3;
     }
-    resultWords[0] = r0; resultWords[1] = r1; resultWords[2] = r2; resultWords[3] = r3;
+    resultWords[0] = r0;
+    resultWords[1] = r1;
+    resultWords[2] = r2;
+    resultWords[3] = r3;
 }
 
 function fmix32(value: number): number {

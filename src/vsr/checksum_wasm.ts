@@ -30,17 +30,50 @@ const typeV128 = 0x7b;
 
 // Opcodes (core spec §5.4; SIMD opcodes follow the 0xfd prefix as LEB128).
 const op = {
-    block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, return: 0x0f,
+    block: 0x02,
+    loop: 0x03,
+    if: 0x04,
+    else: 0x05,
+    end: 0x0b,
+    br: 0x0c,
+    brIf: 0x0d,
+    return: 0x0f,
     call: 0x10,
-    localGet: 0x20, localSet: 0x21, localTee: 0x22, globalGet: 0x23, globalSet: 0x24,
-    i32Load: 0x28, i32Load8U: 0x2d, i32Store: 0x36, i32Const: 0x41,
-    i32Eq: 0x46, i32LtU: 0x49, i32LeU: 0x4d, i32GeU: 0x4f, i32And: 0x71,
-    i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32Or: 0x72, i32Xor: 0x73, i32Shl: 0x74,
+    localGet: 0x20,
+    localSet: 0x21,
+    localTee: 0x22,
+    globalGet: 0x23,
+    globalSet: 0x24,
+    i32Load: 0x28,
+    i32Load8U: 0x2d,
+    i32Store: 0x36,
+    i32Const: 0x41,
+    i32Eq: 0x46,
+    i32LtU: 0x49,
+    i32LeU: 0x4d,
+    i32GeU: 0x4f,
+    i32And: 0x71,
+    i32Add: 0x6a,
+    i32Sub: 0x6b,
+    i32Mul: 0x6c,
+    i32Or: 0x72,
+    i32Xor: 0x73,
+    i32Shl: 0x74,
     i32ShrU: 0x76,
 } as const;
 const simd = {
-    load: 0, const: 12, shuffle: 13, splat: 17, extractLane: 27, replaceLane: 28,
-    or: 80, xor: 81, shl: 171, shrU: 173, add: 174, mul: 181,
+    load: 0,
+    const: 12,
+    shuffle: 13,
+    splat: 17,
+    extractLane: 27,
+    replaceLane: 28,
+    or: 80,
+    xor: 81,
+    shl: 171,
+    shrU: 173,
+    add: 174,
+    mul: 181,
 } as const;
 
 /** An append-only byte sink with the encodings the kernel needs. */
@@ -187,7 +220,9 @@ function exportSection(): Code {
     code.name("digestInto").u8(0x00).uleb(fnDigestInto);
     code.name("digestEquals").u8(0x00).uleb(fnDigestEquals);
     for (let index = 0; index < 4; index++) {
-        code.name("word" + String(index)).u8(0x00).uleb(fnWord0 + index);
+        code.name("word" + String(index))
+            .u8(0x00)
+            .uleb(fnWord0 + index);
     }
     return code;
 }
@@ -232,13 +267,19 @@ function digestBody(c: LaneHashConstants): Code {
     code.v128([c.prime2, c.prime2, c.prime2, c.prime2]).set(lPrime2);
     for (let vector = 0; vector < 4; vector++) {
         code.v128(c.seedLanes.slice(vector * 4, vector * 4 + 4));
-        code.get(lN).simd(simd.splat).simd(simd.xor).set(lV0 + vector);
+        code.get(lN)
+            .simd(simd.splat)
+            .simd(simd.xor)
+            .set(lV0 + vector);
     }
     // block $done: loop $stripes: while end - p >= 64: absorb the 64 bytes at p.
     code.u8(op.block, 0x40, op.loop, 0x40);
     code.get(lEnd).get(lP).u8(op.i32Sub).i32(64).u8(op.i32LtU, op.brIf).uleb(1);
     for (let vector = 0; vector < 4; vector++) {
-        code.get(lP).simd(simd.load).memarg(vector * 16).set(lW);
+        code.get(lP)
+            .simd(simd.load)
+            .memarg(vector * 16)
+            .set(lW);
         emitRound(code, lV0 + vector, c.rotateBits);
     }
     emitMix(code);
@@ -264,15 +305,28 @@ function digestBody(c: LaneHashConstants): Code {
  */
 function emitTailVector(code: Code, vector: number): void {
     const blockV128 = typeV128;
-    code.get(lEnd).get(lP).u8(op.i32Sub).i32(vector * 16 + 16).u8(op.i32GeU, op.if, blockV128);
-    code.get(lP).simd(simd.load).memarg(vector * 16);
+    code.get(lEnd)
+        .get(lP)
+        .u8(op.i32Sub)
+        .i32(vector * 16 + 16)
+        .u8(op.i32GeU, op.if, blockV128);
+    code.get(lP)
+        .simd(simd.load)
+        .memarg(vector * 16);
     code.u8(op.else);
-    code.get(lEnd).get(lP).u8(op.i32Sub).i32(vector * 16).u8(op.i32LeU, op.if, blockV128);
+    code.get(lEnd)
+        .get(lP)
+        .u8(op.i32Sub)
+        .i32(vector * 16)
+        .u8(op.i32LeU, op.if, blockV128);
     code.v128([0, 0, 0, 0]);
     code.u8(op.else);
     code.v128([0, 0, 0, 0]);
     for (let lane = 0; lane < 4; lane++) {
-        code.get(lP).i32(vector * 16 + lane * 4).u8(op.i32Add).get(lEnd);
+        code.get(lP)
+            .i32(vector * 16 + lane * 4)
+            .u8(op.i32Add)
+            .get(lEnd);
         code.u8(op.call).uleb(fnTailWord).simd(simd.replaceLane).u8(lane);
     }
     code.u8(op.end, op.end).set(lW);
@@ -282,15 +336,26 @@ function emitTailVector(code: Code, vector: number): void {
 function emitRound(code: Code, vector: number, rotateBits: number): void {
     code.get(vector).get(lW).get(lPrime2).simd(simd.mul).simd(simd.add);
     code.u8(op.localTee).uleb(lT).i32(rotateBits).simd(simd.shl);
-    code.get(lT).i32(32 - rotateBits).simd(simd.shrU).simd(simd.or);
+    code.get(lT)
+        .i32(32 - rotateBits)
+        .simd(simd.shrU)
+        .simd(simd.or);
     code.get(lPrime1).simd(simd.mul).set(vector);
 }
 
 /** The two triangular phases: v0 += rot(v1), v2 += rot(v3); then v1 += rot(v2), v3 += rot(v0). */
 function emitMix(code: Code): void {
-    const pairs = [[0, 1], [2, 3], [1, 2], [3, 0]] as const;
+    const pairs = [
+        [0, 1],
+        [2, 3],
+        [1, 2],
+        [3, 0],
+    ] as const;
     for (const [into, from] of pairs) {
-        code.get(lV0 + into).get(lV0 + from).get(lV0 + from).simd(simd.shuffle);
+        code.get(lV0 + into)
+            .get(lV0 + from)
+            .get(lV0 + from)
+            .simd(simd.shuffle);
         for (let index = 0; index < 16; index++) code.u8((index + 4) % 16);
         code.simd(simd.add).set(lV0 + into);
     }
@@ -300,19 +365,29 @@ function emitMix(code: Code): void {
 function emitFinal(code: Code, c: LaneHashConstants): void {
     for (let vector = 0; vector < 4; vector++) {
         for (let lane = 0; lane < 4; lane++) {
-            code.get(lV0 + vector).simd(simd.extractLane).u8(lane);
-            code.i32(c.finalKeys[vector * 4 + lane]!).u8(op.i32Xor).set(lH0 + lane);
+            code.get(lV0 + vector)
+                .simd(simd.extractLane)
+                .u8(lane);
+            code.i32(c.finalKeys[vector * 4 + lane]!)
+                .u8(op.i32Xor)
+                .set(lH0 + lane);
         }
         emitMix128(code, c);
         for (let lane = 0; lane < 4; lane++) {
             if (vector === 0) {
                 code.get(lH0 + lane).set(lA0 + lane);
             } else {
-                code.get(lA0 + lane).get(lH0 + lane).u8(op.i32Xor).set(lA0 + lane);
+                code.get(lA0 + lane)
+                    .get(lH0 + lane)
+                    .u8(op.i32Xor)
+                    .set(lA0 + lane);
             }
         }
     }
-    for (let lane = 0; lane < 4; lane++) code.get(lA0 + lane).u8(op.globalSet).uleb(lane);
+    for (let lane = 0; lane < 4; lane++)
+        code.get(lA0 + lane)
+            .u8(op.globalSet)
+            .uleb(lane);
 }
 
 /** MurmurHash3 x86_128's finalization: add across words, fmix32 each word, add across again. */
@@ -331,10 +406,18 @@ function emitMix128(code: Code, c: LaneHashConstants): void {
 
 /** h0 += h1 + h2 + h3; then h1 += h0, h2 += h0, h3 += h0 (invertible: triangular). */
 function emitCrossAdd(code: Code): void {
-    code.get(lH0).get(lH0 + 1).u8(op.i32Add).get(lH0 + 2).u8(op.i32Add).get(lH0 + 3);
+    code.get(lH0)
+        .get(lH0 + 1)
+        .u8(op.i32Add)
+        .get(lH0 + 2)
+        .u8(op.i32Add)
+        .get(lH0 + 3);
     code.u8(op.i32Add).set(lH0);
     for (let lane = 1; lane < 4; lane++) {
-        code.get(lH0 + lane).get(lH0).u8(op.i32Add).set(lH0 + lane);
+        code.get(lH0 + lane)
+            .get(lH0)
+            .u8(op.i32Add)
+            .set(lH0 + lane);
     }
 }
 
@@ -342,7 +425,11 @@ function digestIntoBody(): Code {
     const code = new Code().uleb(0);
     code.get(0).get(1).u8(op.call).uleb(fnDigest);
     for (let lane = 0; lane < 4; lane++) {
-        code.get(2).u8(op.globalGet).uleb(lane).u8(op.i32Store).memarg(lane * 4);
+        code.get(2)
+            .u8(op.globalGet)
+            .uleb(lane)
+            .u8(op.i32Store)
+            .memarg(lane * 4);
     }
     return code.u8(op.end);
 }
@@ -352,7 +439,12 @@ function digestEqualsBody(): Code {
     const code = new Code().uleb(0);
     code.get(0).get(1).u8(op.call).uleb(fnDigest);
     for (let lane = 0; lane < 4; lane++) {
-        code.get(2).u8(op.i32Load).memarg(lane * 4).u8(op.globalGet).uleb(lane).u8(op.i32Eq);
+        code.get(2)
+            .u8(op.i32Load)
+            .memarg(lane * 4)
+            .u8(op.globalGet)
+            .uleb(lane)
+            .u8(op.i32Eq);
         if (lane > 0) code.u8(op.i32And);
     }
     return code.u8(op.end);

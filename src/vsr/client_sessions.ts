@@ -46,7 +46,12 @@ export class ClientSessions {
         const ids = this.clientIds;
         for (let entry = 0; entry < this.entriesMax; entry++) {
             const base = entry * 4;
-            if (ids[base] === w0 && ids[base + 1] === w1 && ids[base + 2] === w2 && ids[base + 3] === w3) {
+            if (
+                ids[base] === w0 &&
+                ids[base + 1] === w1 &&
+                ids[base + 2] === w2 &&
+                ids[base + 3] === w3
+            ) {
                 return entry;
             }
         }
@@ -68,7 +73,11 @@ export class ClientSessions {
     /** Writes the entry's client id at arena offset `targetOffset` (for eviction messages). */
     writeClientId(entry: number, targetOffset: number): void {
         for (let word = 0; word < 4; word++) {
-            this.view.setUint32(targetOffset + word * 4, this.clientIds[entry * 4 + word] ?? 0, true);
+            this.view.setUint32(
+                targetOffset + word * 4,
+                this.clientIds[entry * 4 + word] ?? 0,
+                true,
+            );
         }
     }
 
@@ -77,7 +86,8 @@ export class ClientSessions {
         let oldest = -1;
         for (let entry = 0; entry < this.entriesMax; entry++) {
             if (this.free(entry)) return entry;
-            if (oldest === -1 || (this.replyOps[entry] ?? 0) < (this.replyOps[oldest] ?? 0)) oldest = entry;
+            if (oldest === -1 || (this.replyOps[entry] ?? 0) < (this.replyOps[oldest] ?? 0))
+                oldest = entry;
         }
         assert(oldest >= 0);
         return oldest;
@@ -86,28 +96,41 @@ export class ClientSessions {
     free(entry: number): boolean {
         const base = entry * 4;
         const ids = this.clientIds;
-        return ((ids[base] ?? 0) | (ids[base + 1] ?? 0) | (ids[base + 2] ?? 0) | (ids[base + 3] ?? 0)) === 0;
+        return (
+            ((ids[base] ?? 0) |
+                (ids[base + 1] ?? 0) |
+                (ids[base + 2] ?? 0) |
+                (ids[base + 3] ?? 0)) ===
+            0
+        );
     }
 
     /**
      * Starts a session in `entry` (free, or evicted by the caller) for the client at
      * `clientOffset`; `registerChecksumOffset` holds the checksum of the register request.
      */
-    register(entry: number, clientOffset: number, registerChecksumOffset: number, session: number,
-        reply: Message): void {
+    register(
+        entry: number,
+        clientOffset: number,
+        registerChecksumOffset: number,
+        session: number,
+        reply: Message,
+    ): void {
         assert(this.free(entry));
         assert(session > 0);
         for (let word = 0; word < 4; word++) {
             this.clientIds[entry * 4 + word] = this.view.getUint32(clientOffset + word * 4, true);
-            this.registerChecksums[entry * 4 + word] =
-                this.view.getUint32(registerChecksumOffset + word * 4, true);
+            this.registerChecksums[entry * 4 + word] = this.view.getUint32(
+                registerChecksumOffset + word * 4,
+                true,
+            );
         }
         this.sessions[entry] = session;
         this.count++;
         this.update(entry, 0, session, reply);
     }
 
-    /** Records the latest committed request of the entry and its reply (the table takes a reference). */
+    /** Records the entry's latest committed request and its reply (the table takes a reference). */
     update(entry: number, request: number, replyOp: number, reply: Message): void {
         assert(!this.free(entry));
         assert(request >= (this.requests[entry] ?? 0));
@@ -118,10 +141,13 @@ export class ClientSessions {
         if (previous !== null) this.pool.unref(previous);
     }
 
-    /** True when the entry's session began with the register whose checksum is at `checksumOffset`. */
+    /** True when the session began with the register whose checksum is at `checksumOffset`. */
     registeredBy(entry: number, checksumOffset: number): boolean {
         for (let word = 0; word < 4; word++) {
-            if (this.registerChecksums[entry * 4 + word] !== this.view.getUint32(checksumOffset + word * 4, true)) {
+            if (
+                this.registerChecksums[entry * 4 + word] !==
+                this.view.getUint32(checksumOffset + word * 4, true)
+            ) {
                 return false;
             }
         }

@@ -84,7 +84,13 @@ export const Prepare = {
 
 export const PrepareOk = { prepareChecksum: 128, op: 144, commitMin: 152, reserved: 160 } as const;
 
-export const Request = { client: 128, session: 144, request: 152, operation: 156, reserved: 157 } as const;
+export const Request = {
+    client: 128,
+    session: 144,
+    request: 152,
+    operation: 156,
+    reserved: 157,
+} as const;
 
 export const Reply = {
     requestChecksum: 128,
@@ -188,7 +194,13 @@ export function validHeaderChecksum(bytes: Uint8Array, base: number): boolean {
 
 export function validBodyChecksum(bytes: Uint8Array, base: number, size: number): boolean {
     assert(size >= headerSize);
-    return checksumEquals(bytes, base + headerSize, size - headerSize, bytes, base + Frame.checksumBody);
+    return checksumEquals(
+        bytes,
+        base + headerSize,
+        size - headerSize,
+        bytes,
+        base + Frame.checksumBody,
+    );
 }
 
 /** The first reserved byte of each command's custom area (bytes from there to 256 must be zero). */
@@ -234,7 +246,8 @@ export function invalidHeader(view: DataView, base: number, messageSizeMax: numb
     const size = view.getUint32(base + Frame.size, true);
     if (size < headerSize) return "size < header size";
     if (size > messageSizeMax) return "size > message size max";
-    if (!zero(view, base + Frame.checksumPadding, base + Frame.checksumBody)) return "checksum padding";
+    if (!zero(view, base + Frame.checksumPadding, base + Frame.checksumBody))
+        return "checksum padding";
     if (!zero(view, base + Frame.checksumBodyPadding, base + Frame.cluster)) return "nonce/padding";
     if (!zero(view, base + Frame.clusterReserved, base + Frame.size)) return "cluster reserved";
     if (view.getUint32(base + Frame.epoch, true) !== 0) return "epoch != 0";
@@ -251,15 +264,21 @@ function highHalvesSafe(view: DataView, base: number, command: number): boolean 
     // one above 2^53 would trip readU64's assertion, so reject it here as bad input.
     switch (command) {
         case Command.prepare:
-            return safe(view, base + Prepare.op) && safe(view, base + Prepare.commit) &&
-                safe(view, base + Prepare.timestamp);
+            return (
+                safe(view, base + Prepare.op) &&
+                safe(view, base + Prepare.commit) &&
+                safe(view, base + Prepare.timestamp)
+            );
         case Command.prepareOk:
             return safe(view, base + PrepareOk.op) && safe(view, base + PrepareOk.commitMin);
         case Command.request:
             return safe(view, base + Request.session);
         case Command.reply:
-            return safe(view, base + Reply.op) && safe(view, base + Reply.commit) &&
-                safe(view, base + Reply.session);
+            return (
+                safe(view, base + Reply.op) &&
+                safe(view, base + Reply.commit) &&
+                safe(view, base + Reply.session)
+            );
         case Command.commit:
             return safe(view, base + Commit.commit);
         case Command.doViewChange:
@@ -267,7 +286,9 @@ function highHalvesSafe(view: DataView, base: number, command: number): boolean 
         case Command.startView:
             return safe(view, base + StartView.op) && safe(view, base + StartView.commitMax);
         case Command.requestHeaders:
-            return safe(view, base + RequestHeaders.opMin) && safe(view, base + RequestHeaders.opMax);
+            return (
+                safe(view, base + RequestHeaders.opMin) && safe(view, base + RequestHeaders.opMax)
+            );
         case Command.requestPrepare:
             return safe(view, base + RequestPrepare.prepareOp);
         case Command.eviction:
@@ -281,7 +302,12 @@ function safe(view: DataView, offset: number): boolean {
     return view.getUint32(offset + 4, true) <= 0x1f_ffff;
 }
 
-function invalidCommand(view: DataView, base: number, command: number, size: number): string | null {
+function invalidCommand(
+    view: DataView,
+    base: number,
+    command: number,
+    size: number,
+): string | null {
     const bodySize = size - headerSize;
     switch (command) {
         case Command.request:
@@ -296,7 +322,9 @@ function invalidCommand(view: DataView, base: number, command: number, size: num
             if (view.getUint32(base + DoViewChange.logView, true) > headerView(view, base)) {
                 return "log_view > view";
             }
-            if (readU64(view, base + DoViewChange.commitMax) > readU64(view, base + DoViewChange.op)) {
+            if (
+                readU64(view, base + DoViewChange.commitMax) > readU64(view, base + DoViewChange.op)
+            ) {
                 return "commit_max > op";
             }
             return invalidHeaderArray(bodySize);
@@ -308,7 +336,10 @@ function invalidCommand(view: DataView, base: number, command: number, size: num
         case Command.headers:
             return invalidHeaderArray(bodySize);
         case Command.requestHeaders:
-            if (readU64(view, base + RequestHeaders.opMin) > readU64(view, base + RequestHeaders.opMax)) {
+            if (
+                readU64(view, base + RequestHeaders.opMin) >
+                readU64(view, base + RequestHeaders.opMax)
+            ) {
                 return "op_min > op_max";
             }
             return bodySize === 0 ? null : "body not empty";
@@ -370,7 +401,17 @@ function assertLayout(table: Readonly<Record<string, number>>, from: number): vo
     }
 }
 assertLayout(Frame, 0);
-for (const table of [Prepare, PrepareOk, Request, Reply, Commit, DoViewChange, StartView,
-    RequestHeaders, RequestPrepare, Eviction]) {
+for (const table of [
+    Prepare,
+    PrepareOk,
+    Request,
+    Reply,
+    Commit,
+    DoViewChange,
+    StartView,
+    RequestHeaders,
+    RequestPrepare,
+    Eviction,
+]) {
     assertLayout(table, Frame.custom);
 }

@@ -28,21 +28,37 @@ export interface StorageCompletion {
 export interface Storage {
     readonly sizeBytes: number;
     /** Reads sizeBytes at offsetBytes of the data file into the arena at bufferOffset. */
-    read(completion: StorageCompletion, bufferOffset: number, sizeBytes: number, offsetBytes: number): void;
+    read(
+        completion: StorageCompletion,
+        bufferOffset: number,
+        sizeBytes: number,
+        offsetBytes: number,
+    ): void;
     /** Writes; when the callback runs with `ok`, the bytes are durable. */
-    write(completion: StorageCompletion, bufferOffset: number, sizeBytes: number, offsetBytes: number): void;
+    write(
+        completion: StorageCompletion,
+        bufferOffset: number,
+        sizeBytes: number,
+        offsetBytes: number,
+    ): void;
 }
 
 export interface MessageBus {
-    /** Sends to a replica. The bus copies or references the message; the caller keeps its own reference. */
+    /** Sends to a replica. The bus copies or references it; the caller keeps its reference. */
     sendToReplica(replica: number, message: Message): void;
     /** Sends a reply or eviction to the client named in its header. */
     sendToClient(message: Message): void;
 }
 
 export interface StateMachine {
-    /** Executes eventCount events at input[inputOffset..]; writes results at output[outputOffset..]; returns bytes written. */
-    commit(input: Uint8Array, inputOffset: number, eventCount: number, output: Uint8Array, outputOffset: number): number;
+    /** Executes eventCount events at input[inputOffset..]; results go to output[outputOffset..]. */
+    commit(
+        input: Uint8Array,
+        inputOffset: number,
+        eventCount: number,
+        output: Uint8Array,
+        outputOffset: number,
+    ): number;
     reset(): void;
     readonly imageOffset: number;
     readonly imageSize: number;

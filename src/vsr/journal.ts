@@ -110,10 +110,14 @@ export class Journal {
         return headerCommand(view, offset) === Command.prepare && prepareOp(view, offset) === op;
     }
 
-    /** True when the header of `op` is present and its checksum equals the 16 bytes at `checksumOffset`. */
+    /** True when the header of `op` is present with the checksum at `checksumOffset`. */
     hasHeaderWithChecksum(op: number, checksumOffset: number): boolean {
         if (!this.hasHeader(op)) return false;
-        return u128Equal(this.arena.view, this.headerOffset(this.slotOf(op)) + Frame.checksum, checksumOffset);
+        return u128Equal(
+            this.arena.view,
+            this.headerOffset(this.slotOf(op)) + Frame.checksum,
+            checksumOffset,
+        );
     }
 
     /** The prepare of `op` when it is in memory under a matching header. */

@@ -41,7 +41,8 @@ export class MessagePool {
             this.messages.push(new Message(index, base + index * messageSizeMax));
         }
         // Hand out low indices first: easier to read in a debugger, no other reason.
-        for (let index = messagesMax - 1; index >= 0; index--) this.freeStack[this.freeCount++] = index;
+        for (let index = messagesMax - 1; index >= 0; index--)
+            this.freeStack[this.freeCount++] = index;
     }
 
     static sizeBytes(messageSizeMax: number, messagesMax: number): number {

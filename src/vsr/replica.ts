@@ -93,8 +93,6 @@ export function quorums(replicaCount: number): Quorums {
 export interface ReplicaFaults {
     /** The primary commits on its own prepare_ok alone, without a replication quorum. */
     commitWithoutQuorum: boolean;
-    /** The new primary picks the log with the highest op, ignoring log_view. */
-    skipLogViewRule: boolean;
 }
 
 /** Observers for the simulator's checkers (null in production). */
@@ -165,7 +163,7 @@ export class Replica {
     chainMin = 0;
     /** Arena offset of the 16-byte checksum of the prepare at commitMin. */
     private readonly commitMinChecksum: number;
-    /** A head learned from a commit heartbeat while this replica lags (repaired by request_prepare). */
+    /** A head learned from a commit heartbeat while lagging (fetched by request_prepare). */
     private headTargetOp = 0;
     private readonly headTargetChecksum: number;
     private prepareTimestampUs = 0;
@@ -233,9 +231,15 @@ export class Replica {
         this.stateMachine = options.stateMachine;
         this.prng = options.prng;
         this.hooks = options.hooks;
-        this.faults = options.faults ?? { commitWithoutQuorum: false, skipLogViewRule: false };
-        this.journal = new Journal(config, options.arena, options.pool, options.storage,
-            options.layout, (op) => this.journalDurableCallback(op));
+        this.faults = options.faults ?? { commitWithoutQuorum: false };
+        this.journal = new Journal(
+            config,
+            options.arena,
+            options.pool,
+            options.storage,
+            options.layout,
+            (op) => this.journalDurableCallback(op),
+        );
         this.sessions = new ClientSessions(config.clientsMax, options.pool, options.arena.view);
         this.commitMinChecksum = options.arena.allocate(16, 16);
         this.headTargetChecksum = options.arena.allocate(16, 16);
@@ -245,25 +249,35 @@ export class Replica {
         for (let i = 0; i < options.replicaCount; i++) this.doViewChanges.push(null);
         this.canonicalOffsets = new Float64Array(config.pipelinePrepareQueueMax + 1);
 
-        const prng = options.prng;
-        const backoff = config.backoffTicksMax;
-        this.prepareTimeout = new Timeout("prepare", config.prepareTimeoutTicks, backoff, prng);
-        this.commitMessageTimeout = new Timeout("commit_message", config.commitMessageTimeoutTicks,
-            backoff, prng);
-        this.normalHeartbeatTimeout = new Timeout("normal_heartbeat",
-            config.normalHeartbeatTimeoutTicks, Math.max(backoff, config.normalHeartbeatTimeoutTicks), prng);
-        this.startViewChangeWindowTimeout = new Timeout("start_view_change_window",
+        const timeout = (name: string, afterTicks: number): Timeout =>
+            new Timeout(name, afterTicks, config.backoffTicksMax, options.prng);
+        this.prepareTimeout = timeout("prepare", config.prepareTimeoutTicks);
+        this.commitMessageTimeout = timeout("commit_message", config.commitMessageTimeoutTicks);
+        this.normalHeartbeatTimeout = timeout(
+            "normal_heartbeat",
+            config.normalHeartbeatTimeoutTicks,
+        );
+        this.startViewChangeWindowTimeout = timeout(
+            "start_view_change_window",
             config.startViewChangeWindowTimeoutTicks,
-            Math.max(backoff, config.startViewChangeWindowTimeoutTicks), prng);
-        this.startViewChangeMessageTimeout = new Timeout("start_view_change_message",
-            config.startViewChangeMessageTimeoutTicks, backoff, prng);
-        this.viewChangeStatusTimeout = new Timeout("view_change_status",
-            config.viewChangeStatusTimeoutTicks, Math.max(backoff, config.viewChangeStatusTimeoutTicks), prng);
-        this.doViewChangeMessageTimeout = new Timeout("do_view_change_message",
-            config.doViewChangeMessageTimeoutTicks, backoff, prng);
-        this.repairTimeout = new Timeout("repair", config.repairTimeoutTicks, backoff, prng);
-        this.primaryAbdicateTimeout = new Timeout("primary_abdicate",
-            config.primaryAbdicateTimeoutTicks, Math.max(backoff, config.primaryAbdicateTimeoutTicks), prng);
+        );
+        this.startViewChangeMessageTimeout = timeout(
+            "start_view_change_message",
+            config.startViewChangeMessageTimeoutTicks,
+        );
+        this.viewChangeStatusTimeout = timeout(
+            "view_change_status",
+            config.viewChangeStatusTimeoutTicks,
+        );
+        this.doViewChangeMessageTimeout = timeout(
+            "do_view_change_message",
+            config.doViewChangeMessageTimeoutTicks,
+        );
+        this.repairTimeout = timeout("repair", config.repairTimeoutTicks);
+        this.primaryAbdicateTimeout = timeout(
+            "primary_abdicate",
+            config.primaryAbdicateTimeoutTicks,
+        );
 
         this.installRoot();
         this.enterNormalTimeouts();
@@ -272,12 +286,14 @@ export class Replica {
     /** Pool messages one replica may hold at once, by arithmetic (see the comment per term). */
     static messagesMax(config: Config, replicaCount: number): number {
         assert(replicaCount >= 1);
-        return config.journalSlotCount // A prepare per journal slot (the pipeline shares these).
-            + config.journalWritesMax // Writes in flight may hold prepares the journal released.
-            + config.clientsMax // Requests queued for a prepare, at most one per session.
-            + config.clientsMax // The latest reply of every session.
-            + replicaCount // do_view_change messages held by a new primary.
-            + 2; // A message under construction and a reply under construction.
+        return (
+            config.journalSlotCount + // A prepare per journal slot (the pipeline shares these).
+            config.journalWritesMax + // Writes in flight may hold prepares the journal released.
+            config.clientsMax + // Requests queued for a prepare, at most one per session.
+            config.clientsMax + // The latest reply of every session.
+            replicaCount + // do_view_change messages held by a new primary.
+            2
+        ); // A message under construction and a reply under construction.
     }
 
     primaryIndex(view: number): number {
@@ -302,7 +318,11 @@ export class Replica {
         setChecksums(this.bytes, this.memory, base);
         assert(invalidHeader(this.memory, base, this.config.messageSizeMax) === null);
         this.journal.setHeader(base);
-        this.bytes.copyWithin(this.commitMinChecksum, base + Frame.checksum, base + Frame.checksum + 16);
+        this.bytes.copyWithin(
+            this.commitMinChecksum,
+            base + Frame.checksum,
+            base + Frame.checksum + 16,
+        );
         this.pool.unref(root);
         assert(this.journal.hasHeader(0));
     }
@@ -386,7 +406,11 @@ export class Replica {
         if (this.abdicating) return;
         const message = this.acquireHeader(Command.commit);
         const base = message.offset;
-        this.bytes.copyWithin(base + Commit.commitChecksum, this.commitMinChecksum, this.commitMinChecksum + 16);
+        this.bytes.copyWithin(
+            base + Commit.commitChecksum,
+            this.commitMinChecksum,
+            this.commitMinChecksum + 16,
+        );
         assert(this.commitMin === this.commitMax);
         writeU64(this.memory, base + Commit.commit, this.commitMax);
         this.broadcast(message);
@@ -460,16 +484,26 @@ export class Replica {
         }
         const base = message.offset;
         switch (headerCommand(this.memory, base)) {
-            case Command.request: return this.onRequest(message);
-            case Command.prepare: return this.onPrepare(message);
-            case Command.prepareOk: return this.onPrepareOk(message);
-            case Command.commit: return this.onCommit(message);
-            case Command.startViewChange: return this.onStartViewChange(message);
-            case Command.doViewChange: return this.onDoViewChange(message);
-            case Command.startView: return this.onStartView(message);
-            case Command.requestHeaders: return this.onRequestHeaders(message);
-            case Command.requestPrepare: return this.onRequestPrepare(message);
-            case Command.headers: return this.onHeaders(message);
+            case Command.request:
+                return this.onRequest(message);
+            case Command.prepare:
+                return this.onPrepare(message);
+            case Command.prepareOk:
+                return this.onPrepareOk(message);
+            case Command.commit:
+                return this.onCommit(message);
+            case Command.startViewChange:
+                return this.onStartViewChange(message);
+            case Command.doViewChange:
+                return this.onDoViewChange(message);
+            case Command.startView:
+                return this.onStartView(message);
+            case Command.requestHeaders:
+                return this.onRequestHeaders(message);
+            case Command.requestPrepare:
+                return this.onRequestPrepare(message);
+            case Command.headers:
+                return this.onHeaders(message);
             default:
                 // Replies and evictions are for clients: a replica ignores them.
                 this.stats.messagesInvalid++;
@@ -546,7 +580,8 @@ export class Replica {
     /** True when a request of this client waits in the queue or sits in an uncommitted prepare. */
     private requestInFlight(clientOffset: number): boolean {
         for (let index = 0; index < this.requestQueueCount; index++) {
-            const queued = this.requestQueue[(this.requestQueueHead + index) % this.requestQueue.length];
+            const queued =
+                this.requestQueue[(this.requestQueueHead + index) % this.requestQueue.length];
             assert(queued !== null && queued !== undefined);
             if (u128Equal(this.memory, queued.offset + Request.client, clientOffset)) return true;
         }
@@ -557,7 +592,8 @@ export class Replica {
             let cursor = prepare.offset + headerSize;
             for (let entry = 0; entry < requestCount; entry++) {
                 if (u128Equal(this.memory, cursor + BatchEntry.client, clientOffset)) return true;
-                cursor += batchEntryHeaderSize +
+                cursor +=
+                    batchEntryHeaderSize +
                     this.memory.getUint32(cursor + BatchEntry.eventCount, true) * kvEventSize;
             }
         }
@@ -567,7 +603,9 @@ export class Replica {
     /** Packs queued requests into prepares while the pipeline and the journal window have room. */
     private primaryPipelinePrepare(): void {
         while (
-            this.status === Status.normal && this.primary && this.requestQueueCount > 0 &&
+            this.status === Status.normal &&
+            this.primary &&
+            this.requestQueueCount > 0 &&
             this.pipelineCount < this.pipeline.length &&
             this.op + 1 < this.commitMin + this.journal.slotCount
         ) {
@@ -601,15 +639,36 @@ export class Replica {
             const eventsSize = headerSizeOf(this.memory, base) - headerSize;
             if (cursor + batchEntryHeaderSize + eventsSize > limit) break;
             this.bytes.fill(0, cursor, cursor + batchEntryHeaderSize);
-            this.bytes.copyWithin(cursor + BatchEntry.client, base + Request.client, base + Request.client + 16);
-            this.bytes.copyWithin(cursor + BatchEntry.requestChecksum, base + Frame.checksum,
-                base + Frame.checksum + 16);
-            writeU64(this.memory, cursor + BatchEntry.session, readU64(this.memory, base + Request.session));
-            this.memory.setUint32(cursor + BatchEntry.request,
-                this.memory.getUint32(base + Request.request, true), true);
-            this.memory.setUint8(cursor + BatchEntry.operation, this.memory.getUint8(base + Request.operation));
+            this.bytes.copyWithin(
+                cursor + BatchEntry.client,
+                base + Request.client,
+                base + Request.client + 16,
+            );
+            this.bytes.copyWithin(
+                cursor + BatchEntry.requestChecksum,
+                base + Frame.checksum,
+                base + Frame.checksum + 16,
+            );
+            writeU64(
+                this.memory,
+                cursor + BatchEntry.session,
+                readU64(this.memory, base + Request.session),
+            );
+            this.memory.setUint32(
+                cursor + BatchEntry.request,
+                this.memory.getUint32(base + Request.request, true),
+                true,
+            );
+            this.memory.setUint8(
+                cursor + BatchEntry.operation,
+                this.memory.getUint8(base + Request.operation),
+            );
             this.memory.setUint32(cursor + BatchEntry.eventCount, eventsSize / kvEventSize, true);
-            this.bytes.copyWithin(cursor + batchEntryHeaderSize, base + headerSize, base + headerSize + eventsSize);
+            this.bytes.copyWithin(
+                cursor + batchEntryHeaderSize,
+                base + headerSize,
+                base + headerSize + eventsSize,
+            );
             cursor += batchEntryHeaderSize + eventsSize;
             count++;
             this.requestQueue[this.requestQueueHead] = null;
@@ -629,7 +688,11 @@ export class Replica {
         const size = headerSizeOf(this.memory, base); // Set by packRequests; setFrame resets it.
         this.setFrame(base, Command.prepare);
         this.memory.setUint32(base + Frame.size, size, true);
-        this.bytes.copyWithin(base + Prepare.parent, parent + Frame.checksum, parent + Frame.checksum + 16);
+        this.bytes.copyWithin(
+            base + Prepare.parent,
+            parent + Frame.checksum,
+            parent + Frame.checksum + 16,
+        );
         writeU64(this.memory, base + Prepare.op, this.op + 1);
         writeU64(this.memory, base + Prepare.commit, this.commitMax);
         writeU64(this.memory, base + Prepare.timestamp, this.prepareTimestampUs);
@@ -669,7 +732,9 @@ export class Replica {
     /** A new head from this view's primary: extends the log (possibly across a gap). */
     private appendPrepare(message: Message, op: number): void {
         assert(op > this.op);
-        const parentChained = op === this.op + 1 && this.chainMin <= this.op &&
+        const parentChained =
+            op === this.op + 1 &&
+            this.chainMin <= this.op &&
             this.journal.hasHeaderWithChecksum(this.op, message.offset + Prepare.parent);
         this.journal.setHeader(message.offset);
         this.journal.putPrepare(message);
@@ -703,17 +768,25 @@ export class Replica {
             }
             return true;
         }
-        if (op === this.chainMin - 1 && op <= this.op && this.chainMin <= this.op &&
-            this.parentOfEquals(this.chainMin, checksum)) {
+        if (
+            op === this.chainMin - 1 &&
+            op <= this.op &&
+            this.chainMin <= this.op &&
+            this.parentOfEquals(this.chainMin, checksum)
+        ) {
             this.installPrepare(message);
             this.stats.preparesRepaired++;
             this.commitJournal();
             this.primaryViewChangeProgress();
             return true;
         }
-        if (this.status === Status.normal && op === this.headTargetOp && op > this.op &&
+        if (
+            this.status === Status.normal &&
+            op === this.headTargetOp &&
+            op > this.op &&
             op < this.commitMin + this.journal.slotCount &&
-            u128Equal(this.memory, checksum, this.headTargetChecksum)) {
+            u128Equal(this.memory, checksum, this.headTargetChecksum)
+        ) {
             this.appendPrepare(message, op);
             this.headTargetOp = 0;
             this.stats.preparesRepaired++;
@@ -723,7 +796,7 @@ export class Replica {
         return false;
     }
 
-    /** True when the header of `op` is present and its parent equals the checksum at `checksumOffset`. */
+    /** True when the header of `op` is present and its parent is the checksum at the offset. */
     private parentOfEquals(op: number, checksumOffset: number): boolean {
         if (!this.journal.hasHeader(op)) return false;
         const offset = this.journal.headerOffset(this.journal.slotOf(op));
@@ -750,7 +823,11 @@ export class Replica {
         if (this.status !== Status.normal) return;
         if (op < this.chainMin || op <= this.commitMax || op > this.op) return;
         if (this.primary) {
-            this.primaryCountOk(op, this.replica, this.journal.headerOffset(this.journal.slotOf(op)));
+            this.primaryCountOk(
+                op,
+                this.replica,
+                this.journal.headerOffset(this.journal.slotOf(op)),
+            );
         } else {
             this.sendPrepareOk(op);
         }
@@ -762,7 +839,11 @@ export class Replica {
         const header = this.journal.headerOffset(this.journal.slotOf(op));
         const message = this.acquireHeader(Command.prepareOk);
         const base = message.offset;
-        this.bytes.copyWithin(base + PrepareOk.prepareChecksum, header + Frame.checksum, header + Frame.checksum + 16);
+        this.bytes.copyWithin(
+            base + PrepareOk.prepareChecksum,
+            header + Frame.checksum,
+            header + Frame.checksum + 16,
+        );
         writeU64(this.memory, base + PrepareOk.op, op);
         writeU64(this.memory, base + PrepareOk.commitMin, this.commitMin);
         this.sendTo(this.primaryIndex(this.view), message);
@@ -776,7 +857,7 @@ export class Replica {
         this.primaryCountOk(op, headerReplica(this.memory, base), base + PrepareOk.prepareChecksum);
     }
 
-    /** Counts an acknowledgement of the pipeline prepare `op` whose checksum is at checksumOffset. */
+    /** Counts an ack of the pipeline prepare `op` whose checksum is at checksumOffset. */
     private primaryCountOk(op: number, replica: number, checksumOffset: number): void {
         assert(this.primary);
         if (op <= this.commitMax || op > this.commitMax + this.pipelineCount) return;
@@ -833,8 +914,11 @@ export class Replica {
         if (commit > this.op) {
             // This replica lags the head: fetch the committed op to anchor the chain again.
             this.headTargetOp = commit;
-            this.bytes.copyWithin(this.headTargetChecksum, base + Commit.commitChecksum,
-                base + Commit.commitChecksum + 16);
+            this.bytes.copyWithin(
+                this.headTargetChecksum,
+                base + Commit.commitChecksum,
+                base + Commit.commitChecksum + 16,
+            );
         }
         this.commitJournal();
     }
@@ -850,8 +934,11 @@ export class Replica {
             assert(u128Equal(this.memory, prepare.offset + Prepare.parent, this.commitMinChecksum));
             this.commitPrepare(prepare, op);
             this.commitMin = op;
-            this.bytes.copyWithin(this.commitMinChecksum, prepare.offset + Frame.checksum,
-                prepare.offset + Frame.checksum + 16);
+            this.bytes.copyWithin(
+                this.commitMinChecksum,
+                prepare.offset + Frame.checksum,
+                prepare.offset + Frame.checksum + 16,
+            );
             this.stats.commits++;
             if (this.hooks !== null) this.hooks.onCommit(this.replica, op, prepare);
         }
@@ -886,14 +973,24 @@ export class Replica {
                 if (this.status === Status.normal && this.primary) {
                     const evicted = this.acquireHeader(Command.eviction);
                     this.sessions.writeClientId(entry, evicted.offset + Eviction.client);
-                    writeU64(this.memory, evicted.offset + Eviction.session, this.sessions.session(entry));
+                    writeU64(
+                        this.memory,
+                        evicted.offset + Eviction.session,
+                        this.sessions.session(entry),
+                    );
                     this.sendEvictionMessage(evicted, EvictionReason.noSession);
                 }
                 this.sessions.evict(entry);
             }
         }
         const reply = this.buildReply(entryOffset, op, op, 0);
-        this.sessions.register(entry, clientOffset, entryOffset + BatchEntry.requestChecksum, op, reply);
+        this.sessions.register(
+            entry,
+            clientOffset,
+            entryOffset + BatchEntry.requestChecksum,
+            op,
+            reply,
+        );
         this.sendReplyAndRelease(reply);
     }
 
@@ -906,8 +1003,13 @@ export class Replica {
         if (entry < 0 || this.sessions.session(entry) !== session) return;
         if (request !== this.sessions.request(entry) + 1) return;
         const reply = this.buildReply(entryOffset, op, session, eventCount * kvResultSize);
-        const written = this.stateMachine.commit(this.bytes, entryOffset + batchEntryHeaderSize,
-            eventCount, this.bytes, reply.offset + headerSize);
+        const written = this.stateMachine.commit(
+            this.bytes,
+            entryOffset + batchEntryHeaderSize,
+            eventCount,
+            this.bytes,
+            reply.offset + headerSize,
+        );
         assert(written === eventCount * kvResultSize);
         setChecksums(this.bytes, this.memory, reply.offset);
         this.sessions.update(entry, request, op, reply);
@@ -915,20 +1017,37 @@ export class Replica {
     }
 
     /** A reply header for the batch entry; the caller fills the body and sets the checksums. */
-    private buildReply(entryOffset: number, op: number, session: number, bodySize: number): Message {
+    private buildReply(
+        entryOffset: number,
+        op: number,
+        session: number,
+        bodySize: number,
+    ): Message {
         const reply = this.acquireHeader(Command.reply);
         const base = reply.offset;
         this.memory.setUint32(base + Frame.size, headerSize + bodySize, true);
-        this.bytes.copyWithin(base + Reply.requestChecksum, entryOffset + BatchEntry.requestChecksum,
-            entryOffset + BatchEntry.requestChecksum + 16);
-        this.bytes.copyWithin(base + Reply.client, entryOffset + BatchEntry.client,
-            entryOffset + BatchEntry.client + 16);
+        this.bytes.copyWithin(
+            base + Reply.requestChecksum,
+            entryOffset + BatchEntry.requestChecksum,
+            entryOffset + BatchEntry.requestChecksum + 16,
+        );
+        this.bytes.copyWithin(
+            base + Reply.client,
+            entryOffset + BatchEntry.client,
+            entryOffset + BatchEntry.client + 16,
+        );
         writeU64(this.memory, base + Reply.op, op);
         writeU64(this.memory, base + Reply.commit, op);
         writeU64(this.memory, base + Reply.session, session);
-        this.memory.setUint32(base + Reply.request,
-            this.memory.getUint32(entryOffset + BatchEntry.request, true), true);
-        this.memory.setUint8(base + Reply.operation, this.memory.getUint8(entryOffset + BatchEntry.operation));
+        this.memory.setUint32(
+            base + Reply.request,
+            this.memory.getUint32(entryOffset + BatchEntry.request, true),
+            true,
+        );
+        this.memory.setUint8(
+            base + Reply.operation,
+            this.memory.getUint8(entryOffset + BatchEntry.operation),
+        );
         if (bodySize === 0) setChecksums(this.bytes, this.memory, base);
         return reply;
     }
@@ -946,7 +1065,13 @@ export class Replica {
     private resendReplyIfSame(entry: number, request: Message): void {
         const reply = this.sessions.reply(entry);
         if (reply === null) return;
-        if (!u128Equal(this.memory, reply.offset + Reply.requestChecksum, request.offset + Frame.checksum)) {
+        if (
+            !u128Equal(
+                this.memory,
+                reply.offset + Reply.requestChecksum,
+                request.offset + Frame.checksum,
+            )
+        ) {
             return this.dropRequest();
         }
         this.bus.sendToClient(reply);
@@ -995,7 +1120,7 @@ export class Replica {
         this.checkStartViewChangeQuorum();
     }
 
-    /** A message shows that a primary is normal in a newer view: join it (it answers with start_view). */
+    /** A primary is normal in a newer view: join it (it answers with start_view). */
     private jumpToView(view: number): void {
         assert(view > this.view);
         this.transitionToViewChange(view);
@@ -1083,7 +1208,11 @@ export class Replica {
         }
         this.memory.setUint32(base + Frame.size, headerSize + count * headerSize, true);
         writeU64(this.memory, base + DoViewChange.op, this.op);
-        writeU64(this.memory, base + DoViewChange.commitMax, Math.max(this.commitMin, Math.min(this.commitMax, this.op)));
+        writeU64(
+            this.memory,
+            base + DoViewChange.commitMax,
+            Math.max(this.commitMin, Math.min(this.commitMax, this.op)),
+        );
         this.memory.setUint32(base + DoViewChange.logView, this.logView, true);
         this.memory.setUint32(base + DoViewChange.nackBitset, nacks >>> 0, true);
         this.memory.setUint32(base + DoViewChange.presentBitset, presents >>> 0, true);
@@ -1126,7 +1255,8 @@ export class Replica {
         if (previous !== null) this.pool.unref(previous);
         this.doViewChanges[replica] = this.pool.ref(message);
         let count = 0;
-        for (let index = 0; index < this.replicaCount; index++) if (this.doViewChanges[index] !== null) count++;
+        for (let index = 0; index < this.replicaCount; index++)
+            if (this.doViewChanges[index] !== null) count++;
         if (count < this.quorums.viewChange || this.doViewChanges[this.replica] === null) return;
         if (this.primaryChooseLog()) {
             this.viewChangeLogInstalled = true;
@@ -1150,8 +1280,12 @@ export class Replica {
             const message = this.doViewChanges[replica] ?? null;
             if (message === null) continue;
             const base = message.offset;
-            commitMaxAll = Math.max(commitMaxAll, readU64(this.memory, base + DoViewChange.commitMax));
-            if (this.canonical(base, logViewMax)) opHeadMax = Math.max(opHeadMax, readU64(this.memory, base + DoViewChange.op));
+            commitMaxAll = Math.max(
+                commitMaxAll,
+                readU64(this.memory, base + DoViewChange.commitMax),
+            );
+            if (this.canonical(base, logViewMax))
+                opHeadMax = Math.max(opHeadMax, readU64(this.memory, base + DoViewChange.op));
         }
         const pipelineMax = this.config.pipelinePrepareQueueMax;
         // Ops more than a pipeline below the canonical head were committed by its primary.
@@ -1191,14 +1325,15 @@ export class Replica {
         for (let replica = 0; replica < this.replicaCount; replica++) {
             const message = this.doViewChanges[replica] ?? null;
             if (message === null) continue;
-            logViewMax = Math.max(logViewMax, this.memory.getUint32(message.offset + DoViewChange.logView, true));
+            logViewMax = Math.max(
+                logViewMax,
+                this.memory.getUint32(message.offset + DoViewChange.logView, true),
+            );
         }
         return logViewMax;
     }
 
     private canonical(base: number, logViewMax: number): boolean {
-        // The test-only fault treats every do_view_change as canonical: the highest op wins.
-        if (this.faults.skipLogViewRule) return true;
         return this.memory.getUint32(base + DoViewChange.logView, true) === logViewMax;
     }
 
@@ -1208,7 +1343,8 @@ export class Replica {
             const message = this.doViewChanges[replica] ?? null;
             if (message === null || !this.canonical(message.offset, logViewMax)) continue;
             const offset = this.doViewChangeHeader(message, op);
-            if (offset >= 0 && headerCommand(this.memory, offset) === Command.prepare) return offset;
+            if (offset >= 0 && headerCommand(this.memory, offset) === Command.prepare)
+                return offset;
         }
         return -1;
     }
@@ -1237,12 +1373,15 @@ export class Replica {
             const offset = this.doViewChangeHeader(message, op);
             if (offset < 0) continue; // Below its suffix: it says nothing about this op.
             const bit = 1 << (head - op);
-            const nacked = (this.memory.getUint32(base + DoViewChange.nackBitset, true) & bit) !== 0;
+            const nacked =
+                (this.memory.getUint32(base + DoViewChange.nackBitset, true) & bit) !== 0;
             const blank = headerCommand(this.memory, offset) !== Command.prepare;
             if (blank) {
                 if (nacked) nacks++;
-            } else if (canonicalOffset < 0 ||
-                !u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum)) {
+            } else if (
+                canonicalOffset < 0 ||
+                !u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum)
+            ) {
                 nacks++; // It holds another op here, so it never acknowledged the canonical one.
             } else if (nacked) {
                 nacks++;
@@ -1260,14 +1399,25 @@ export class Replica {
             const offset = this.doViewChangeHeader(message, op);
             if (offset < 0) continue;
             const head = readU64(this.memory, base + DoViewChange.op);
-            const present = (this.memory.getUint32(base + DoViewChange.presentBitset, true) & (1 << (head - op))) !== 0;
-            if (present && u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum)) copies++;
+            const present =
+                (this.memory.getUint32(base + DoViewChange.presentBitset, true) &
+                    (1 << (head - op))) !==
+                0;
+            if (
+                present &&
+                u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum)
+            )
+                copies++;
         }
         return copies;
     }
 
-    private primaryInstallLog(opHeadMin: number, opHead: number, commitMaxAll: number,
-        anchorOffset: number): void {
+    private primaryInstallLog(
+        opHeadMin: number,
+        opHead: number,
+        commitMaxAll: number,
+        anchorOffset: number,
+    ): void {
         assert(opHead >= opHeadMin);
         assert(opHeadMin >= this.commitMin);
         if (anchorOffset >= 0 && opHeadMin > this.commitMin) this.journal.setHeader(anchorOffset);
@@ -1284,7 +1434,8 @@ export class Replica {
 
     /** The new primary waits until every op above commitMin is present, then goes normal. */
     private primaryViewChangeProgress(): void {
-        if (this.status !== Status.viewChange || !this.primary || !this.viewChangeLogInstalled) return;
+        if (this.status !== Status.viewChange || !this.primary || !this.viewChangeLogInstalled)
+            return;
         if (this.chainMin > this.commitMin + 1) return;
         for (let op = this.commitMin + 1; op <= this.op; op++) {
             if (this.journal.prepare(op) === null) return;
@@ -1302,11 +1453,16 @@ export class Replica {
             const prepare = this.journal.prepare(op);
             assert(prepare !== null);
             this.pipeline[this.pipelineCount] = this.pool.ref(prepare);
-            this.pipelineOks[this.pipelineCount] = this.journal.isDurable(op) ? 1 << this.replica : 0;
+            this.pipelineOks[this.pipelineCount] = this.journal.isDurable(op)
+                ? 1 << this.replica
+                : 0;
             this.pipelineCount++;
         }
         const head = this.journal.headerOffset(this.journal.slotOf(this.op));
-        this.prepareTimestampUs = Math.max(this.prepareTimestampUs, readU64(this.memory, head + Prepare.timestamp));
+        this.prepareTimestampUs = Math.max(
+            this.prepareTimestampUs,
+            readU64(this.memory, head + Prepare.timestamp),
+        );
         this.enterNormalTimeouts();
         for (let replica = 0; replica < this.replicaCount; replica++) {
             if (replica !== this.replica) this.sendStartView(replica);
@@ -1324,7 +1480,11 @@ export class Replica {
             const op = this.op - index;
             assert(this.journal.hasHeader(op));
             const source = this.journal.headerOffset(this.journal.slotOf(op));
-            this.bytes.copyWithin(base + headerSize + index * headerSize, source, source + headerSize);
+            this.bytes.copyWithin(
+                base + headerSize + index * headerSize,
+                source,
+                source + headerSize,
+            );
         }
         this.memory.setUint32(base + Frame.size, headerSize + count * headerSize, true);
         writeU64(this.memory, base + StartView.op, this.op);
@@ -1339,7 +1499,11 @@ export class Replica {
         const view = headerView(this.memory, base);
         if (view < this.view) return;
         if (view === this.view && this.status === Status.normal) return;
-        if (headerReplica(this.memory, base) !== this.primaryIndex(view) || this.primaryIndex(view) === this.replica) return;
+        if (
+            headerReplica(this.memory, base) !== this.primaryIndex(view) ||
+            this.primaryIndex(view) === this.replica
+        )
+            return;
         const op = readU64(this.memory, base + StartView.op);
         const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
         if (!this.startViewValid(message, op, count)) return;
@@ -1381,7 +1545,14 @@ export class Replica {
             const offset = base + headerSize + index * headerSize;
             if (!this.embeddedHeaderValid(offset)) return false;
             if (prepareOp(this.memory, offset) !== op - index) return false;
-            if (index > 0 && !u128Equal(this.memory, offset - headerSize + Prepare.parent, offset + Frame.checksum)) {
+            if (
+                index > 0 &&
+                !u128Equal(
+                    this.memory,
+                    offset - headerSize + Prepare.parent,
+                    offset + Frame.checksum,
+                )
+            ) {
                 return false;
             }
         }
@@ -1400,14 +1571,20 @@ export class Replica {
     // Repair.
 
     private repair(): void {
-        if (this.status === Status.viewChange && !(this.primary && this.viewChangeLogInstalled)) return;
+        if (this.status === Status.viewChange && !(this.primary && this.viewChangeLogInstalled))
+            return;
         if (this.status === Status.normal && this.headTargetOp > this.op) {
-            this.sendRequestPrepare(this.primaryIndex(this.view), this.headTargetOp, this.headTargetChecksum);
+            this.sendRequestPrepare(
+                this.primaryIndex(this.view),
+                this.headTargetOp,
+                this.headTargetChecksum,
+            );
         }
         if (this.chainMin > this.commitMin + 1) {
             const below = this.chainMin - 1;
             const opMin = Math.max(this.commitMin + 1, below - this.config.requestHeadersMax + 1);
-            const parent = this.journal.headerOffset(this.journal.slotOf(this.chainMin)) + Prepare.parent;
+            const parent =
+                this.journal.headerOffset(this.journal.slotOf(this.chainMin)) + Prepare.parent;
             const peer = this.repairPeer();
             this.sendRequestPrepare(peer, below, parent);
             this.sendRequestHeaders(peer, opMin, below);
@@ -1436,7 +1613,11 @@ export class Replica {
     private sendRequestPrepare(replica: number, op: number, checksumOffset: number): void {
         if (replica === this.replica || this.replicaCount === 1) return;
         const message = this.acquireHeader(Command.requestPrepare);
-        this.bytes.copyWithin(message.offset + RequestPrepare.prepareChecksum, checksumOffset, checksumOffset + 16);
+        this.bytes.copyWithin(
+            message.offset + RequestPrepare.prepareChecksum,
+            checksumOffset,
+            checksumOffset + 16,
+        );
         writeU64(this.memory, message.offset + RequestPrepare.prepareOp, op);
         this.stats.repairsRequested++;
         this.sendTo(replica, message);
@@ -1457,7 +1638,14 @@ export class Replica {
         const op = readU64(this.memory, base + RequestPrepare.prepareOp);
         const prepare = this.journal.prepare(op);
         if (prepare === null) return;
-        if (!u128Equal(this.memory, prepare.offset + Frame.checksum, base + RequestPrepare.prepareChecksum)) return;
+        if (
+            !u128Equal(
+                this.memory,
+                prepare.offset + Frame.checksum,
+                base + RequestPrepare.prepareChecksum,
+            )
+        )
+            return;
         this.bus.sendToReplica(replica, prepare);
     }
 
@@ -1473,7 +1661,11 @@ export class Replica {
             const trusted = op <= this.commitMin || op >= this.chainMin;
             if (!trusted || !this.journal.hasHeader(op)) continue;
             const source = this.journal.headerOffset(this.journal.slotOf(op));
-            this.bytes.copyWithin(reply.offset + headerSize + count * headerSize, source, source + headerSize);
+            this.bytes.copyWithin(
+                reply.offset + headerSize + count * headerSize,
+                source,
+                source + headerSize,
+            );
             count++;
         }
         if (count === 0) {
@@ -1511,7 +1703,7 @@ export class Replica {
         this.memory.setUint8(base + Frame.replica, this.replica);
     }
 
-    /** A pool message with the frame filled in (size = header only); the caller holds one reference. */
+    /** A pool message with its frame filled in (size = header only); the caller holds it. */
     private acquireHeader(command: number): Message {
         const message = this.pool.acquire();
         this.setFrame(message.offset, command);

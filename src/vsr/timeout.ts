@@ -19,11 +19,12 @@ export class Timeout {
 
     constructor(name: string, afterTicks: number, backoffTicksMax: number, prng: PRNG) {
         assert(afterTicks > 0);
-        assert(backoffTicksMax >= afterTicks);
+        assert(backoffTicksMax > 0);
         this.name = name;
         this.afterTicks = afterTicks;
         this.deadlineTicks = afterTicks;
-        this.backoffTicksMax = backoffTicksMax;
+        // A timeout longer than the common backoff ceiling keeps its own length as the ceiling.
+        this.backoffTicksMax = Math.max(backoffTicksMax, afterTicks);
         this.prng = prng;
     }
 

@@ -316,10 +316,10 @@ function checkPartition(
     harness.send(sideB[0]!, replicaCount + 1);
     harness.ticks(2);
     assert.equal(network.stats.packetsDropped, 1);
-    assert.deepEqual(harness.deliveries.map((delivery) => delivery.target).sort(), [
-        replicaCount + 1,
-        sideA[0]!,
-    ].sort());
+    assert.deepEqual(
+        harness.deliveries.map((delivery) => delivery.target).sort(),
+        [replicaCount + 1, sideA[0]!].sort(),
+    );
 }
 
 test("a partition drops packets already in flight across it, and heals after stability", () => {
@@ -496,8 +496,10 @@ test("pool references return to the start after heavy faulty traffic, within pac
         harness.drain();
         const stats = harness.network.stats;
         assert.equal(harness.pool.free, harness.freeAtStart, `seed=${seed}`);
-        assert.equal(stats.packetsSent + stats.packetsDuplicated, harness.deliveries.length +
-            stats.packetsDropped);
+        assert.equal(
+            stats.packetsSent + stats.packetsDuplicated,
+            harness.deliveries.length + stats.packetsDropped,
+        );
     }
 });
 

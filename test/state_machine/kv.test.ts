@@ -56,7 +56,11 @@ class Harness {
             encodeEvent(this.memory, eventOffset, op.kind, op.key, op.value);
         });
         const written = this.table.commit(
-            this.memory, this.inputOffset, ops.length, this.memory, this.outputOffset,
+            this.memory,
+            this.inputOffset,
+            ops.length,
+            this.memory,
+            this.outputOffset,
         );
         assert.equal(written, ops.length * resultSize);
         return ops.map((_, index) => {
@@ -105,12 +109,24 @@ test("put then get returns the value, and delete removes it (entriesMax=16)", ()
     const harness = new Harness(16, 8);
     const [a, b] = [bytes("alpha"), bytes("beta")];
     const results = harness.run([
-        put(a, bytes("one")), put(b, new Uint8Array(valueSizeMax).fill(7)), get(a), get(b),
-        del(a), get(a), del(a), get(b),
+        put(a, bytes("one")),
+        put(b, new Uint8Array(valueSizeMax).fill(7)),
+        get(a),
+        get(b),
+        del(a),
+        get(a),
+        del(a),
+        get(b),
     ]);
     assert.deepEqual(results, [
-        ok(), ok(), ok(bytes("one")), ok(new Uint8Array(valueSizeMax).fill(7)),
-        ok(), notFound, notFound, ok(new Uint8Array(valueSizeMax).fill(7)),
+        ok(),
+        ok(),
+        ok(bytes("one")),
+        ok(new Uint8Array(valueSizeMax).fill(7)),
+        ok(),
+        notFound,
+        notFound,
+        ok(new Uint8Array(valueSizeMax).fill(7)),
     ]);
     assert.equal(harness.table.count, 1);
     harness.table.invariants();
@@ -120,10 +136,13 @@ test("put overwrites a value with a shorter or empty one, keeping the count", ()
     const harness = new Harness(16, 4);
     const key = bytes("k");
     assert.deepEqual(harness.run([put(key, bytes("a long value")), put(key, bytes("ab"))]), [
-        ok(), ok(),
+        ok(),
+        ok(),
     ]);
     assert.deepEqual(harness.run([get(key), put(key, new Uint8Array(0)), get(key)]), [
-        ok(bytes("ab")), ok(), ok(),
+        ok(bytes("ab")),
+        ok(),
+        ok(),
     ]);
     assert.equal(harness.table.count, 1);
     harness.table.invariants();
@@ -133,9 +152,15 @@ test("keys that differ only in size or trailing zero bytes are distinct (keys=8)
     const harness = new Harness(16, 16);
     const keys = keySpace.slice(0, 8);
     const puts = keys.map((key, index) => put(key, Uint8Array.of(index)));
-    assert.deepEqual(harness.run(puts), keys.map(() => ok()));
+    assert.deepEqual(
+        harness.run(puts),
+        keys.map(() => ok()),
+    );
     const gets = harness.run(keys.map(get));
-    assert.deepEqual(gets, keys.map((_, index) => ok(Uint8Array.of(index))));
+    assert.deepEqual(
+        gets,
+        keys.map((_, index) => ok(Uint8Array.of(index))),
+    );
     assert.equal(harness.table.count, 8);
 });
 
@@ -167,8 +192,13 @@ for (const [name, corrupt] of invalidCases) {
         encodeEvent(event, 0, EventKind.put, bytes("key"), bytes("value"));
         corrupt(event);
         harness.memory.set(event, harness.inputOffset);
-        harness.table.commit(harness.memory, harness.inputOffset, 1, harness.memory,
-            harness.outputOffset);
+        harness.table.commit(
+            harness.memory,
+            harness.inputOffset,
+            1,
+            harness.memory,
+            harness.outputOffset,
+        );
         assert.deepEqual(decodeResult(harness.memory, harness.outputOffset), invalid);
         assert.deepEqual(harness.image(), imageBefore);
         assert.deepEqual(harness.run([get(bytes("key"))]), [ok(bytes("old"))]);
@@ -183,24 +213,31 @@ test("a flipped bit in any reserved or padding byte makes an event invalid", () 
         choice: fc.nat(),
         bit: fc.integer({ min: 0, max: 7 }),
     });
-    fc.assert(fc.property(padded, ({ kind, key, value, choice, bit }) => {
-        const harness = new Harness(8, 1);
-        const event = new Uint8Array(eventSize);
-        encodeEvent(event, 0, kind, key, kind === EventKind.put ? value : null);
-        const valueSize = kind === EventKind.put ? value.length : 0;
-        const zeroBytes: number[] = [3, 4, 5, 6, 7];
-        for (let i = key.length; i < keySizeMax; i++) zeroBytes.push(EventOffset.key + i);
-        for (let i = valueSize; i < valueSizeMax; i++) zeroBytes.push(EventOffset.value + i);
-        for (let i = EventOffset.reserved; i < eventSize; i++) zeroBytes.push(i);
-        const position = zeroBytes[choice % zeroBytes.length]!;
-        assert.equal(event[position], 0);
-        event[position]! ^= 1 << bit;
-        harness.memory.set(event, harness.inputOffset);
-        harness.table.commit(harness.memory, harness.inputOffset, 1, harness.memory,
-            harness.outputOffset);
-        assert.deepEqual(decodeResult(harness.memory, harness.outputOffset), invalid);
-        assert.equal(harness.table.count, 0);
-    }));
+    fc.assert(
+        fc.property(padded, ({ kind, key, value, choice, bit }) => {
+            const harness = new Harness(8, 1);
+            const event = new Uint8Array(eventSize);
+            encodeEvent(event, 0, kind, key, kind === EventKind.put ? value : null);
+            const valueSize = kind === EventKind.put ? value.length : 0;
+            const zeroBytes: number[] = [3, 4, 5, 6, 7];
+            for (let i = key.length; i < keySizeMax; i++) zeroBytes.push(EventOffset.key + i);
+            for (let i = valueSize; i < valueSizeMax; i++) zeroBytes.push(EventOffset.value + i);
+            for (let i = EventOffset.reserved; i < eventSize; i++) zeroBytes.push(i);
+            const position = zeroBytes[choice % zeroBytes.length]!;
+            assert.equal(event[position], 0);
+            event[position]! ^= 1 << bit;
+            harness.memory.set(event, harness.inputOffset);
+            harness.table.commit(
+                harness.memory,
+                harness.inputOffset,
+                1,
+                harness.memory,
+                harness.outputOffset,
+            );
+            assert.deepEqual(decodeResult(harness.memory, harness.outputOffset), invalid);
+            assert.equal(harness.table.count, 0);
+        }),
+    );
 });
 
 test("a full table answers table_full per event while gets, deletes and overwrites work", () => {
@@ -209,16 +246,38 @@ test("a full table answers table_full per event while gets, deletes and overwrit
     assert.equal(countMax, 14);
     const keys = keySpace.slice(0, countMax + 2);
     const results = harness.run(keys.map((key) => put(key, key)));
-    assert.deepEqual(results, keys.map((_, index) => (index < countMax ? ok() : tableFull)));
+    assert.deepEqual(
+        results,
+        keys.map((_, index) => (index < countMax ? ok() : tableFull)),
+    );
     assert.equal(harness.table.count, countMax);
     const [first, second, spill] = [keys[0]!, keys[1]!, keys[countMax]!];
-    assert.deepEqual(harness.run([
-        get(first), put(first, bytes("new")), get(first), get(spill), del(spill), put(spill, spill),
-        del(second), put(spill, spill), put(second, second), get(spill),
-    ]), [
-        ok(first), ok(), ok(bytes("new")), notFound, notFound, tableFull,
-        ok(), ok(), tableFull, ok(spill),
-    ]);
+    assert.deepEqual(
+        harness.run([
+            get(first),
+            put(first, bytes("new")),
+            get(first),
+            get(spill),
+            del(spill),
+            put(spill, spill),
+            del(second),
+            put(spill, spill),
+            put(second, second),
+            get(spill),
+        ]),
+        [
+            ok(first),
+            ok(),
+            ok(bytes("new")),
+            notFound,
+            notFound,
+            tableFull,
+            ok(),
+            ok(),
+            tableFull,
+            ok(spill),
+        ],
+    );
     assert.equal(harness.table.count, countMax);
     harness.table.invariants();
 });
@@ -255,9 +314,13 @@ class BatchCommand implements fc.Command<Model, Harness> {
     }
 
     run(model: Model, harness: Harness): void {
-        const results = harness.run(this.ops.map(({ kind, keyIndex, value }) => ({
-            kind, key: keySpace[keyIndex]!, value: kind === EventKind.put ? value : null,
-        })));
+        const results = harness.run(
+            this.ops.map(({ kind, keyIndex, value }) => ({
+                kind,
+                key: keySpace[keyIndex]!,
+                value: kind === EventKind.put ? value : null,
+            })),
+        );
         const expected = this.ops.map((op) => modelApply(model, op.kind, op.keyIndex, op.value));
         assert.deepEqual(results, expected);
         assert.equal(harness.table.count, model.entries.size);
@@ -282,31 +345,38 @@ const commands = [
 
 test("the table agrees with a Map model over random put/get/delete batches", () => {
     const entriesMax = fc.constantFrom(2, 8, 16, 32);
-    fc.assert(fc.property(entriesMax, fc.commands(commands, { size: "+1" }), (size, cmds) => {
-        fc.modelRun(() => {
-            const real = new Harness(size, 12);
-            return { model: { entries: new Map(), countMax: real.table.countMax }, real };
-        }, cmds);
-    }), { numRuns: 300 });
+    fc.assert(
+        fc.property(entriesMax, fc.commands(commands, { size: "+1" }), (size, cmds) => {
+            fc.modelRun(() => {
+                const real = new Harness(size, 12);
+                return { model: { entries: new Map(), countMax: real.table.countMax }, real };
+            }, cmds);
+        }),
+        { numRuns: 300 },
+    );
 });
 
 test("two tables fed the same events have byte-identical images", () => {
     const sequence = fc.array(fc.array(modelOp, { minLength: 1, maxLength: 12 }), {
         maxLength: 40,
     });
-    fc.assert(fc.property(sequence, (batches) => {
-        const a = new Harness(16, 12, 0);
-        const b = new Harness(16, 12, 4096);
-        for (const batch of batches) {
-            const ops = batch.map(({ kind, keyIndex, value }) => ({
-                kind, key: keySpace[keyIndex]!, value: kind === EventKind.put ? value : null,
-            }));
-            assert.deepEqual(a.run(ops), b.run(ops));
-        }
-        assert.deepEqual(a.image(), b.image());
-        a.table.reset();
-        assert.deepEqual(a.image(), new Harness(16, 1).image());
-    }));
+    fc.assert(
+        fc.property(sequence, (batches) => {
+            const a = new Harness(16, 12, 0);
+            const b = new Harness(16, 12, 4096);
+            for (const batch of batches) {
+                const ops = batch.map(({ kind, keyIndex, value }) => ({
+                    kind,
+                    key: keySpace[keyIndex]!,
+                    value: kind === EventKind.put ? value : null,
+                }));
+                assert.deepEqual(a.run(ops), b.run(ops));
+            }
+            assert.deepEqual(a.image(), b.image());
+            a.table.reset();
+            assert.deepEqual(a.image(), new Harness(16, 1).image());
+        }),
+    );
 });
 
 /** The home slot of a key in a table of 16, read from the image's documented layout. */
@@ -331,7 +401,11 @@ test("backward-shift deletion keeps a cluster that wraps past the last slot reac
         if (keys.filter((k) => homeSlot(k) === home).length < need) keys.push(key);
         assert.ok(index < 100_000);
     }
-    const orders = [[0, 1, 2, 3, 4, 5, 6, 7], [3, 0, 6, 1, 7, 2, 5, 4], [7, 6, 5, 4, 3, 2, 1, 0]];
+    const orders = [
+        [0, 1, 2, 3, 4, 5, 6, 7],
+        [3, 0, 6, 1, 7, 2, 5, 4],
+        [7, 6, 5, 4, 3, 2, 1, 0],
+    ];
     for (const order of orders) {
         const harness = new Harness(16, 16);
         harness.run(keys.map((key) => put(key, key)));
@@ -342,7 +416,10 @@ test("backward-shift deletion keeps a cluster that wraps past the last slot reac
             live.delete(key);
             harness.table.invariants();
             const results = harness.run(keys.map(get));
-            assert.deepEqual(results, keys.map((k) => (live.has(k) ? ok(k) : notFound)));
+            assert.deepEqual(
+                results,
+                keys.map((k) => (live.has(k) ? ok(k) : notFound)),
+            );
         }
         assert.equal(harness.table.count, 0);
     }
@@ -357,9 +434,10 @@ test("commit reads input and writes output in buffers other than the table's mem
     encodeEvent(input, 8 + eventSize, EventKind.get, bytes("x"), null);
     encodeEvent(input, 8 + 2 * eventSize, EventKind.get, bytes("z"), null);
     assert.equal(table.commit(input, 8, 3, output, 4), 3 * resultSize);
-    assert.deepEqual([0, 1, 2].map((index) => decodeResult(output, 4 + index * resultSize)), [
-        ok(), ok(bytes("y")), notFound,
-    ]);
+    assert.deepEqual(
+        [0, 1, 2].map((index) => decodeResult(output, 4 + index * resultSize)),
+        [ok(), ok(bytes("y")), notFound],
+    );
     assert.equal(output[3], 0xee);
     assert.equal(table.commit(input, 8, 0, output, 4), 0);
 });
@@ -400,8 +478,13 @@ test("commit allocates nothing: no scavenge, no heap growth in 200k 30-event com
     const commitBatches = (commitCount: number): void => {
         for (let index = 0; index < commitCount; index++) {
             const batch = index % batchCount;
-            table.commit(memory, inputOffset + batch * eventCount * eventSize, eventCount,
-                memory, outputOffset + batch * eventCount * resultSize);
+            table.commit(
+                memory,
+                inputOffset + batch * eventCount * eventSize,
+                eventCount,
+                memory,
+                outputOffset + batch * eventCount * resultSize,
+            );
         }
     };
     commitBatches(20_000);

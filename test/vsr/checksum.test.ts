@@ -284,23 +284,22 @@ async function settle(): Promise<void> {
 }
 
 for (const place of ["kernel", "TypeScript"] as const) {
-    test(`checksum allocates nothing: 200k calls on a 4 KiB input run without a GC (${place})`,
-        async () => {
-            const size = 4096;
-            const bytes = place === "kernel" ? arenaBytes : pattern(size + 64);
-            const offset = place === "kernel" ? arenaInputOffset : 64;
-            if (place === "kernel") arenaBytes.set(pattern(size), offset);
-            const calls = 200_000;
-            let mismatches = 0;
-            const loop = (count: number): void => {
-                for (let call = 0; call < count; call++) {
-                    checksum(bytes, offset, size, bytes, 0);
-                    if (!checksumEquals(bytes, offset, size, bytes, 0)) mismatches++;
-                }
-            };
-            loop(20_000); // Warm-up: let the optimizing compiler settle first.
-            const gcCount = await gcCountDuring(() => loop(calls / 2));
-            assert.equal(gcCount, 0);
-            assert.equal(mismatches, 0);
-        });
+    test(`checksum allocates nothing: 200k calls on a 4 KiB input run without a GC (${place})`, async () => {
+        const size = 4096;
+        const bytes = place === "kernel" ? arenaBytes : pattern(size + 64);
+        const offset = place === "kernel" ? arenaInputOffset : 64;
+        if (place === "kernel") arenaBytes.set(pattern(size), offset);
+        const calls = 200_000;
+        let mismatches = 0;
+        const loop = (count: number): void => {
+            for (let call = 0; call < count; call++) {
+                checksum(bytes, offset, size, bytes, 0);
+                if (!checksumEquals(bytes, offset, size, bytes, 0)) mismatches++;
+            }
+        };
+        loop(20_000); // Warm-up: let the optimizing compiler settle first.
+        const gcCount = await gcCountDuring(() => loop(calls / 2));
+        assert.equal(gcCount, 0);
+        assert.equal(mismatches, 0);
+    });
 }

@@ -190,9 +190,9 @@ const frameArbitrary: fc.Arbitrary<FrameValues> = fc.record({
 });
 
 function bytesOf(unit: number, countMin: number, countMax: number): fc.Arbitrary<Uint8Array> {
-    return fc.integer({ min: countMin, max: countMax }).chain((count) =>
-        fc.uint8Array({ minLength: count * unit, maxLength: count * unit }),
-    );
+    return fc
+        .integer({ min: countMin, max: countMax })
+        .chain((count) => fc.uint8Array({ minLength: count * unit, maxLength: count * unit }));
 }
 
 const empty = new Uint8Array(0);
@@ -202,27 +202,42 @@ const entryEventsMax = Math.floor((bodySizeMax - batchEntryHeaderSize) / kvEvent
 function requestArbitrary(): fc.Arbitrary<Message> {
     // A register's request number is free (each attempt to start a session gets its own
     // checksum); its session must be 0 and its body empty.
-    const register = fc.record({ frame: frameArbitrary, client: u128NonZero, request: u32 })
-        .map((drawn) => message(Command.request, drawn.frame, [
-            field("client", Request.client, 16, drawn.client),
-            field("session", Request.session, 8, 0),
-            field("request", Request.request, 4, drawn.request),
-            field("operation", Request.operation, 1, Operation.register),
-        ], empty));
-    const kv = fc.record({
-        frame: frameArbitrary,
-        client: u128NonZero,
-        session: u64,
-        request: u32Positive,
-        body: bytesOf(kvEventSize, 1, eventsMax),
-    }).map((drawn) =>
-        message(Command.request, drawn.frame, [
-            field("client", Request.client, 16, drawn.client),
-            field("session", Request.session, 8, drawn.session),
-            field("request", Request.request, 4, drawn.request),
-            field("operation", Request.operation, 1, Operation.kv),
-        ], drawn.body),
-    );
+    const register = fc
+        .record({ frame: frameArbitrary, client: u128NonZero, request: u32 })
+        .map((drawn) =>
+            message(
+                Command.request,
+                drawn.frame,
+                [
+                    field("client", Request.client, 16, drawn.client),
+                    field("session", Request.session, 8, 0),
+                    field("request", Request.request, 4, drawn.request),
+                    field("operation", Request.operation, 1, Operation.register),
+                ],
+                empty,
+            ),
+        );
+    const kv = fc
+        .record({
+            frame: frameArbitrary,
+            client: u128NonZero,
+            session: u64,
+            request: u32Positive,
+            body: bytesOf(kvEventSize, 1, eventsMax),
+        })
+        .map((drawn) =>
+            message(
+                Command.request,
+                drawn.frame,
+                [
+                    field("client", Request.client, 16, drawn.client),
+                    field("session", Request.session, 8, drawn.session),
+                    field("request", Request.request, 4, drawn.request),
+                    field("operation", Request.operation, 1, Operation.kv),
+                ],
+                drawn.body,
+            ),
+        );
     return fc.oneof(register, kv);
 }
 
@@ -236,7 +251,8 @@ interface Entry {
 }
 
 function entryArbitrary(entryEventsLimit: number): fc.Arbitrary<Entry> {
-    const register = fc.record({ client: u128NonZero, requestChecksum: u128, request: u32 })
+    const register = fc
+        .record({ client: u128NonZero, requestChecksum: u128, request: u32 })
         .map((drawn) => ({ ...drawn, session: 0, operation: Operation.register, events: empty }));
     const kv = fc.record({
         client: u128NonZero,
@@ -273,36 +289,50 @@ function batchBody(entries: readonly Entry[]): { body: Uint8Array; requestCount:
 }
 
 function prepareArbitrary(entryEventsLimit: number): fc.Arbitrary<Message> {
-    const root = fc.record({ frame: frameArbitrary, timestamp: u64 }).map((drawn) =>
-        message(Command.prepare, drawn.frame, [
-            field("parent", Prepare.parent, 16, new Uint8Array(16)),
-            field("op", Prepare.op, 8, 0),
-            field("commit", Prepare.commit, 8, 0),
-            field("timestamp", Prepare.timestamp, 8, drawn.timestamp),
-            field("requestCount", Prepare.requestCount, 4, 0),
-            field("operation", Prepare.operation, 1, Operation.root),
-        ], empty),
-    );
+    const root = fc
+        .record({ frame: frameArbitrary, timestamp: u64 })
+        .map((drawn) =>
+            message(
+                Command.prepare,
+                drawn.frame,
+                [
+                    field("parent", Prepare.parent, 16, new Uint8Array(16)),
+                    field("op", Prepare.op, 8, 0),
+                    field("commit", Prepare.commit, 8, 0),
+                    field("timestamp", Prepare.timestamp, 8, drawn.timestamp),
+                    field("requestCount", Prepare.requestCount, 4, 0),
+                    field("operation", Prepare.operation, 1, Operation.root),
+                ],
+                empty,
+            ),
+        );
     const opCommit = u64Positive.chain((op) =>
         fc.tuple(fc.constant(op), fc.integer({ min: 0, max: op - 1 })),
     );
-    const batch = fc.record({
-        frame: frameArbitrary,
-        parent: u128,
-        opCommit,
-        timestamp: u64Positive,
-        entries: fc.array(entryArbitrary(entryEventsLimit), { minLength: 1, maxLength: 8 }),
-    }).map((drawn) => {
-        const { body, requestCount } = batchBody(drawn.entries);
-        return message(Command.prepare, drawn.frame, [
-            field("parent", Prepare.parent, 16, drawn.parent),
-            field("op", Prepare.op, 8, drawn.opCommit[0]),
-            field("commit", Prepare.commit, 8, drawn.opCommit[1]),
-            field("timestamp", Prepare.timestamp, 8, drawn.timestamp),
-            field("requestCount", Prepare.requestCount, 4, requestCount),
-            field("operation", Prepare.operation, 1, Operation.batch),
-        ], body);
-    });
+    const batch = fc
+        .record({
+            frame: frameArbitrary,
+            parent: u128,
+            opCommit,
+            timestamp: u64Positive,
+            entries: fc.array(entryArbitrary(entryEventsLimit), { minLength: 1, maxLength: 8 }),
+        })
+        .map((drawn) => {
+            const { body, requestCount } = batchBody(drawn.entries);
+            return message(
+                Command.prepare,
+                drawn.frame,
+                [
+                    field("parent", Prepare.parent, 16, drawn.parent),
+                    field("op", Prepare.op, 8, drawn.opCommit[0]),
+                    field("commit", Prepare.commit, 8, drawn.opCommit[1]),
+                    field("timestamp", Prepare.timestamp, 8, drawn.timestamp),
+                    field("requestCount", Prepare.requestCount, 4, requestCount),
+                    field("operation", Prepare.operation, 1, Operation.batch),
+                ],
+                body,
+            );
+        });
     return fc.oneof(root, batch);
 }
 
@@ -312,48 +342,62 @@ const headerArrayBody = fc
     .map((prepares) => concat(prepares.map(headerBytes)));
 
 function replyArbitrary(): fc.Arbitrary<Message> {
-    return fc.record({
-        frame: frameArbitrary,
-        requestChecksum: u128,
-        client: u128NonZero,
-        op: u64Positive,
-        commit: u64,
-        session: u64,
-        request: u32,
-        operation: fc.constantFrom(Operation.register, Operation.kv),
-        body: bytesOf(kvResultSize, 0, Math.floor(bodySizeMax / kvResultSize)),
-    }).map((drawn) =>
-        message(Command.reply, drawn.frame, [
-            field("requestChecksum", Reply.requestChecksum, 16, drawn.requestChecksum),
-            field("client", Reply.client, 16, drawn.client),
-            field("op", Reply.op, 8, drawn.op),
-            field("commit", Reply.commit, 8, drawn.commit),
-            field("session", Reply.session, 8, drawn.session),
-            field("request", Reply.request, 4, drawn.request),
-            field("operation", Reply.operation, 1, drawn.operation),
-        ], drawn.body),
-    );
+    return fc
+        .record({
+            frame: frameArbitrary,
+            requestChecksum: u128,
+            client: u128NonZero,
+            op: u64Positive,
+            commit: u64,
+            session: u64,
+            request: u32,
+            operation: fc.constantFrom(Operation.register, Operation.kv),
+            body: bytesOf(kvResultSize, 0, Math.floor(bodySizeMax / kvResultSize)),
+        })
+        .map((drawn) =>
+            message(
+                Command.reply,
+                drawn.frame,
+                [
+                    field("requestChecksum", Reply.requestChecksum, 16, drawn.requestChecksum),
+                    field("client", Reply.client, 16, drawn.client),
+                    field("op", Reply.op, 8, drawn.op),
+                    field("commit", Reply.commit, 8, drawn.commit),
+                    field("session", Reply.session, 8, drawn.session),
+                    field("request", Reply.request, 4, drawn.request),
+                    field("operation", Reply.operation, 1, drawn.operation),
+                ],
+                drawn.body,
+            ),
+        );
 }
 
 function doViewChangeArbitrary(): fc.Arbitrary<Message> {
     const frameLogView = frameArbitrary.chain((frame) =>
         fc.tuple(fc.constant(frame), fc.integer({ min: 0, max: frame.view })),
     );
-    return fc.record({
-        frameLogView,
-        opCommitMax: u64Ordered,
-        nack: u32,
-        present: u32,
-        body: headerArrayBody,
-    }).map((drawn) =>
-        message(Command.doViewChange, drawn.frameLogView[0], [
-            field("op", DoViewChange.op, 8, drawn.opCommitMax[1]!),
-            field("commitMax", DoViewChange.commitMax, 8, drawn.opCommitMax[0]!),
-            field("logView", DoViewChange.logView, 4, drawn.frameLogView[1]),
-            field("nackBitset", DoViewChange.nackBitset, 4, drawn.nack),
-            field("presentBitset", DoViewChange.presentBitset, 4, drawn.present),
-        ], drawn.body),
-    );
+    return fc
+        .record({
+            frameLogView,
+            opCommitMax: u64Ordered,
+            nack: u32,
+            present: u32,
+            body: headerArrayBody,
+        })
+        .map((drawn) =>
+            message(
+                Command.doViewChange,
+                drawn.frameLogView[0],
+                [
+                    field("op", DoViewChange.op, 8, drawn.opCommitMax[1]!),
+                    field("commitMax", DoViewChange.commitMax, 8, drawn.opCommitMax[0]!),
+                    field("logView", DoViewChange.logView, 4, drawn.frameLogView[1]),
+                    field("nackBitset", DoViewChange.nackBitset, 4, drawn.nack),
+                    field("presentBitset", DoViewChange.presentBitset, 4, drawn.present),
+                ],
+                drawn.body,
+            ),
+        );
 }
 
 /** Commands whose whole custom area is fields (or reserved) and whose body is empty. */
@@ -361,52 +405,99 @@ function fieldsOnlyArbitrary(
     command: number,
     fields: fc.Arbitrary<Field[]>,
 ): fc.Arbitrary<Message> {
-    return fc.record({ frame: frameArbitrary, fields }).map((drawn) =>
-        message(command, drawn.frame, drawn.fields, empty),
-    );
+    return fc
+        .record({ frame: frameArbitrary, fields })
+        .map((drawn) => message(command, drawn.frame, drawn.fields, empty));
 }
 
 const arbitraries: ReadonlyMap<number, fc.Arbitrary<Message>> = new Map([
     [Command.request, requestArbitrary()],
     [Command.prepare, prepareArbitrary(entryEventsMax)],
-    [Command.prepareOk, fieldsOnlyArbitrary(Command.prepareOk, fc.tuple(u128, u64, u64).map(
-        ([checksum, op, commitMin]) => [
-            field("prepareChecksum", PrepareOk.prepareChecksum, 16, checksum),
-            field("op", PrepareOk.op, 8, op),
-            field("commitMin", PrepareOk.commitMin, 8, commitMin),
-        ]))],
+    [
+        Command.prepareOk,
+        fieldsOnlyArbitrary(
+            Command.prepareOk,
+            fc
+                .tuple(u128, u64, u64)
+                .map(([checksum, op, commitMin]) => [
+                    field("prepareChecksum", PrepareOk.prepareChecksum, 16, checksum),
+                    field("op", PrepareOk.op, 8, op),
+                    field("commitMin", PrepareOk.commitMin, 8, commitMin),
+                ]),
+        ),
+    ],
     [Command.reply, replyArbitrary()],
-    [Command.commit, fieldsOnlyArbitrary(Command.commit, fc.tuple(u128, u64).map(
-        ([checksum, commit]) => [
-            field("commitChecksum", Commit.commitChecksum, 16, checksum),
-            field("commit", Commit.commit, 8, commit),
-        ]))],
+    [
+        Command.commit,
+        fieldsOnlyArbitrary(
+            Command.commit,
+            fc
+                .tuple(u128, u64)
+                .map(([checksum, commit]) => [
+                    field("commitChecksum", Commit.commitChecksum, 16, checksum),
+                    field("commit", Commit.commit, 8, commit),
+                ]),
+        ),
+    ],
     [Command.startViewChange, fieldsOnlyArbitrary(Command.startViewChange, fc.constant([]))],
     [Command.doViewChange, doViewChangeArbitrary()],
-    [Command.startView, fc.record({ frame: frameArbitrary, ops: u64Ordered, body: headerArrayBody })
-        .map((drawn) => message(Command.startView, drawn.frame, [
-            field("op", StartView.op, 8, drawn.ops[1]!),
-            field("commitMax", StartView.commitMax, 8, drawn.ops[0]!),
-        ], drawn.body))],
-    [Command.requestHeaders, fieldsOnlyArbitrary(Command.requestHeaders, u64Ordered.map(
-        ([opMin, opMax]) => [
-            field("opMin", RequestHeaders.opMin, 8, opMin!),
-            field("opMax", RequestHeaders.opMax, 8, opMax!),
-        ]))],
-    [Command.requestPrepare, fieldsOnlyArbitrary(Command.requestPrepare, fc.tuple(u128, u64).map(
-        ([checksum, op]) => [
-            field("prepareChecksum", RequestPrepare.prepareChecksum, 16, checksum),
-            field("prepareOp", RequestPrepare.prepareOp, 8, op),
-        ]))],
-    [Command.headers, fc.record({ frame: frameArbitrary, body: headerArrayBody })
-        .map((drawn) => message(Command.headers, drawn.frame, [], drawn.body))],
-    [Command.eviction, fieldsOnlyArbitrary(Command.eviction, fc.tuple(
-        u128NonZero, u64, fc.constantFrom(...Object.values(EvictionReason)),
-    ).map(([client, session, reason]) => [
-        field("client", Eviction.client, 16, client),
-        field("session", Eviction.session, 8, session),
-        field("reason", Eviction.reason, 1, reason),
-    ]))],
+    [
+        Command.startView,
+        fc
+            .record({ frame: frameArbitrary, ops: u64Ordered, body: headerArrayBody })
+            .map((drawn) =>
+                message(
+                    Command.startView,
+                    drawn.frame,
+                    [
+                        field("op", StartView.op, 8, drawn.ops[1]!),
+                        field("commitMax", StartView.commitMax, 8, drawn.ops[0]!),
+                    ],
+                    drawn.body,
+                ),
+            ),
+    ],
+    [
+        Command.requestHeaders,
+        fieldsOnlyArbitrary(
+            Command.requestHeaders,
+            u64Ordered.map(([opMin, opMax]) => [
+                field("opMin", RequestHeaders.opMin, 8, opMin!),
+                field("opMax", RequestHeaders.opMax, 8, opMax!),
+            ]),
+        ),
+    ],
+    [
+        Command.requestPrepare,
+        fieldsOnlyArbitrary(
+            Command.requestPrepare,
+            fc
+                .tuple(u128, u64)
+                .map(([checksum, op]) => [
+                    field("prepareChecksum", RequestPrepare.prepareChecksum, 16, checksum),
+                    field("prepareOp", RequestPrepare.prepareOp, 8, op),
+                ]),
+        ),
+    ],
+    [
+        Command.headers,
+        fc
+            .record({ frame: frameArbitrary, body: headerArrayBody })
+            .map((drawn) => message(Command.headers, drawn.frame, [], drawn.body)),
+    ],
+    [
+        Command.eviction,
+        fieldsOnlyArbitrary(
+            Command.eviction,
+            fc
+                .tuple(u128NonZero, u64, fc.constantFrom(...Object.values(EvictionReason)))
+                .map(([client, session, reason]) => [
+                    field("client", Eviction.client, 16, client),
+                    field("session", Eviction.session, 8, session),
+                    field("reason", Eviction.reason, 1, reason),
+                ]),
+        ),
+    ],
 ]);
 
 const commandNames = Object.entries(Command).filter(([, command]) => command !== Command.reserved);
@@ -417,7 +508,8 @@ function arbitraryOf(command: number): fc.Arbitrary<Message> {
     return found;
 }
 
-const anyMessage = fc.constantFrom(...commandNames.map(([, command]) => command))
+const anyMessage = fc
+    .constantFrom(...commandNames.map(([, command]) => command))
     .chain(arbitraryOf);
 
 /** Two non-overlapping, unaligned offsets in the arena and one in the plain buffer. */
@@ -431,7 +523,9 @@ const placement = fc.record({
 // The oracle: a message at `base` validates and decodes to its model.
 
 const headerArrayCommands: readonly number[] = [
-    Command.doViewChange, Command.startView, Command.headers,
+    Command.doViewChange,
+    Command.startView,
+    Command.headers,
 ];
 
 function assertValidMessage(bytes: Uint8Array, view: DataView, base: number, source: Message) {
@@ -475,9 +569,9 @@ function assertValidMessage(bytes: Uint8Array, view: DataView, base: number, sou
 // 1. Valid messages of every command validate and round-trip, wherever they are copied.
 
 for (const [name, command] of commandNames) {
-    test(`a valid ${name} message validates, round-trips and survives a copy to any offset`,
-        () => {
-            fc.assert(fc.property(arbitraryOf(command), placement, (source, where) => {
+    test(`a valid ${name} message validates, round-trips and survives a copy to any offset`, () => {
+        fc.assert(
+            fc.property(arbitraryOf(command), placement, (source, where) => {
                 const size = encode(arenaBytes, arenaView, where.arenaBase, source);
                 assertValidMessage(arenaBytes, arenaView, where.arenaBase, source);
                 const end = where.arenaBase + size;
@@ -486,8 +580,9 @@ for (const [name, command] of commandNames) {
                 // The plain buffer is hashed by the TS reference: both implementations agree.
                 plainBytes.set(arenaBytes.subarray(where.arenaBase, end), where.plainBase);
                 assertValidMessage(plainBytes, plainView, where.plainBase, source);
-            }));
-        });
+            }),
+        );
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -501,17 +596,25 @@ function checksumsValid(bytes: Uint8Array, view: DataView, base: number): boolea
 }
 
 test("a single flipped bit anywhere in header or body fails the header or body checksum", () => {
-    fc.assert(fc.property(anyMessage, fc.nat(), fc.boolean(), placement,
-        (source, bitSeed, inArena, where) => {
-            const bytes = inArena ? arenaBytes : plainBytes;
-            const view = inArena ? arenaView : plainView;
-            const base = inArena ? where.arenaBase : where.plainBase;
-            const size = encode(bytes, view, base, source);
-            assert.ok(checksumsValid(bytes, view, base));
-            const bit = bitSeed % (size * 8);
-            bytes[base + (bit >>> 3)]! ^= 1 << (bit & 7);
-            assert.equal(checksumsValid(bytes, view, base), false, `bit ${bit} of ${size}B`);
-        }), { numRuns: 1000 });
+    fc.assert(
+        fc.property(
+            anyMessage,
+            fc.nat(),
+            fc.boolean(),
+            placement,
+            (source, bitSeed, inArena, where) => {
+                const bytes = inArena ? arenaBytes : plainBytes;
+                const view = inArena ? arenaView : plainView;
+                const base = inArena ? where.arenaBase : where.plainBase;
+                const size = encode(bytes, view, base, source);
+                assert.ok(checksumsValid(bytes, view, base));
+                const bit = bitSeed % (size * 8);
+                bytes[base + (bit >>> 3)]! ^= 1 << (bit & 7);
+                assert.equal(checksumsValid(bytes, view, base), false, `bit ${bit} of ${size}B`);
+            },
+        ),
+        { numRuns: 1000 },
+    );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -546,8 +649,9 @@ function probeEverywhere(content: Uint8Array, extraBase: number): void {
 }
 
 test("random bytes of any length never make a validator throw", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 8192 }), fc.nat(), probeEverywhere),
-        { numRuns: 300 });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 8192 }), fc.nat(), probeEverywhere), {
+        numRuns: 300,
+    });
 });
 
 /** Offsets of the u64 fields of each command: their high halves must stay ≤ 0x1f_ffff. */
@@ -589,40 +693,44 @@ const plausible = fc.record({
 });
 
 test("random bytes with a plausible command, size and zeroed reserved bytes never throw", () => {
-    fc.assert(fc.property(plausible, (drawn) => {
-        const content = drawn.content;
-        const view = new DataView(content.buffer);
-        view.setUint8(Frame.command, drawn.command);
-        view.setUint32(Frame.size, Math.min(drawn.size, content.length), true);
-        if (drawn.scrub) {
-            // Pass the frame checks so that the command's own rules and the batch run.
-            content.fill(0, Frame.checksumPadding, Frame.checksumBody);
-            content.fill(0, Frame.checksumBodyPadding, Frame.cluster);
-            content.fill(0, Frame.clusterReserved, Frame.size);
-            content.fill(0, Frame.epoch, Frame.view);
-            content.fill(0, Frame.protocol, Frame.command);
-            content.fill(0, Frame.reserved, Frame.custom);
-            content.fill(0, reservedFrom.get(drawn.command) ?? headerSize, headerSize);
-            view.setUint8(Frame.replica, view.getUint8(Frame.replica) % replicasMax);
-            for (const offset of u64Offsets.get(drawn.command) ?? []) {
-                view.setUint32(offset + 4, view.getUint32(offset + 4, true) & 0x1f_ffff, true);
+    fc.assert(
+        fc.property(plausible, (drawn) => {
+            const content = drawn.content;
+            const view = new DataView(content.buffer);
+            view.setUint8(Frame.command, drawn.command);
+            view.setUint32(Frame.size, Math.min(drawn.size, content.length), true);
+            if (drawn.scrub) {
+                // Pass the frame checks so that the command's own rules and the batch run.
+                content.fill(0, Frame.checksumPadding, Frame.checksumBody);
+                content.fill(0, Frame.checksumBodyPadding, Frame.cluster);
+                content.fill(0, Frame.clusterReserved, Frame.size);
+                content.fill(0, Frame.epoch, Frame.view);
+                content.fill(0, Frame.protocol, Frame.command);
+                content.fill(0, Frame.reserved, Frame.custom);
+                content.fill(0, reservedFrom.get(drawn.command) ?? headerSize, headerSize);
+                view.setUint8(Frame.replica, view.getUint8(Frame.replica) % replicasMax);
+                for (const offset of u64Offsets.get(drawn.command) ?? []) {
+                    view.setUint32(offset + 4, view.getUint32(offset + 4, true) & 0x1f_ffff, true);
+                }
+                if (drawn.command === Command.prepare) {
+                    view.setUint8(Prepare.operation, drawn.prepareOperation);
+                    view.setUint32(Prepare.requestCount, drawn.requestCount, true);
+                }
             }
-            if (drawn.command === Command.prepare) {
-                view.setUint8(Prepare.operation, drawn.prepareOperation);
-                view.setUint32(Prepare.requestCount, drawn.requestCount, true);
-            }
-        }
-        probeEverywhere(content, drawn.extraBase);
-    }), { numRuns: 1000 });
+            probeEverywhere(content, drawn.extraBase);
+        }),
+        { numRuns: 1000 },
+    );
 });
 
-const batchPrepare = prepareArbitrary(entryEventsMax)
-    .filter((source) => fieldValue(source, "operation") === Operation.batch);
+const batchPrepare = prepareArbitrary(entryEventsMax).filter(
+    (source) => fieldValue(source, "operation") === Operation.batch,
+);
 
-test("a valid prepare with random bytes written over its batch never makes invalidBatch throw",
-    () => {
-        const writes = fc.array(fc.tuple(fc.nat(), u8), { minLength: 1, maxLength: 16 });
-        fc.assert(fc.property(batchPrepare, writes, (source, overwrites) => {
+test("a valid prepare with random bytes written over its batch never makes invalidBatch throw", () => {
+    const writes = fc.array(fc.tuple(fc.nat(), u8), { minLength: 1, maxLength: 16 });
+    fc.assert(
+        fc.property(batchPrepare, writes, (source, overwrites) => {
             const body = source.body.slice();
             for (const [index, value] of overwrites) body[index % body.length] = value;
             const base = 0;
@@ -630,8 +738,10 @@ test("a valid prepare with random bytes written over its batch never makes inval
             assert.equal(invalidHeader(plainView, base, messageSizeMax), null);
             const reason = invalidBatch(plainView, base);
             assert.ok(reason === null || typeof reason === "string");
-        }), { numRuns: 1000 });
-    });
+        }),
+        { numRuns: 1000 },
+    );
+});
 
 // ---------------------------------------------------------------------------------------------
 // 4. Negative space: each rule rejects its counterexample with its reason, even though the
@@ -654,19 +764,28 @@ function reservedRange(from: number, to: number, reason: string): Counterexample
     return {
         name: `a nonzero byte in [${from}, ${to})`,
         reason,
-        arbitrary: patched(null, (source) => fc.tuple(fc.integer({ min: from, max: to - 1 }),
-            fc.integer({ min: 1, max: 0xff }))
-            .map(([offset, value]) => withPatches(source, field("byte", offset, 1, value)))),
+        arbitrary: patched(null, (source) =>
+            fc
+                .tuple(fc.integer({ min: from, max: to - 1 }), fc.integer({ min: 1, max: 0xff }))
+                .map(([offset, value]) => withPatches(source, field("byte", offset, 1, value))),
+        ),
     };
 }
 
-const unknownCommands = Array.from({ length: 256 }, (_, index) => index)
-    .filter((command) => !reservedFrom.has(command));
+const unknownCommands = Array.from({ length: 256 }, (_, index) => index).filter(
+    (command) => !reservedFrom.has(command),
+);
 
-function oneField(command: number, name: string, offset: number, width: Width,
-    values: fc.Arbitrary<number | Uint8Array>): fc.Arbitrary<Message> {
+function oneField(
+    command: number,
+    name: string,
+    offset: number,
+    width: Width,
+    values: fc.Arbitrary<number | Uint8Array>,
+): fc.Arbitrary<Message> {
     return patched(command, (source) =>
-        values.map((value) => withPatches(source, field(name, offset, width, value))));
+        values.map((value) => withPatches(source, field(name, offset, width, value))),
+    );
 }
 
 /** Messages of `command` filtered by a predicate on their model. */
@@ -700,57 +819,83 @@ const frameCounterexamples: Counterexample[] = [
         reason: "reserved",
         arbitrary: patched(null, (source) => {
             const from = reservedFrom.get(source.command) ?? headerSize;
-            return fc.tuple(fc.integer({ min: from, max: headerSize - 1 }),
-                fc.integer({ min: 1, max: 0xff }))
+            return fc
+                .tuple(
+                    fc.integer({ min: from, max: headerSize - 1 }),
+                    fc.integer({ min: 1, max: 0xff }),
+                )
                 .map(([offset, value]) => withPatches(source, field("byte", offset, 1, value)));
         }),
     },
     {
         name: "epoch != 0",
         reason: "epoch != 0",
-        arbitrary: patched(null, (source) => u32Positive.map((epoch) =>
-            withPatches(source, field("epoch", Frame.epoch, 4, epoch)))),
+        arbitrary: patched(null, (source) =>
+            u32Positive.map((epoch) => withPatches(source, field("epoch", Frame.epoch, 4, epoch))),
+        ),
     },
     {
         name: "protocol != 0",
         reason: "protocol != 0",
-        arbitrary: patched(null, (source) => fc.integer({ min: 1, max: 0xffff }).map((value) =>
-            withPatches(source, field("protocol", Frame.protocol, 2, value)))),
+        arbitrary: patched(null, (source) =>
+            fc
+                .integer({ min: 1, max: 0xffff })
+                .map((value) => withPatches(source, field("protocol", Frame.protocol, 2, value))),
+        ),
     },
     {
         name: "size < 256",
         reason: "size < header size",
-        arbitrary: patched(null, (source) => fc.integer({ min: 0, max: headerSize - 1 })
-            .map((size) => withPatches(source, field("size", Frame.size, 4, size)))),
+        arbitrary: patched(null, (source) =>
+            fc
+                .integer({ min: 0, max: headerSize - 1 })
+                .map((size) => withPatches(source, field("size", Frame.size, 4, size))),
+        ),
     },
     {
         name: "size > messageSizeMax",
         reason: "size > message size max",
         arbitrary: patched(null, (source) =>
-            fc.integer({ min: messageSizeMax + 1, max: 0xffff_ffff })
-                .map((size) => withPatches(source, field("size", Frame.size, 4, size)))),
+            fc
+                .integer({ min: messageSizeMax + 1, max: 0xffff_ffff })
+                .map((size) => withPatches(source, field("size", Frame.size, 4, size))),
+        ),
     },
     {
         name: "an unknown command",
         reason: "command unknown",
-        arbitrary: patched(null, (source) => fc.constantFrom(...unknownCommands)
-            .map((command) => withPatches(source, field("command", Frame.command, 1, command)))),
+        arbitrary: patched(null, (source) =>
+            fc
+                .constantFrom(...unknownCommands)
+                .map((command) => withPatches(source, field("command", Frame.command, 1, command))),
+        ),
     },
     {
         name: "a replica index ≥ replicasMax",
         reason: "replica index",
-        arbitrary: patched(null, (source) => fc.integer({ min: replicasMax, max: 0xff })
-            .map((replica) => withPatches(source, field("replica", Frame.replica, 1, replica)))),
+        arbitrary: patched(null, (source) =>
+            fc
+                .integer({ min: replicasMax, max: 0xff })
+                .map((replica) => withPatches(source, field("replica", Frame.replica, 1, replica))),
+        ),
     },
     {
         name: "a u64 field above 2^53",
         reason: "u64 above 2^53",
-        arbitrary: fc.constantFrom(...u64Offsets.keys()).chain(arbitraryOf).chain((source) => {
-            const offsets = u64Offsets.get(source.command)!;
-            return fc.tuple(fc.constantFrom(...offsets),
-                fc.integer({ min: 0x20_0000, max: 0xffff_ffff }))
-                .map(([offset, high]) => withPatches(source, field("high", offset + 4, 4, high)));
-        }),
+        arbitrary: fc
+            .constantFrom(...u64Offsets.keys())
+            .chain(arbitraryOf)
+            .chain((source) => {
+                const offsets = u64Offsets.get(source.command)!;
+                return fc
+                    .tuple(
+                        fc.constantFrom(...offsets),
+                        fc.integer({ min: 0x20_0000, max: 0xffff_ffff }),
+                    )
+                    .map(([offset, high]) =>
+                        withPatches(source, field("high", offset + 4, 4, high)),
+                    );
+            }),
     },
 ];
 
@@ -759,19 +904,24 @@ const commandCounterexamples: Counterexample[] = [
         name: "a register request with a body",
         reason: "register body not empty",
         arbitrary: where(Command.request, isRegister).chain((source) =>
-            fc.integer({ min: 1, max: bodySizeMax }).map((size) => withBody(source, sized(size)))),
+            fc.integer({ min: 1, max: bodySizeMax }).map((size) => withBody(source, sized(size))),
+        ),
     },
     {
         name: "a register request with a session",
         reason: "register session != 0",
-        arbitrary: where(Command.request, isRegister).chain((source) => u64Positive.map(
-            (session) => withPatches(source, field("session", Request.session, 8, session)))),
+        arbitrary: where(Command.request, isRegister).chain((source) =>
+            u64Positive.map((session) =>
+                withPatches(source, field("session", Request.session, 8, session)),
+            ),
+        ),
     },
     {
         name: "a kv request with request number 0",
         reason: "request number == 0",
         arbitrary: where(Command.request, isKv).map((source) =>
-            withPatches(source, field("request", Request.request, 4, 0))),
+            withPatches(source, field("request", Request.request, 4, 0)),
+        ),
     },
     {
         name: "a kv request without events",
@@ -782,7 +932,8 @@ const commandCounterexamples: Counterexample[] = [
         name: "a kv request with a partial event",
         reason: "request body not a whole number of events",
         arbitrary: where(Command.request, isKv).chain((source) =>
-            notEvents.map((size) => withBody(source, sized(size)))),
+            notEvents.map((size) => withBody(source, sized(size))),
+        ),
     },
     {
         name: "a request from client 0",
@@ -792,69 +943,95 @@ const commandCounterexamples: Counterexample[] = [
     {
         name: "a request with an unknown operation",
         reason: "request operation unknown",
-        arbitrary: oneField(Command.request, "operation", Request.operation, 1,
-            u8.filter((value) => value !== Operation.register && value !== Operation.kv)),
+        arbitrary: oneField(
+            Command.request,
+            "operation",
+            Request.operation,
+            1,
+            u8.filter((value) => value !== Operation.register && value !== Operation.kv),
+        ),
     },
     {
         name: "a root prepare with op != 0",
         reason: "root op != 0",
-        arbitrary: where(Command.prepare, isRoot).chain((source) => u64Positive.map((op) =>
-            withPatches(source, field("op", Prepare.op, 8, op)))),
+        arbitrary: where(Command.prepare, isRoot).chain((source) =>
+            u64Positive.map((op) => withPatches(source, field("op", Prepare.op, 8, op))),
+        ),
     },
     {
         name: "a root prepare with a body",
         reason: "root body not empty",
         arbitrary: where(Command.prepare, isRoot).chain((source) =>
-            fc.integer({ min: 1, max: bodySizeMax }).map((size) => withBody(source, sized(size)))),
+            fc.integer({ min: 1, max: bodySizeMax }).map((size) => withBody(source, sized(size))),
+        ),
     },
     {
         name: "a root prepare with a parent",
         reason: "root parent != 0",
-        arbitrary: where(Command.prepare, isRoot).chain((source) => u128NonZero.map((parent) =>
-            withPatches(source, field("parent", Prepare.parent, 16, parent)))),
+        arbitrary: where(Command.prepare, isRoot).chain((source) =>
+            u128NonZero.map((parent) =>
+                withPatches(source, field("parent", Prepare.parent, 16, parent)),
+            ),
+        ),
     },
     {
         name: "a root prepare with a commit",
         reason: "root commit != 0",
-        arbitrary: where(Command.prepare, isRoot).chain((source) => u64Positive.map((commit) =>
-            withPatches(source, field("commit", Prepare.commit, 8, commit)))),
+        arbitrary: where(Command.prepare, isRoot).chain((source) =>
+            u64Positive.map((commit) =>
+                withPatches(source, field("commit", Prepare.commit, 8, commit)),
+            ),
+        ),
     },
     {
         name: "a root prepare with requests",
         reason: "root requests",
-        arbitrary: where(Command.prepare, isRoot).chain((source) => u32Positive.map((count) =>
-            withPatches(source, field("requestCount", Prepare.requestCount, 4, count)))),
+        arbitrary: where(Command.prepare, isRoot).chain((source) =>
+            u32Positive.map((count) =>
+                withPatches(source, field("requestCount", Prepare.requestCount, 4, count)),
+            ),
+        ),
     },
     {
         name: "a prepare with an unknown operation",
         reason: "prepare operation unknown",
-        arbitrary: oneField(Command.prepare, "operation", Prepare.operation, 1,
-            u8.filter((value) => value !== Operation.root && value !== Operation.batch)),
+        arbitrary: oneField(
+            Command.prepare,
+            "operation",
+            Prepare.operation,
+            1,
+            u8.filter((value) => value !== Operation.root && value !== Operation.batch),
+        ),
     },
     {
         name: "a batch prepare with op 0",
         reason: "prepare op == 0",
         arbitrary: where(Command.prepare, isBatch).map((source) =>
-            withPatches(source, field("op", Prepare.op, 8, 0))),
+            withPatches(source, field("op", Prepare.op, 8, 0)),
+        ),
     },
     {
         name: "a batch prepare with commit ≥ op",
         reason: "prepare commit >= op",
         arbitrary: where(Command.prepare, isBatch).chain((source) =>
-            fc.integer({ min: fieldValue(source, "op"), max: u64Max }).map((commit) =>
-                withPatches(source, field("commit", Prepare.commit, 8, commit)))),
+            fc
+                .integer({ min: fieldValue(source, "op"), max: u64Max })
+                .map((commit) => withPatches(source, field("commit", Prepare.commit, 8, commit))),
+        ),
     },
     {
         name: "a batch prepare with timestamp 0",
         reason: "prepare timestamp == 0",
         arbitrary: where(Command.prepare, isBatch).map((source) =>
-            withPatches(source, field("timestamp", Prepare.timestamp, 8, 0))),
+            withPatches(source, field("timestamp", Prepare.timestamp, 8, 0)),
+        ),
     },
     {
         name: "a batch prepare without requests",
         reason: "prepare without requests",
         arbitrary: where(Command.prepare, isBatch).map((source) =>
-            withPatches(source, field("requestCount", Prepare.requestCount, 4, 0))),
+            withPatches(source, field("requestCount", Prepare.requestCount, 4, 0)),
+        ),
     },
     {
         name: "a batch prepare without a body",
@@ -874,35 +1051,57 @@ const commandCounterexamples: Counterexample[] = [
     {
         name: "a do_view_change with log_view > view",
         reason: "log_view > view",
-        arbitrary: arbitraryOf(Command.doViewChange).filter((source) => source.view < 0xffff_ffff)
-            .chain((source) => fc.integer({ min: source.view + 1, max: 0xffff_ffff }).map(
-                (logView) => withPatches(source,
-                    field("logView", DoViewChange.logView, 4, logView)))),
+        arbitrary: arbitraryOf(Command.doViewChange)
+            .filter((source) => source.view < 0xffff_ffff)
+            .chain((source) =>
+                fc
+                    .integer({ min: source.view + 1, max: 0xffff_ffff })
+                    .map((logView) =>
+                        withPatches(source, field("logView", DoViewChange.logView, 4, logView)),
+                    ),
+            ),
     },
     {
         name: "a do_view_change with commit_max > op",
         reason: "commit_max > op",
-        arbitrary: arbitraryOf(Command.doViewChange).filter((s) => fieldValue(s, "op") < u64Max)
-            .chain((source) => fc.integer({ min: fieldValue(source, "op") + 1, max: u64Max })
-                .map((commitMax) => withPatches(source,
-                    field("commitMax", DoViewChange.commitMax, 8, commitMax)))),
+        arbitrary: arbitraryOf(Command.doViewChange)
+            .filter((s) => fieldValue(s, "op") < u64Max)
+            .chain((source) =>
+                fc
+                    .integer({ min: fieldValue(source, "op") + 1, max: u64Max })
+                    .map((commitMax) =>
+                        withPatches(
+                            source,
+                            field("commitMax", DoViewChange.commitMax, 8, commitMax),
+                        ),
+                    ),
+            ),
     },
     {
         name: "a start_view with commit_max > op",
         reason: "commit_max > op",
-        arbitrary: arbitraryOf(Command.startView).filter((s) => fieldValue(s, "op") < u64Max)
-            .chain((source) => fc.integer({ min: fieldValue(source, "op") + 1, max: u64Max })
-                .map((commitMax) => withPatches(source,
-                    field("commitMax", StartView.commitMax, 8, commitMax)))),
+        arbitrary: arbitraryOf(Command.startView)
+            .filter((s) => fieldValue(s, "op") < u64Max)
+            .chain((source) =>
+                fc
+                    .integer({ min: fieldValue(source, "op") + 1, max: u64Max })
+                    .map((commitMax) =>
+                        withPatches(source, field("commitMax", StartView.commitMax, 8, commitMax)),
+                    ),
+            ),
     },
     {
         name: "a request_headers with op_min > op_max",
         reason: "op_min > op_max",
         arbitrary: arbitraryOf(Command.requestHeaders)
             .filter((source) => fieldValue(source, "opMax") < u64Max)
-            .chain((source) => fc.integer({ min: fieldValue(source, "opMax") + 1, max: u64Max })
-                .map((opMin) => withPatches(source,
-                    field("opMin", RequestHeaders.opMin, 8, opMin)))),
+            .chain((source) =>
+                fc
+                    .integer({ min: fieldValue(source, "opMax") + 1, max: u64Max })
+                    .map((opMin) =>
+                        withPatches(source, field("opMin", RequestHeaders.opMin, 8, opMin)),
+                    ),
+            ),
     },
     {
         name: "an eviction of client 0",
@@ -918,21 +1117,29 @@ const commandCounterexamples: Counterexample[] = [
 
 for (const command of headerArrayCommands) {
     const name = commandNames.find(([, value]) => value === command)![0];
-    commandCounterexamples.push({
-        name: `a ${name} without headers`,
-        reason: "header array empty",
-        arbitrary: arbitraryOf(command).map((source) => withBody(source, empty)),
-    }, {
-        name: `a ${name} with a partial header`,
-        reason: "body not a whole number of headers",
-        arbitrary: arbitraryOf(command).chain((source) =>
-            notHeaders.map((size) => withBody(source, sized(size)))),
-    });
+    commandCounterexamples.push(
+        {
+            name: `a ${name} without headers`,
+            reason: "header array empty",
+            arbitrary: arbitraryOf(command).map((source) => withBody(source, empty)),
+        },
+        {
+            name: `a ${name} with a partial header`,
+            reason: "body not a whole number of headers",
+            arbitrary: arbitraryOf(command).chain((source) =>
+                notHeaders.map((size) => withBody(source, sized(size))),
+            ),
+        },
+    );
 }
 
 const emptyBodyCommands: readonly number[] = [
-    Command.prepareOk, Command.commit, Command.startViewChange, Command.requestHeaders,
-    Command.requestPrepare, Command.eviction,
+    Command.prepareOk,
+    Command.commit,
+    Command.startViewChange,
+    Command.requestHeaders,
+    Command.requestPrepare,
+    Command.eviction,
 ];
 for (const command of emptyBodyCommands) {
     const name = commandNames.find(([, value]) => value === command)![0];
@@ -940,18 +1147,22 @@ for (const command of emptyBodyCommands) {
         name: `${article(name)} ${name} with a body`,
         reason: "body not empty",
         arbitrary: arbitraryOf(command).chain((source) =>
-            fc.integer({ min: 1, max: bodySizeMax }).map((size) => withBody(source, sized(size)))),
+            fc.integer({ min: 1, max: bodySizeMax }).map((size) => withBody(source, sized(size))),
+        ),
     });
 }
 
 for (const counterexample of [...frameCounterexamples, ...commandCounterexamples]) {
     test(`invalidHeader rejects ${counterexample.name} ("${counterexample.reason}")`, () => {
-        fc.assert(fc.property(counterexample.arbitrary, placement, (source, at) => {
-            encode(arenaBytes, arenaView, at.arenaBase, source);
-            assert.ok(validHeaderChecksum(arenaBytes, at.arenaBase), "re-hashed");
-            const reason = invalidHeader(arenaView, at.arenaBase, messageSizeMax);
-            assert.equal(reason, counterexample.reason, describe(source));
-        }), { numRuns: 50 });
+        fc.assert(
+            fc.property(counterexample.arbitrary, placement, (source, at) => {
+                encode(arenaBytes, arenaView, at.arenaBase, source);
+                assert.ok(validHeaderChecksum(arenaBytes, at.arenaBase), "re-hashed");
+                const reason = invalidHeader(arenaView, at.arenaBase, messageSizeMax);
+                assert.equal(reason, counterexample.reason, describe(source));
+            }),
+            { numRuns: 50 },
+        );
     });
 }
 
@@ -970,22 +1181,45 @@ const batchCounterexamples: Counterexample[] = [
     {
         name: "more requests than entries",
         reason: "batch entry beyond body",
-        arbitrary: batchPrepare.map((source) => withPatches(source, field("requestCount",
-            Prepare.requestCount, 4, fieldValue(source, "requestCount") + 1))),
+        arbitrary: batchPrepare.map((source) =>
+            withPatches(
+                source,
+                field(
+                    "requestCount",
+                    Prepare.requestCount,
+                    4,
+                    fieldValue(source, "requestCount") + 1,
+                ),
+            ),
+        ),
     },
     {
         name: "fewer requests than entries",
         reason: "batch body size mismatch",
-        arbitrary: batchPrepare.filter((source) => fieldValue(source, "requestCount") >= 2)
-            .map((source) => withPatches(source, field("requestCount",
-                Prepare.requestCount, 4, fieldValue(source, "requestCount") - 1))),
+        arbitrary: batchPrepare
+            .filter((source) => fieldValue(source, "requestCount") >= 2)
+            .map((source) =>
+                withPatches(
+                    source,
+                    field(
+                        "requestCount",
+                        Prepare.requestCount,
+                        4,
+                        fieldValue(source, "requestCount") - 1,
+                    ),
+                ),
+            ),
     },
     {
         name: "trailing bytes after the last entry",
         reason: "batch body size mismatch",
-        arbitrary: batchPrepare.filter((source) => source.body.length < bodySizeMax)
-            .chain((source) => fc.integer({ min: 1, max: bodySizeMax - source.body.length })
-                .map((extra) => withBody(source, concat([source.body, sized(extra)])))),
+        arbitrary: batchPrepare
+            .filter((source) => source.body.length < bodySizeMax)
+            .chain((source) =>
+                fc
+                    .integer({ min: 1, max: bodySizeMax - source.body.length })
+                    .map((extra) => withBody(source, concat([source.body, sized(extra)]))),
+            ),
     },
     {
         name: "a register entry with events",
@@ -1024,12 +1258,15 @@ const batchCounterexamples: Counterexample[] = [
 
 for (const counterexample of batchCounterexamples) {
     test(`invalidBatch rejects ${counterexample.name} ("${counterexample.reason}")`, () => {
-        fc.assert(fc.property(counterexample.arbitrary, placement, (source, at) => {
-            encode(arenaBytes, arenaView, at.arenaBase, source);
-            assert.equal(invalidHeader(arenaView, at.arenaBase, messageSizeMax), null);
-            const reason = invalidBatch(arenaView, at.arenaBase);
-            assert.equal(reason, counterexample.reason, describe(source));
-        }), { numRuns: 50 });
+        fc.assert(
+            fc.property(counterexample.arbitrary, placement, (source, at) => {
+                encode(arenaBytes, arenaView, at.arenaBase, source);
+                assert.equal(invalidHeader(arenaView, at.arenaBase, messageSizeMax), null);
+                const reason = invalidBatch(arenaView, at.arenaBase);
+                assert.equal(reason, counterexample.reason, describe(source));
+            }),
+            { numRuns: 50 },
+        );
     });
 }
 
@@ -1037,13 +1274,17 @@ for (const counterexample of batchCounterexamples) {
 test("invalidBatch rejects a nonzero reserved byte in an entry", () => {
     const reservedOffsets = [45, 46, 47, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63];
     const value = fc.integer({ min: 1, max: 0xff });
-    const arbitrary = fc.tuple(fc.constantFrom(...reservedOffsets), value)
+    const arbitrary = fc
+        .tuple(fc.constantFrom(...reservedOffsets), value)
         .chain(([offset, value]) => firstEntry((entry) => entry.setUint8(offset, value)));
-    fc.assert(fc.property(arbitrary, (source) => {
-        encode(plainBytes, plainView, 0, source);
-        assert.equal(invalidHeader(plainView, 0, messageSizeMax), null);
-        assert.notEqual(invalidBatch(plainView, 0), null, describe(source));
-    }), { numRuns: 50 });
+    fc.assert(
+        fc.property(arbitrary, (source) => {
+            encode(plainBytes, plainView, 0, source);
+            assert.equal(invalidHeader(plainView, 0, messageSizeMax), null);
+            assert.notEqual(invalidBatch(plainView, 0), null, describe(source));
+        }),
+        { numRuns: 50 },
+    );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1052,11 +1293,14 @@ test("invalidBatch rejects a nonzero reserved byte in an entry", () => {
 test("writeU64 then readU64 round-trips every safe integer at any offset", () => {
     const bytes = new Uint8Array(64);
     const view = new DataView(bytes.buffer);
-    fc.assert(fc.property(fc.maxSafeNat(), fc.integer({ min: 0, max: 56 }), (value, offset) => {
-        writeU64(view, offset, value);
-        assert.equal(readU64(view, offset), value);
-        assert.equal(view.getBigUint64(offset, true), BigInt(value)); // An independent oracle.
-    }), { numRuns: 1000 });
+    fc.assert(
+        fc.property(fc.maxSafeNat(), fc.integer({ min: 0, max: 56 }), (value, offset) => {
+            writeU64(view, offset, value);
+            assert.equal(readU64(view, offset), value);
+            assert.equal(view.getBigUint64(offset, true), BigInt(value)); // An independent oracle.
+        }),
+        { numRuns: 1000 },
+    );
 });
 
 test("readU64 and writeU64 crash on values above 2^53 - 1", () => {
@@ -1075,69 +1319,151 @@ const layouts: ReadonlyArray<{
     end: number;
 }> = [
     {
-        name: "Frame", table: Frame, start: 0, end: headerSize, widths: {
-            checksum: 16, checksumPadding: 16, checksumBody: 16, checksumBodyPadding: 16,
-            nonceReserved: 16, cluster: 4, clusterReserved: 12, size: 4, epoch: 4, view: 4,
-            release: 4, protocol: 2, command: 1, replica: 1, reserved: 12, custom: 0,
+        name: "Frame",
+        table: Frame,
+        start: 0,
+        end: headerSize,
+        widths: {
+            checksum: 16,
+            checksumPadding: 16,
+            checksumBody: 16,
+            checksumBodyPadding: 16,
+            nonceReserved: 16,
+            cluster: 4,
+            clusterReserved: 12,
+            size: 4,
+            epoch: 4,
+            view: 4,
+            release: 4,
+            protocol: 2,
+            command: 1,
+            replica: 1,
+            reserved: 12,
+            custom: 0,
         },
     },
     {
-        name: "Prepare", table: Prepare, start: Frame.custom, end: headerSize, widths: {
-            parent: 16, op: 8, commit: 8, timestamp: 8, requestCount: 4, operation: 1,
+        name: "Prepare",
+        table: Prepare,
+        start: Frame.custom,
+        end: headerSize,
+        widths: {
+            parent: 16,
+            op: 8,
+            commit: 8,
+            timestamp: 8,
+            requestCount: 4,
+            operation: 1,
             reserved: 0,
         },
     },
     {
-        name: "PrepareOk", table: PrepareOk, start: Frame.custom, end: headerSize,
+        name: "PrepareOk",
+        table: PrepareOk,
+        start: Frame.custom,
+        end: headerSize,
         widths: { prepareChecksum: 16, op: 8, commitMin: 8, reserved: 0 },
     },
     {
-        name: "Request", table: Request, start: Frame.custom, end: headerSize,
+        name: "Request",
+        table: Request,
+        start: Frame.custom,
+        end: headerSize,
         widths: { client: 16, session: 8, request: 4, operation: 1, reserved: 0 },
     },
     {
-        name: "Reply", table: Reply, start: Frame.custom, end: headerSize, widths: {
-            requestChecksum: 16, client: 16, op: 8, commit: 8, session: 8, request: 4,
-            operation: 1, reserved: 0,
+        name: "Reply",
+        table: Reply,
+        start: Frame.custom,
+        end: headerSize,
+        widths: {
+            requestChecksum: 16,
+            client: 16,
+            op: 8,
+            commit: 8,
+            session: 8,
+            request: 4,
+            operation: 1,
+            reserved: 0,
         },
     },
     {
-        name: "Commit", table: Commit, start: Frame.custom, end: headerSize,
+        name: "Commit",
+        table: Commit,
+        start: Frame.custom,
+        end: headerSize,
         widths: { commitChecksum: 16, commit: 8, reserved: 0 },
     },
     {
-        name: "StartViewChange", table: StartViewChange, start: Frame.custom, end: headerSize,
+        name: "StartViewChange",
+        table: StartViewChange,
+        start: Frame.custom,
+        end: headerSize,
         widths: { reserved: 0 },
     },
     {
-        name: "DoViewChange", table: DoViewChange, start: Frame.custom, end: headerSize, widths: {
-            op: 8, commitMax: 8, logView: 4, nackBitset: 4, presentBitset: 4, reserved: 0,
+        name: "DoViewChange",
+        table: DoViewChange,
+        start: Frame.custom,
+        end: headerSize,
+        widths: {
+            op: 8,
+            commitMax: 8,
+            logView: 4,
+            nackBitset: 4,
+            presentBitset: 4,
+            reserved: 0,
         },
     },
     {
-        name: "StartView", table: StartView, start: Frame.custom, end: headerSize,
+        name: "StartView",
+        table: StartView,
+        start: Frame.custom,
+        end: headerSize,
         widths: { op: 8, commitMax: 8, reserved: 0 },
     },
     {
-        name: "RequestHeaders", table: RequestHeaders, start: Frame.custom, end: headerSize,
+        name: "RequestHeaders",
+        table: RequestHeaders,
+        start: Frame.custom,
+        end: headerSize,
         widths: { opMin: 8, opMax: 8, reserved: 0 },
     },
     {
-        name: "RequestPrepare", table: RequestPrepare, start: Frame.custom, end: headerSize,
+        name: "RequestPrepare",
+        table: RequestPrepare,
+        start: Frame.custom,
+        end: headerSize,
         widths: { prepareChecksum: 16, prepareOp: 8, reserved: 0 },
     },
     {
-        name: "Headers", table: Headers, start: Frame.custom, end: headerSize,
+        name: "Headers",
+        table: Headers,
+        start: Frame.custom,
+        end: headerSize,
         widths: { reserved: 0 },
     },
     {
-        name: "Eviction", table: Eviction, start: Frame.custom, end: headerSize,
+        name: "Eviction",
+        table: Eviction,
+        start: Frame.custom,
+        end: headerSize,
         widths: { client: 16, session: 8, reason: 1, reserved: 0 },
     },
     {
-        name: "BatchEntry", table: BatchEntry, start: 0, end: batchEntryHeaderSize, widths: {
-            client: 16, requestChecksum: 16, session: 8, request: 4, operation: 1, reserved: 3,
-            eventCount: 4, reservedTail: 12,
+        name: "BatchEntry",
+        table: BatchEntry,
+        start: 0,
+        end: batchEntryHeaderSize,
+        widths: {
+            client: 16,
+            requestChecksum: 16,
+            session: 8,
+            request: 4,
+            operation: 1,
+            reserved: 3,
+            eventCount: 4,
+            reservedTail: 12,
         },
     },
 ];
