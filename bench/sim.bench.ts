@@ -2,13 +2,15 @@
 // cluster under a steady workload (the DESIGN.md §11 figure), and young-generation GCs and heap
 // growth per 100k committed ops in steady state. Two rows: with faults drawn from the seed
 // (a typical VOPR run), and calm (no network faults: the replica's steady hot path).
-// Invariant checks stay off here (they are for tests); the checkers stay on.
+// Invariant checks stay off here (they are for tests); the checkers stay on. GCs are counted by
+// countGcs (test/gc.ts): the collections that start during the measured ticks, once every GC
+// entry has arrived.
 // Run: node --expose-gc dist/bench/sim.bench.js [--json] [--smoke]
 
-import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { Cluster } from "../src/sim/cluster.js";
 import { defaultSimOptions, swarmClusterOptions } from "../src/sim/vopr.js";
+import { countGcs } from "../test/gc.js";
 
 interface Options {
     json: boolean;
@@ -37,7 +39,8 @@ export async function main(options: Options): Promise<void> {
         return;
     }
     process.stdout.write(
-        "case                                  ticks/s   x real  ops/s(sim)  young GCs/100k ops  heap Δ\n",
+        "case                                  ticks/s   x real  ops/s(sim)" +
+            "  young GCs/100k ops  heap Δ\n",
     );
     for (const row of rows) {
         const opsPerSecond = Math.round(row.opsCommitted / row.seconds);
@@ -76,23 +79,13 @@ async function measure(name: string, seed: number, ticks: number, calm: boolean)
     for (let tick = 0; tick < warmupTicks; tick++) cluster.tick();
     const gc = (globalThis as { gc?: () => void }).gc;
     if (gc !== undefined) gc();
-    let youngGcs = 0;
-    const observer = new PerformanceObserver((list) => {
-        for (const entry of list.getEntries()) {
-            const detail = (entry as { detail?: { kind?: number } }).detail;
-            if (detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) youngGcs++;
-        }
-    });
-    observer.observe({ entryTypes: ["gc"] });
     const opsBefore = cluster.checkers.opCommitted;
     const requestsBefore = cluster.requestsCompleted;
-    const heapBefore = process.memoryUsage().heapUsed;
-    const started = process.hrtime.bigint();
-    for (let tick = 0; tick < ticks; tick++) cluster.tick();
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const heapAfter = process.memoryUsage().heapUsed;
-    await new Promise((resolve) => setTimeout(resolve, 200)); // GC entries arrive late.
-    observer.disconnect();
+    const gcs = await countGcs(() => {
+        for (let tick = 0; tick < ticks; tick++) cluster.tick();
+    });
+    const seconds = gcs.runMs / 1000;
+    const youngGcs = gcs.minor;
     if (cluster.checkers.violation !== null) throw new Error(cluster.checkers.violation);
     const opsCommitted = cluster.checkers.opCommitted - opsBefore;
     const tickMs = clusterOptions.config.tickMs;
@@ -106,7 +99,7 @@ async function measure(name: string, seed: number, ticks: number, calm: boolean)
         requestsCompleted: cluster.requestsCompleted - requestsBefore,
         youngGcs,
         youngGcsPer100kOps: opsCommitted === 0 ? 0 : (youngGcs * 100_000) / opsCommitted,
-        heapGrowthBytes: heapAfter - heapBefore,
+        heapGrowthBytes: gcs.heapGrowthBytes,
     };
 }
 

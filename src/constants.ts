@@ -24,8 +24,8 @@ export interface Config {
     readonly pipelinePrepareQueueMax: number;
     /** WAL ring slots: slot = op % journalSlotCount. */
     readonly journalSlotCount: number;
-    /** Prepares a backup keeps in memory so that commits rarely need a journal read. */
-    readonly prepareCacheCount: number;
+    /** Ops between checkpoints; the WAL may overwrite an op only once a checkpoint covers it. */
+    readonly checkpointOps: number;
     /** Concurrent journal writes and reads of one replica. */
     readonly journalWritesMax: number;
     readonly journalReadsMax: number;
@@ -72,11 +72,13 @@ export function derive(config: Config): Derived {
 
 export const production: Config = verify({
     name: "production",
-    messageSizeMax: 1024 * 1024,
+    // The whole WAL window is memory-resident (a prepare per slot), so message size and slot
+    // count are sized together: 256 slots × 256 KiB = 64 MiB of prepares.
+    messageSizeMax: 256 * 1024,
     clientsMax: 64,
     pipelinePrepareQueueMax: 8,
-    journalSlotCount: 1024,
-    prepareCacheCount: 16,
+    journalSlotCount: 256,
+    checkpointOps: 128,
     journalWritesMax: 32,
     journalReadsMax: 8,
     kvEntriesMax: 1 << 19,
@@ -103,7 +105,7 @@ export const test: Config = verify({
     clientsMax: 7,
     pipelinePrepareQueueMax: 4,
     journalSlotCount: 64,
-    prepareCacheCount: 8,
+    checkpointOps: 32,
     journalWritesMax: 8,
     journalReadsMax: 4,
     kvEntriesMax: 256,
@@ -136,8 +138,10 @@ export function verify(config: Config): Config {
     // that a wrap never overwrites an op that a view change may still need.
     assert(config.journalSlotCount >= 4 * (config.pipelinePrepareQueueMax + 1));
     assert(isPowerOfTwo(config.journalSlotCount));
-    assert(config.prepareCacheCount >= config.pipelinePrepareQueueMax);
-    assert(isPowerOfTwo(config.prepareCacheCount));
+    // After the checkpoint at op c, the primary may still prepare up to c + slotCount - 1: room
+    // for two pipelines beyond the next checkpoint, so it never stalls on a checkpoint in flight.
+    assert(config.checkpointOps >= 1);
+    assert(config.checkpointOps + 2 * config.pipelinePrepareQueueMax <= config.journalSlotCount);
     assert(config.journalWritesMax >= config.pipelinePrepareQueueMax);
     assert(config.journalReadsMax >= 1);
     assert(isPowerOfTwo(config.kvEntriesMax));

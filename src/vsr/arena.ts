@@ -8,7 +8,15 @@ import { assert } from "../stdx/assert.js";
 
 const wasmPageSize = 64 * 1024;
 
-export class Arena {
+/** What a component needs to carve its memory: the arena itself, or a region of it. */
+export interface Allocator {
+    readonly memory: WebAssembly.Memory;
+    readonly bytes: Uint8Array;
+    readonly view: DataView;
+    allocate(sizeBytes: number, alignment: number): number;
+}
+
+export class Arena implements Allocator {
     readonly memory: WebAssembly.Memory;
     readonly bytes: Uint8Array;
     readonly view: DataView;
@@ -39,6 +47,15 @@ export class Arena {
         return offset;
     }
 
+    /**
+     * A fixed region of this arena with its own bump allocator, for a component that is rebuilt
+     * in place (a simulated replica restarting after a crash reuses its region).
+     */
+    region(sizeBytes: number): ArenaRegion {
+        const offset = this.allocate(sizeBytes, 4096);
+        return new ArenaRegion(this, offset, sizeBytes);
+    }
+
     get allocatedBytes(): number {
         return this.usedBytes;
     }
@@ -53,5 +70,40 @@ export class Arena {
         let total = 0;
         for (const size of regionSizes) total = Math.ceil(total / alignment) * alignment + size;
         return total + alignment;
+    }
+}
+
+export class ArenaRegion implements Allocator {
+    readonly memory: WebAssembly.Memory;
+    readonly bytes: Uint8Array;
+    readonly view: DataView;
+    readonly offset: number;
+    readonly sizeBytes: number;
+    private usedBytes = 0;
+
+    constructor(arena: Arena, offset: number, sizeBytes: number) {
+        assert(offset % 4096 === 0);
+        assert(offset + sizeBytes <= arena.sizeBytes);
+        this.memory = arena.memory;
+        this.bytes = arena.bytes;
+        this.view = arena.view;
+        this.offset = offset;
+        this.sizeBytes = sizeBytes;
+    }
+
+    allocate(sizeBytes: number, alignment: number): number {
+        assert(sizeBytes >= 0);
+        assert(alignment > 0 && (alignment & (alignment - 1)) === 0);
+        assert(alignment <= 4096);
+        const offset = Math.ceil((this.offset + this.usedBytes) / alignment) * alignment;
+        assert(offset + sizeBytes <= this.offset + this.sizeBytes);
+        this.usedBytes = offset + sizeBytes - this.offset;
+        return offset;
+    }
+
+    /** Forgets every allocation (and zeroes the region): the owner is being rebuilt. */
+    reset(): void {
+        this.usedBytes = 0;
+        this.bytes.fill(0, this.offset, this.offset + this.sizeBytes);
     }
 }

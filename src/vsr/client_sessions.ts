@@ -7,6 +7,7 @@
 // Client ids are u128 kept as four u32 words; lookups scan at most clientsMax entries.
 
 import { assert } from "../stdx/assert.js";
+import { Frame, readU64, writeU64 } from "./header.js";
 import type { Message, MessagePool } from "./message_pool.js";
 
 export class ClientSessions {
@@ -21,6 +22,8 @@ export class ClientSessions {
     private readonly replies: (Message | null)[] = [];
     /** Four u32 words per entry: the checksum of the register request that began the session. */
     private readonly registerChecksums: Uint32Array;
+    /** The register's request number: clients number their register attempts upwards. */
+    private readonly registerAttempts: Float64Array;
     count = 0;
 
     constructor(entriesMax: number, pool: MessagePool, view: DataView) {
@@ -33,6 +36,7 @@ export class ClientSessions {
         this.requests = new Float64Array(entriesMax);
         this.replyOps = new Float64Array(entriesMax);
         this.registerChecksums = new Uint32Array(entriesMax * 4);
+        this.registerAttempts = new Float64Array(entriesMax);
         for (let index = 0; index < entriesMax; index++) this.replies.push(null);
     }
 
@@ -113,6 +117,7 @@ export class ClientSessions {
         entry: number,
         clientOffset: number,
         registerChecksumOffset: number,
+        attempt: number,
         session: number,
         reply: Message,
     ): void {
@@ -126,6 +131,7 @@ export class ClientSessions {
             );
         }
         this.sessions[entry] = session;
+        this.registerAttempts[entry] = attempt;
         this.count++;
         this.update(entry, 0, session, reply);
     }
@@ -154,6 +160,64 @@ export class ClientSessions {
         return true;
     }
 
+    /**
+     * Serialized entry (64 bytes, for checkpoints): 0 client u128, 16 register checksum u128,
+     * 32 session u64, 40 request u64, 48 reply op u64, 56 reply size u32, 60 register attempt u32.
+     */
+    static readonly entrySize = 64;
+
+    serialize(entry: number, target: number): void {
+        const view = this.view;
+        for (let word = 0; word < 4; word++) {
+            view.setUint32(target + word * 4, this.clientIds[entry * 4 + word] ?? 0, true);
+            view.setUint32(
+                target + 16 + word * 4,
+                this.registerChecksums[entry * 4 + word] ?? 0,
+                true,
+            );
+        }
+        writeU64(view, target + 32, this.sessions[entry] ?? 0);
+        writeU64(view, target + 40, this.requests[entry] ?? 0);
+        writeU64(view, target + 48, this.replyOps[entry] ?? 0);
+        const reply = this.replies[entry] ?? null;
+        view.setUint32(
+            target + 56,
+            reply === null ? 0 : view.getUint32(reply.offset + Frame.size, true),
+            true,
+        );
+        view.setUint32(target + 60, this.registerAttempts[entry] ?? 0, true);
+    }
+
+    /** Restores a serialized entry; the reply (validated by the caller) may be null. */
+    deserialize(entry: number, source: number, reply: Message | null): void {
+        const view = this.view;
+        assert(this.free(entry));
+        for (let word = 0; word < 4; word++) {
+            this.clientIds[entry * 4 + word] = view.getUint32(source + word * 4, true);
+            this.registerChecksums[entry * 4 + word] = view.getUint32(source + 16 + word * 4, true);
+        }
+        if (this.free(entry)) return; // An empty entry.
+        this.sessions[entry] = readU64(view, source + 32);
+        this.requests[entry] = readU64(view, source + 40);
+        this.replyOps[entry] = readU64(view, source + 48);
+        this.registerAttempts[entry] = view.getUint32(source + 60, true);
+        this.replies[entry] = reply === null ? null : this.pool.ref(reply);
+        this.count++;
+    }
+
+    /** Releases every reply (the replica is shutting down or being rebuilt). */
+    releaseAll(): void {
+        for (let entry = 0; entry < this.entriesMax; entry++) {
+            const reply = this.replies[entry] ?? null;
+            if (reply !== null) this.pool.unref(reply);
+            this.replies[entry] = null;
+        }
+    }
+
+    registerAttempt(entry: number): number {
+        return this.registerAttempts[entry] ?? 0;
+    }
+
     evict(entry: number): void {
         assert(!this.free(entry));
         const previous = this.replies[entry] ?? null;
@@ -163,6 +227,7 @@ export class ClientSessions {
         this.sessions[entry] = 0;
         this.requests[entry] = 0;
         this.replyOps[entry] = 0;
+        this.registerAttempts[entry] = 0;
         this.count--;
         assert(this.count >= 0);
     }

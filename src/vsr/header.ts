@@ -16,11 +16,13 @@
 // stay bytes and are compared in place.
 
 import { assert } from "../stdx/assert.js";
-import { headerSize, kvEventSize, replicasMax } from "../constants.js";
+import { batchEntryHeaderSize, headerSize, kvEventSize, replicasMax } from "../constants.js";
 import { checksum, checksumEquals } from "./checksum.js";
 
 export const Command = {
     reserved: 0,
+    /** Connection hello and keepalive between replicas; handled by the message bus. */
+    ping: 1,
     request: 5,
     prepare: 6,
     prepareOk: 7,
@@ -119,6 +121,7 @@ export const StartView = { op: 128, commitMax: 136, reserved: 144 } as const;
 export const RequestHeaders = { opMin: 128, opMax: 136, reserved: 144 } as const;
 export const RequestPrepare = { prepareChecksum: 128, prepareOp: 144, reserved: 152 } as const;
 export const Headers = { reserved: 128 } as const;
+export const Ping = { reserved: 128 } as const;
 /** session: the session the eviction ends, so a client ignores an eviction of an older one. */
 export const Eviction = { client: 128, session: 144, reason: 152, reserved: 153 } as const;
 
@@ -220,6 +223,7 @@ function buildReservedFrom(): number[] {
     table[Command.requestHeaders] = RequestHeaders.reserved;
     table[Command.requestPrepare] = RequestPrepare.reserved;
     table[Command.headers] = Headers.reserved;
+    table[Command.ping] = Ping.reserved;
     table[Command.eviction] = Eviction.reserved;
     return table;
 }
@@ -256,7 +260,7 @@ export function invalidHeader(view: DataView, base: number, messageSizeMax: numb
     if (!zero(view, base + (reservedFrom[command] ?? 0), base + headerSize)) return "reserved";
     if (view.getUint8(base + Frame.replica) >= replicasMax) return "replica index";
     if (!highHalvesSafe(view, base, command)) return "u64 above 2^53";
-    return invalidCommand(view, base, command, size);
+    return invalidCommand(view, base, command, size, messageSizeMax);
 }
 
 function highHalvesSafe(view: DataView, base: number, command: number): boolean {
@@ -307,11 +311,12 @@ function invalidCommand(
     base: number,
     command: number,
     size: number,
+    messageSizeMax: number,
 ): string | null {
     const bodySize = size - headerSize;
     switch (command) {
         case Command.request:
-            return invalidRequest(view, base, bodySize);
+            return invalidRequest(view, base, bodySize, messageSizeMax);
         case Command.prepare:
             return invalidPrepare(view, base, bodySize);
         case Command.reply:
@@ -352,7 +357,12 @@ function invalidCommand(
     }
 }
 
-function invalidRequest(view: DataView, base: number, bodySize: number): string | null {
+function invalidRequest(
+    view: DataView,
+    base: number,
+    bodySize: number,
+    messageSizeMax: number,
+): string | null {
     if (u128IsZero(view, base + Request.client)) return "request client == 0";
     const operation = view.getUint8(base + Request.operation);
     if (operation === Operation.register) {
@@ -364,6 +374,8 @@ function invalidRequest(view: DataView, base: number, bodySize: number): string 
     if (operation !== Operation.kv) return "request operation unknown";
     if (view.getUint32(base + Request.request, true) === 0) return "request number == 0";
     if (bodySize === 0) return "request body empty";
+    // The primary wraps each request in a batch entry: it must fit in one prepare.
+    if (bodySize > messageSizeMax - headerSize - batchEntryHeaderSize) return "request too large";
     return bodySize % kvEventSize === 0 ? null : "request body not a whole number of events";
 }
 

@@ -14,8 +14,27 @@
 
 import { assert } from "../stdx/assert.js";
 import { type Config, headerSize, sectorSize } from "../constants.js";
-import type { Arena } from "./arena.js";
-import { Command, Frame, headerCommand, prepareOp, u128Equal, headerSizeOf } from "./header.js";
+import type { Allocator } from "./arena.js";
+import { invalidBatch } from "./batch.js";
+import {
+    Command,
+    Frame,
+    headerCommand,
+    headerSizeOf,
+    invalidHeader,
+    prepareOp,
+    u128Equal,
+    validBodyChecksum,
+    validHeaderChecksum,
+} from "./header.js";
+import {
+    Decision,
+    Relation,
+    SlotKind,
+    decide,
+    recoveryCase,
+    recoveryCases,
+} from "./journal_recovery.js";
 import type { Layout } from "./layout.js";
 import { alignUp } from "./layout.js";
 import type { Message, MessagePool } from "./message_pool.js";
@@ -44,9 +63,31 @@ class JournalWrite implements StorageCompletion {
     }
 }
 
+class RecoveryRead implements StorageCompletion {
+    result: IoResult = IoResult.ok;
+    readonly journal: Journal;
+    /** The slot being read (-1: the headers ring). */
+    slot = -1;
+    message: Message | null = null;
+
+    constructor(journal: Journal) {
+        this.journal = journal;
+    }
+
+    callback(completion: StorageCompletion): void {
+        assert(completion === this);
+        this.journal.recoveryReadCallback(this);
+    }
+}
+
+function allZero(bytes: Uint8Array, offset: number, size: number): boolean {
+    for (let index = offset; index < offset + size; index++) if (bytes[index] !== 0) return false;
+    return true;
+}
+
 export class Journal {
     readonly slotCount: number;
-    private readonly arena: Arena;
+    private readonly arena: Allocator;
     private readonly pool: MessagePool;
     private readonly storage: Storage;
     private readonly layout: Layout;
@@ -57,6 +98,21 @@ export class Journal {
     private readonly durable: Uint8Array;
     private readonly writing: Uint8Array;
     private readonly writePending: Uint8Array;
+    /**
+     * A faulty slot may hold an op this replica acknowledged but cannot read (found by
+     * recovery): repaired from peers, never nacked. Cleared when a prepare is stored there.
+     */
+    private readonly faulty: Uint8Array;
+    faultyCount = 0;
+    /**
+     * A trusted slot's header belongs to the log of the replica's log_view: it came from that
+     * view's primary (a prepare of the view, start_view, or the new primary's own choice), or is
+     * the parent of a trusted header. Only trusted ops are committed, acknowledged or vouched
+     * for in a view change. Any change of the slot's header clears it.
+     */
+    private readonly trustedSlots: Uint8Array;
+    /** Recovery scratch: the redundant headers ring as read from disk. */
+    private readonly recoveryHeaders: number;
     private writePendingCount = 0;
     private readonly writes: JournalWrite[] = [];
     private readonly writesFree: JournalWrite[] = [];
@@ -67,7 +123,7 @@ export class Journal {
 
     constructor(
         config: Config,
-        arena: Arena,
+        arena: Allocator,
         pool: MessagePool,
         storage: Storage,
         dataLayout: Layout,
@@ -86,6 +142,10 @@ export class Journal {
         this.durable = new Uint8Array(this.slotCount);
         this.writing = new Uint8Array(this.slotCount);
         this.writePending = new Uint8Array(this.slotCount);
+        this.faulty = new Uint8Array(this.slotCount);
+        this.trustedSlots = new Uint8Array(this.slotCount);
+        this.recoveryHeaders = arena.allocate(dataLayout.walHeadersSize, sectorSize);
+        this.recoveryRead = new RecoveryRead(this);
         const sectors = arena.allocate(config.journalWritesMax * sectorSize, sectorSize);
         for (let index = 0; index < config.journalWritesMax; index++) {
             const write = new JournalWrite(this, sectors + index * sectorSize);
@@ -144,6 +204,7 @@ export class Journal {
         const target = this.headerOffset(slot);
         if (u128Equal(view, target + Frame.checksum, sourceOffset + Frame.checksum)) return;
         this.releasePrepare(slot);
+        this.trustedSlots[slot] = 0;
         this.arena.bytes.copyWithin(target, sourceOffset, sourceOffset + headerSize);
     }
 
@@ -152,6 +213,7 @@ export class Journal {
         if (!this.hasHeader(op)) return;
         const slot = this.slotOf(op);
         this.releasePrepare(slot);
+        this.trustedSlots[slot] = 0;
         const offset = this.headerOffset(slot);
         this.arena.bytes.fill(0, offset, offset + headerSize);
     }
@@ -163,6 +225,7 @@ export class Journal {
         const slot = this.slotOf(op);
         assert(this.hasHeaderWithChecksum(op, message.offset + Frame.checksum));
         if (this.prepares[slot] !== null) return; // Already held (a duplicate or a repair race).
+        this.clearFaulty(slot);
         this.prepares[slot] = this.pool.ref(message);
         this.durable[slot] = 0;
         if (this.writing[slot] === 1) {
@@ -277,6 +340,185 @@ export class Journal {
             this.writePendingCount--;
             if (this.prepares[slot] !== null && this.durable[slot] === 0) this.writeStart(slot);
         }
+    }
+
+    trust(op: number): void {
+        assert(this.hasHeader(op));
+        this.trustedSlots[this.slotOf(op)] = 1;
+    }
+
+    isTrusted(op: number): boolean {
+        return this.trustedSlots[this.slotOf(op)] === 1 && this.hasHeader(op);
+    }
+
+    /** Forgets all trust (a new view's log is being installed). */
+    distrustAll(): void {
+        this.trustedSlots.fill(0);
+    }
+
+    /** True when the slot of `op` is faulty and holds `op`'s header or no header at all. */
+    isFaulty(op: number): boolean {
+        const slot = this.slotOf(op);
+        if (this.faulty[slot] === 0) return false;
+        const offset = this.headerOffset(slot);
+        return headerCommand(this.arena.view, offset) !== Command.prepare || this.hasHeader(op);
+    }
+
+    private markFaulty(slot: number): void {
+        if (this.faulty[slot] === 1) return;
+        this.faulty[slot] = 1;
+        this.faultyCount++;
+    }
+
+    private clearFaulty(slot: number): void {
+        if (this.faulty[slot] === 0) return;
+        this.faulty[slot] = 0;
+        this.faultyCount--;
+    }
+
+    /** Releases every message the journal holds (a crash: in-flight I/O will never complete). */
+    releaseAll(): void {
+        for (let slot = 0; slot < this.slotCount; slot++) this.releasePrepare(slot);
+        for (const write of this.writes) {
+            if (write.message !== null) this.pool.unref(write.message);
+            write.message = null;
+        }
+        if (this.recoveryRead.message !== null) this.pool.unref(this.recoveryRead.message);
+        this.recoveryRead.message = null;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Recovery: read both rings, classify every slot (journal_recovery.ts), install the result.
+
+    private readonly recoveryRead: RecoveryRead;
+    private recoveryCallback: ((ok: boolean) => void) | null = null;
+    private recoveryCluster = 0;
+    private recoverySolo = false;
+    /** Per slot during recovery: the pool message read from the prepares ring. */
+    private readonly recoveryPrepares: (Message | null)[] = [];
+    recoveryCases: Int32Array = new Int32Array(0);
+
+    /** Reads the WAL and installs what it holds; `solo` selects the one-replica decisions. */
+    recover(cluster: number, solo: boolean, callback: (ok: boolean) => void): void {
+        assert(this.recoveryCallback === null);
+        this.recoveryCallback = callback;
+        this.recoveryCluster = cluster;
+        this.recoverySolo = solo;
+        if (this.recoveryPrepares.length === 0) {
+            for (let slot = 0; slot < this.slotCount; slot++) this.recoveryPrepares.push(null);
+            this.recoveryCases = new Int32Array(this.slotCount);
+        }
+        this.recoveryRead.slot = -1;
+        this.storage.read(
+            this.recoveryRead,
+            this.recoveryHeaders,
+            this.layout.walHeadersSize,
+            this.layout.walHeadersOffset,
+        );
+    }
+
+    recoveryReadCallback(read: RecoveryRead): void {
+        if (read.result !== IoResult.ok) {
+            if (read.message !== null) this.pool.unref(read.message);
+            read.message = null;
+            return this.recoveryDone(false);
+        }
+        if (read.slot >= 0) {
+            this.recoveryPrepares[read.slot] = read.message;
+            read.message = null;
+        }
+        read.slot++;
+        if (read.slot < this.slotCount) {
+            read.message = this.pool.acquire();
+            const offset = this.layout.walPreparesOffset + read.slot * this.messageSizeMax;
+            this.storage.read(read, read.message.offset, this.messageSizeMax, offset);
+            return;
+        }
+        this.recoveryClassify();
+        this.recoveryDone(true);
+    }
+
+    private recoveryDone(ok: boolean): void {
+        const callback = this.recoveryCallback;
+        assert(callback !== null);
+        this.recoveryCallback = null;
+        for (let slot = 0; slot < this.slotCount; slot++) {
+            const message = this.recoveryPrepares[slot] ?? null;
+            if (message !== null) this.pool.unref(message);
+            this.recoveryPrepares[slot] = null;
+        }
+        callback(ok);
+    }
+
+    private slotKind(base: number, slot: number, isPrepare: boolean): SlotKind {
+        const view = this.arena.view;
+        if (allZero(this.arena.bytes, base, headerSize)) return SlotKind.reserved;
+        if (!validHeaderChecksum(this.arena.bytes, base)) return SlotKind.invalid;
+        if (invalidHeader(view, base, this.messageSizeMax) !== null) return SlotKind.invalid;
+        if (headerCommand(view, base) !== Command.prepare) return SlotKind.invalid;
+        if (view.getUint32(base + Frame.cluster, true) !== this.recoveryCluster)
+            return SlotKind.invalid;
+        if (prepareOp(view, base) % this.slotCount !== slot) return SlotKind.invalid; // Misdirected.
+        if (!isPrepare) return SlotKind.valid;
+        if (!validBodyChecksum(this.arena.bytes, base, headerSizeOf(view, base)))
+            return SlotKind.invalid;
+        if (prepareOp(view, base) > 0 && invalidBatch(view, base) !== null) return SlotKind.invalid;
+        return SlotKind.valid;
+    }
+
+    private recoveryClassify(): void {
+        const view = this.arena.view;
+        let opMax = -1;
+        for (let slot = 0; slot < this.slotCount; slot++) {
+            const header = this.recoveryHeaders + slot * headerSize;
+            if (this.slotKind(header, slot, false) === SlotKind.valid) {
+                opMax = Math.max(opMax, prepareOp(view, header));
+            }
+            const message = this.recoveryPrepares[slot] ?? null;
+            assert(message !== null);
+            if (this.slotKind(message.offset, slot, true) === SlotKind.valid) {
+                opMax = Math.max(opMax, prepareOp(view, message.offset));
+            }
+        }
+        for (let slot = 0; slot < this.slotCount; slot++) this.recoverSlot(slot, opMax);
+    }
+
+    private recoverSlot(slot: number, opMax: number): void {
+        const view = this.arena.view;
+        const header = this.recoveryHeaders + slot * headerSize;
+        const message = this.recoveryPrepares[slot] ?? null;
+        assert(message !== null);
+        const headerKind = this.slotKind(header, slot, false);
+        const prepareKind = this.slotKind(message.offset, slot, true);
+        let relation: Relation = Relation.none;
+        if (headerKind === SlotKind.valid && prepareKind === SlotKind.valid) {
+            const headerOp = prepareOp(view, header);
+            const op = prepareOp(view, message.offset);
+            if (u128Equal(view, header + Frame.checksum, message.offset + Frame.checksum)) {
+                relation = Relation.identical;
+            } else if (headerOp < op) relation = Relation.headerOlder;
+            else if (headerOp > op) relation = Relation.headerNewer;
+            else relation = Relation.sameOpDifferent;
+        }
+        const prepareIsMax =
+            prepareKind === SlotKind.valid && prepareOp(view, message.offset) === opMax;
+        const row = recoveryCase(headerKind, prepareKind, relation, prepareIsMax);
+        const decision = decide(row, this.recoverySolo);
+        this.recoveryCases[slot] = recoveryCases.indexOf(row);
+        if (decision === Decision.clean || decision === Decision.fix) {
+            this.installRecovered(slot, message);
+        } else if (decision === Decision.faulty) {
+            if (headerKind === SlotKind.valid) this.setHeader(header);
+            this.markFaulty(slot);
+        }
+    }
+
+    /** Installs a prepare read from disk: already durable, no write. */
+    private installRecovered(slot: number, message: Message): void {
+        this.setHeader(message.offset);
+        assert(this.prepares[slot] === null);
+        this.prepares[slot] = this.pool.ref(message);
+        this.durable[slot] = 1;
     }
 
     /** Prepares held in memory (for pool accounting in tests). */

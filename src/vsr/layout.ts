@@ -5,7 +5,8 @@
 //
 // Worked example (test preset: 64 slots, 4 KiB messages, 7 clients): superblock 4 × 8 KiB =
 // 32 KiB at 0; WAL headers 64 × 256 B = 16 KiB at 32 KiB; WAL prepares 64 × 4 KiB = 256 KiB at
-// 48 KiB; client replies 7 × 4 KiB = 28 KiB at 304 KiB; then two checkpoint copies.
+// 48 KiB; client replies 2 × 7 × 4 KiB = 56 KiB at 304 KiB; then two checkpoint copies (the KV
+// image and the serialized client table), each written whole at every checkpoint.
 
 import { assert } from "../stdx/assert.js";
 import { type Config, headerSize, sectorSize } from "../constants.js";
@@ -19,24 +20,33 @@ export interface Layout {
     readonly walHeadersSize: number;
     readonly walPreparesOffset: number;
     readonly walPreparesSize: number;
+    /** Two halves, one per checkpoint copy: copy c's reply of entry e is at slot c * clients + e. */
     readonly clientRepliesOffset: number;
     readonly clientRepliesSize: number;
     readonly checkpointOffset: number;
+    /** Per copy: the state machine image, then the serialized client table. */
     readonly checkpointCopySize: number;
+    readonly checkpointKvSize: number;
+    readonly checkpointSessionsSize: number;
     readonly totalSize: number;
 }
 
-export function layout(config: Config, checkpointImageSize: number): Layout {
-    assert(checkpointImageSize >= 0);
+/** Serialized client-table entry size (see ClientSessions.serialize). */
+export const sessionEntrySize = 64;
+
+export function layout(config: Config, kvImageSize: number): Layout {
+    assert(kvImageSize >= 0);
     const superblockOffset = 0;
     const walHeadersOffset = superblockOffset + superblockCopies * superblockCopySize;
     const walHeadersSize = alignUp(config.journalSlotCount * headerSize);
     const walPreparesOffset = walHeadersOffset + walHeadersSize;
     const walPreparesSize = config.journalSlotCount * config.messageSizeMax;
     const clientRepliesOffset = walPreparesOffset + walPreparesSize;
-    const clientRepliesSize = config.clientsMax * config.messageSizeMax;
+    const clientRepliesSize = 2 * config.clientsMax * config.messageSizeMax;
     const checkpointOffset = clientRepliesOffset + clientRepliesSize;
-    const checkpointCopySize = alignUp(checkpointImageSize);
+    const checkpointKvSize = alignUp(kvImageSize);
+    const checkpointSessionsSize = alignUp(config.clientsMax * sessionEntrySize);
+    const checkpointCopySize = checkpointKvSize + checkpointSessionsSize;
     const totalSize = checkpointOffset + 2 * checkpointCopySize;
     assert(totalSize % sectorSize === 0);
     return {
@@ -49,6 +59,8 @@ export function layout(config: Config, checkpointImageSize: number): Layout {
         clientRepliesSize,
         checkpointOffset,
         checkpointCopySize,
+        checkpointKvSize,
+        checkpointSessionsSize,
         totalSize,
     };
 }

@@ -15,10 +15,11 @@
 // new primary picks the log from the do_view_changes with the highest log_view, truncates ops
 // that a nack quorum proves uncommitted, repairs what it lacks, and broadcasts start_view.
 //
-// Trust: the log is a hash chain. Headers in [chainMin, op] are chained down from a trusted head
-// (a prepare of the current view from its primary, or the start_view suffix); only trusted ops
-// are committed, acknowledged or advertised. Below chainMin, headers are repaired by walking the
-// chain down with request_headers / request_prepare.
+// Trust: a journal slot is trusted when its header belongs to the log of log_view: it came from
+// that view's primary (a prepare of the view, the start_view suffix, the new primary's choice) or
+// it is the parent of a trusted header (the hash chain). Only trusted ops are committed,
+// acknowledged or vouched for in a view change; holes below a trusted op are repaired by
+// walking the chain down with request_headers / request_prepare.
 
 import { assert } from "../stdx/assert.js";
 import type { PRNG } from "../stdx/prng.js";
@@ -31,7 +32,7 @@ import {
     kvEventSize,
     kvResultSize,
 } from "../constants.js";
-import type { Arena } from "./arena.js";
+import type { Allocator } from "./arena.js";
 import { BatchEntry, invalidBatch } from "./batch.js";
 import {
     Command,
@@ -105,7 +106,7 @@ export interface ReplicaOptions {
     readonly cluster: number;
     readonly replica: number;
     readonly replicaCount: number;
-    readonly arena: Arena;
+    readonly arena: Allocator;
     readonly pool: MessagePool;
     readonly time: Time;
     readonly storage: Storage;
@@ -159,8 +160,6 @@ export class Replica {
     commitMin = 0;
     /** The highest op known to be committed by the cluster. */
     commitMax = 0;
-    /** Ops in [chainMin, op] are hash-chained down from a trusted head. */
-    chainMin = 0;
     /** Arena offset of the 16-byte checksum of the prepare at commitMin. */
     private readonly commitMinChecksum: number;
     /** A head learned from a commit heartbeat while lagging (fetched by request_prepare). */
@@ -539,13 +538,19 @@ export class Replica {
         const clientOffset = base + Request.client;
         const entry = this.sessions.find(clientOffset);
         if (this.memory.getUint8(base + Request.operation) === Operation.register) {
-            if (entry >= 0 && this.sessions.registeredBy(entry, base + Frame.checksum)) {
-                // A duplicate of the register that began this session: answer it again while
-                // its reply is the latest; later, the client has moved on and this is stale.
-                if (this.sessions.request(entry) === 0) this.resendReply(entry);
-                return;
+            if (entry >= 0) {
+                // Clients number their register attempts upwards: an older attempt is a stale
+                // duplicate (drop it), the same one is answered again while its reply is the
+                // latest, and only a newer one (the client lost its session) starts a session.
+                const attempt = this.memory.getUint32(base + Request.request, true);
+                const stored = this.sessions.registerAttempt(entry);
+                if (attempt < stored) return this.dropRequest();
+                if (attempt === stored) {
+                    const same = this.sessions.registeredBy(entry, base + Frame.checksum);
+                    if (same && this.sessions.request(entry) === 0) this.resendReply(entry);
+                    return;
+                }
             }
-            // A new register (the client lost its session): it begins a new session.
             return this.enqueueRequest(message);
         }
         const session = readU64(this.memory, base + Request.session);
@@ -616,6 +621,7 @@ export class Replica {
             this.journal.setHeader(prepare.offset);
             this.op++;
             this.journal.putPrepare(prepare);
+            this.journal.trust(this.op);
             const slot = (this.pipelineHead + this.pipelineCount) % this.pipeline.length;
             this.pipeline[slot] = prepare; // The pipeline takes over the acquire's reference.
             this.pipelineOks[slot] = 0;
@@ -682,17 +688,17 @@ export class Replica {
 
     private stampPrepare(prepare: Message, requestCount: number): void {
         const base = prepare.offset;
-        const parent = this.journal.headerOffset(this.journal.slotOf(this.op));
-        assert(this.journal.hasHeader(this.op));
+        // The parent is the head's checksum (after recovery the head may be the checkpoint op,
+        // known only by the checksum the superblock recorded).
+        const parent = this.journal.hasHeader(this.op)
+            ? this.journal.headerOffset(this.journal.slotOf(this.op)) + Frame.checksum
+            : this.commitMinChecksum;
+        assert(this.journal.hasHeader(this.op) || this.op === this.commitMin);
         this.prepareTimestampUs = Math.max(this.prepareTimestampUs + 1, this.time.realtimeUs());
         const size = headerSizeOf(this.memory, base); // Set by packRequests; setFrame resets it.
         this.setFrame(base, Command.prepare);
         this.memory.setUint32(base + Frame.size, size, true);
-        this.bytes.copyWithin(
-            base + Prepare.parent,
-            parent + Frame.checksum,
-            parent + Frame.checksum + 16,
-        );
+        this.bytes.copyWithin(base + Prepare.parent, parent, parent + 16);
         writeU64(this.memory, base + Prepare.op, this.op + 1);
         writeU64(this.memory, base + Prepare.commit, this.commitMax);
         writeU64(this.memory, base + Prepare.timestamp, this.prepareTimestampUs);
@@ -720,8 +726,8 @@ export class Replica {
             return;
         }
         if (op <= this.op) {
-            // An op of this view from its primary is trusted even below the chain (a late packet).
-            if (op < this.chainMin) this.installPrepare(message);
+            // An op of this view from its primary is trusted wherever it lands (a late packet).
+            if (!this.journal.isTrusted(op)) this.installTrusted(message, op);
         } else {
             this.appendPrepare(message, op);
         }
@@ -732,21 +738,17 @@ export class Replica {
     /** A new head from this view's primary: extends the log (possibly across a gap). */
     private appendPrepare(message: Message, op: number): void {
         assert(op > this.op);
-        const parentChained =
-            op === this.op + 1 &&
-            this.chainMin <= this.op &&
-            this.journal.hasHeaderWithChecksum(this.op, message.offset + Prepare.parent);
-        this.journal.setHeader(message.offset);
-        this.journal.putPrepare(message);
         this.op = op;
-        if (!parentChained) this.chainMin = op;
-        this.extendChain();
+        this.installTrusted(message, op);
     }
 
-    private installPrepare(message: Message): void {
+    /** Stores a prepare known to belong to the log, trusts it, and chains trust below it. */
+    private installTrusted(message: Message, op: number): void {
+        assert(op > this.commitMin && op <= this.op);
         this.journal.setHeader(message.offset);
         this.journal.putPrepare(message);
-        this.extendChain();
+        this.journal.trust(op);
+        this.extendChain(op);
     }
 
     /**
@@ -769,12 +771,12 @@ export class Replica {
             return true;
         }
         if (
-            op === this.chainMin - 1 &&
-            op <= this.op &&
-            this.chainMin <= this.op &&
-            this.parentOfEquals(this.chainMin, checksum)
+            op < this.op &&
+            !this.journal.isTrusted(op) &&
+            this.journal.isTrusted(op + 1) &&
+            this.parentOfEquals(op + 1, checksum)
         ) {
-            this.installPrepare(message);
+            this.installTrusted(message, op);
             this.stats.preparesRepaired++;
             this.commitJournal();
             this.primaryViewChangeProgress();
@@ -784,7 +786,7 @@ export class Replica {
             this.status === Status.normal &&
             op === this.headTargetOp &&
             op > this.op &&
-            op < this.commitMin + this.journal.slotCount &&
+            op < this.windowOpMax() &&
             u128Equal(this.memory, checksum, this.headTargetChecksum)
         ) {
             this.appendPrepare(message, op);
@@ -803,16 +805,20 @@ export class Replica {
         return u128Equal(this.memory, offset + Prepare.parent, checksumOffset);
     }
 
-    /** Walks chainMin down while each header below is the parent of the one above. */
-    private extendChain(): void {
-        if (this.chainMin > this.op) this.chainMin = this.op;
-        while (this.chainMin > this.commitMin + 1) {
-            const below = this.chainMin - 1;
-            if (!this.journal.hasHeader(below)) return;
+    /** From the trusted op `op` down: trusts each header that is the parent of the one above. */
+    private extendChain(op: number): void {
+        assert(this.journal.isTrusted(op));
+        for (let below = op - 1; below > this.commitMin; below--) {
+            if (this.journal.isTrusted(below) || !this.journal.hasHeader(below)) return;
             const offset = this.journal.headerOffset(this.journal.slotOf(below));
-            if (!this.parentOfEquals(this.chainMin, offset + Frame.checksum)) return;
-            this.chainMin = below;
+            if (!this.parentOfEquals(below + 1, offset + Frame.checksum)) return;
+            this.journal.trust(below);
         }
+    }
+
+    /** Ops beyond this would overwrite a WAL slot that no durable checkpoint covers yet. */
+    private windowOpMax(): number {
+        return this.commitMin + this.journal.slotCount;
     }
 
     private advanceCommitMax(commit: number): void {
@@ -821,7 +827,7 @@ export class Replica {
 
     private journalDurableCallback(op: number): void {
         if (this.status !== Status.normal) return;
-        if (op < this.chainMin || op <= this.commitMax || op > this.op) return;
+        if (!this.journal.isTrusted(op) || op <= this.commitMax || op > this.op) return;
         if (this.primary) {
             this.primaryCountOk(
                 op,
@@ -927,7 +933,7 @@ export class Replica {
     private commitJournal(): void {
         while (this.commitMin < this.commitMax && this.commitMin < this.op) {
             const op = this.commitMin + 1;
-            if (op < this.chainMin) return;
+            if (!this.journal.isTrusted(op)) return;
             const prepare = this.journal.prepare(op);
             if (prepare === null) return;
             // The chain links this op to the last one executed; anything else is divergence.
@@ -988,6 +994,7 @@ export class Replica {
             entry,
             clientOffset,
             entryOffset + BatchEntry.requestChecksum,
+            this.memory.getUint32(entryOffset + BatchEntry.request, true),
             op,
             reply,
         );
@@ -1195,15 +1202,16 @@ export class Replica {
         for (let index = 0; index < count; index++) {
             const op = this.op - index;
             const target = base + headerSize + index * headerSize;
-            const trusted = op <= this.commitMin || op >= this.chainMin;
-            if (trusted && this.journal.hasHeader(op)) {
+            // A faulty slot may hold an op this replica acknowledged: never nack it.
+            const faulty = this.journal.isFaulty(op);
+            if (this.trustedHeader(op)) {
                 const source = this.journal.headerOffset(this.journal.slotOf(op));
                 this.bytes.copyWithin(target, source, source + headerSize);
                 if (this.journal.isDurable(op) || op <= this.commitMin) presents |= 1 << index;
-                else nacks |= 1 << index;
+                else if (!faulty) nacks |= 1 << index;
             } else {
                 this.bytes.fill(0, target, target + headerSize);
-                nacks |= 1 << index;
+                if (!faulty) nacks |= 1 << index;
             }
         }
         this.memory.setUint32(base + Frame.size, headerSize + count * headerSize, true);
@@ -1237,6 +1245,10 @@ export class Replica {
         const base = message.offset;
         const view = headerView(this.memory, base);
         if (view < this.view) return;
+        if (!this.doViewChangeValid(message)) {
+            this.stats.messagesInvalid++;
+            return;
+        }
         if (view > this.view) this.transitionToViewChange(view);
         if (!this.primary) return;
         const replica = headerReplica(this.memory, base);
@@ -1246,6 +1258,31 @@ export class Replica {
             return;
         }
         this.storeDoViewChange(replica, message);
+    }
+
+    /**
+     * The suffix must be ops op, op-1, … (each a valid prepare header of this cluster, or a
+     * blank of zeros), at most viewHeadersMax of them, with bitsets that fit the count.
+     */
+    private doViewChangeValid(message: Message): boolean {
+        const base = message.offset;
+        const op = readU64(this.memory, base + DoViewChange.op);
+        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
+        if (count > this.derived.viewHeadersMax || count > op + 1) return false;
+        const nacks = this.memory.getUint32(base + DoViewChange.nackBitset, true);
+        const presents = this.memory.getUint32(base + DoViewChange.presentBitset, true);
+        if (count < 32 && (nacks | presents) >>> count !== 0) return false;
+        for (let index = 0; index < count; index++) {
+            const offset = base + headerSize + index * headerSize;
+            if (headerCommand(this.memory, offset) === Command.reserved) {
+                if (!allZero(this.bytes, offset, headerSize)) return false;
+                if ((presents & (1 << index)) !== 0) return false;
+                continue;
+            }
+            if (!this.embeddedHeaderValid(offset)) return false;
+            if (prepareOp(this.memory, offset) !== op - index) return false;
+        }
+        return true;
     }
 
     private storeDoViewChange(replica: number, message: Message): void {
@@ -1293,7 +1330,7 @@ export class Replica {
         let opHead = opHeadMax;
         // The anchor: the committed op below the suffix, so the chain can be walked down from it.
         const anchorOffset = this.canonicalHeader(opHeadMin, logViewMax);
-        if (anchorOffset < 0 && !this.trustedHeader(opHeadMin)) return false;
+        if (anchorOffset < 0 && opHeadMin > this.commitMin) return false;
         for (let op = opHeadMin + 1; op <= opHeadMax; op++) {
             const canonicalOffset = this.canonicalHeader(op, logViewMax);
             const nacks = this.countNacks(op, canonicalOffset);
@@ -1316,8 +1353,9 @@ export class Replica {
 
     /** True when this replica holds the header of `op` and it belongs to its log. */
     private trustedHeader(op: number): boolean {
-        if (!this.journal.hasHeader(op)) return false;
-        return op <= this.commitMin || (op >= this.chainMin && op <= this.op);
+        if (op > this.op) return false;
+        if (op <= this.commitMin) return this.journal.hasHeader(op);
+        return this.journal.isTrusted(op);
     }
 
     private doViewChangeLogViewMax(): number {
@@ -1420,25 +1458,30 @@ export class Replica {
     ): void {
         assert(opHead >= opHeadMin);
         assert(opHeadMin >= this.commitMin);
-        if (anchorOffset >= 0 && opHeadMin > this.commitMin) this.journal.setHeader(anchorOffset);
+        // The new log replaces the old one: trust is re-established from the chosen headers.
+        this.journal.distrustAll();
+        for (let op = this.op; op > opHead; op--) this.journal.removeHeader(op);
+        if (opHeadMin > this.commitMin) {
+            assert(anchorOffset >= 0);
+            this.journal.setHeader(anchorOffset);
+            this.journal.trust(opHeadMin);
+        }
         for (let op = opHeadMin + 1; op <= opHead; op++) {
             this.journal.setHeader(this.canonicalOffsets[op - opHeadMin - 1] ?? -1);
+            this.journal.trust(op);
         }
-        for (let op = this.op; op > opHead; op--) this.journal.removeHeader(op);
         this.op = opHead;
         this.commitMax = Math.max(this.commitMax, Math.min(commitMaxAll, opHead), opHeadMin);
         this.logView = this.view;
-        this.chainMin = opHead;
-        this.extendChain();
+        if (opHead > this.commitMin) this.extendChain(Math.max(opHeadMin, this.commitMin + 1));
     }
 
     /** The new primary waits until every op above commitMin is present, then goes normal. */
     private primaryViewChangeProgress(): void {
         if (this.status !== Status.viewChange || !this.primary || !this.viewChangeLogInstalled)
             return;
-        if (this.chainMin > this.commitMin + 1) return;
         for (let op = this.commitMin + 1; op <= this.op; op++) {
-            if (this.journal.prepare(op) === null) return;
+            if (!this.journal.isTrusted(op) || this.journal.prepare(op) === null) return;
         }
         this.commitJournal();
         assert(this.commitMin === this.commitMax);
@@ -1448,6 +1491,7 @@ export class Replica {
     private primaryFinishViewChange(): void {
         assert(this.op - this.commitMax <= this.pipeline.length);
         this.status = Status.normal;
+        this.startViewChangeVotes = 0;
         this.pipelineClear();
         for (let op = this.commitMax + 1; op <= this.op; op++) {
             const prepare = this.journal.prepare(op);
@@ -1507,31 +1551,38 @@ export class Replica {
         const op = readU64(this.memory, base + StartView.op);
         const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
         if (!this.startViewValid(message, op, count)) return;
-        if (op >= this.commitMin + this.journal.slotCount) {
+        if (op >= this.windowOpMax()) {
             // The new view's log is beyond this replica's WAL window: installing it would
             // overwrite ops not yet executed here. Only state sync can bring it back.
             this.stats.windowFull++;
             return;
         }
-        // Everything this replica committed is in the new view's log (quorum intersection).
-        assert(this.commitMin <= op);
+        // Everything this replica committed is in the new view's log (quorum intersection), so
+        // an honest primary never sends less; drop such a message rather than trust it.
+        if (op < this.commitMin) {
+            this.stats.messagesInvalid++;
+            return;
+        }
         if (view > this.view) this.transitionToViewChange(view);
+        this.journal.distrustAll();
         for (let k = this.op; k > op; k--) this.journal.removeHeader(k);
         for (let index = count - 1; index >= 0; index--) {
             const offset = base + headerSize + index * headerSize;
-            if (op - index > this.commitMin) this.journal.setHeader(offset);
+            if (op - index <= this.commitMin) continue;
+            this.journal.setHeader(offset);
+            this.journal.trust(op - index);
         }
         this.op = op;
-        this.chainMin = op - count + 1;
-        this.extendChain();
+        const suffixMin = Math.max(this.commitMin + 1, op - count + 1);
+        if (op > this.commitMin) this.extendChain(suffixMin);
         this.logView = view;
         this.status = Status.normal;
         this.doViewChangesClear();
         this.startViewChangeVotes = 0;
         this.advanceCommitMax(readU64(this.memory, base + StartView.commitMax));
         this.enterNormalTimeouts();
-        for (let k = Math.max(this.commitMax + 1, this.chainMin); k <= this.op; k++) {
-            if (this.journal.isDurable(k)) this.sendPrepareOk(k);
+        for (let k = this.commitMax + 1; k <= this.op; k++) {
+            if (this.journal.isTrusted(k) && this.journal.isDurable(k)) this.sendPrepareOk(k);
         }
         this.commitJournal();
         this.repair();
@@ -1580,22 +1631,24 @@ export class Replica {
                 this.headTargetChecksum,
             );
         }
-        if (this.chainMin > this.commitMin + 1) {
-            const below = this.chainMin - 1;
-            const opMin = Math.max(this.commitMin + 1, below - this.config.requestHeadersMax + 1);
-            const parent =
-                this.journal.headerOffset(this.journal.slotOf(this.chainMin)) + Prepare.parent;
-            const peer = this.repairPeer();
-            this.sendRequestPrepare(peer, below, parent);
-            this.sendRequestHeaders(peer, opMin, below);
-        }
+        // Oldest first, within a budget: a hole below a trusted op is fetched by the parent
+        // checksum it must have; a trusted header without its prepare by its own checksum.
         let budget = this.config.pipelinePrepareQueueMax;
-        const first = Math.max(this.commitMin + 1, this.chainMin);
-        for (let op = first; op <= this.op && budget > 0; op++) {
-            if (this.journal.prepare(op) !== null) continue;
-            const header = this.journal.headerOffset(this.journal.slotOf(op));
-            this.sendRequestPrepare(this.repairPeer(), op, header + Frame.checksum);
-            budget--;
+        for (let op = this.commitMin + 1; op <= this.op && budget > 0; op++) {
+            if (this.journal.isTrusted(op)) {
+                if (this.journal.prepare(op) !== null) continue;
+                const header = this.journal.headerOffset(this.journal.slotOf(op));
+                this.sendRequestPrepare(this.repairPeer(), op, header + Frame.checksum);
+                budget--;
+            } else if (op < this.op && this.journal.isTrusted(op + 1)) {
+                const parent =
+                    this.journal.headerOffset(this.journal.slotOf(op + 1)) + Prepare.parent;
+                const peer = this.repairPeer();
+                const opMin = Math.max(this.commitMin + 1, op - this.config.requestHeadersMax + 1);
+                this.sendRequestPrepare(peer, op, parent);
+                this.sendRequestHeaders(peer, opMin, op);
+                budget--;
+            }
         }
         this.primaryViewChangeProgress();
     }
@@ -1658,8 +1711,7 @@ export class Replica {
         const reply = this.acquireHeader(Command.headers);
         let count = 0;
         for (let op = opMax; op >= opMin && count < this.config.requestHeadersMax; op--) {
-            const trusted = op <= this.commitMin || op >= this.chainMin;
-            if (!trusted || !this.journal.hasHeader(op)) continue;
+            if (!this.trustedHeader(op)) continue;
             const source = this.journal.headerOffset(this.journal.slotOf(op));
             this.bytes.copyWithin(
                 reply.offset + headerSize + count * headerSize,
@@ -1683,10 +1735,12 @@ export class Replica {
             const offset = base + headerSize + index * headerSize;
             if (!this.embeddedHeaderValid(offset)) return;
             const op = prepareOp(this.memory, offset);
-            if (op !== this.chainMin - 1 || op <= this.commitMin) continue;
-            if (!this.parentOfEquals(this.chainMin, offset + Frame.checksum)) continue;
+            if (op <= this.commitMin || op >= this.op || this.journal.isTrusted(op)) continue;
+            if (!this.journal.isTrusted(op + 1)) continue;
+            if (!this.parentOfEquals(op + 1, offset + Frame.checksum)) continue;
             this.journal.setHeader(offset);
-            this.extendChain();
+            this.journal.trust(op);
+            this.extendChain(op);
         }
         this.commitJournal();
         this.primaryViewChangeProgress();
@@ -1736,22 +1790,25 @@ export class Replica {
         assert(this.op - this.commitMin < this.journal.slotCount);
         assert(this.logView <= this.view);
         if (this.status === Status.normal) assert(this.logView === this.view);
-        assert(this.chainMin <= this.op);
         if (this.status === Status.normal && this.primary) {
             assert(this.commitMin === this.commitMax);
             assert(this.pipelineCount === this.op - this.commitMax);
-            assert(this.chainMin <= this.commitMin + 1);
+            for (let op = this.commitMin + 1; op <= this.op; op++) {
+                assert(this.journal.isTrusted(op));
+            }
         } else {
             assert(this.pipelineCount === 0);
             assert(this.requestQueueCount === 0);
         }
-        for (let op = Math.max(this.chainMin, this.commitMin + 1); op <= this.op; op++) {
-            assert(this.journal.hasHeader(op));
-        }
-        assert(this.journal.hasHeader(this.op));
+        assert(this.op === this.commitMin || this.journal.hasHeader(this.op));
         assert(this.sessions.count <= this.sessions.entriesMax);
         assert(!u128IsZero(this.memory, this.commitMinChecksum));
     }
+}
+
+function allZero(bytes: Uint8Array, offset: number, size: number): boolean {
+    for (let index = offset; index < offset + size; index++) if (bytes[index] !== 0) return false;
+    return true;
 }
 
 function popcount(bits: number): number {

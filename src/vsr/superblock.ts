@@ -1,0 +1,208 @@
+// The superblock: the replica's durable VSR state (view, log_view, the latest checkpoint and the
+// log suffix of log_view), kept in `superblockCopies` copies at the start of the data file.
+// Every update writes all copies one at a time with the next sequence number; open reads all
+// copies and takes the valid copy with the highest sequence. A replica acts on a new view only
+// once the superblock that records it is durable, so a crash never makes it forget a promise.
+//
+// Copy layout (2 sectors = 8 KiB, little-endian):
+//    0 checksum u128 (covers bytes 32..8192)    16 copy index u8 (excluded: copies are equal)
+//   32 version u32   36 cluster u32   40 replica u8   41 replica_count u8
+//   48 sequence u64  64 parent u128 (checksum of the previous superblock)
+//   80 view u32   84 log_view u32   88 checkpoint_op u64   96 commit_max u64
+//  104 checkpoint_copy u32   108 view_headers_count u32
+//  112 checkpoint_op_checksum u128 (the prepare at checkpoint_op: the hash chain's anchor)
+//  128 kv_checksum u128   144 sessions_checksum u128   160 checkpoint_size u32
+//  4096.. view headers: the log suffix (newest first) when log_view was set, 256 B each.
+// Worked example: copy 2 of the test preset's file lives at bytes 16384..24575.
+
+import { assert } from "../stdx/assert.js";
+import { headerSize, sectorSize } from "../constants.js";
+import type { Allocator } from "./arena.js";
+import { checksum, checksumEquals } from "./checksum.js";
+import { readU64, writeU64 } from "./header.js";
+import { IoResult, type Storage, type StorageCompletion } from "./interfaces.js";
+import { superblockCopies, superblockCopySize } from "./layout.js";
+
+export const formatVersion = 1;
+export const viewHeadersMax = sectorSize / headerSize;
+
+export const SuperblockField = {
+    checksum: 0,
+    copy: 16,
+    version: 32,
+    cluster: 36,
+    replica: 40,
+    replicaCount: 41,
+    sequence: 48,
+    parent: 64,
+    view: 80,
+    logView: 84,
+    checkpointOp: 88,
+    commitMax: 96,
+    checkpointCopy: 104,
+    viewHeadersCount: 108,
+    checkpointOpChecksum: 112,
+    kvChecksum: 128,
+    sessionsChecksum: 144,
+    checkpointSize: 160,
+    viewHeaders: sectorSize,
+} as const;
+
+/** Why a superblock copy at `base` is not valid for this replica, or null. */
+export function invalidSuperblockCopy(
+    bytes: Uint8Array,
+    view: DataView,
+    base: number,
+): string | null {
+    if (!checksumEquals(bytes, base + 32, superblockCopySize - 32, bytes, base)) return "checksum";
+    if (view.getUint32(base + SuperblockField.version, true) !== formatVersion) return "version";
+    if (view.getUint32(base + SuperblockField.viewHeadersCount, true) > viewHeadersMax) {
+        return "view headers count";
+    }
+    if (view.getUint32(base + SuperblockField.checkpointCopy, true) > 1) return "checkpoint copy";
+    return null;
+}
+
+/** Seals a superblock image built at `base`: copy index, then checksum (over bytes 32..). */
+export function sealSuperblockCopy(bytes: Uint8Array, view: DataView, base: number, copy: number) {
+    view.setUint8(base + SuperblockField.copy, copy);
+    checksum(bytes, base + 32, superblockCopySize - 32, bytes, base + SuperblockField.checksum);
+}
+
+class SuperblockIo implements StorageCompletion {
+    result: IoResult = IoResult.ok;
+    readonly superblock: Superblock;
+
+    constructor(superblock: Superblock) {
+        this.superblock = superblock;
+    }
+
+    callback(completion: StorageCompletion): void {
+        assert(completion === this);
+        this.superblock.ioCallback();
+    }
+}
+
+/**
+ * The durable copy of the VSR state. The owner edits the `staged` image (through the setters),
+ * then calls write(); `durable` is the image of the last completed write. One I/O at a time.
+ */
+export class Superblock {
+    private readonly storage: Storage;
+    private readonly bytes: Uint8Array;
+    private readonly view: DataView;
+    /** Arena offset of the image being written (and, during open, of the copies read). */
+    readonly staged: number;
+    /** Arena offset of the image of the last durable write (or the one chosen at open). */
+    readonly durable: number;
+    /** Arena offset of the read buffer: all copies, one after the other. */
+    private readonly readBuffer: number;
+    private readonly io: SuperblockIo;
+    private copy = 0;
+    private reading = false;
+    writing = false;
+    private doneCallback: ((ok: boolean) => void) | null = null;
+    writeErrors = 0;
+
+    constructor(allocator: Allocator, storage: Storage) {
+        this.storage = storage;
+        this.bytes = allocator.bytes;
+        this.view = allocator.view;
+        this.staged = allocator.allocate(superblockCopySize, sectorSize);
+        this.durable = allocator.allocate(superblockCopySize, sectorSize);
+        this.readBuffer = allocator.allocate(superblockCopies * superblockCopySize, sectorSize);
+        this.io = new SuperblockIo(this);
+    }
+
+    u32(offset: number, field: number): number {
+        return this.view.getUint32(offset + field, true);
+    }
+
+    u64(offset: number, field: number): number {
+        return readU64(this.view, offset + field);
+    }
+
+    setU32(field: number, value: number): void {
+        this.view.setUint32(this.staged + field, value, true);
+    }
+
+    setU64(field: number, value: number): void {
+        writeU64(this.view, this.staged + field, value);
+    }
+
+    /** Copies 16 bytes from the arena into the staged image's field. */
+    setU128(field: number, sourceOffset: number): void {
+        this.bytes.copyWithin(this.staged + field, sourceOffset, sourceOffset + 16);
+    }
+
+    /** Writes every copy of the staged image (sequence = durable sequence + 1). */
+    write(callback: (ok: boolean) => void): void {
+        assert(!this.writing && !this.reading);
+        this.writing = true;
+        this.doneCallback = callback;
+        const sequence = this.u64(this.durable, SuperblockField.sequence) + 1;
+        writeU64(this.view, this.staged + SuperblockField.sequence, sequence);
+        this.bytes.copyWithin(
+            this.staged + SuperblockField.parent,
+            this.durable + SuperblockField.checksum,
+            this.durable + SuperblockField.checksum + 16,
+        );
+        this.copy = 0;
+        this.writeCopy();
+    }
+
+    private writeCopy(): void {
+        sealSuperblockCopy(this.bytes, this.view, this.staged, this.copy);
+        this.storage.write(
+            this.io,
+            this.staged,
+            superblockCopySize,
+            this.copy * superblockCopySize,
+        );
+    }
+
+    /** Reads every copy and chooses the valid one with the highest sequence (into `durable`). */
+    open(callback: (ok: boolean) => void): void {
+        assert(!this.writing && !this.reading);
+        this.reading = true;
+        this.doneCallback = callback;
+        this.storage.read(this.io, this.readBuffer, superblockCopies * superblockCopySize, 0);
+    }
+
+    ioCallback(): void {
+        const callback = this.doneCallback;
+        assert(callback !== null);
+        if (this.reading) {
+            this.reading = false;
+            this.doneCallback = null;
+            callback(this.io.result === IoResult.ok && this.chooseNewest());
+            return;
+        }
+        assert(this.writing);
+        if (this.io.result !== IoResult.ok) this.writeErrors++;
+        this.copy++;
+        if (this.copy < superblockCopies) return this.writeCopy();
+        this.writing = false;
+        this.doneCallback = null;
+        this.bytes.copyWithin(this.durable, this.staged, this.staged + superblockCopySize);
+        callback(true);
+    }
+
+    private chooseNewest(): boolean {
+        let best = -1;
+        let bestSequence = -1;
+        for (let copy = 0; copy < superblockCopies; copy++) {
+            const base = this.readBuffer + copy * superblockCopySize;
+            if (invalidSuperblockCopy(this.bytes, this.view, base) !== null) continue;
+            const sequence = this.u64(base, SuperblockField.sequence);
+            if (sequence > bestSequence) {
+                best = base;
+                bestSequence = sequence;
+            }
+        }
+        if (best < 0) return false;
+        this.bytes.copyWithin(this.durable, best, best + superblockCopySize);
+        this.bytes.copyWithin(this.staged, best, best + superblockCopySize);
+        return true;
+    }
+}

@@ -1,0 +1,62 @@
+// Goal: the replica's steady state allocates nothing (DESIGN target: at most one young GC per
+// 100k committed ops). Method: a calm simulated cluster (3 replicas, 8 clients that never think;
+// no loss, replay, partitions, clogs or swizzle-clogs; invariant checks off, checkers on) is
+// warmed up until its code is optimized and its pools are in use, then run for 100k ticks
+// inside countGcs (test/gc.ts), which counts the collections that start inside the run once
+// every GC entry has arrived. The count covers the whole simulated world (network, clients,
+// checkers), so it bounds the replica's own allocation from above. The run must commit
+// thousands of ops, so that "no GC" cannot come from a cluster that does nothing.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { Cluster } from "../../src/sim/cluster.js";
+import { defaultSimOptions, swarmClusterOptions } from "../../src/sim/vopr.js";
+import { countGcs, describeGcs } from "../gc.js";
+
+const seed = 7;
+const warmupTicks = 20_000;
+const measuredTicks = 100_000;
+const opsCommittedMin = 5_000;
+const youngGcsPer100kOpsMax = 2;
+
+function calmCluster(): Cluster {
+    const options = swarmClusterOptions({
+        ...defaultSimOptions(seed),
+        ticks: warmupTicks + measuredTicks,
+        replicaCount: 3,
+        clientCount: 8,
+        checkInvariants: false,
+    });
+    const network = {
+        ...options.network,
+        packetLossProbability: 0,
+        packetReplayProbability: 0,
+        partitionMode: "none" as const,
+        pathClogProbability: 0,
+        swizzleClogProbability: 0,
+    };
+    const workload = { ...options.workload, thinkTicksMean: 0 };
+    return new Cluster({ ...options, network, workload });
+}
+
+const name = "a calm cluster (3 replicas, 8 clients) runs 100k steady ticks without young GCs";
+test(name, async (t) => {
+    const cluster = calmCluster();
+    for (let tick = 0; tick < warmupTicks; tick++) cluster.tick();
+    assert.equal(cluster.checkers.violation, null);
+    const opsBefore = cluster.checkers.opCommitted;
+    const requestsBefore = cluster.requestsCompleted;
+    const gcs = await countGcs(() => {
+        for (let tick = 0; tick < measuredTicks; tick++) cluster.tick();
+    });
+    assert.equal(cluster.checkers.violation, null);
+    const opsCommitted = cluster.checkers.opCommitted - opsBefore;
+    const requestsCompleted = cluster.requestsCompleted - requestsBefore;
+    const youngGcsPer100kOps = (gcs.minor * 100_000) / Math.max(1, opsCommitted);
+    const figures = `${describeGcs(gcs)}; ${opsCommitted} ops, ${requestsCompleted} requests`;
+    assert.ok(opsCommitted >= opsCommittedMin, `too few ops to measure: ${figures}`);
+    assert.ok(requestsCompleted > 0, figures);
+    t.diagnostic(figures);
+    assert.ok(youngGcsPer100kOps <= youngGcsPer100kOpsMax, figures);
+});
