@@ -7,15 +7,16 @@
 //   md5 crypto     node:crypto md5, a reference row (native code, allocates per call).
 // Throughput is tinybench's median over samples; each sample hashes >= 64 KiB so the timer
 // resolution does not dominate 256-byte calls. Allocation is measured outside the timed region:
-// GC events seen by a PerformanceObserver and the median heapUsed growth per call over chunks.
+// the GCs that start during a plain loop of calls (countGcs, test/gc.ts, which waits until
+// every GC entry has arrived), then the median heapUsed growth per call over chunks.
 // Run: node --expose-gc dist/bench/checksum.bench.js [--json] [--smoke]
 
 import { createHash } from "node:crypto";
-import { PerformanceObserver } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { Bench } from "tinybench";
 import { assert } from "../src/stdx/assert.js";
 import { checksum, checksumAttach, checksumSize } from "../src/vsr/checksum.js";
+import { countGcs } from "../test/gc.js";
 
 interface Options {
     json: boolean;
@@ -27,7 +28,8 @@ interface Row {
     sizeBytes: number;
     bytesPerSecondP50: number;
     latencyNsP50: number;
-    gcCount: number;
+    youngGcs: number;
+    majorGcs: number;
     allocationCalls: number;
     heapBytesPerCall: number;
 }
@@ -84,30 +86,30 @@ async function measure(candidate: string, call: Call, sizeBytes: number, smoke: 
         sizeBytes,
         bytesPerSecondP50: result.throughput.p50 * batch * sizeBytes,
         latencyNsP50: (result.latency.p50 * 1e6) / batch,
-        gcCount: allocation.gcCount,
+        youngGcs: allocation.youngGcs,
+        majorGcs: allocation.majorGcs,
         allocationCalls: allocation.allocationCalls,
         heapBytesPerCall: allocation.heapBytesPerCall,
     } satisfies Row;
 }
 
 /**
- * GC events during `calls` calls (after a warm-up and a forced GC when --expose-gc is given),
- * and heap growth per call: the median growth of chunks of at most 1000 calls minus the median
- * growth of empty chunks (memoryUsage() itself allocates). Chunks are small so that most contain
- * no scavenge (a scavenge makes its chunk's growth negative) and the median is one without.
+ * GCs that start during `calls` calls in a plain loop (after a warm-up and a forced GC when
+ * --expose-gc is given), then heap growth per call: the median growth of chunks of at most 1000
+ * calls minus the median growth of empty chunks (memoryUsage() itself allocates, so it stays out
+ * of the GC-counted loop). Chunks are small so that most contain no scavenge (a scavenge makes
+ * its chunk's growth negative) and the median is one without.
  */
 async function measureAllocation(call: Call, calls: number) {
     const chunkCalls = Math.min(1000, calls);
     const chunkCount = Math.floor(calls / chunkCalls);
+    const allocationCalls = chunkCount * chunkCalls;
     for (let index = 0; index < Math.min(calls, 10_000); index++) call();
     const gc = (globalThis as { gc?: () => void }).gc;
     if (gc !== undefined) gc();
-    await settle();
-    let gcCount = 0;
-    const observer = new PerformanceObserver((list) => {
-        gcCount += list.getEntries().length;
+    const gcs = await countGcs(() => {
+        for (let index = 0; index < allocationCalls; index++) call();
     });
-    observer.observe({ entryTypes: ["gc"] });
     const deltas: number[] = [];
     const baselines: number[] = [];
     for (let chunk = 0; chunk < chunkCount; chunk++) {
@@ -118,17 +120,13 @@ async function measureAllocation(call: Call, calls: number) {
         deltas.push(middle - before);
         baselines.push(after - middle);
     }
-    await settle();
-    observer.disconnect();
     const growthBytes = Math.max(0, median(deltas) - median(baselines));
-    const allocationCalls = chunkCount * chunkCalls;
-    return { gcCount, allocationCalls, heapBytesPerCall: growthBytes / chunkCalls };
-}
-
-/** GC entries reach observers two event-loop turns after the GC: wait for them. */
-async function settle(): Promise<void> {
-    for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
-    await new Promise((resolve) => setTimeout(resolve, 1));
+    return {
+        youngGcs: gcs.minor,
+        majorGcs: gcs.major,
+        allocationCalls,
+        heapBytesPerCall: growthBytes / chunkCalls,
+    };
 }
 
 function median(values: number[]): number {
@@ -171,7 +169,7 @@ function report(rows: Row[], json: boolean): void {
             pad("size", 9) +
             pad("GB/s p50", 10) +
             pad("ns/call p50", 13) +
-            pad("GCs/calls", 14) +
+            pad("young+major GCs/calls", 23) +
             "heap B/call",
     );
     for (const row of rows) {
@@ -180,7 +178,7 @@ function report(rows: Row[], json: boolean): void {
                 pad(row.sizeBytes >= 1024 * 1024 ? "1 MiB" : row.sizeBytes + " B", 9) +
                 pad((row.bytesPerSecondP50 / 1e9).toFixed(2), 10) +
                 pad(row.latencyNsP50.toFixed(0), 13) +
-                pad(row.gcCount + "/" + row.allocationCalls, 14) +
+                pad(row.youngGcs + "+" + row.majorGcs + "/" + row.allocationCalls, 23) +
                 row.heapBytesPerCall.toFixed(1),
         );
     }

@@ -6,10 +6,10 @@
 // Inputs are encoded into one arena-like buffer before timing; each sample commits one batch,
 // rotating through several so the caches see the table, not one batch. Throughput is tinybench's
 // median batch rate times 8190. GCs are counted outside tinybench (which allocates per sample):
-// a plain loop of commits after a warm-up (and a forced GC with --expose-gc).
+// a plain loop of commits after a warm-up (and a forced GC with --expose-gc), by countGcs
+// (test/gc.ts), which waits until every GC entry of the loop has arrived.
 // Run: node --expose-gc dist/bench/kv.bench.js [--json] [--smoke]
 
-import { PerformanceObserver } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { Bench } from "tinybench";
 import { assert } from "../src/stdx/assert.js";
@@ -24,6 +24,7 @@ import {
     resultSize,
     valueSizeMax,
 } from "../src/state_machine/kv.js";
+import { countGcs } from "../test/gc.js";
 
 interface Options {
     json: boolean;
@@ -35,7 +36,8 @@ interface Row {
     eventsPerSecondP50: number;
     batchLatencyMsP50: number;
     batchLatencyMsP99: number;
-    gcCount: number;
+    youngGcs: number;
+    majorGcs: number;
     gcCommits: number;
 }
 
@@ -150,33 +152,30 @@ async function measure(
     const result = bench.tasks[0]!.result;
     assert(result.state === "completed");
     const gcCommits = smoke ? 16 : 256;
-    const gcCount = await countGcs(commit, batchCount, gcCommits);
+    const gcs = await gcsDuringCommits(commit, batchCount, gcCommits);
     return {
         task,
         eventsPerSecondP50: result.throughput.p50 * batchEventCount,
         batchLatencyMsP50: result.latency.p50,
         batchLatencyMsP99: result.latency.p99,
-        gcCount,
+        youngGcs: gcs.minor,
+        majorGcs: gcs.major,
         gcCommits,
     };
 }
 
-/** GCs seen during `commits` batch commits in a plain loop, after a warm-up and a forced GC. */
-async function countGcs(commit: () => void, warmups: number, commits: number): Promise<number> {
+/** GCs that start during `commits` batch commits, after a warm-up and a forced GC. */
+async function gcsDuringCommits(
+    commit: () => void,
+    warmups: number,
+    commits: number,
+): Promise<{ minor: number; major: number }> {
     for (let index = 0; index < warmups; index++) commit();
     const gc = (globalThis as { gc?: () => void }).gc;
     if (gc !== undefined) gc();
-    let gcCount = 0;
-    const observer = new PerformanceObserver((list) => {
-        gcCount += list.getEntries().length;
+    return await countGcs(() => {
+        for (let index = 0; index < commits; index++) commit();
     });
-    observer.observe({ entryTypes: ["gc"] });
-    for (let index = 0; index < commits; index++) commit();
-    // GC entries reach observers a few event-loop turns after the GC.
-    for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
-    await new Promise((resolve) => setTimeout(resolve, 1));
-    observer.disconnect();
-    return gcCount;
 }
 
 function report(rows: Row[], keyCount: number, setupMs: number, json: boolean): void {
@@ -202,7 +201,7 @@ function report(rows: Row[], keyCount: number, setupMs: number, json: boolean): 
             pad("Mevents/s p50", 15) +
             pad("batch ms p50", 14) +
             pad("batch ms p99", 14) +
-            "GCs/commits",
+            "young+major GCs/commits",
     );
     for (const row of rows) {
         console.log(
@@ -210,7 +209,9 @@ function report(rows: Row[], keyCount: number, setupMs: number, json: boolean): 
                 pad((row.eventsPerSecondP50 / 1e6).toFixed(2), 15) +
                 pad(row.batchLatencyMsP50.toFixed(3), 14) +
                 pad(row.batchLatencyMsP99.toFixed(3), 14) +
-                row.gcCount +
+                row.youngGcs +
+                "+" +
+                row.majorGcs +
                 "/" +
                 row.gcCommits,
         );

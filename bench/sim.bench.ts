@@ -1,14 +1,16 @@
 // Simulator speed and allocation: simulated ticks per wall second for a 3-replica, 8-client
 // cluster under a steady workload (the DESIGN.md §11 figure), and young-generation GCs and heap
 // growth per 100k committed ops in steady state. Two rows: with faults drawn from the seed
-// (a typical VOPR run), and calm (no network faults: the replica's steady hot path).
+// (a typical VOPR run), and calm (no network or storage faults, no crashes: the replica's
+// steady hot path).
 // Invariant checks stay off here (they are for tests); the checkers stay on. GCs are counted by
 // countGcs (test/gc.ts): the collections that start during the measured ticks, once every GC
 // entry has arrived.
 // Run: node --expose-gc dist/bench/sim.bench.js [--json] [--smoke]
 
 import { pathToFileURL } from "node:url";
-import { Cluster } from "../src/sim/cluster.js";
+import { Cluster, noCrashes } from "../src/sim/cluster.js";
+import { noStorageFaults } from "../src/sim/storage.js";
 import { defaultSimOptions, swarmClusterOptions } from "../src/sim/vopr.js";
 import { countGcs } from "../test/gc.js";
 
@@ -74,7 +76,10 @@ async function measure(name: string, seed: number, ticks: number, calm: boolean)
           }
         : clusterOptions.network;
     const workload = { ...clusterOptions.workload, thinkTicksMean: 0 };
-    const cluster = new Cluster({ ...clusterOptions, network, workload });
+    // Calm also means no storage faults and no crashes (a restart rebuilds a replica).
+    const storageFaults = calm ? noStorageFaults : clusterOptions.storageFaults;
+    const crashes = calm ? noCrashes : clusterOptions.crashes;
+    const cluster = new Cluster({ ...clusterOptions, network, workload, storageFaults, crashes });
     const warmupTicks = Math.floor(ticks / 10);
     for (let tick = 0; tick < warmupTicks; tick++) cluster.tick();
     const gc = (globalThis as { gc?: () => void }).gc;

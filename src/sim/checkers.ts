@@ -22,7 +22,8 @@ import { Frame, Operation, Prepare, Reply, Request, readU64, u128Equal } from ".
 import type { Message } from "../vsr/message_pool.js";
 import { checksum } from "../vsr/checksum.js";
 
-const registerOpsMax = 8;
+/** Executions remembered per client: a reply may arrive after later ones (see below). */
+const executionsMax = 4;
 
 export interface CheckerOptions {
     readonly replicaCount: number;
@@ -56,23 +57,21 @@ export class Checkers {
     private readonly valueSizes: Int16Array;
     private readonly values: Uint8Array;
     private liveCount = 0;
-    // Expected reply per client: the latest request the model executed.
-    private readonly expectedRequest: Float64Array;
-    private readonly expectedOp: Float64Array;
-    private readonly expectedSize: Int32Array;
-    private readonly expectedResults: Uint8Array;
+    /**
+     * Expected replies: per client, a ring of the model's last executions (op, request number,
+     * reply body). Usually a reply answers the latest; but a register may execute twice (its
+     * session evicted before the client heard back, a retry of it starts a new session), so the
+     * reply to the request after the first one can arrive after the second register executed.
+     * Only KV requests must be at-most-once: a request number executes once per session.
+     */
+    private readonly executionOps: Float64Array;
+    private readonly executionRequests: Float64Array;
+    private readonly executionSizes: Int32Array;
+    private readonly executionResults: Uint8Array;
+    private readonly executionCursor: Int32Array;
     // Real-time order.
     private maxAckedOp = 0;
     private readonly invokeMaxAckedOp: Float64Array;
-    /**
-     * The last ops at which each client's register executed (a ring of registerOpsMax). A
-     * register may execute twice: when its session is evicted before the client hears back, a
-     * retry of the same register starts a new session. The client may then hear either reply;
-     * with the older one it is evicted (session too low) and registers again. Only the KV
-     * requests must be at-most-once, and they are checked byte for byte.
-     */
-    private readonly registerOps: Float64Array;
-    private readonly registerCursor: Int32Array;
     repliesChecked = 0;
 
     constructor(options: CheckerOptions, arena: Arena) {
@@ -87,16 +86,16 @@ export class Checkers {
         this.tableReplyOp = new Float64Array(options.clientsMax);
         this.valueSizes = new Int16Array(options.keyCount).fill(-1);
         this.values = new Uint8Array(options.keyCount * 64);
-        this.expectedRequest = new Float64Array(options.clientCount).fill(-1);
-        this.expectedOp = new Float64Array(options.clientCount);
-        this.expectedSize = new Int32Array(options.clientCount);
-        this.expectedResults = new Uint8Array(options.clientCount * options.messageSizeMax);
+        const executions = options.clientCount * executionsMax;
+        this.executionOps = new Float64Array(executions).fill(-1);
+        this.executionRequests = new Float64Array(executions);
+        this.executionSizes = new Int32Array(executions);
+        this.executionResults = new Uint8Array(executions * options.messageSizeMax);
+        this.executionCursor = new Int32Array(options.clientCount);
         this.invokeMaxAckedOp = new Float64Array(options.clientCount);
-        this.registerOps = new Float64Array(options.clientCount * registerOpsMax).fill(-1);
-        this.registerCursor = new Int32Array(options.clientCount);
     }
 
-    private fail(reason: string): void {
+    fail(reason: string): void {
         if (this.violation === null) this.violation = reason;
     }
 
@@ -137,6 +136,18 @@ export class Checkers {
             }
         }
         return true;
+    }
+
+    /** A crashed replica restarts: it will replay from its checkpoint, reported by onRecovered. */
+    onRestart(replica: number): void {
+        assert(replica >= 0 && replica < this.options.replicaCount);
+    }
+
+    /** A restarted replica resumes from its checkpoint at `commitMin`, never beyond the history. */
+    onRecovered(replica: number, commitMin: number): void {
+        if (commitMin > this.opCommitted)
+            this.fail(`replica ${replica} recovered beyond the history`);
+        this.replicaCommit[replica] = commitMin;
     }
 
     /** Commit numbers of a replica never go back (called after every step). */
@@ -192,19 +203,26 @@ export class Checkers {
         this.tableSession[entry] = op;
         this.tableRequest[entry] = 0;
         this.tableReplyOp[entry] = op;
-        this.expectedRequest[client] = 0;
-        this.expectedOp[client] = op;
-        this.expectedSize[client] = 0;
-        const cursor = this.registerCursor[client]!;
-        this.registerOps[client * registerOpsMax + cursor] = op;
-        this.registerCursor[client] = (cursor + 1) % registerOpsMax;
+        this.executionRecord(client, op, 0, 0);
     }
 
-    private registerExecutedAt(client: number, op: number): boolean {
-        for (let index = 0; index < registerOpsMax; index++) {
-            if (this.registerOps[client * registerOpsMax + index] === op) return true;
+    /** Claims the next slot of the client's execution ring; returns its index. */
+    private executionRecord(client: number, op: number, request: number, size: number): number {
+        const cursor = this.executionCursor[client]!;
+        this.executionCursor[client] = (cursor + 1) % executionsMax;
+        const index = client * executionsMax + cursor;
+        this.executionOps[index] = op;
+        this.executionRequests[index] = request;
+        this.executionSizes[index] = size;
+        return index;
+    }
+
+    private executionAt(client: number, op: number): number {
+        for (let slot = 0; slot < executionsMax; slot++) {
+            const index = client * executionsMax + slot;
+            if (this.executionOps[index] === op) return index;
         }
-        return false;
+        return -1;
     }
 
     private modelEvents(client: number, entryOffset: number, op: number, eventCount: number): void {
@@ -216,23 +234,21 @@ export class Checkers {
         if (request !== this.tableRequest[entry]! + 1) return;
         this.tableRequest[entry] = request;
         this.tableReplyOp[entry] = op;
-        const resultsBase = client * this.options.messageSizeMax;
-        this.expectedResults.fill(0, resultsBase, resultsBase + eventCount * kvResultSize);
+        const execution = this.executionRecord(client, op, request, eventCount * kvResultSize);
+        const resultsBase = execution * this.options.messageSizeMax;
+        this.executionResults.fill(0, resultsBase, resultsBase + eventCount * kvResultSize);
         for (let index = 0; index < eventCount; index++) {
             this.modelEvent(
                 entryOffset + batchEntryHeaderSize + index * kvEventSize,
                 resultsBase + index * kvResultSize,
             );
         }
-        this.expectedRequest[client] = request;
-        this.expectedOp[client] = op;
-        this.expectedSize[client] = eventCount * kvResultSize;
     }
 
     /** The KV specification for the workload's events (see sim/client.ts for the key format). */
     private modelEvent(eventOffset: number, resultOffset: number): void {
         const bytes = this.arena.bytes;
-        const results = this.expectedResults;
+        const results = this.executionResults;
         const kind = bytes[eventOffset + EventOffset.kind]!;
         const keySize = bytes[eventOffset + EventOffset.keySize]!;
         if (keySize === 0) {
@@ -292,26 +308,20 @@ export class Checkers {
         const registering =
             view.getUint8(request.offset + Request.operation) === Operation.register;
         const number = registering ? 0 : view.getUint32(request.offset + Request.request, true);
-        if (registering && this.registerExecutedAt(client, op)) {
-            if (view.getUint32(reply.offset + Frame.size, true) !== headerSize)
-                this.fail("register reply body");
-            this.maxAckedOp = Math.max(this.maxAckedOp, op);
-            return;
-        }
-        if (this.expectedRequest[client] !== number || this.expectedOp[client] !== op) {
-            const expected = this.expectedOp[client];
+        const execution = this.executionAt(client, op);
+        if (execution < 0 || this.executionRequests[execution] !== number) {
             return this.fail(
-                `client ${client} request ${number}: reply op ${op}, model op ${expected}`,
+                `client ${client} request ${number}: the model did not execute it at op ${op}`,
             );
         }
         const size = view.getUint32(reply.offset + Frame.size, true) - headerSize;
-        if (size !== this.expectedSize[client])
+        if (size !== this.executionSizes[execution])
             return this.fail(`client ${client}: reply size ${size}`);
-        const base = client * this.options.messageSizeMax;
+        const base = execution * this.options.messageSizeMax;
         for (let index = 0; index < size; index++) {
             if (
                 this.arena.bytes[reply.offset + headerSize + index] !==
-                this.expectedResults[base + index]
+                this.executionResults[base + index]
             ) {
                 return this.fail(
                     `client ${client} request ${number}: reply differs from model at ${index}`,

@@ -8,19 +8,32 @@
 
 import { assert } from "../stdx/assert.js";
 import { PRNG } from "../stdx/prng.js";
-import { type Config, headerSize } from "../constants.js";
+import { type Config, sectorSize } from "../constants.js";
 import { KvStateMachine } from "../state_machine/kv.js";
-import { Arena } from "../vsr/arena.js";
+import { Arena, type ArenaRegion } from "../vsr/arena.js";
+import { formatSuperblockZone } from "../vsr/format.js";
 import { Command, Eviction, Reply, headerCommand } from "../vsr/header.js";
 import type { MessageBus } from "../vsr/interfaces.js";
-import { layout } from "../vsr/layout.js";
+import {
+    type Layout,
+    alignUp,
+    layout,
+    superblockCopies,
+    superblockCopySize,
+} from "../vsr/layout.js";
 import { type Message, MessagePool } from "../vsr/message_pool.js";
-import { Replica, type ReplicaFaults } from "../vsr/replica.js";
+import { Replica, type ReplicaFaults, Status } from "../vsr/replica.js";
 import { checksumAttach } from "../vsr/checksum.js";
 import { Checkers } from "./checkers.js";
 import { SimClient, type WorkloadOptions } from "./client.js";
 import { Network, type NetworkOptions } from "./network.js";
-import { SimStorage, type StorageOptions } from "./storage.js";
+import {
+    type FaultAtlas,
+    SimStorage,
+    type StorageFaultOptions,
+    type StorageOptions,
+    noStorageFaults,
+} from "./storage.js";
 import { SimTime } from "./time.js";
 
 export interface ClusterOptions {
@@ -33,6 +46,8 @@ export interface ClusterOptions {
     readonly storage: Omit<StorageOptions, "sizeBytes" | "iopsMax">;
     readonly workload: WorkloadOptions;
     readonly faults: ReplicaFaults | null;
+    readonly storageFaults: StorageFaultOptions;
+    readonly crashes: CrashOptions;
     readonly clockOffsetUsMax: number;
     readonly checkInvariants: boolean;
     readonly opsMax: number;
@@ -64,16 +79,89 @@ class ReplicaBus implements MessageBus {
     }
 }
 
+export interface CrashOptions {
+    /** Per tick and replica while up. */
+    readonly crashProbability: number;
+    /** Ticks a crashed replica stays down: uniform in [min, max]. */
+    readonly downTicksMin: number;
+    readonly downTicksMax: number;
+}
+
+export const noCrashes: CrashOptions = { crashProbability: 0, downTicksMin: 1, downTicksMax: 1 };
+
+/**
+ * Where storage faults may land. Each WAL slot (and each WAL header sector) may be faulty on
+ * exactly one replica (slot mod replicaCount): fewer than a replication quorum for any replica
+ * count of two or more, so an intact copy of every acknowledged prepare survives. Superblock,
+ * client replies and checkpoints are never faulted (only torn by a crash, which they survive).
+ */
+class ReplicaAtlas implements FaultAtlas {
+    private readonly replica: number;
+    private readonly replicaCount: number;
+    private readonly dataLayout: Layout;
+    private readonly messageSizeMax: number;
+    private readonly slotCount: number;
+
+    constructor(replica: number, replicaCount: number, dataLayout: Layout, config: Config) {
+        this.replica = replica;
+        this.replicaCount = replicaCount;
+        this.dataLayout = dataLayout;
+        this.messageSizeMax = config.messageSizeMax;
+        this.slotCount = config.journalSlotCount;
+    }
+
+    private owner(index: number): boolean {
+        return this.replicaCount >= 2 && index % this.replicaCount === this.replica;
+    }
+
+    faultable(offset: number, size: number): boolean {
+        const zone = this.dataLayout;
+        if (offset >= zone.walHeadersOffset && offset + size <= zone.walPreparesOffset) {
+            return size === sectorSize && this.owner((offset - zone.walHeadersOffset) / sectorSize);
+        }
+        const prepares = zone.walPreparesOffset;
+        if (offset >= prepares && offset + size <= prepares + zone.walPreparesSize) {
+            const slot = Math.floor((offset - prepares) / this.messageSizeMax);
+            const last = Math.floor((offset + size - 1 - prepares) / this.messageSizeMax);
+            return slot === last && this.owner(slot);
+        }
+        return false;
+    }
+
+    misdirectTarget(offset: number, size: number): number {
+        const prepares = this.dataLayout.walPreparesOffset;
+        if (!this.faultable(offset, size) || offset < prepares) return -1;
+        // Another slot this replica may have faulty: same residue, the next lap of the atlas.
+        const slot = Math.floor((offset - prepares) / this.messageSizeMax);
+        const target = (slot + this.replicaCount) % this.slotCount;
+        if (target % this.replicaCount !== slot % this.replicaCount) return -1;
+        return offset + (target - slot) * this.messageSizeMax;
+    }
+}
+
 export class Cluster {
     readonly options: ClusterOptions;
     readonly prng: PRNG;
     readonly arena: Arena;
     readonly pool: MessagePool;
     readonly network: Network;
+    readonly dataLayout: Layout;
     readonly replicas: Replica[] = [];
     readonly storages: SimStorage[] = [];
     readonly times: SimTime[] = [];
     readonly stateMachines: KvStateMachine[] = [];
+    private readonly regions: ArenaRegion[] = [];
+    private readonly buses: ReplicaBus[] = [];
+    private readonly replicaPrngs: PRNG[] = [];
+    /** Per replica: 1 while up and open, 0 while crashed or recovering. */
+    readonly up: Uint8Array;
+    /** Per replica: the tick at which a crashed replica restarts. */
+    private readonly restartTicks: Float64Array;
+    /** Per replica: the view durable before the last crash (views never regress). */
+    private readonly viewDurableBeforeCrash: Float64Array;
+    crashes = 0;
+    restarts = 0;
+    crashOptions: CrashOptions;
     readonly clients: SimClient[] = [];
     readonly checkers: Checkers;
     ticks = 0;
@@ -84,7 +172,9 @@ export class Cluster {
         assert(options.clientCount >= 1);
         assert(options.network.nodeCount === options.replicaCount + options.clientCount);
         this.options = options;
+        this.crashOptions = options.crashes;
         this.prng = new PRNG(options.seed);
+        this.dataLayout = layout(config, KvStateMachine.sizeBytes(config.kvEntriesMax));
         const messagesMax = Cluster.messagesMax(options);
         this.arena = new Arena(Cluster.arenaSizeBytes(options, messagesMax));
         checksumAttach(this.arena.memory);
@@ -95,11 +185,10 @@ export class Cluster {
             this.pool,
             (target, message) => this.deliver(target, message),
         );
-        const kvEntriesMax = config.kvEntriesMax;
-        const dataLayout = layout(config, KvStateMachine.sizeBytes(kvEntriesMax));
-        for (let index = 0; index < options.replicaCount; index++) {
-            this.createReplica(index, dataLayout, kvEntriesMax);
-        }
+        this.up = new Uint8Array(options.replicaCount).fill(1);
+        this.restartTicks = new Float64Array(options.replicaCount);
+        this.viewDurableBeforeCrash = new Float64Array(options.replicaCount);
+        for (let index = 0; index < options.replicaCount; index++) this.createReplica(index);
         this.checkers = new Checkers(
             {
                 replicaCount: options.replicaCount,
@@ -122,73 +211,140 @@ export class Cluster {
             options.replicaCount * Replica.messagesMax(options.config, options.replicaCount) +
             Network.packetsMax(options.network) +
             options.clientCount + // A request in flight per client.
-            1
-        ); // The message a sender holds while the network copies it.
+            1 // The message a sender holds while the network copies it.
+        );
+    }
+
+    /** Arena bytes one replica carves (journal, superblock, checkpoint buffers, KV table). */
+    static replicaRegionBytes(config: Config): number {
+        const dataLayout = layout(config, KvStateMachine.sizeBytes(config.kvEntriesMax));
+        return (
+            2 * dataLayout.walHeadersSize +
+            config.journalWritesMax * sectorSize +
+            (2 + superblockCopies) * superblockCopySize +
+            dataLayout.checkpointSessionsSize +
+            dataLayout.checkpointKvSize +
+            16 * sectorSize // Alignment slack and small fields.
+        );
     }
 
     static arenaSizeBytes(options: ClusterOptions, messagesMax: number): number {
         const config = options.config;
-        const perReplica =
-            config.journalSlotCount * headerSize +
-            config.journalWritesMax * 4096 +
-            KvStateMachine.sizeBytes(config.kvEntriesMax) +
-            3 * 4096;
         return (
             MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
-            options.replicaCount * perReplica +
+            options.replicaCount * Cluster.replicaRegionBytes(config) +
             options.clientCount * 16 +
             64 * 1024
         );
     }
 
-    private createReplica(
-        index: number,
-        dataLayout: ReturnType<typeof layout>,
-        kvEntriesMax: number,
-    ): void {
+    private createReplica(index: number): void {
         const options = this.options;
         const config = options.config;
         const offsetUs =
             options.clockOffsetUsMax === 0
                 ? 0
                 : this.prng.range(-options.clockOffsetUsMax, options.clockOffsetUsMax);
-        const time = new SimTime(config.tickMs, offsetUs);
+        this.times.push(new SimTime(config.tickMs, offsetUs));
         const storage = new SimStorage(
             {
                 ...options.storage,
-                sizeBytes: dataLayout.totalSize,
-                iopsMax: config.journalWritesMax + config.journalReadsMax,
+                sizeBytes: this.dataLayout.totalSize,
+                iopsMax: config.journalWritesMax + config.journalReadsMax + 4,
             },
             this.arena,
             new PRNG(this.prng.u53()),
         );
-        const kvOffset = this.arena.allocate(KvStateMachine.sizeBytes(kvEntriesMax), 64);
-        const stateMachine = new KvStateMachine(this.arena.bytes, kvOffset, kvEntriesMax);
+        formatSuperblockZone(storage.data, 0, {
+            cluster: options.cluster,
+            replica: index,
+            replicaCount: options.replicaCount,
+        });
+        storage.faults = options.storageFaults;
+        storage.atlas = new ReplicaAtlas(index, options.replicaCount, this.dataLayout, config);
+        this.storages.push(storage);
+        this.regions.push(this.arena.region(Cluster.replicaRegionBytes(config)));
+        this.buses.push(new ReplicaBus(this, index));
+        this.replicaPrngs.push(new PRNG(this.prng.u53()));
+        const { replica, stateMachine } = this.buildReplica(index);
+        this.replicas.push(replica);
+        this.stateMachines.push(stateMachine);
+    }
+
+    /** A replica (and its state machine) over the replica's arena region, as after a boot. */
+    private buildReplica(index: number): { replica: Replica; stateMachine: KvStateMachine } {
+        const options = this.options;
+        const config = options.config;
+        const region = this.regions[index]!;
+        const kvSize = KvStateMachine.sizeBytes(config.kvEntriesMax);
+        const kvOffset = region.allocate(alignUp(kvSize), sectorSize);
+        const stateMachine = new KvStateMachine(this.arena.bytes, kvOffset, config.kvEntriesMax);
         const replica = new Replica({
             config,
             cluster: options.cluster,
             replica: index,
             replicaCount: options.replicaCount,
-            arena: this.arena,
+            arena: region,
             pool: this.pool,
-            time,
-            storage,
-            layout: dataLayout,
-            bus: new ReplicaBus(this, index),
+            time: this.times[index]!,
+            storage: this.storages[index]!,
+            layout: this.dataLayout,
+            bus: this.buses[index]!,
             stateMachine,
-            prng: new PRNG(this.prng.u53()),
+            prng: this.replicaPrngs[index]!,
             hooks: {
                 onCommit: (replicaIndex, op, prepare) =>
                     this.checkers.onCommit(replicaIndex, op, prepare),
             },
             faults: options.faults,
         });
-        this.times.push(time);
-        this.storages.push(storage);
-        this.stateMachines.push(stateMachine);
-        this.replicas.push(replica);
+        return { replica, stateMachine };
     }
 
+    /** The replica's process dies: memory gone, writes in flight lost or torn. */
+    crash(index: number): void {
+        assert(this.up[index] === 1);
+        const replica = this.replicas[index]!;
+        this.viewDurableBeforeCrash[index] = replica.viewDurable;
+        replica.shutdown();
+        this.storages[index]!.crash();
+        this.up[index] = 0;
+        this.crashes++;
+        const crash = this.crashOptions;
+        this.restartTicks[index] =
+            this.ticks + this.prng.range(crash.downTicksMin, crash.downTicksMax);
+    }
+
+    /** A new process over the same data file: recovers from storage, then rejoins. */
+    restart(index: number): void {
+        assert(this.up[index] === 0);
+        this.regions[index]!.reset();
+        const { replica, stateMachine } = this.buildReplica(index);
+        this.replicas[index] = replica;
+        this.stateMachines[index] = stateMachine;
+        this.restarts++;
+        this.checkers.onRestart(index);
+        replica.open((ok) => this.openCallback(index, ok));
+    }
+
+    private openCallback(index: number, ok: boolean): void {
+        const replica = this.replicas[index]!;
+        if (!ok) {
+            this.checkers.fail(`replica ${index} could not recover: ${replica.openError}`);
+            return;
+        }
+        if (replica.viewDurable < this.viewDurableBeforeCrash[index]!) {
+            this.checkers.fail(`replica ${index} view regressed across a restart`);
+        }
+        this.checkers.onRecovered(index, replica.commitMin);
+        this.up[index] = 1;
+    }
+
+    get replicasUp(): number {
+        let count = 0;
+        for (let index = 0; index < this.up.length; index++) count += this.up[index]!;
+        return count;
+    }
     private createClient(index: number): void {
         const options = this.options;
         const checkers = this.checkers;
@@ -217,8 +373,8 @@ export class Cluster {
     private deliver(target: number, message: Message): void {
         const replicaCount = this.replicas.length;
         if (target < replicaCount) {
-            const replica = this.replicas[target];
-            assert(replica !== undefined);
+            if (this.up[target] === 0) return; // A crashed or recovering replica hears nothing.
+            const replica = this.replicas[target]!;
             replica.onMessage(message);
             if (this.options.checkInvariants) replica.invariants();
             this.checkers.checkCommitMonotonic(target, replica.commitMin);
@@ -234,15 +390,40 @@ export class Cluster {
         this.network.tick();
         for (let index = 0; index < this.replicas.length; index++) {
             this.times[index]!.tick();
-            this.storages[index]!.tick();
+            // Storage completes I/O while a replica recovers (its reads), not after a crash.
+            if (this.up[index] === 1 || this.replicas[index]!.status === Status.recovering) {
+                this.storages[index]!.tick();
+            }
         }
         for (let index = 0; index < this.replicas.length; index++) {
+            if (this.up[index] === 0) {
+                this.tickDown(index);
+                continue;
+            }
             const replica = this.replicas[index]!;
             replica.tick();
             if (this.options.checkInvariants) replica.invariants();
             this.checkers.checkCommitMonotonic(index, replica.commitMin);
+            if (this.prng.chance(this.crashOptions.crashProbability)) this.crash(index);
         }
         for (const client of this.clients) client.tick();
+    }
+
+    private tickDown(index: number): void {
+        const recovering = this.replicas[index]!.status === Status.recovering;
+        if (!recovering && this.ticks >= this.restartTicks[index]!) this.restart(index);
+    }
+
+    /** Liveness mode: no more crashes or storage faults; every crashed replica restarts now. */
+    heal(): void {
+        this.crashOptions = noCrashes;
+        for (let index = 0; index < this.replicas.length; index++) {
+            this.storages[index]!.faults = noStorageFaults;
+            if (this.up[index] === 0 && this.replicas[index]!.status !== Status.recovering) {
+                this.restartTicks[index] = this.ticks;
+            }
+        }
+        this.network.heal();
     }
 
     /** Requests answered so far, across clients. */

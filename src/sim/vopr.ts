@@ -13,8 +13,9 @@ import { assert } from "../stdx/assert.js";
 import { PRNG } from "../stdx/prng.js";
 import { type Config, test as testConfig } from "../constants.js";
 import { checksum } from "../vsr/checksum.js";
-import { Status, type ReplicaFaults } from "../vsr/replica.js";
-import { Cluster, type ClusterOptions } from "./cluster.js";
+import { type Replica, Status, type ReplicaFaults } from "../vsr/replica.js";
+import { Cluster, type ClusterOptions, type CrashOptions, noCrashes } from "./cluster.js";
+import type { StorageFaultOptions } from "./storage.js";
 import { swarmNetworkOptions } from "./network.js";
 
 export interface SimOptions {
@@ -93,9 +94,32 @@ export function swarmClusterOptions(options: SimOptions): ClusterOptions {
             thinkTicksMean: prng.range(0, 20),
         },
         faults: options.faults,
+        storageFaults: swarmStorageFaults(prng, replicaCount),
+        crashes: swarmCrashes(prng),
         clockOffsetUsMax: prng.chance(0.5) ? 2_000_000 : 0,
         checkInvariants: options.checkInvariants,
         opsMax: options.ticks + options.livenessTicksMax + 16,
+    };
+}
+
+/** Storage faults per seed: off for a third of seeds, and always off for one replica. */
+function swarmStorageFaults(prng: PRNG, replicaCount: number): StorageFaultOptions {
+    const on = replicaCount >= 2 && prng.chance(0.66);
+    return {
+        readFaultProbability: on ? prng.float() * 0.05 : 0,
+        writeFaultProbability: on ? prng.float() * 0.05 : 0,
+        misdirectProbability: on ? prng.float() * 0.05 : 0,
+        crashTornProbability: prng.float(),
+    };
+}
+
+/** Crashes per seed: none for a third of seeds, else a few per run. */
+function swarmCrashes(prng: PRNG): CrashOptions {
+    if (prng.chance(0.33)) return noCrashes;
+    return {
+        crashProbability: prng.float() * 0.0002,
+        downTicksMin: prng.range(1, 100),
+        downTicksMax: prng.range(100, 3000),
     };
 }
 
@@ -112,9 +136,10 @@ export function runSimulation(options: SimOptions): SimResult {
             reason = runLiveness(cluster, options.livenessTicksMax);
         if (reason !== null) kind = "liveness";
     } catch (error) {
-        reason =
-            "replica crashed: " +
-            (error instanceof Error ? (error.stack ?? error.message) : String(error));
+        const stack = error instanceof Error ? (error.stack ?? error.message) : String(error);
+        // The assertion helpers' own frames say nothing: start at the caller.
+        const frames = stack.split("\n").filter((line) => !line.includes("stdx/assert."));
+        reason = "replica crashed: " + frames.slice(0, 6).join("\n");
         kind = "safety";
     }
     if (cluster.checkers.violation !== null) {
@@ -134,7 +159,7 @@ export function runSimulation(options: SimOptions): SimResult {
 /** Returns null when the cluster converged after healing, else why not. */
 function runLiveness(cluster: Cluster, ticksMax: number): string | null {
     for (const client of cluster.clients) client.issuing = false;
-    cluster.network.heal();
+    cluster.heal();
     for (let tick = 0; tick < ticksMax; tick++) {
         if (converged(cluster) === null) return null;
         cluster.tick();
@@ -149,7 +174,8 @@ function converged(cluster: Cluster): string | null {
     }
     const commitTarget = commitHighest(cluster);
     for (const replica of cluster.replicas) {
-        if (awaitingSync(cluster, replica.commitMin)) continue;
+        if (cluster.up[replica.replica] === 0) return `replica ${replica.replica} is down`;
+        if (awaitingSync(cluster, replica)) continue;
         if (replica.status !== Status.normal) return `replica ${replica.replica} is not normal`;
         if (replica.commitMin !== commitTarget) {
             return `replica ${replica.replica} commit ${replica.commitMin} != ${commitTarget}`;
@@ -164,13 +190,18 @@ function commitHighest(cluster: Cluster): number {
     return highest;
 }
 
-/** A replica this far behind cannot repair from its peers' WALs: it needs state sync. */
-function awaitingSync(cluster: Cluster, commitMin: number): boolean {
+/**
+ * A replica this far behind cannot catch up through its WAL: either the cluster's log reaches
+ * beyond its WAL window (its durable checkpoint + slot count), or its peers' WALs no longer hold
+ * the ops it has yet to execute. Only state sync brings it back.
+ */
+function awaitingSync(cluster: Cluster, replica: Replica): boolean {
     const config = cluster.options.config;
-    return (
-        commitHighest(cluster) - commitMin >=
-        config.journalSlotCount - config.pipelinePrepareQueueMax - 1
-    );
+    let opHighest = 0;
+    for (const peer of cluster.replicas) opHighest = Math.max(opHighest, peer.op);
+    if (opHighest >= replica.checkpointOp + config.journalSlotCount) return true;
+    const lag = commitHighest(cluster) - replica.commitMin;
+    return lag >= config.journalSlotCount - config.pipelinePrepareQueueMax - 1;
 }
 
 /** Replicas that executed the same ops must hold byte-identical state. */
@@ -178,6 +209,7 @@ function stateDivergence(cluster: Cluster): string | null {
     const bytes = cluster.arena.bytes;
     for (let a = 0; a < cluster.replicas.length; a++) {
         for (let b = a + 1; b < cluster.replicas.length; b++) {
+            if (cluster.up[a] === 0 || cluster.up[b] === 0) continue;
             if (cluster.replicas[a]!.commitMin !== cluster.replicas[b]!.commitMin) continue;
             const imageA = cluster.stateMachines[a]!;
             const imageB = cluster.stateMachines[b]!;
@@ -202,7 +234,7 @@ function summarize(
     let awaiting = 0;
     for (const replica of cluster.replicas) {
         viewChanges += replica.stats.viewChanges;
-        if (awaitingSync(cluster, replica.commitMin)) awaiting++;
+        if (awaitingSync(cluster, replica)) awaiting++;
     }
     const stats = cluster.network.stats;
     return {
@@ -223,15 +255,24 @@ function summarize(
             partitions: stats.partitions,
             clogs: stats.clogs,
             swizzle_clogs: stats.swizzleClogs,
-            crashes: 0,
-            restarts: 0,
-            storage_read_faults: 0,
-            storage_write_faults: 0,
-            torn_writes: 0,
-            misdirected_writes: 0,
+            crashes: cluster.crashes,
+            restarts: cluster.restarts,
+            storage_read_faults: sumStorage(cluster, "readFaults"),
+            storage_write_faults: sumStorage(cluster, "writeFaults"),
+            torn_writes: sumStorage(cluster, "tornWrites"),
+            misdirected_writes: sumStorage(cluster, "misdirectedWrites"),
         },
         fingerprint: fingerprint(cluster),
     };
+}
+
+function sumStorage(
+    cluster: Cluster,
+    kind: "readFaults" | "writeFaults" | "tornWrites" | "misdirectedWrites",
+): number {
+    let total = 0;
+    for (const storage of cluster.storages) total += storage.stats[kind];
+    return total;
 }
 
 /** Checksum of the committed history and each replica's commit, view, status and state. */

@@ -84,6 +84,18 @@ export class Checkpointer implements StorageCompletion {
         for (let entry = 0; entry < this.clientsMax; entry++) this.readReplies.push(null);
     }
 
+    /** Releases messages held by a read in flight (the replica is being torn down). */
+    releaseAll(): void {
+        if (this.readMessage !== null) this.pool.unref(this.readMessage);
+        this.readMessage = null;
+        for (let entry = 0; entry < this.clientsMax; entry++) {
+            const reply = this.readReplies[entry] ?? null;
+            if (reply !== null) this.pool.unref(reply);
+            this.readReplies[entry] = null;
+        }
+        this.step = Step.idle;
+    }
+
     get busy(): boolean {
         return this.step !== Step.idle;
     }
@@ -98,7 +110,7 @@ export class Checkpointer implements StorageCompletion {
         );
     }
 
-    /** Writes the live state to checkpoint copy `copy`; the checksums land in kvChecksum/sessionsChecksum. */
+    /** Writes the live state to checkpoint copy `copy` (checksums into kvChecksum, …). */
     write(copy: number, callback: (ok: boolean) => void): void {
         assert(this.step === Step.idle);
         assert(copy === 0 || copy === 1);

@@ -179,6 +179,19 @@ export function prepareOp(view: DataView, base: number): number {
     return readU64(view, base + Prepare.op);
 }
 
+/**
+ * Writes the root prepare (op 0: committed by definition, the anchor of every hash chain) at
+ * `base`; it depends only on the cluster, so every replica computes the same checksum.
+ */
+export function writeRootPrepare(bytes: Uint8Array, view: DataView, base: number, cluster: number) {
+    bytes.fill(0, base, base + headerSize);
+    view.setUint32(base + Frame.cluster, cluster, true);
+    view.setUint32(base + Frame.size, headerSize, true);
+    view.setUint8(base + Frame.command, Command.prepare);
+    view.setUint8(base + Prepare.operation, Operation.root);
+    setChecksums(bytes, view, base);
+}
+
 /** Sets checksum_body, then checksum (which covers checksum_body): the order matters. */
 export function setChecksums(bytes: Uint8Array, view: DataView, base: number): void {
     const size = view.getUint32(base + Frame.size, true);

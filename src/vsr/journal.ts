@@ -458,7 +458,8 @@ export class Journal {
         if (headerCommand(view, base) !== Command.prepare) return SlotKind.invalid;
         if (view.getUint32(base + Frame.cluster, true) !== this.recoveryCluster)
             return SlotKind.invalid;
-        if (prepareOp(view, base) % this.slotCount !== slot) return SlotKind.invalid; // Misdirected.
+        // In another slot's place: a misdirected write.
+        if (prepareOp(view, base) % this.slotCount !== slot) return SlotKind.invalid;
         if (!isPrepare) return SlotKind.valid;
         if (!validBodyChecksum(this.arena.bytes, base, headerSizeOf(view, base)))
             return SlotKind.invalid;

@@ -20,7 +20,7 @@ export interface Layout {
     readonly walHeadersSize: number;
     readonly walPreparesOffset: number;
     readonly walPreparesSize: number;
-    /** Two halves, one per checkpoint copy: copy c's reply of entry e is at slot c * clients + e. */
+    /** Two halves, one per checkpoint copy: copy c's reply of entry e is slot c * clients + e. */
     readonly clientRepliesOffset: number;
     readonly clientRepliesSize: number;
     readonly checkpointOffset: number;

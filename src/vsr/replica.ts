@@ -62,6 +62,7 @@ import {
     u128IsZero,
     validBodyChecksum,
     validHeaderChecksum,
+    writeRootPrepare,
     writeU64,
 } from "./header.js";
 import type { MessageBus, StateMachine, Storage, Time } from "./interfaces.js";
@@ -70,8 +71,10 @@ import type { Layout } from "./layout.js";
 import type { Message, MessagePool } from "./message_pool.js";
 import { ClientSessions } from "./client_sessions.js";
 import { Timeout } from "./timeout.js";
+import { Checkpointer } from "./checkpoint.js";
+import { Superblock, SuperblockField, formatVersion, viewHeadersMax } from "./superblock.js";
 
-export const Status = { normal: 0, viewChange: 1 } as const;
+export const Status = { normal: 0, viewChange: 1, recovering: 2 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
 
 export interface Quorums {
@@ -149,6 +152,8 @@ export class Replica {
     private readonly faults: ReplicaFaults;
     readonly journal: Journal;
     readonly sessions: ClientSessions;
+    private readonly superblock: Superblock;
+    private readonly checkpointer: Checkpointer;
 
     status: Status = Status.normal;
     view = 0;
@@ -167,6 +172,26 @@ export class Replica {
     private readonly headTargetChecksum: number;
     private prepareTimestampUs = 0;
     private abdicating = false;
+
+    // Durability. The superblock records view, log_view and the latest checkpoint; the replica
+    // acts on a view (do_view_change, prepare_ok, start_view) only once it is durable.
+    viewDurable = 0;
+    logViewDurable = 0;
+    /** Another superblock write is wanted once the one in flight completes. */
+    private superblockQueued = false;
+    /** The op of the latest durable checkpoint: WAL slots of ops up to it may be overwritten. */
+    checkpointOp = 0;
+    private checkpointCopy = 0;
+    /** A checkpoint is being written (execution pauses until its superblock is durable). */
+    private checkpointing = false;
+    private checkpointPendingOp = 0;
+    /** The checkpoint's data is written; the next superblock write names it. */
+    private checkpointDataWritten = false;
+    /** A new primary's start_view waits for its log_view to be durable. */
+    private startViewPending = false;
+    /** Why open() failed (null when it did not). */
+    openError: string | null = null;
+    private openCallback: ((ok: boolean) => void) | null = null;
     ticks = 0;
 
     // The primary's pipeline: prepares in flight, ops commitMax+1 .. commitMax+pipelineCount.
@@ -240,6 +265,16 @@ export class Replica {
             (op) => this.journalDurableCallback(op),
         );
         this.sessions = new ClientSessions(config.clientsMax, options.pool, options.arena.view);
+        this.superblock = new Superblock(options.arena, options.storage);
+        this.checkpointer = new Checkpointer(
+            options.arena,
+            options.storage,
+            options.layout,
+            options.pool,
+            this.sessions,
+            options.stateMachine,
+            config.messageSizeMax,
+        );
         this.commitMinChecksum = options.arena.allocate(16, 16);
         this.headTargetChecksum = options.arena.allocate(16, 16);
         this.pipelineOks = new Uint32Array(config.pipelinePrepareQueueMax);
@@ -250,37 +285,30 @@ export class Replica {
 
         const timeout = (name: string, afterTicks: number): Timeout =>
             new Timeout(name, afterTicks, config.backoffTicksMax, options.prng);
-        this.prepareTimeout = timeout("prepare", config.prepareTimeoutTicks);
-        this.commitMessageTimeout = timeout("commit_message", config.commitMessageTimeoutTicks);
-        this.normalHeartbeatTimeout = timeout(
-            "normal_heartbeat",
-            config.normalHeartbeatTimeoutTicks,
-        );
+        const c = config;
+        this.prepareTimeout = timeout("prepare", c.prepareTimeoutTicks);
+        this.commitMessageTimeout = timeout("commit", c.commitMessageTimeoutTicks);
+        this.normalHeartbeatTimeout = timeout("heartbeat", c.normalHeartbeatTimeoutTicks);
         this.startViewChangeWindowTimeout = timeout(
-            "start_view_change_window",
-            config.startViewChangeWindowTimeoutTicks,
+            "svc_window",
+            c.startViewChangeWindowTimeoutTicks,
         );
-        this.startViewChangeMessageTimeout = timeout(
-            "start_view_change_message",
-            config.startViewChangeMessageTimeoutTicks,
-        );
-        this.viewChangeStatusTimeout = timeout(
-            "view_change_status",
-            config.viewChangeStatusTimeoutTicks,
-        );
-        this.doViewChangeMessageTimeout = timeout(
-            "do_view_change_message",
-            config.doViewChangeMessageTimeoutTicks,
-        );
-        this.repairTimeout = timeout("repair", config.repairTimeoutTicks);
-        this.primaryAbdicateTimeout = timeout(
-            "primary_abdicate",
-            config.primaryAbdicateTimeoutTicks,
-        );
+        this.startViewChangeMessageTimeout = timeout("svc", c.startViewChangeMessageTimeoutTicks);
+        this.viewChangeStatusTimeout = timeout("view_change", c.viewChangeStatusTimeoutTicks);
+        this.doViewChangeMessageTimeout = timeout("dvc", c.doViewChangeMessageTimeoutTicks);
+        this.repairTimeout = timeout("repair", c.repairTimeoutTicks);
+        this.primaryAbdicateTimeout = timeout("abdicate", c.primaryAbdicateTimeoutTicks);
 
+        this.superblockWriteCallbackBound = (ok) => this.superblockWriteCallback(ok);
+        this.checkpointWriteCallbackBound = (ok) => this.checkpointWriteCallback(ok);
         this.installRoot();
+        // Until open() reads the real superblock, the staged image is the freshly formatted one.
+        this.superblock.setU128(SuperblockField.checkpointOpChecksum, this.commitMinChecksum);
         this.enterNormalTimeouts();
     }
+
+    private readonly superblockWriteCallbackBound: (ok: boolean) => void;
+    private readonly checkpointWriteCallbackBound: (ok: boolean) => void;
 
     /** Pool messages one replica may hold at once, by arithmetic (see the comment per term). */
     static messagesMax(config: Config, replicaCount: number): number {
@@ -310,11 +338,7 @@ export class Replica {
     private installRoot(): void {
         const root = this.pool.acquire();
         const base = root.offset;
-        this.memory.setUint32(base + Frame.cluster, this.cluster, true);
-        this.memory.setUint32(base + Frame.size, headerSize, true);
-        this.memory.setUint8(base + Frame.command, Command.prepare);
-        this.memory.setUint8(base + Prepare.operation, Operation.root);
-        setChecksums(this.bytes, this.memory, base);
+        writeRootPrepare(this.bytes, this.memory, base, this.cluster);
         assert(invalidHeader(this.memory, base, this.config.messageSizeMax) === null);
         this.journal.setHeader(base);
         this.bytes.copyWithin(
@@ -327,10 +351,206 @@ export class Replica {
     }
 
     // ---------------------------------------------------------------------------------------
+    // Open: recover from the data file (superblock → checkpoint → WAL), then rejoin.
+
+    /**
+     * Recovers the replica from its storage. Until the callback, the replica ignores ticks and
+     * messages. On failure `openError` says why (another cluster's file, a corrupt WAL, …).
+     */
+    open(callback: (ok: boolean) => void): void {
+        assert(this.openCallback === null);
+        this.status = Status.recovering;
+        this.stopAllTimeouts();
+        this.openCallback = callback;
+        this.superblock.open((ok) => this.openSuperblockCallback(ok));
+    }
+
+    private openFinish(error: string | null): void {
+        const callback = this.openCallback;
+        assert(callback !== null);
+        this.openCallback = null;
+        this.openError = error;
+        callback(error === null);
+    }
+
+    private openSuperblockCallback(ok: boolean): void {
+        if (!ok) return this.openFinish("no valid superblock: not a formatted data file");
+        const superblock = this.superblock;
+        const durable = superblock.durable;
+        const view = this.memory;
+        if (superblock.u32(durable, SuperblockField.cluster) !== this.cluster) {
+            return this.openFinish("the data file belongs to another cluster");
+        }
+        if (view.getUint8(durable + SuperblockField.replica) !== this.replica) {
+            return this.openFinish("the data file belongs to another replica index");
+        }
+        if (view.getUint8(durable + SuperblockField.replicaCount) !== this.replicaCount) {
+            return this.openFinish("the data file was formatted for another replica count");
+        }
+        this.checkpointOp = superblock.u64(durable, SuperblockField.checkpointOp);
+        this.checkpointCopy = superblock.u32(durable, SuperblockField.checkpointCopy);
+        if (this.checkpointOp === 0) return this.openCheckpointCallback(true);
+        this.bytes.copyWithin(
+            this.checkpointer.kvChecksum,
+            durable + SuperblockField.kvChecksum,
+            durable + SuperblockField.kvChecksum + 16,
+        );
+        this.bytes.copyWithin(
+            this.checkpointer.sessionsChecksum,
+            durable + SuperblockField.sessionsChecksum,
+            durable + SuperblockField.sessionsChecksum + 16,
+        );
+        this.stateMachine.reset();
+        this.checkpointer.read(this.checkpointCopy, (readOk) =>
+            this.openCheckpointCallback(readOk),
+        );
+    }
+
+    private openCheckpointCallback(ok: boolean): void {
+        if (!ok) return this.openFinish("the checkpoint does not match its checksums");
+        const solo = this.replicaCount === 1;
+        this.journal.recover(this.cluster, solo, (recovered) =>
+            this.openJournalCallback(recovered),
+        );
+    }
+
+    private openJournalCallback(ok: boolean): void {
+        if (!ok) return this.openFinish("the WAL could not be read");
+        const durable = this.superblock.durable;
+        this.view = this.superblock.u32(durable, SuperblockField.view);
+        this.logView = this.superblock.u32(durable, SuperblockField.logView);
+        this.viewDurable = this.view;
+        this.logViewDurable = this.logView;
+        this.commitMin = this.checkpointOp;
+        this.commitMax = Math.max(
+            this.checkpointOp,
+            this.superblock.u64(durable, SuperblockField.commitMax),
+        );
+        this.bytes.copyWithin(
+            this.commitMinChecksum,
+            durable + SuperblockField.checkpointOpChecksum,
+            durable + SuperblockField.checkpointOpChecksum + 16,
+        );
+        this.recoverLog(durable);
+        if (this.replicaCount === 1 && !this.recoverSoloTail()) {
+            return this.openFinish(
+                "the WAL is corrupt and a single replica has no peer to repair it",
+            );
+        }
+        this.openFinish(null);
+        this.rejoin();
+    }
+
+    /** Rebuilds the log from the recovered WAL and the superblock's log suffix. */
+    private recoverLog(durable: number): void {
+        const slotCount = this.journal.slotCount;
+        const suffixCount = this.superblock.u32(durable, SuperblockField.viewHeadersCount);
+        const suffix = durable + SuperblockField.viewHeaders;
+        const suffixHead = suffixCount === 0 ? this.checkpointOp : prepareOp(this.memory, suffix);
+        let head = this.checkpointOp;
+        for (let op = this.checkpointOp + 1; op < this.checkpointOp + slotCount; op++) {
+            if (!this.journal.hasHeader(op)) continue;
+            const offset = this.journal.headerOffset(this.journal.slotOf(op));
+            // Above the suffix, only ops prepared in log_view belong to the log: older ones were
+            // truncated by a start_view (in memory) before the crash.
+            if (op > suffixHead && headerView(this.memory, offset) !== this.logView) {
+                this.journal.removeHeader(op);
+                continue;
+            }
+            head = op;
+        }
+        for (let index = suffixCount - 1; index >= 0; index--) {
+            const offset = suffix + index * headerSize;
+            const op = prepareOp(this.memory, offset);
+            if (op <= this.checkpointOp) continue;
+            this.journal.setHeader(offset);
+            this.journal.trust(op);
+            head = Math.max(head, op);
+        }
+        this.op = head;
+        for (let op = head; op > suffixHead; op--) {
+            if (this.journal.hasHeader(op)) this.journal.trust(op);
+        }
+        for (let op = head; op > this.checkpointOp; op--) {
+            if (this.journal.isTrusted(op)) this.extendChain(op);
+            if (!this.journal.hasHeader(op)) continue;
+            const offset = this.journal.headerOffset(this.journal.slotOf(op));
+            this.prepareTimestampUs = Math.max(
+                this.prepareTimestampUs,
+                readU64(this.memory, offset + Prepare.timestamp),
+            );
+        }
+    }
+
+    /**
+     * One replica commits an op only once it and every op before it are durable, so the log
+     * ends at its first unreadable op: ops after it were never committed (a torn tail), unless
+     * the superblock already recorded them as committed, which means the WAL is corrupt.
+     */
+    private recoverSoloTail(): boolean {
+        const committed = this.superblock.u64(this.superblock.durable, SuperblockField.commitMax);
+        for (let op = this.commitMin + 1; op <= this.op; op++) {
+            if (this.journal.isTrusted(op) && this.journal.prepare(op) !== null) continue;
+            if (op <= committed) return false;
+            for (let k = this.op; k >= op; k--) this.journal.removeHeader(k);
+            this.op = op - 1;
+            break;
+        }
+        this.commitMax = this.op;
+        return true;
+    }
+
+    /** After recovery: a solo replica resumes; others rejoin through a view change. */
+    private rejoin(): void {
+        if (this.replicaCount === 1) {
+            // A restart bumps the view: an op truncated as torn may be prepared again, and must
+            // never be in the same view as the prepare it replaces.
+            this.view++;
+            this.logView = this.view;
+            this.status = Status.normal;
+            this.enterNormalTimeouts();
+            this.superblockFlush();
+            this.commitJournal();
+            return;
+        }
+        const fresh = this.view === 0 && this.op === 0 && this.checkpointOp === 0;
+        if (fresh) {
+            this.status = Status.normal;
+            this.enterNormalTimeouts();
+            return;
+        }
+        if (this.primaryIndex(this.view) === this.replica) {
+            // A primary must not resume its own view: it may have lost prepares it announced.
+            this.status = Status.viewChange;
+            this.transitionToViewChange(this.view + 1);
+            return;
+        }
+        // A backup asks the primary of its view for start_view (it answers a do_view_change).
+        this.status = Status.viewChange;
+        this.stopAllTimeouts();
+        this.viewChangeStatusTimeout.start();
+        this.doViewChangeMessageTimeout.start();
+        this.repairTimeout.startWithJitter();
+        this.sendDoViewChange();
+    }
+
+    /** Releases every pool message the replica holds: the process (or simulated node) is gone. */
+    shutdown(): void {
+        this.journal.releaseAll();
+        this.pipelineClear();
+        this.requestQueueClear();
+        this.doViewChangesClear();
+        this.sessions.releaseAll();
+        this.checkpointer.releaseAll();
+        this.stopAllTimeouts();
+    }
+
+    // ---------------------------------------------------------------------------------------
     // The tick loop: every timeout is a counter advanced here and fired from one table.
 
     tick(): void {
         this.ticks++;
+        if (this.status === Status.recovering) return;
         this.prepareTimeout.tick();
         this.commitMessageTimeout.tick();
         this.normalHeartbeatTimeout.tick();
@@ -410,8 +630,9 @@ export class Replica {
             this.commitMinChecksum,
             this.commitMinChecksum + 16,
         );
-        assert(this.commitMin === this.commitMax);
-        writeU64(this.memory, base + Commit.commit, this.commitMax);
+        // The executed op: its checksum is known (commitMax may run ahead during a checkpoint).
+        assert(this.commitMin <= this.commitMax);
+        writeU64(this.memory, base + Commit.commit, this.commitMin);
         this.broadcast(message);
     }
 
@@ -477,6 +698,7 @@ export class Replica {
         assert(this.pool.owns(message));
         assert(message.references > 0);
         this.stats.messagesReceived++;
+        if (this.status === Status.recovering) return;
         if (!this.valid(message)) {
             this.stats.messagesInvalid++;
             return;
@@ -610,9 +832,11 @@ export class Replica {
         while (
             this.status === Status.normal &&
             this.primary &&
+            this.logViewDurable === this.view &&
+            !this.startViewPending &&
             this.requestQueueCount > 0 &&
             this.pipelineCount < this.pipeline.length &&
-            this.op + 1 < this.commitMin + this.journal.slotCount
+            this.op + 1 < this.windowOpMax()
         ) {
             const prepare = this.pool.acquire();
             const requestCount = this.packRequests(prepare);
@@ -720,7 +944,7 @@ export class Replica {
         if (headerReplica(this.memory, base) !== this.primaryIndex(this.view)) return;
         this.normalHeartbeatTimeout.reset();
         this.startViewChangeVotes &= ~(1 << this.replica);
-        if (op >= this.commitMin + this.journal.slotCount) {
+        if (op >= this.windowOpMax()) {
             // Accepting it would overwrite a slot this replica has not executed yet.
             this.stats.windowFull++;
             return;
@@ -818,7 +1042,7 @@ export class Replica {
 
     /** Ops beyond this would overwrite a WAL slot that no durable checkpoint covers yet. */
     private windowOpMax(): number {
-        return this.commitMin + this.journal.slotCount;
+        return this.checkpointOp + this.journal.slotCount;
     }
 
     private advanceCommitMax(commit: number): void {
@@ -827,6 +1051,7 @@ export class Replica {
 
     private journalDurableCallback(op: number): void {
         if (this.status !== Status.normal) return;
+        if (this.logViewDurable !== this.view) return; // Acknowledge only in a durable view.
         if (!this.journal.isTrusted(op) || op <= this.commitMax || op > this.op) return;
         if (this.primary) {
             this.primaryCountOk(
@@ -841,6 +1066,7 @@ export class Replica {
 
     private sendPrepareOk(op: number): void {
         assert(!this.primary);
+        if (this.logViewDurable !== this.view) return; // Sent again once the view is durable.
         assert(this.journal.isDurable(op));
         const header = this.journal.headerOffset(this.journal.slotOf(op));
         const message = this.acquireHeader(Command.prepareOk);
@@ -877,8 +1103,10 @@ export class Replica {
     }
 
     private primaryCommitPipeline(): void {
+        if (this.logViewDurable !== this.view) return;
         let progressed = false;
-        while (this.pipelineCount > 0) {
+        // Execution may lag commitMax (a checkpoint in flight, or a replay after a restart).
+        while (this.pipelineCount > 0 && !this.checkpointing && this.commitMin === this.commitMax) {
             const oks = this.pipelineOks[this.pipelineHead] ?? 0;
             const quorum = this.faults.commitWithoutQuorum ? 1 : this.quorums.replication;
             if (popcount(oks) < quorum) break;
@@ -931,7 +1159,7 @@ export class Replica {
 
     /** Executes committed ops in order while their prepares are present and trusted. */
     private commitJournal(): void {
-        while (this.commitMin < this.commitMax && this.commitMin < this.op) {
+        while (this.commitMin < this.commitMax && this.commitMin < this.op && !this.checkpointing) {
             const op = this.commitMin + 1;
             if (!this.journal.isTrusted(op)) return;
             const prepare = this.journal.prepare(op);
@@ -947,6 +1175,7 @@ export class Replica {
             );
             this.stats.commits++;
             if (this.hooks !== null) this.hooks.onCommit(this.replica, op, prepare);
+            if (op % this.config.checkpointOps === 0) this.checkpointStart();
         }
     }
 
@@ -1150,7 +1379,7 @@ export class Replica {
         this.doViewChangeMessageTimeout.start();
         this.repairTimeout.startWithJitter();
         this.sendStartViewChange(view);
-        this.sendDoViewChange();
+        this.superblockFlush(); // do_view_change goes out once the new view is durable.
     }
 
     private pipelineClear(): void {
@@ -1231,6 +1460,7 @@ export class Replica {
 
     private sendDoViewChange(): void {
         assert(this.status === Status.viewChange);
+        if (this.viewDurable !== this.view) return;
         const message = this.buildDoViewChange();
         const primary = this.primaryIndex(this.view);
         if (primary === this.replica) {
@@ -1254,7 +1484,7 @@ export class Replica {
         const replica = headerReplica(this.memory, base);
         if (this.status === Status.normal) {
             // A backup missed start_view: send it again.
-            if (replica !== this.replica) this.sendStartView(replica);
+            if (replica !== this.replica && !this.startViewPending) this.sendStartView(replica);
             return;
         }
         this.storeDoViewChange(replica, message);
@@ -1341,7 +1571,7 @@ export class Replica {
             if (canonicalOffset < 0 || this.countCopies(op, canonicalOffset) === 0) return false;
             this.canonicalOffsets[op - opHeadMin - 1] = canonicalOffset;
         }
-        if (opHead >= this.commitMin + this.journal.slotCount) {
+        if (opHead >= this.windowOpMax()) {
             // This primary lags beyond the chosen log's WAL window and cannot install it; the
             // view change times out and the next primary takes over.
             this.stats.windowFull++;
@@ -1474,6 +1704,7 @@ export class Replica {
         this.commitMax = Math.max(this.commitMax, Math.min(commitMaxAll, opHead), opHeadMin);
         this.logView = this.view;
         if (opHead > this.commitMin) this.extendChain(Math.max(opHeadMin, this.commitMin + 1));
+        this.superblockFlush();
     }
 
     /** The new primary waits until every op above commitMin is present, then goes normal. */
@@ -1484,7 +1715,8 @@ export class Replica {
             if (!this.journal.isTrusted(op) || this.journal.prepare(op) === null) return;
         }
         this.commitJournal();
-        assert(this.commitMin === this.commitMax);
+        // Execution may pause at a checkpoint: finish once it resumes and catches up.
+        if (this.commitMin < this.commitMax) return;
         this.primaryFinishViewChange();
     }
 
@@ -1497,9 +1729,7 @@ export class Replica {
             const prepare = this.journal.prepare(op);
             assert(prepare !== null);
             this.pipeline[this.pipelineCount] = this.pool.ref(prepare);
-            this.pipelineOks[this.pipelineCount] = this.journal.isDurable(op)
-                ? 1 << this.replica
-                : 0;
+            this.pipelineOks[this.pipelineCount] = 0;
             this.pipelineCount++;
         }
         const head = this.journal.headerOffset(this.journal.slotOf(this.op));
@@ -1508,8 +1738,20 @@ export class Replica {
             readU64(this.memory, head + Prepare.timestamp),
         );
         this.enterNormalTimeouts();
+        this.startViewPending = true;
+        this.primaryStartView();
+    }
+
+    /** Announces the new view once its log_view is durable, then resumes normal work. */
+    private primaryStartView(): void {
+        if (!this.startViewPending || this.logViewDurable !== this.view) return;
+        assert(this.status === Status.normal && this.primary);
+        this.startViewPending = false;
         for (let replica = 0; replica < this.replicaCount; replica++) {
             if (replica !== this.replica) this.sendStartView(replica);
+        }
+        for (let op = this.commitMax + 1; op <= this.op; op++) {
+            if (this.journal.isDurable(op)) this.journalDurableCallback(op);
         }
         this.primaryCommitPipeline();
         this.primaryPipelinePrepare();
@@ -1576,6 +1818,7 @@ export class Replica {
         const suffixMin = Math.max(this.commitMin + 1, op - count + 1);
         if (op > this.commitMin) this.extendChain(suffixMin);
         this.logView = view;
+        this.superblockFlush();
         this.status = Status.normal;
         this.doViewChangesClear();
         this.startViewChangeVotes = 0;
@@ -1616,6 +1859,110 @@ export class Replica {
         if (!validHeaderChecksum(this.bytes, offset)) return false;
         if (invalidHeader(this.memory, offset, this.config.messageSizeMax) !== null) return false;
         return this.memory.getUint32(offset + Frame.cluster, true) === this.cluster;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Durability: the superblock and checkpoints.
+
+    /** Writes the current VSR state to the superblock (coalesced with a write in flight). */
+    private superblockFlush(): void {
+        if (this.superblock.writing) {
+            this.superblockQueued = true;
+            return;
+        }
+        this.superblockStage();
+        this.superblock.write(this.superblockWriteCallbackBound);
+    }
+
+    private superblockStage(): void {
+        const superblock = this.superblock;
+        superblock.setU32(SuperblockField.version, formatVersion);
+        superblock.setU32(SuperblockField.cluster, this.cluster);
+        superblock.setU8(SuperblockField.replica, this.replica);
+        superblock.setU8(SuperblockField.replicaCount, this.replicaCount);
+        superblock.setU32(SuperblockField.view, this.view);
+        superblock.setU32(SuperblockField.logView, this.logView);
+        superblock.setU64(SuperblockField.commitMax, Math.max(this.commitMin, this.commitMax));
+        if (this.checkpointDataWritten) {
+            superblock.setU64(SuperblockField.checkpointOp, this.checkpointPendingOp);
+            superblock.setU32(SuperblockField.checkpointCopy, 1 - this.checkpointCopy);
+            superblock.setU128(SuperblockField.checkpointOpChecksum, this.commitMinChecksum);
+            superblock.setU128(SuperblockField.kvChecksum, this.checkpointer.kvChecksum);
+            superblock.setU128(
+                SuperblockField.sessionsChecksum,
+                this.checkpointer.sessionsChecksum,
+            );
+        }
+        // The log suffix of log_view: trusted headers from the head down (recovery drops WAL
+        // entries of older views above it, which a start_view truncated only in memory).
+        let count = 0;
+        for (let op = this.op; op > this.commitMin && count < viewHeadersMax; op--) {
+            if (!this.journal.isTrusted(op)) break;
+            const source = this.journal.headerOffset(this.journal.slotOf(op));
+            const target = superblock.staged + SuperblockField.viewHeaders + count * headerSize;
+            this.bytes.copyWithin(target, source, source + headerSize);
+            count++;
+        }
+        superblock.setU32(SuperblockField.viewHeadersCount, count);
+    }
+
+    private superblockWriteCallback(ok: boolean): void {
+        assert(ok);
+        const durable = this.superblock.durable;
+        this.viewDurable = this.superblock.u32(durable, SuperblockField.view);
+        this.logViewDurable = this.superblock.u32(durable, SuperblockField.logView);
+        const checkpointOp = this.superblock.u64(durable, SuperblockField.checkpointOp);
+        if (this.checkpointDataWritten && checkpointOp === this.checkpointPendingOp) {
+            this.checkpointOp = checkpointOp;
+            this.checkpointCopy = 1 - this.checkpointCopy;
+            this.checkpointDataWritten = false;
+            this.checkpointing = false;
+        }
+        if (this.superblockQueued) {
+            this.superblockQueued = false;
+            this.superblockFlush();
+        }
+        this.afterSuperblockDurable();
+    }
+
+    /** Whatever waited for the view (or a checkpoint) to be durable goes ahead now. */
+    private afterSuperblockDurable(): void {
+        if (this.status === Status.viewChange) {
+            this.sendDoViewChange();
+            this.commitJournal();
+            this.primaryViewChangeProgress();
+        } else if (this.status === Status.normal && this.primary) {
+            this.primaryStartView();
+            this.commitJournal();
+            this.primaryCommitPipeline();
+            this.primaryPipelinePrepare();
+        } else if (this.status === Status.normal) {
+            for (let op = this.commitMax + 1; op <= this.op; op++) {
+                if (this.journal.isTrusted(op) && this.journal.isDurable(op))
+                    this.sendPrepareOk(op);
+            }
+            this.commitJournal();
+        }
+    }
+
+    /** After executing a checkpoint op: pause execution and write the state to disk. */
+    private checkpointStart(): void {
+        assert(!this.checkpointing);
+        assert(this.commitMin % this.config.checkpointOps === 0);
+        this.checkpointing = true;
+        this.checkpointPendingOp = this.commitMin;
+        this.checkpointer.write(1 - this.checkpointCopy, this.checkpointWriteCallbackBound);
+    }
+
+    private checkpointWriteCallback(ok: boolean): void {
+        assert(this.checkpointing);
+        if (!ok) {
+            // The data file refused a write: try again (the old checkpoint is still intact).
+            this.checkpointer.write(1 - this.checkpointCopy, this.checkpointWriteCallbackBound);
+            return;
+        }
+        this.checkpointDataWritten = true;
+        this.superblockFlush();
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1787,11 +2134,11 @@ export class Replica {
     invariants(): void {
         assert(this.commitMin <= this.commitMax || this.commitMin <= this.op);
         assert(this.commitMin <= this.op);
-        assert(this.op - this.commitMin < this.journal.slotCount);
+        assert(this.op < this.windowOpMax());
         assert(this.logView <= this.view);
         if (this.status === Status.normal) assert(this.logView === this.view);
         if (this.status === Status.normal && this.primary) {
-            assert(this.commitMin === this.commitMax);
+            assert(this.commitMin <= this.commitMax);
             assert(this.pipelineCount === this.op - this.commitMax);
             for (let op = this.commitMin + 1; op <= this.op; op++) {
                 assert(this.journal.isTrusted(op));

@@ -122,6 +122,10 @@ export class Superblock {
         return readU64(this.view, offset + field);
     }
 
+    setU8(field: number, value: number): void {
+        this.view.setUint8(this.staged + field, value);
+    }
+
     setU32(field: number, value: number): void {
         this.view.setUint32(this.staged + field, value, true);
     }

@@ -23,6 +23,7 @@ import {
     Frame,
     Headers,
     Operation,
+    Ping,
     Prepare,
     PrepareOk,
     Reply,
@@ -196,8 +197,11 @@ function bytesOf(unit: number, countMin: number, countMax: number): fc.Arbitrary
 }
 
 const empty = new Uint8Array(0);
-const eventsMax = bodySizeMax / kvEventSize; // 30
-const entryEventsMax = Math.floor((bodySizeMax - batchEntryHeaderSize) / kvEventSize); // 29
+/** A request must fit in one prepare as a batch entry: 4096 - 256 - 64 = 3776 bytes. */
+const requestBodySizeMax = bodySizeMax - batchEntryHeaderSize;
+const entryEventsMax = Math.floor(requestBodySizeMax / kvEventSize); // 29
+assert.equal(requestBodySizeMax, 3776);
+assert.equal(entryEventsMax, 29);
 
 function requestArbitrary(): fc.Arbitrary<Message> {
     // A register's request number is free (each attempt to start a session gets its own
@@ -223,7 +227,7 @@ function requestArbitrary(): fc.Arbitrary<Message> {
             client: u128NonZero,
             session: u64,
             request: u32Positive,
-            body: bytesOf(kvEventSize, 1, eventsMax),
+            body: bytesOf(kvEventSize, 1, entryEventsMax), // Within "request too large".
         })
         .map((drawn) =>
             message(
@@ -411,6 +415,8 @@ function fieldsOnlyArbitrary(
 }
 
 const arbitraries: ReadonlyMap<number, fc.Arbitrary<Message>> = new Map([
+    // The replica-to-replica hello: the custom area is all reserved and the body is empty.
+    [Command.ping, fieldsOnlyArbitrary(Command.ping, fc.constant([]))],
     [Command.request, requestArbitrary()],
     [Command.prepare, prepareArbitrary(entryEventsMax)],
     [
@@ -585,6 +591,46 @@ for (const [name, command] of commandNames) {
     });
 }
 
+// The request bounds, pinned at their edges (the arbitraries reach them only by chance).
+
+test("a kv request of exactly 29 events (3712 of at most 3776 body bytes) validates", () => {
+    const kvRequest = arbitraryOf(Command.request).filter(
+        (source) => fieldValue(source, "operation") === Operation.kv,
+    );
+    const body = fc.uint8Array({
+        minLength: entryEventsMax * kvEventSize,
+        maxLength: entryEventsMax * kvEventSize,
+    });
+    fc.assert(
+        fc.property(kvRequest, body, placement, (source, events, at) => {
+            const largest = withBody(source, events);
+            encode(arenaBytes, arenaView, at.arenaBase, largest);
+            assertValidMessage(arenaBytes, arenaView, at.arenaBase, largest);
+        }),
+        { numRuns: 50 },
+    );
+});
+
+test("a register request validates with any request number, including 0 and 2^32 - 1", () => {
+    const register = arbitraryOf(Command.request).filter(
+        (source) => fieldValue(source, "operation") === Operation.register,
+    );
+    const number = fc.oneof(fc.constantFrom(0, 1, 0xffff_ffff), u32);
+    fc.assert(
+        fc.property(register, number, placement, (source, request, at) => {
+            const fields = source.fields.map((item) =>
+                item.name === "request" ? field("request", Request.request, 4, request) : item,
+            );
+            const attempt: Message = { ...source, fields };
+            encode(arenaBytes, arenaView, at.arenaBase, attempt);
+            assertValidMessage(arenaBytes, arenaView, at.arenaBase, attempt);
+            assert.equal(fieldValue(attempt, "session"), 0);
+            assert.equal(attempt.body.length, 0);
+        }),
+        { numRuns: 50 },
+    );
+});
+
 // ---------------------------------------------------------------------------------------------
 // 2. Any single flipped bit fails a checksum.
 
@@ -665,9 +711,11 @@ const u64Offsets: ReadonlyMap<number, readonly number[]> = new Map([
     [Command.startView, [StartView.op, StartView.commitMax]],
     [Command.requestHeaders, [RequestHeaders.opMin, RequestHeaders.opMax]],
     [Command.requestPrepare, [RequestPrepare.prepareOp]],
+    [Command.eviction, [Eviction.session]],
 ]);
 
 const reservedFrom: ReadonlyMap<number, number> = new Map([
+    [Command.ping, Ping.reserved],
     [Command.request, Request.reserved],
     [Command.prepare, Prepare.reserved],
     [Command.prepareOk, PrepareOk.reserved],
@@ -798,7 +846,10 @@ const isKv = (source: Message) => fieldValue(source, "operation") === Operation.
 const isRoot = (source: Message) => fieldValue(source, "operation") === Operation.root;
 const isBatch = (source: Message) => fieldValue(source, "operation") === Operation.batch;
 const zero128 = fc.constant(new Uint8Array(16));
-const notEvents = fc.integer({ min: 1, max: bodySizeMax }).filter((n) => n % kvEventSize !== 0);
+// Within the request bound, so that the partial event is the only thing wrong.
+const notEvents = fc
+    .integer({ min: 1, max: requestBodySizeMax })
+    .filter((n) => n % kvEventSize !== 0);
 const notHeaders = fc.integer({ min: 1, max: bodySizeMax }).filter((n) => n % headerSize !== 0);
 
 function article(word: string): string {
@@ -933,6 +984,27 @@ const commandCounterexamples: Counterexample[] = [
         reason: "request body not a whole number of events",
         arbitrary: where(Command.request, isKv).chain((source) =>
             notEvents.map((size) => withBody(source, sized(size))),
+        ),
+    },
+    {
+        name: "a kv request of 30 events (the first whole-event size beyond the bound)",
+        reason: "request too large",
+        arbitrary: where(Command.request, isKv).chain((source) =>
+            fc
+                .uint8Array({
+                    minLength: (entryEventsMax + 1) * kvEventSize,
+                    maxLength: (entryEventsMax + 1) * kvEventSize,
+                })
+                .map((body) => withBody(source, body)),
+        ),
+    },
+    {
+        name: "a kv request of more than 3776 body bytes",
+        reason: "request too large",
+        arbitrary: where(Command.request, isKv).chain((source) =>
+            fc
+                .integer({ min: requestBodySizeMax + 1, max: bodySizeMax })
+                .map((size) => withBody(source, sized(size))),
         ),
     },
     {
@@ -1134,6 +1206,7 @@ for (const command of headerArrayCommands) {
 }
 
 const emptyBodyCommands: readonly number[] = [
+    Command.ping,
     Command.prepareOk,
     Command.commit,
     Command.startViewChange,
@@ -1439,6 +1512,13 @@ const layouts: ReadonlyArray<{
     {
         name: "Headers",
         table: Headers,
+        start: Frame.custom,
+        end: headerSize,
+        widths: { reserved: 0 },
+    },
+    {
+        name: "Ping",
+        table: Ping,
         start: Frame.custom,
         end: headerSize,
         widths: { reserved: 0 },
