@@ -8,7 +8,7 @@
 
 import { assert } from "../stdx/assert.js";
 import { PRNG } from "../stdx/prng.js";
-import { type Config, sectorSize } from "../constants.js";
+import { type Config, headerSize, sectorSize } from "../constants.js";
 import { KvStateMachine } from "../state_machine/kv.js";
 import { Arena, type ArenaRegion } from "../vsr/arena.js";
 import { formatSuperblockZone } from "../vsr/format.js";
@@ -87,27 +87,28 @@ export interface CrashOptions {
     readonly downTicksMax: number;
 }
 
+const headersPerSector = sectorSize / headerSize;
+
 export const noCrashes: CrashOptions = { crashProbability: 0, downTicksMin: 1, downTicksMax: 1 };
 
 /**
- * Where storage faults may land. Each WAL slot (and each WAL header sector) may be faulty on
- * exactly one replica (slot mod replicaCount): fewer than a replication quorum for any replica
- * count of two or more, so an intact copy of every acknowledged prepare survives. Superblock,
- * client replies and checkpoints are never faulted (only torn by a crash, which they survive).
+ * Where storage faults may land. Each WAL slot may be faulty on exactly one replica, the owner
+ * of its redundant-header sector (sector mod replicaCount), for its prepare and its header
+ * alike: fewer than a replication quorum for any replica count of two or more, so an intact
+ * copy of every acknowledged prepare survives. Superblock, client replies and checkpoints are
+ * never faulted (only torn by a crash, which they are built to survive).
  */
 class ReplicaAtlas implements FaultAtlas {
     private readonly replica: number;
     private readonly replicaCount: number;
     private readonly dataLayout: Layout;
     private readonly messageSizeMax: number;
-    private readonly slotCount: number;
 
     constructor(replica: number, replicaCount: number, dataLayout: Layout, config: Config) {
         this.replica = replica;
         this.replicaCount = replicaCount;
         this.dataLayout = dataLayout;
         this.messageSizeMax = config.messageSizeMax;
-        this.slotCount = config.journalSlotCount;
     }
 
     private owner(index: number): boolean {
@@ -123,18 +124,28 @@ class ReplicaAtlas implements FaultAtlas {
         if (offset >= prepares && offset + size <= prepares + zone.walPreparesSize) {
             const slot = Math.floor((offset - prepares) / this.messageSizeMax);
             const last = Math.floor((offset + size - 1 - prepares) / this.messageSizeMax);
-            return slot === last && this.owner(slot);
+            return slot === last && this.owner(Math.floor(slot / headersPerSector));
         }
         return false;
+    }
+
+    /**
+     * Torn writes follow the atlas in the WAL (a prepare torn on every replica could be one
+     * they all acknowledged, or block a view change); elsewhere they are always survivable.
+     */
+    tearable(offset: number, size: number): boolean {
+        const zone = this.dataLayout;
+        const wal = offset >= zone.walHeadersOffset && offset < zone.clientRepliesOffset;
+        return !wal || this.faultable(offset, size);
     }
 
     misdirectTarget(offset: number, size: number): number {
         const prepares = this.dataLayout.walPreparesOffset;
         if (!this.faultable(offset, size) || offset < prepares) return -1;
-        // Another slot this replica may have faulty: same residue, the next lap of the atlas.
+        // Another slot of the same header sector: one this replica may have faulty as well.
         const slot = Math.floor((offset - prepares) / this.messageSizeMax);
-        const target = (slot + this.replicaCount) % this.slotCount;
-        if (target % this.replicaCount !== slot % this.replicaCount) return -1;
+        const first = slot - (slot % headersPerSector);
+        const target = first + ((slot - first + 1) % headersPerSector);
         return offset + (target - slot) * this.messageSizeMax;
     }
 }

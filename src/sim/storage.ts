@@ -48,6 +48,8 @@ export const noStorageFaults: StorageFaultOptions = {
 /** Where faults may land (the cluster's atlas); `misdirectTarget` returns -1 when none may. */
 export interface FaultAtlas {
     faultable(offset: number, size: number): boolean;
+    /** Whether a write in flight at a crash may be torn here (else it is lost or lands whole). */
+    tearable(offset: number, size: number): boolean;
     misdirectTarget(offset: number, size: number): number;
 }
 
@@ -232,8 +234,10 @@ export class SimStorage implements Storage {
         // sector's index, so a re-read gives the same wrong bytes (a latent sector error).
         for (let sector = offset / sectorSize; sector < (offset + size) / sectorSize; sector++) {
             if (this.badSectors[sector] === 0) continue;
-            const position =
-                bufferOffset + (sector * sectorSize - offset) + ((sector * 7919) % sectorSize);
+            // Within the sector's first 512 bytes: where a prepare's header and body start, so
+            // that a fault lands on bytes that matter rather than on zero padding.
+            const within = (sector * 7919) % 512;
+            const position = bufferOffset + (sector * sectorSize - offset) + within;
             this.arena.bytes[position] = (this.arena.bytes[position] ?? 0) ^ 0x5a;
         }
     }
@@ -265,7 +269,8 @@ export class SimStorage implements Storage {
         const bufferOffset = this.bufferOffsets[slot] ?? 0;
         const size = this.sizes[slot] ?? 0;
         const offset = this.offsets[slot] ?? 0;
-        if (this.prng.chance(this.faults.crashTornProbability)) {
+        const tearable = this.atlas === null || this.atlas.tearable(offset, size);
+        if (tearable && this.prng.chance(this.faults.crashTornProbability)) {
             this.stats.tornWrites++;
             for (let sector = 0; sector < size / sectorSize; sector++) {
                 if (this.prng.chance(0.5)) {

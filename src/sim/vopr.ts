@@ -27,6 +27,8 @@ export interface SimOptions {
     readonly config: Config;
     readonly checkInvariants: boolean;
     readonly livenessTicksMax: number;
+    /** Storm: frequent crashes and storage faults on every seed (for the fault-switch tests). */
+    readonly storm: boolean;
 }
 
 export type SimResultKind = "pass" | "safety" | "liveness";
@@ -57,6 +59,7 @@ export function defaultSimOptions(seed: number): SimOptions {
         config: testConfig,
         checkInvariants: true,
         livenessTicksMax: 30_000,
+        storm: false,
     };
 }
 
@@ -94,8 +97,10 @@ export function swarmClusterOptions(options: SimOptions): ClusterOptions {
             thinkTicksMean: prng.range(0, 20),
         },
         faults: options.faults,
-        storageFaults: swarmStorageFaults(prng, replicaCount),
-        crashes: swarmCrashes(prng),
+        storageFaults: options.storm
+            ? stormStorageFaults(replicaCount)
+            : swarmStorageFaults(prng, replicaCount),
+        crashes: options.storm ? stormCrashes : swarmCrashes(prng),
         clockOffsetUsMax: prng.chance(0.5) ? 2_000_000 : 0,
         checkInvariants: options.checkInvariants,
         opsMax: options.ticks + options.livenessTicksMax + 16,
@@ -112,6 +117,18 @@ function swarmStorageFaults(prng: PRNG, replicaCount: number): StorageFaultOptio
         crashTornProbability: prng.float(),
     };
 }
+
+function stormStorageFaults(replicaCount: number): StorageFaultOptions {
+    const on = replicaCount >= 2 ? 0.1 : 0;
+    return {
+        readFaultProbability: on,
+        writeFaultProbability: on,
+        misdirectProbability: on,
+        crashTornProbability: 1,
+    };
+}
+
+const stormCrashes: CrashOptions = { crashProbability: 0.001, downTicksMin: 10, downTicksMax: 500 };
 
 /** Crashes per seed: none for a third of seeds, else a few per run. */
 function swarmCrashes(prng: PRNG): CrashOptions {

@@ -118,6 +118,8 @@ export class Journal {
     private readonly writesFree: JournalWrite[] = [];
     /** Called once a prepare is durable (and still the slot's prepare). */
     private readonly durableCallback: (op: number) => void;
+    /** Test-only fault: recovery skips the body checksum (proves the checkers catch it). */
+    private readonly acceptCorruptPrepare: boolean;
     writesCompleted = 0;
     writeErrors = 0;
 
@@ -128,7 +130,9 @@ export class Journal {
         storage: Storage,
         dataLayout: Layout,
         durableCallback: (op: number) => void,
+        acceptCorruptPrepare = false,
     ) {
+        this.acceptCorruptPrepare = acceptCorruptPrepare;
         this.slotCount = config.journalSlotCount;
         this.arena = arena;
         this.pool = pool;
@@ -461,8 +465,10 @@ export class Journal {
         // In another slot's place: a misdirected write.
         if (prepareOp(view, base) % this.slotCount !== slot) return SlotKind.invalid;
         if (!isPrepare) return SlotKind.valid;
-        if (!validBodyChecksum(this.arena.bytes, base, headerSizeOf(view, base)))
+        const size = headerSizeOf(view, base);
+        if (!this.acceptCorruptPrepare && !validBodyChecksum(this.arena.bytes, base, size)) {
             return SlotKind.invalid;
+        }
         if (prepareOp(view, base) > 0 && invalidBatch(view, base) !== null) return SlotKind.invalid;
         return SlotKind.valid;
     }

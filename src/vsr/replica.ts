@@ -97,7 +97,14 @@ export function quorums(replicaCount: number): Quorums {
 export interface ReplicaFaults {
     /** The primary commits on its own prepare_ok alone, without a replication quorum. */
     commitWithoutQuorum: boolean;
+    /** Recovery accepts a prepare whose body fails its checksum (a corrupt WAL slot). */
+    acceptCorruptPrepare: boolean;
 }
+
+export const noReplicaFaults: ReplicaFaults = {
+    commitWithoutQuorum: false,
+    acceptCorruptPrepare: false,
+};
 
 /** Observers for the simulator's checkers (null in production). */
 export interface ReplicaHooks {
@@ -159,6 +166,8 @@ export class Replica {
     view = 0;
     /** The latest view in which this replica's status was normal. */
     logView = 0;
+    /** The head of the log when log_view's log was installed (persisted with it). */
+    private logViewOp = 0;
     /** The head of the log. */
     op = 0;
     /** The highest op executed by the state machine. */
@@ -255,7 +264,7 @@ export class Replica {
         this.stateMachine = options.stateMachine;
         this.prng = options.prng;
         this.hooks = options.hooks;
-        this.faults = options.faults ?? { commitWithoutQuorum: false };
+        this.faults = options.faults ?? noReplicaFaults;
         this.journal = new Journal(
             config,
             options.arena,
@@ -263,6 +272,7 @@ export class Replica {
             options.storage,
             options.layout,
             (op) => this.journalDurableCallback(op),
+            this.faults.acceptCorruptPrepare,
         );
         this.sessions = new ClientSessions(config.clientsMax, options.pool, options.arena.view);
         this.superblock = new Superblock(options.arena, options.storage);
@@ -446,7 +456,8 @@ export class Replica {
         const slotCount = this.journal.slotCount;
         const suffixCount = this.superblock.u32(durable, SuperblockField.viewHeadersCount);
         const suffix = durable + SuperblockField.viewHeaders;
-        const suffixHead = suffixCount === 0 ? this.checkpointOp : prepareOp(this.memory, suffix);
+        this.logViewOp = this.superblock.u64(durable, SuperblockField.logViewOp);
+        const suffixHead = Math.max(this.checkpointOp, this.logViewOp);
         let head = this.checkpointOp;
         for (let op = this.checkpointOp + 1; op < this.checkpointOp + slotCount; op++) {
             if (!this.journal.hasHeader(op)) continue;
@@ -468,8 +479,11 @@ export class Replica {
             head = Math.max(head, op);
         }
         this.op = head;
-        for (let op = head; op > suffixHead; op--) {
-            if (this.journal.hasHeader(op)) this.journal.trust(op);
+        // An op prepared in log_view came from that view's primary: it is in log_view's log.
+        for (let op = head; op > this.checkpointOp; op--) {
+            if (!this.journal.hasHeader(op)) continue;
+            const offset = this.journal.headerOffset(this.journal.slotOf(op));
+            if (headerView(this.memory, offset) === this.logView) this.journal.trust(op);
         }
         for (let op = head; op > this.checkpointOp; op--) {
             if (this.journal.isTrusted(op)) this.extendChain(op);
@@ -507,6 +521,7 @@ export class Replica {
             // never be in the same view as the prepare it replaces.
             this.view++;
             this.logView = this.view;
+            this.logViewOp = this.op;
             this.status = Status.normal;
             this.enterNormalTimeouts();
             this.superblockFlush();
@@ -925,7 +940,15 @@ export class Replica {
         this.bytes.copyWithin(base + Prepare.parent, parent, parent + 16);
         writeU64(this.memory, base + Prepare.op, this.op + 1);
         writeU64(this.memory, base + Prepare.commit, this.commitMax);
-        writeU64(this.memory, base + Prepare.timestamp, this.prepareTimestampUs);
+        // Written as halves in place: passing a value above 2^31 to a call V8 does not inline
+        // boxes it (a heap number per prepare, measured by test/sim/zero_gc.test.ts).
+        const timestampUs = this.prepareTimestampUs;
+        this.memory.setUint32(base + Prepare.timestamp, timestampUs >>> 0, true);
+        this.memory.setUint32(
+            base + Prepare.timestamp + 4,
+            Math.floor(timestampUs / 0x1_0000_0000),
+            true,
+        );
         this.memory.setUint32(base + Prepare.requestCount, requestCount, true);
         this.memory.setUint8(base + Prepare.operation, Operation.batch);
         setChecksums(this.bytes, this.memory, base);
@@ -1439,8 +1462,11 @@ export class Replica {
                 if (this.journal.isDurable(op) || op <= this.commitMin) presents |= 1 << index;
                 else if (!faulty) nacks |= 1 << index;
             } else {
+                // Not vouched for, but a durable prepare at this op may be one this replica
+                // acknowledged before a restart: neither vouch nor deny (as for a faulty slot).
                 this.bytes.fill(0, target, target + headerSize);
-                if (!faulty) nacks |= 1 << index;
+                const durable = this.journal.hasHeader(op) && this.journal.isDurable(op);
+                if (!faulty && !durable) nacks |= 1 << index;
             }
         }
         this.memory.setUint32(base + Frame.size, headerSize + count * headerSize, true);
@@ -1703,6 +1729,7 @@ export class Replica {
         this.op = opHead;
         this.commitMax = Math.max(this.commitMax, Math.min(commitMaxAll, opHead), opHeadMin);
         this.logView = this.view;
+        this.logViewOp = opHead;
         if (opHead > this.commitMin) this.extendChain(Math.max(opHeadMin, this.commitMin + 1));
         this.superblockFlush();
     }
@@ -1818,6 +1845,7 @@ export class Replica {
         const suffixMin = Math.max(this.commitMin + 1, op - count + 1);
         if (op > this.commitMin) this.extendChain(suffixMin);
         this.logView = view;
+        this.logViewOp = op;
         this.superblockFlush();
         this.status = Status.normal;
         this.doViewChangesClear();
@@ -1882,6 +1910,7 @@ export class Replica {
         superblock.setU8(SuperblockField.replicaCount, this.replicaCount);
         superblock.setU32(SuperblockField.view, this.view);
         superblock.setU32(SuperblockField.logView, this.logView);
+        superblock.setU64(SuperblockField.logViewOp, this.logViewOp);
         superblock.setU64(SuperblockField.commitMax, Math.max(this.commitMin, this.commitMax));
         if (this.checkpointDataWritten) {
             superblock.setU64(SuperblockField.checkpointOp, this.checkpointPendingOp);

@@ -12,6 +12,8 @@
 //  104 checkpoint_copy u32   108 view_headers_count u32
 //  112 checkpoint_op_checksum u128 (the prepare at checkpoint_op: the hash chain's anchor)
 //  128 kv_checksum u128   144 sessions_checksum u128   160 checkpoint_size u32
+//  168 log_view_op u64 (the head when log_view's log was installed: WAL entries above it from
+//      older views were truncated in memory before a crash)
 //  4096.. view headers: the log suffix (newest first) when log_view was set, 256 B each.
 // Worked example: copy 2 of the test preset's file lives at bytes 16384..24575.
 
@@ -45,6 +47,7 @@ export const SuperblockField = {
     kvChecksum: 128,
     sessionsChecksum: 144,
     checkpointSize: 160,
+    logViewOp: 168,
     viewHeaders: sectorSize,
 } as const;
 

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { defaultSimOptions, runSimulation } from "../../src/sim/vopr.js";
+import { noReplicaFaults } from "../../src/vsr/replica.js";
 
 test("the same seed gives the same fingerprint, byte for byte", () => {
     for (const seed of [3, 17, 2 ** 53 - 1]) {
@@ -53,11 +54,46 @@ test("a primary that commits without a replication quorum is caught by the seed 
         const result = runSimulation({
             ...defaultSimOptions(seed),
             ticks: 10_000,
-            faults: { commitWithoutQuorum: true },
+            faults: { ...noReplicaFaults, commitWithoutQuorum: true },
         });
         if (result.result === "safety") caught++;
     }
     assert.ok(caught >= 10, `caught ${caught} of 100 seeds`);
+});
+
+test("recovery that accepts a corrupt WAL slot is caught under a storm of crashes and faults", () => {
+    let caught = 0;
+    for (let seed = 1; seed <= 50; seed++) {
+        const result = runSimulation({
+            ...defaultSimOptions(seed),
+            ticks: 20_000,
+            storm: true,
+            faults: { ...noReplicaFaults, acceptCorruptPrepare: true },
+        });
+        if (result.result === "safety") caught++;
+    }
+    assert.ok(caught >= 3, `caught ${caught} of 50 seeds`);
+});
+
+test("storm seeds (frequent crashes, torn writes and storage faults) pass every checker", () => {
+    const totals: Record<string, number> = {};
+    for (let seed = 1; seed <= 40; seed++) {
+        const result = runSimulation({ ...defaultSimOptions(seed), ticks: 20_000, storm: true });
+        assert.equal(result.result, "pass", `storm seed ${seed}: ${result.reason}`);
+        for (const [name, count] of Object.entries(result.faults)) {
+            totals[name] = (totals[name] ?? 0) + count;
+        }
+    }
+    for (const kind of [
+        "crashes",
+        "restarts",
+        "storage_read_faults",
+        "storage_write_faults",
+        "torn_writes",
+        "misdirected_writes",
+    ]) {
+        assert.ok((totals[kind] ?? 0) > 0, kind);
+    }
 });
 
 test("explicit replica and client counts override the seed's draw", () => {

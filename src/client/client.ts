@@ -1,0 +1,808 @@
+// The client library: put / get / delete against a vsr-node cluster, with batching, retries and
+// at-most-once execution through a registered session (see research/tigerbeetle.md §4).
+//
+// Session: the first call sends `register` (session 0, request = a register attempt counter, so
+// every attempt has its own checksum); the reply's session number is then carried by every
+// request, numbered 1, 2, 3… At most one request is in flight per session, always: the replica's
+// client table relies on it (a request n + 1 is only accepted after n committed).
+// Batching: calls made while a request is in flight wait in a FIFO queue; the next request packs
+// as many queued events as fit in one message (a call larger than that spans several requests).
+// Each caller gets its own results, in event order, from the reply body (80 bytes per event).
+// Finding the primary: a request goes to replica `view % replicaCount`, the view learned from
+// replies and evictions. When no reply comes within the request timeout (600 ms, doubling with
+// jitter up to 5 s) the same request bytes are sent to every replica: backups drop it, the
+// primary answers, and a duplicate of a committed request gets the cached reply (so a retried
+// put is never applied twice).
+// Eviction: an eviction naming our current session fails the calls in flight with
+// SESSION_EVICTED (their effect is unknown); later calls re-register transparently.
+// Timeouts: every call has a deadline; on expiry it rejects with TIMEOUT, or UNREACHABLE when no
+// replica connection is open. A timed-out request stays in flight (its outcome is unknown, and
+// abandoning it would wedge the session); its results are discarded when they come.
+// Time: one coarse interval timer (tickMs) drives retries and deadlines, never a timer per call;
+// it holds the process open only while calls are pending.
+// Invariants: inflight === none ⇔ no segment is recorded; session === 0 ⇒ the in-flight request
+// (if any) is a register; every received frame is validated (header checksum, header rules,
+// cluster, size, body checksum) before any field is read.
+
+import { randomBytes } from "node:crypto";
+import { assert, unreachable } from "../stdx/assert.js";
+import {
+    batchEntryHeaderSize,
+    headerSize,
+    kvEventSize,
+    kvResultSize,
+    production,
+} from "../constants.js";
+import {
+    EventKind,
+    EventOffset,
+    ResultOffset,
+    ResultStatus,
+    keySizeMax,
+    valueSizeMax,
+} from "../state_machine/kv.js";
+import {
+    Command,
+    Eviction,
+    Frame,
+    Operation,
+    Reply,
+    Request,
+    headerCommand,
+    invalidHeader,
+    readU64,
+    setChecksums,
+    u128IsZero,
+    validBodyChecksum,
+    validHeaderChecksum,
+    writeU64,
+} from "../vsr/header.js";
+import type { ClientTransport } from "./transport.js";
+
+export type ClientErrorCode =
+    | "KEY_SIZE"
+    | "VALUE_SIZE"
+    | "TIMEOUT"
+    | "UNREACHABLE"
+    | "CLOSED"
+    | "SESSION_EVICTED"
+    | "TABLE_FULL"
+    | "INVALID_EVENT";
+
+/** Every failure of a client call; `code` is stable, the message is for people. */
+export class ClientError extends Error {
+    override name = "ClientError";
+    readonly code: ClientErrorCode;
+    /** For a batch call: the indexes of the events that failed (TABLE_FULL), else null. */
+    readonly indexes: readonly number[] | null;
+
+    constructor(code: ClientErrorCode, message: string, indexes: readonly number[] | null = null) {
+        super(message);
+        this.code = code;
+        this.indexes = indexes;
+    }
+}
+
+export type Key = Uint8Array | string;
+export type Value = Uint8Array | string;
+
+export interface CallOptions {
+    /** Overrides the client's callTimeoutMs for this call. */
+    readonly timeoutMs?: number;
+}
+
+export interface ClientOptions {
+    readonly transport: ClientTransport;
+    /** Must match the cluster's id (Frame.cluster). Default 0. */
+    readonly cluster?: number;
+    /** The cluster's messageSizeMax (never more). Default: the production preset's. */
+    readonly messageSizeMax?: number;
+    /** Default deadline of every call. Default 30 s. */
+    readonly callTimeoutMs?: number;
+    /** First retry of an unanswered request. Default 600 ms. */
+    readonly requestTimeoutMs?: number;
+    /** Retry backoff ceiling. Default 5 s. */
+    readonly requestTimeoutMsMax?: number;
+    /** Resolution of retries and deadlines. Default 10 ms. */
+    readonly tickMs?: number;
+}
+
+export interface ClientStats {
+    /** Requests (register or kv) sent for the first time. */
+    requests: number;
+    /** Times an unanswered request was re-sent to every replica. */
+    retries: number;
+    evictions: number;
+    /** Frames dropped by validation (checksum, header, cluster, size). */
+    framesInvalid: number;
+}
+
+/** Events of one request, by the replica's arithmetic: header, one batch entry, N events. */
+export function eventsPerRequestMax(messageSizeMax: number): number {
+    return Math.floor((messageSizeMax - headerSize - batchEntryHeaderSize) / kvEventSize);
+}
+
+const Inflight = { none: 0, register: 1, kv: 2 } as const;
+type Inflight = (typeof Inflight)[keyof typeof Inflight];
+
+const textEncoder = new TextEncoder();
+
+// One scratch frame per process, shared by every client: received frames are copied into it and
+// validated there, and request checksums are computed there. The checksum module caches a few
+// views by identity (a new one costs a DataView), so hashing always through this one view keeps
+// many clients in one process (the load generator) allocation-free. Sharing is safe because a
+// frame is handled synchronously, start to finish.
+let scratchBytes = new Uint8Array(0);
+let scratchView = new DataView(scratchBytes.buffer);
+
+function scratchReserve(sizeBytes: number): void {
+    if (scratchBytes.length >= sizeBytes) return;
+    scratchBytes = new Uint8Array(sizeBytes);
+    scratchView = new DataView(scratchBytes.buffer);
+}
+
+/** One call (one or many events of one kind) from submission to resolution. */
+class PendingCall {
+    readonly kind: EventKind;
+    readonly many: boolean;
+    readonly eventCount: number;
+    /** The encoded events, eventCount × 128 bytes, snapshotted at the call. */
+    readonly events: Uint8Array;
+    /** A batch call's result statuses (null for a single call: see `status`). */
+    readonly statuses: Uint8Array | null;
+    /** A batch get's values, null for not found (null otherwise: see `value`). */
+    readonly values: (Uint8Array | null)[] | null;
+    /** A single call's result. */
+    status = 0;
+    value: Uint8Array | null = null;
+    readonly deadlineMs: number;
+    readonly resolve: (value: unknown) => void;
+    readonly reject: (error: ClientError) => void;
+    eventsSent = 0;
+    eventsDone = 0;
+    settled = false;
+
+    constructor(
+        kind: EventKind,
+        many: boolean,
+        events: Uint8Array,
+        deadlineMs: number,
+        resolve: (value: unknown) => void,
+        reject: (error: ClientError) => void,
+    ) {
+        assert(events.length % kvEventSize === 0);
+        this.kind = kind;
+        this.many = many;
+        this.eventCount = events.length / kvEventSize;
+        this.events = events;
+        this.statuses = many ? new Uint8Array(this.eventCount) : null;
+        this.values = many && kind === EventKind.get ? new Array(this.eventCount).fill(null) : null;
+        this.deadlineMs = deadlineMs;
+        this.resolve = resolve;
+        this.reject = reject;
+    }
+
+    setResult(event: number, status: number, value: Uint8Array | null): void {
+        assert(event < this.eventCount);
+        if (this.statuses === null) {
+            this.status = status;
+            this.value = value;
+        } else {
+            this.statuses[event] = status;
+            if (this.values !== null) this.values[event] = value;
+        }
+    }
+}
+
+/** A FIFO of calls: a power-of-two ring that doubles when full (never Array#shift). */
+class CallQueue {
+    private items: (PendingCall | null)[] = new Array(16).fill(null);
+    private head = 0;
+    count = 0;
+
+    push(call: PendingCall): void {
+        if (this.count === this.items.length) this.grow();
+        this.items[(this.head + this.count) & (this.items.length - 1)] = call;
+        this.count++;
+    }
+
+    peek(): PendingCall | null {
+        return this.count === 0 ? null : this.items[this.head]!;
+    }
+
+    pop(): void {
+        assert(this.count > 0);
+        this.items[this.head] = null;
+        this.head = (this.head + 1) & (this.items.length - 1);
+        this.count--;
+    }
+
+    at(index: number): PendingCall {
+        assert(index < this.count);
+        return this.items[(this.head + index) & (this.items.length - 1)]!;
+    }
+
+    private grow(): void {
+        const items: (PendingCall | null)[] = new Array(this.items.length * 2).fill(null);
+        for (let index = 0; index < this.count; index++) items[index] = this.at(index);
+        this.items = items;
+        this.head = 0;
+    }
+}
+
+export class Client {
+    readonly cluster: number;
+    readonly messageSizeMax: number;
+    /** Events packed into one request at most. */
+    readonly eventsPerRequestMax: number;
+    readonly stats: ClientStats = { requests: 0, retries: 0, evictions: 0, framesInvalid: 0 };
+    private readonly transport: ClientTransport;
+    private readonly callTimeoutMs: number;
+    private readonly requestTimeoutMs: number;
+    private readonly requestTimeoutMsMax: number;
+    /** This client's u128 id, in the request buffer's own header (Request.client). */
+    private readonly requestBytes: Uint8Array;
+    private readonly requestView: DataView;
+    private readonly queue = new CallQueue();
+    /** Segments of the request in flight: events [start, start + count) of a call. */
+    private readonly segmentCalls: (PendingCall | null)[] = [];
+    private readonly segmentStarts: number[] = [];
+    private readonly segmentCounts: number[] = [];
+    private segmentCount = 0;
+    private readonly timer: NodeJS.Timeout;
+    private timerRef = false;
+    private inflight: Inflight = Inflight.none;
+    private inflightEventCount = 0;
+    private retryAtMs = 0;
+    private retryAttempts = 0;
+    private pendingCount = 0;
+    /** No pending call's deadline is earlier: ticks before it skip the deadline scan. */
+    private deadlineMinMs = Number.POSITIVE_INFINITY;
+    private closed = false;
+    /** The session number (the op of the register's commit), 0 when not registered. */
+    session = 0;
+    requestNumber = 0;
+    /** The latest view this client has heard of. */
+    view = 0;
+    private registerAttempts = 0;
+
+    constructor(options: ClientOptions) {
+        const messageSizeMax = options.messageSizeMax ?? production.messageSizeMax;
+        const cluster = options.cluster ?? 0;
+        assert(Number.isInteger(cluster) && cluster >= 0 && cluster <= 0xffff_ffff);
+        assert(eventsPerRequestMax(messageSizeMax) >= 1);
+        assert(options.transport.replicaCount >= 1);
+        this.transport = options.transport;
+        this.cluster = cluster;
+        this.messageSizeMax = messageSizeMax;
+        this.eventsPerRequestMax = eventsPerRequestMax(messageSizeMax);
+        this.callTimeoutMs = positive(options.callTimeoutMs ?? 30_000, "callTimeoutMs");
+        this.requestTimeoutMs = positive(options.requestTimeoutMs ?? 600, "requestTimeoutMs");
+        this.requestTimeoutMsMax = Math.max(
+            this.requestTimeoutMs,
+            positive(options.requestTimeoutMsMax ?? 5000, "requestTimeoutMsMax"),
+        );
+        this.requestBytes = new Uint8Array(messageSizeMax);
+        this.requestView = new DataView(this.requestBytes.buffer);
+        scratchReserve(messageSizeMax);
+        writeClientId(this.requestBytes, this.requestView, Request.client);
+        this.transport.onMessage((_replica, bytes) => this.onFrame(bytes));
+        this.timer = setInterval(() => this.tick(), options.tickMs ?? 10);
+        this.timer.unref();
+    }
+
+    /** The client id as 32 hex digits (little-endian bytes, as on the wire). */
+    get id(): string {
+        return Buffer.from(
+            this.requestBytes.subarray(Request.client, Request.client + 16),
+        ).toString("hex");
+    }
+
+    put(key: Key, value: Value, options?: CallOptions): Promise<void> {
+        const events = eventBuffer(1);
+        encode(events, 0, EventKind.put, key, value);
+        return this.submit(EventKind.put, false, events, options) as Promise<void>;
+    }
+
+    /** The value, or null when the key is not found. */
+    get(key: Key, options?: CallOptions): Promise<Uint8Array | null> {
+        const events = eventBuffer(1);
+        encode(events, 0, EventKind.get, key, null);
+        return this.submit(EventKind.get, false, events, options) as Promise<Uint8Array | null>;
+    }
+
+    /** True when the key existed. */
+    delete(key: Key, options?: CallOptions): Promise<boolean> {
+        const events = eventBuffer(1);
+        encode(events, 0, EventKind.delete, key, null);
+        return this.submit(EventKind.delete, false, events, options) as Promise<boolean>;
+    }
+
+    /** Rejects with TABLE_FULL (indexes = the puts that failed) when the table is full. */
+    putMany(
+        entries: readonly { readonly key: Key; readonly value: Value }[],
+        options?: CallOptions,
+    ): Promise<void> {
+        const events = eventBuffer(entries.length);
+        for (let index = 0; index < entries.length; index++) {
+            const entry = entries[index]!;
+            encode(events, index * kvEventSize, EventKind.put, entry.key, entry.value);
+        }
+        return this.submit(EventKind.put, true, events, options) as Promise<void>;
+    }
+
+    getMany(keys: readonly Key[], options?: CallOptions): Promise<(Uint8Array | null)[]> {
+        const events = encodeKeys(EventKind.get, keys);
+        return this.submit(EventKind.get, true, events, options) as Promise<(Uint8Array | null)[]>;
+    }
+
+    deleteMany(keys: readonly Key[], options?: CallOptions): Promise<boolean[]> {
+        const events = encodeKeys(EventKind.delete, keys);
+        return this.submit(EventKind.delete, true, events, options) as Promise<boolean[]>;
+    }
+
+    /** Rejects every pending call with CLOSED, stops the timer and closes the transport. */
+    close(): void {
+        if (this.closed) return;
+        this.closed = true;
+        clearInterval(this.timer);
+        const error = new ClientError("CLOSED", "the client was closed");
+        this.failInflight(error);
+        while (this.queue.count > 0) {
+            const call = this.queue.peek()!;
+            this.queue.pop();
+            this.settleError(call, error);
+        }
+        this.transport.close();
+        assert(this.pendingCount === 0);
+    }
+
+    private submit(
+        kind: EventKind,
+        many: boolean,
+        events: Uint8Array,
+        options: CallOptions | undefined,
+    ): Promise<unknown> {
+        const timeoutMs = positive(options?.timeoutMs ?? this.callTimeoutMs, "timeoutMs");
+        if (this.closed) {
+            return Promise.reject(new ClientError("CLOSED", "the client was closed"));
+        }
+        if (events.length === 0) return Promise.resolve(kind === EventKind.put ? undefined : []);
+        // The executor runs synchronously: both functions are set before the call is built.
+        let resolveCall: (value: unknown) => void = unreachable;
+        let rejectCall: (error: ClientError) => void = unreachable;
+        const promise = new Promise<unknown>((resolve, reject) => {
+            resolveCall = resolve;
+            rejectCall = reject;
+        });
+        const deadlineMs = performance.now() + timeoutMs;
+        const call = new PendingCall(kind, many, events, deadlineMs, resolveCall, rejectCall);
+        this.deadlineMinMs = Math.min(this.deadlineMinMs, deadlineMs);
+        this.queue.push(call);
+        this.pendingCount++;
+        if (!this.timerRef) {
+            this.timer.ref();
+            this.timerRef = true;
+        }
+        this.pump();
+        return promise;
+    }
+
+    /** Starts the next request when none is in flight and calls are waiting. */
+    private pump(): void {
+        if (this.inflight !== Inflight.none || this.closed) return;
+        this.dropSettledHead();
+        if (this.queue.count === 0) return;
+        if (this.session === 0) this.sendRegister();
+        else this.sendEvents();
+    }
+
+    private sendRegister(): void {
+        assert(this.inflight === Inflight.none);
+        assert(this.session === 0);
+        this.registerAttempts++;
+        this.writeRequestHeader(Operation.register, 0, 0, this.registerAttempts);
+        this.inflight = Inflight.register;
+        this.inflightEventCount = 0;
+        this.sendInflight();
+    }
+
+    private sendEvents(): void {
+        assert(this.inflight === Inflight.none);
+        assert(this.session !== 0);
+        const count = this.packEvents();
+        if (count === 0) return;
+        this.requestNumber++;
+        this.writeRequestHeader(Operation.kv, count, this.session, this.requestNumber);
+        this.inflight = Inflight.kv;
+        this.inflightEventCount = count;
+        this.sendInflight();
+    }
+
+    /** Copies queued events into the request body; records one segment per call touched. */
+    private packEvents(): number {
+        assert(this.segmentCount === 0);
+        let count = 0;
+        while (this.queue.count > 0 && count < this.eventsPerRequestMax) {
+            const call = this.queue.peek()!;
+            if (call.settled) {
+                this.queue.pop();
+                continue;
+            }
+            const take = Math.min(
+                call.eventCount - call.eventsSent,
+                this.eventsPerRequestMax - count,
+            );
+            assert(take > 0);
+            const from = call.eventsSent * kvEventSize;
+            this.requestBytes.set(
+                call.events.subarray(from, from + take * kvEventSize),
+                headerSize + count * kvEventSize,
+            );
+            this.segmentCalls[this.segmentCount] = call;
+            this.segmentStarts[this.segmentCount] = call.eventsSent;
+            this.segmentCounts[this.segmentCount] = take;
+            this.segmentCount++;
+            call.eventsSent += take;
+            count += take;
+            if (call.eventsSent === call.eventCount) this.queue.pop();
+        }
+        return count;
+    }
+
+    private writeRequestHeader(
+        operation: number,
+        eventCount: number,
+        session: number,
+        request: number,
+    ): void {
+        const bytes = this.requestBytes;
+        const view = this.requestView;
+        // Everything but the client id (bytes 128..144) is rewritten: zero the rest first, so no
+        // field of the previous request survives.
+        bytes.fill(0, 0, Request.client);
+        bytes.fill(0, Request.client + 16, headerSize);
+        view.setUint32(Frame.cluster, this.cluster, true);
+        view.setUint32(Frame.size, headerSize + eventCount * kvEventSize, true);
+        view.setUint32(Frame.view, this.view, true);
+        view.setUint8(Frame.command, Command.request);
+        writeU64(view, Request.session, session);
+        view.setUint32(Request.request, request, true);
+        view.setUint8(Request.operation, operation);
+        const size = headerSize + eventCount * kvEventSize;
+        scratchBytes.set(bytes.subarray(0, size), 0);
+        setChecksums(scratchBytes, scratchView, 0);
+        bytes.set(scratchBytes.subarray(0, Frame.cluster), 0); // checksum and checksum_body.
+        assert(invalidHeader(view, 0, this.messageSizeMax) === null);
+    }
+
+    private sendInflight(): void {
+        this.stats.requests++;
+        this.retryAttempts = 0;
+        this.retryAtMs = performance.now() + this.requestTimeoutMs;
+        const size = this.requestView.getUint32(Frame.size, true);
+        this.transport.send(
+            this.view % this.transport.replicaCount,
+            this.requestBytes.subarray(0, size),
+        );
+    }
+
+    /** The primary may have changed: re-send the same bytes (same checksum) to every replica. */
+    private retry(nowMs: number): void {
+        assert(this.inflight !== Inflight.none);
+        this.stats.retries++;
+        const size = this.requestView.getUint32(Frame.size, true);
+        const frame = this.requestBytes.subarray(0, size);
+        for (let replica = 0; replica < this.transport.replicaCount; replica++) {
+            this.transport.send(replica, frame);
+        }
+        this.retryAttempts = Math.min(this.retryAttempts + 1, 16);
+        const ceilingMs = Math.min(
+            this.requestTimeoutMsMax,
+            this.requestTimeoutMs * 2 ** this.retryAttempts,
+        );
+        this.retryAtMs = nowMs + ceilingMs / 2 + Math.random() * (ceilingMs / 2);
+    }
+
+    private tick(): void {
+        if (this.closed) return;
+        const nowMs = performance.now();
+        if (this.inflight !== Inflight.none && nowMs >= this.retryAtMs) this.retry(nowMs);
+        if (nowMs >= this.deadlineMinMs) this.expireCalls(nowMs);
+        if (this.pendingCount === 0 && this.timerRef) {
+            this.timer.unref();
+            this.timerRef = false;
+        }
+    }
+
+    /** Rejects every call past its deadline, in flight or queued; finds the next deadline. */
+    private expireCalls(nowMs: number): void {
+        let deadlineMinMs = Number.POSITIVE_INFINITY;
+        for (let index = 0; index < this.segmentCount + this.queue.count; index++) {
+            const call =
+                index < this.segmentCount
+                    ? this.segmentCalls[index]!
+                    : this.queue.at(index - this.segmentCount);
+            if (call.settled) continue;
+            if (nowMs >= call.deadlineMs) this.settleError(call, this.timeout());
+            else deadlineMinMs = Math.min(deadlineMinMs, call.deadlineMs);
+        }
+        this.deadlineMinMs = deadlineMinMs;
+        // An unanswered register serves only the calls behind it; with none left, keep it
+        // in flight anyway: a register is harmless to repeat and its reply installs a session.
+        this.dropSettledHead();
+    }
+
+    private timeout(): ClientError {
+        if (this.transport.connectedCount() === 0) {
+            return new ClientError("UNREACHABLE", "no replica of the cluster is reachable");
+        }
+        return new ClientError("TIMEOUT", "no reply from the cluster before the call's deadline");
+    }
+
+    private dropSettledHead(): void {
+        while (this.queue.count > 0 && this.queue.peek()!.settled) this.queue.pop();
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Receiving.
+
+    private onFrame(bytes: Uint8Array): void {
+        if (this.closed) return;
+        if (!this.validFrame(bytes)) {
+            this.stats.framesInvalid++;
+            return;
+        }
+        const command = headerCommand(scratchView, 0);
+        if (command === Command.reply) this.onReply();
+        else if (command === Command.eviction) this.onEviction();
+    }
+
+    /** Copies the frame into the scratch frame and validates it there. */
+    private validFrame(bytes: Uint8Array): boolean {
+        if (bytes.length < headerSize || bytes.length > this.messageSizeMax) return false;
+        const view = scratchView;
+        scratchBytes.set(bytes, 0);
+        if (!validHeaderChecksum(scratchBytes, 0)) return false;
+        if (invalidHeader(view, 0, this.messageSizeMax) !== null) return false;
+        if (view.getUint32(Frame.size, true) !== bytes.length) return false;
+        if (view.getUint32(Frame.cluster, true) !== this.cluster) return false;
+        return validBodyChecksum(scratchBytes, 0, bytes.length);
+    }
+
+    private onReply(): void {
+        const view = scratchView;
+        if (this.inflight === Inflight.none) return;
+        if (!sameU128(scratchBytes, Reply.client, this.requestBytes, Request.client)) return;
+        if (!sameU128(scratchBytes, Reply.requestChecksum, this.requestBytes, Frame.checksum)) {
+            return;
+        }
+        const bodySize = view.getUint32(Frame.size, true) - headerSize;
+        if (bodySize !== this.inflightEventCount * kvResultSize) {
+            this.stats.framesInvalid++;
+            return;
+        }
+        this.view = Math.max(this.view, view.getUint32(Frame.view, true));
+        if (this.inflight === Inflight.register) {
+            const session = readU64(view, Reply.session);
+            if (session === 0) {
+                this.stats.framesInvalid++;
+                return;
+            }
+            this.session = session;
+            this.requestNumber = 0;
+        } else {
+            this.deliverResults();
+        }
+        this.inflight = Inflight.none;
+        this.inflightEventCount = 0;
+        this.pump();
+    }
+
+    /** Hands each segment of the reply body to its call; completes the calls now done. */
+    private deliverResults(): void {
+        let result = headerSize;
+        for (let index = 0; index < this.segmentCount; index++) {
+            const call = this.segmentCalls[index]!;
+            const start = this.segmentStarts[index]!;
+            const count = this.segmentCounts[index]!;
+            this.segmentCalls[index] = null;
+            if (!call.settled) {
+                for (let event = start; event < start + count; event++) {
+                    this.decodeResult(call, event, result + (event - start) * kvResultSize);
+                }
+                call.eventsDone += count;
+                if (call.eventsDone === call.eventCount) this.settleResults(call);
+            }
+            result += count * kvResultSize;
+        }
+        this.segmentCount = 0;
+    }
+
+    private decodeResult(call: PendingCall, event: number, offset: number): void {
+        const bytes = scratchBytes;
+        let status = bytes[offset + ResultOffset.status]!;
+        const valueSize = bytes[offset + ResultOffset.valueSize]!;
+        if (status > ResultStatus.invalidEvent || valueSize > valueSizeMax) {
+            status = ResultStatus.invalidEvent; // A replica bug, not ours to crash on.
+        }
+        const at = offset + ResultOffset.value;
+        const isValue = call.kind === EventKind.get && status === ResultStatus.ok;
+        call.setResult(event, status, isValue ? bytes.slice(at, at + valueSize) : null);
+    }
+
+    private onEviction(): void {
+        const view = scratchView;
+        if (!sameU128(scratchBytes, Eviction.client, this.requestBytes, Request.client)) return;
+        // An eviction names the session it ends: one of an earlier session is stale.
+        if (this.session === 0 || readU64(view, Eviction.session) !== this.session) return;
+        this.view = Math.max(this.view, view.getUint32(Frame.view, true));
+        this.stats.evictions++;
+        this.session = 0;
+        this.requestNumber = 0;
+        this.failInflight(
+            new ClientError(
+                "SESSION_EVICTED",
+                "the cluster evicted this client's session; the call's outcome is unknown",
+            ),
+        );
+        this.pump();
+    }
+
+    /** Abandons the request in flight, rejecting every call it carries. */
+    private failInflight(error: ClientError): void {
+        for (let index = 0; index < this.segmentCount; index++) {
+            const call = this.segmentCalls[index]!;
+            this.segmentCalls[index] = null;
+            this.settleError(call, error);
+        }
+        this.segmentCount = 0;
+        this.inflight = Inflight.none;
+        this.inflightEventCount = 0;
+    }
+
+    private settleError(call: PendingCall, error: ClientError): void {
+        if (call.settled) return;
+        call.settled = true;
+        this.pendingCount--;
+        call.reject(error);
+    }
+
+    private settleResults(call: PendingCall): void {
+        assert(!call.settled);
+        call.settled = true;
+        this.pendingCount--;
+        if (call.statuses === null) return settleSingle(call);
+        const statuses = call.statuses;
+        const failed = statusIndexes(statuses, ResultStatus.invalidEvent);
+        if (failed.length > 0) {
+            call.reject(new ClientError("INVALID_EVENT", "the cluster refused an event", failed));
+        } else if (call.kind === EventKind.put) {
+            const full = statusIndexes(statuses, ResultStatus.tableFull);
+            if (full.length === 0) call.resolve(undefined);
+            else call.reject(new ClientError("TABLE_FULL", tableFullMessage(call, full), full));
+        } else if (call.kind === EventKind.get) {
+            call.resolve(call.values);
+        } else {
+            call.resolve(Array.from(statuses, (status) => status === ResultStatus.ok));
+        }
+    }
+}
+
+function settleSingle(call: PendingCall): void {
+    const status = call.status;
+    if (status === ResultStatus.invalidEvent) {
+        call.reject(new ClientError("INVALID_EVENT", "the cluster refused the event"));
+    } else if (call.kind === EventKind.put) {
+        if (status === ResultStatus.ok) call.resolve(undefined);
+        else call.reject(new ClientError("TABLE_FULL", "the cluster's table is full"));
+    } else if (call.kind === EventKind.get) {
+        call.resolve(call.value);
+    } else {
+        call.resolve(status === ResultStatus.ok);
+    }
+}
+
+function tableFullMessage(call: PendingCall, full: readonly number[]): string {
+    return `the cluster's table is full: ${full.length} of ${call.eventCount} puts failed`;
+}
+
+function statusIndexes(statuses: Uint8Array, status: number): number[] {
+    const indexes: number[] = [];
+    for (let index = 0; index < statuses.length; index++) {
+        if (statuses[index] === status) indexes.push(index);
+    }
+    return indexes;
+}
+
+function sameU128(a: Uint8Array, aOffset: number, b: Uint8Array, bOffset: number): boolean {
+    for (let index = 0; index < 16; index++) {
+        if (a[aOffset + index] !== b[bOffset + index]) return false;
+    }
+    return true;
+}
+
+/** A random, non-zero u128 client id at bytes[offset..offset + 16). */
+function writeClientId(bytes: Uint8Array, view: DataView, offset: number): void {
+    do {
+        bytes.set(randomBytes(16), offset);
+    } while (u128IsZero(view, offset));
+}
+
+function positive(value: number, name: string): number {
+    if (!Number.isFinite(value) || value <= 0) {
+        throw new RangeError(`${name} must be a positive number of milliseconds`);
+    }
+    return value;
+}
+
+/** UTF-8 bytes of a string key or value; byte arrays pass through. */
+function toBytes(data: Key): Uint8Array {
+    return typeof data === "string" ? textEncoder.encode(data) : data;
+}
+
+/** A key's bytes, validated (for callers that hold keys, e.g. the CLI). */
+export function checkKey(key: Key): Uint8Array {
+    const bytes = toBytes(key);
+    checkKeySize(bytes.length);
+    return bytes;
+}
+
+/** A value's bytes, validated. */
+export function checkValue(value: Value): Uint8Array {
+    const bytes = toBytes(value);
+    checkValueSize(bytes.length);
+    return bytes;
+}
+
+function checkKeySize(size: number): void {
+    if (size >= 1 && size <= keySizeMax) return;
+    throw new ClientError("KEY_SIZE", `a key is 1..${keySizeMax} bytes, this one is ${size}`);
+}
+
+function checkValueSize(size: number): void {
+    if (size <= valueSizeMax) return;
+    throw new ClientError("VALUE_SIZE", `a value is 0..${valueSizeMax} bytes, this one is ${size}`);
+}
+
+/** Zeroed room for `eventCount` events (small ones come from Node's buffer pool). */
+function eventBuffer(eventCount: number): Buffer {
+    return Buffer.allocUnsafe(eventCount * kvEventSize).fill(0);
+}
+
+function sizeOf(data: Key): number {
+    return typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.length;
+}
+
+/** Writes a key or value at target[offset..]; its size was checked (no intermediate copy). */
+function writeData(target: Buffer, offset: number, data: Key): void {
+    if (typeof data === "string") target.write(data, offset, "utf8");
+    else target.set(data, offset);
+}
+
+/** Validates and encodes one event at target[offset..offset + 128), which is zero. */
+function encode(
+    target: Buffer,
+    offset: number,
+    kind: EventKind,
+    key: Key,
+    value: Value | null,
+): void {
+    const keySize = sizeOf(key);
+    checkKeySize(keySize);
+    const valueSize = value === null ? 0 : sizeOf(value);
+    checkValueSize(valueSize);
+    target[offset + EventOffset.kind] = kind;
+    target[offset + EventOffset.keySize] = keySize;
+    target[offset + EventOffset.valueSize] = valueSize;
+    writeData(target, offset + EventOffset.key, key);
+    if (value !== null) writeData(target, offset + EventOffset.value, value);
+}
+
+function encodeKeys(kind: EventKind, keys: readonly Key[]): Buffer {
+    const events = eventBuffer(keys.length);
+    for (let index = 0; index < keys.length; index++) {
+        encode(events, index * kvEventSize, kind, keys[index]!, null);
+    }
+    return events;
+}

@@ -1,0 +1,327 @@
+// The closed-loop load generator behind `vsr load`: N client sessions, each keeping exactly one
+// call of B puts in flight (put when B = 1, putMany otherwise), the latency of every successful
+// call recorded in an HDR histogram in microseconds. Errors (timeouts, evictions, a full table)
+// are counted, never fatal. The run ends after a duration or after a total number of calls
+// (requests); calls in flight then finish before the clock stops.
+//
+// Keys: 14 bytes = a random 6-byte run nonce, the client index (u32 LE) and a sequence number
+// (u32 LE), so runs and clients never collide. Without --verify the sequence wraps at
+// keysPerClient (bounded table use); with --verify every put gets a fresh key and the value is a
+// pure function of the key, so at the end every acknowledged key is read back (getMany in
+// batches) and compared: a key whose value is missing or different is lost. An acknowledged put
+// must survive; lost > 0 is a correctness failure of the cluster.
+// Timing: the clock starts after every session registered (a warm-up get per client), so the
+// first call's latency does not include the register round trip.
+
+import { randomBytes } from "node:crypto";
+import { build as buildHistogram } from "hdr-histogram-js";
+import { assert } from "../stdx/assert.js";
+import { type Client, ClientError } from "./client.js";
+
+export interface LoadOptions {
+    readonly clients: number;
+    /** Puts per call. */
+    readonly batch: number;
+    /** Stop issuing after this long (exclusive with requests). */
+    readonly durationS: number | null;
+    /** Stop after this many calls in total, across clients (exclusive with durationS). */
+    readonly requests: number | null;
+    readonly valueBytes: number;
+    readonly verify: boolean;
+    /** Without verify, each client cycles through this many keys. */
+    readonly keysPerClient: number;
+    /** Timeout of the warm-up call that registers each session. */
+    readonly warmupTimeoutMs: number;
+    /** Called about every second with a progress line (null: no progress). */
+    readonly progress: ((line: string) => void) | null;
+}
+
+export interface LatencyUs {
+    p50: number;
+    p99: number;
+    p999: number;
+    max: number;
+}
+
+export interface LoadReport {
+    /** Events acknowledged (batch per successful call). */
+    ops: number;
+    seconds: number;
+    ops_per_s: number;
+    latency_us: LatencyUs;
+    /** Failed calls. */
+    errors: number;
+    acked?: number;
+    verified?: number;
+    lost?: number;
+}
+
+export interface LoadResult {
+    readonly report: LoadReport;
+    /** Failed calls by ClientError code ("OTHER" for anything else). */
+    readonly errorCodes: Readonly<Record<string, number>>;
+    /** True when no session could register (every warm-up call failed). */
+    readonly unreachable: boolean;
+}
+
+/** What the load generator needs of a client (tests pass an in-memory fake). */
+export type LoadClient = Pick<
+    Client,
+    "put" | "putMany" | "get" | "getMany" | "close" | "eventsPerRequestMax"
+>;
+
+export type ClientFactory = (index: number) => LoadClient;
+
+const keySize = 14;
+const verifyRetries = 5;
+
+/** Shared by every client loop of one run. */
+class LoadRun {
+    readonly options: LoadOptions;
+    readonly nonce: Uint8Array = randomBytes(6);
+    readonly histogram = buildHistogram({
+        useWebAssembly: false,
+        lowestDiscernibleValue: 1,
+        highestTrackableValue: 3_600_000_000,
+        numberOfSignificantValueDigits: 3,
+    });
+    readonly errorCodes: Record<string, number> = {};
+    /** Per client: the first sequence number of every acknowledged call (verify only). */
+    readonly acked: number[][] = [];
+    callsIssued = 0;
+    ops = 0;
+    errors = 0;
+    endMs = Number.POSITIVE_INFINITY;
+
+    constructor(options: LoadOptions) {
+        this.options = options;
+    }
+
+    /** Takes a ticket for one more call, or false when the run is over. */
+    takeCall(): boolean {
+        const requests = this.options.requests;
+        if (requests !== null) {
+            if (this.callsIssued >= requests) return false;
+        } else if (performance.now() >= this.endMs) {
+            return false;
+        }
+        this.callsIssued++;
+        return true;
+    }
+
+    countError(error: unknown): void {
+        this.errors++;
+        const code = error instanceof ClientError ? error.code : "OTHER";
+        this.errorCodes[code] = (this.errorCodes[code] ?? 0) + 1;
+    }
+
+    writeKey(target: Uint8Array, clientIndex: number, sequence: number): void {
+        assert(target.length === keySize);
+        target.set(this.nonce, 0);
+        const view = new DataView(target.buffer, target.byteOffset, keySize);
+        view.setUint32(6, clientIndex, true);
+        view.setUint32(10, sequence >>> 0, true);
+    }
+}
+
+/** The value stored under a key: valueBytes bytes, a pure function of the key. */
+export function valueOf(key: Uint8Array, target: Uint8Array): void {
+    let hash = 0x811c9dc5;
+    for (let index = 0; index < key.length; index++) {
+        hash = Math.imul(hash ^ key[index]!, 0x01000193);
+    }
+    for (let index = 0; index < target.length; index++) {
+        hash = Math.imul(hash ^ index, 0x01000193);
+        target[index] = hash >>> 24;
+    }
+}
+
+export async function runLoad(
+    options: LoadOptions,
+    createClient: ClientFactory,
+): Promise<LoadResult> {
+    assert(options.clients >= 1 && options.batch >= 1);
+    assert((options.durationS === null) !== (options.requests === null));
+    const run = new LoadRun(options);
+    const clients: LoadClient[] = [];
+    for (let index = 0; index < options.clients; index++) clients.push(createClient(index));
+    try {
+        const registered = await warmUp(run, clients);
+        if (registered === 0) return result(run, 0, null, true);
+        const startMs = performance.now();
+        if (options.durationS !== null) run.endMs = startMs + options.durationS * 1000;
+        const progress = startProgress(run, startMs);
+        await Promise.all(clients.map((client, index) => clientLoop(run, client, index)));
+        const seconds = (performance.now() - startMs) / 1000;
+        if (progress !== null) clearInterval(progress);
+        const verified = options.verify ? await verifyAll(run, clients) : null;
+        return result(run, seconds, verified, false);
+    } finally {
+        for (const client of clients) client.close();
+    }
+}
+
+/** One get per client, so that every session registers before the clock starts. */
+async function warmUp(run: LoadRun, clients: readonly LoadClient[]): Promise<number> {
+    const key = new Uint8Array(keySize);
+    run.writeKey(key, 0xffff_ffff, 0xffff_ffff);
+    const outcomes = await Promise.allSettled(
+        clients.map((client) => client.get(key, { timeoutMs: run.options.warmupTimeoutMs })),
+    );
+    let registered = 0;
+    for (const outcome of outcomes) {
+        if (outcome.status === "fulfilled") registered++;
+        else run.countError(outcome.reason);
+    }
+    return registered;
+}
+
+function startProgress(run: LoadRun, startMs: number): NodeJS.Timeout | null {
+    const progress = run.options.progress;
+    if (progress === null) return null;
+    let opsBefore = 0;
+    const timer = setInterval(() => {
+        const seconds = (performance.now() - startMs) / 1000;
+        progress(
+            `${seconds.toFixed(0)} s  ops ${run.ops}  ops/s ${run.ops - opsBefore}  ` +
+                `errors ${run.errors}`,
+        );
+        opsBefore = run.ops;
+    }, 1000);
+    timer.unref();
+    return timer;
+}
+
+/** One session's closed loop: one call of `batch` puts in flight, until the run is over. */
+async function clientLoop(run: LoadRun, client: LoadClient, clientIndex: number): Promise<void> {
+    const { batch, valueBytes, verify, keysPerClient } = run.options;
+    const acked: number[] = [];
+    run.acked[clientIndex] = acked;
+    // The client copies keys and values when a call is made, so these buffers are reused.
+    const entries: { key: Uint8Array; value: Uint8Array }[] = [];
+    for (let index = 0; index < batch; index++) {
+        entries.push({ key: new Uint8Array(keySize), value: new Uint8Array(valueBytes) });
+    }
+    let sequence = 0;
+    while (run.takeCall()) {
+        const first = sequence;
+        for (const entry of entries) {
+            run.writeKey(entry.key, clientIndex, verify ? sequence : sequence % keysPerClient);
+            valueOf(entry.key, entry.value);
+            sequence++;
+        }
+        const startMs = performance.now();
+        try {
+            if (batch === 1) await client.put(entries[0]!.key, entries[0]!.value);
+            else await client.putMany(entries);
+            const latencyUs = Math.max(1, Math.round((performance.now() - startMs) * 1000));
+            run.histogram.recordValue(latencyUs);
+            run.ops += batch;
+            if (verify) acked.push(first);
+        } catch (error) {
+            run.countError(error);
+        }
+    }
+}
+
+interface Verified {
+    readonly acked: number;
+    readonly verified: number;
+}
+
+/** Reads back every acknowledged key, each client its own, in getMany batches. */
+async function verifyAll(run: LoadRun, clients: readonly LoadClient[]): Promise<Verified> {
+    const counts = await Promise.all(
+        clients.map((client, index) => verifyClient(run, client, index)),
+    );
+    let verified = 0;
+    for (const count of counts) verified += count;
+    let acked = 0;
+    for (const firsts of run.acked) acked += (firsts ?? []).length * run.options.batch;
+    return { acked, verified };
+}
+
+async function verifyClient(
+    run: LoadRun,
+    client: LoadClient,
+    clientIndex: number,
+): Promise<number> {
+    const batch = run.options.batch;
+    const sequences: number[] = [];
+    for (const first of run.acked[clientIndex] ?? []) {
+        for (let offset = 0; offset < batch; offset++) sequences.push(first + offset);
+    }
+    const chunkSize = Math.min(client.eventsPerRequestMax, 1024);
+    let verified = 0;
+    for (let from = 0; from < sequences.length; from += chunkSize) {
+        const keys = sequences.slice(from, from + chunkSize).map((sequence) => {
+            const key = new Uint8Array(keySize);
+            run.writeKey(key, clientIndex, sequence);
+            return key;
+        });
+        const values = await readBack(run, client, keys);
+        if (values === null) continue; // Unreadable after retries: counted as lost.
+        const expected = new Uint8Array(run.options.valueBytes);
+        for (let index = 0; index < keys.length; index++) {
+            valueOf(keys[index]!, expected);
+            const value = values[index] ?? null;
+            if (value !== null && bytesEqual(value, expected)) verified++;
+        }
+    }
+    return verified;
+}
+
+async function readBack(
+    run: LoadRun,
+    client: LoadClient,
+    keys: readonly Uint8Array[],
+): Promise<(Uint8Array | null)[] | null> {
+    for (let attempt = 0; attempt < verifyRetries; attempt++) {
+        try {
+            return await client.getMany(keys);
+        } catch (error) {
+            run.countError(error);
+        }
+    }
+    return null;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+    if (a.length !== b.length) return false;
+    for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false;
+    return true;
+}
+
+function result(
+    run: LoadRun,
+    seconds: number,
+    verified: Verified | null,
+    unreachable: boolean,
+): LoadResult {
+    const histogram = run.histogram;
+    const empty = histogram.totalCount === 0;
+    const max = empty ? 0 : histogram.maxValue;
+    // A percentile is reported as its bucket's highest equivalent value, which can exceed the
+    // exact maximum by the histogram's resolution (0.1 %): clamp, so p999 ≤ max always.
+    const percentile = (p: number): number =>
+        empty ? 0 : Math.min(max, histogram.getValueAtPercentile(p));
+    const report: LoadReport = {
+        ops: run.ops,
+        seconds: round(seconds, 3),
+        ops_per_s: seconds > 0 ? Math.round(run.ops / seconds) : 0,
+        latency_us: { p50: percentile(50), p99: percentile(99), p999: percentile(99.9), max },
+        errors: run.errors,
+    };
+    if (verified !== null) {
+        report.acked = verified.acked;
+        report.verified = verified.verified;
+        report.lost = verified.acked - verified.verified;
+    }
+    histogram.destroy();
+    return { report, errorCodes: run.errorCodes, unreachable };
+}
+
+function round(value: number, digits: number): number {
+    const scale = 10 ** digits;
+    return Math.round(value * scale) / scale;
+}
