@@ -81,7 +81,7 @@ function nurseryAvailableBytes(): number {
     return space.space_available_size;
 }
 
-test("a run that allocates 256 KiB into a nearly full nursery shows no GC, and its bytes", async () => {
+test("a run allocating 256 KiB into a nearly full nursery shows no GC, and its bytes", async () => {
     // Fill the young generation to within 64 KiB of a scavenge, as a warm-up would.
     allocate(1_000);
     for (let step = 0; step < 1_000_000 && nurseryAvailableBytes() > 64 * 1024; step++) {

@@ -413,6 +413,7 @@ export class Client {
         const count = this.packEvents();
         if (count === 0) return;
         this.requestNumber++;
+        assert(this.requestNumber <= 0xffff_ffff); // Request.request is a u32.
         this.writeRequestHeader(Operation.kv, count, this.session, this.requestNumber);
         this.inflight = Inflight.kv;
         this.inflightEventCount = count;

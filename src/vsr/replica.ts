@@ -309,16 +309,17 @@ export class Replica {
         this.repairTimeout = timeout("repair", c.repairTimeoutTicks);
         this.primaryAbdicateTimeout = timeout("abdicate", c.primaryAbdicateTimeoutTicks);
 
-        this.superblockWriteCallbackBound = (ok) => this.superblockWriteCallback(ok);
-        this.checkpointWriteCallbackBound = (ok) => this.checkpointWriteCallback(ok);
         this.installRoot();
         // Until open() reads the real superblock, the staged image is the freshly formatted one.
         this.superblock.setU128(SuperblockField.checkpointOpChecksum, this.commitMinChecksum);
         this.enterNormalTimeouts();
     }
 
-    private readonly superblockWriteCallbackBound: (ok: boolean) => void;
-    private readonly checkpointWriteCallbackBound: (ok: boolean) => void;
+    // Completions bound once (no closure per I/O).
+    private readonly superblockWriteCallbackBound = (ok: boolean): void =>
+        this.superblockWriteCallback(ok);
+    private readonly checkpointWriteCallbackBound = (ok: boolean): void =>
+        this.checkpointWriteCallback(ok);
 
     /** Pool messages one replica may hold at once, by arithmetic (see the comment per term). */
     static messagesMax(config: Config, replicaCount: number): number {
