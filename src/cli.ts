@@ -3,20 +3,40 @@
 // then dispatch. Bad input gets a one-line error naming what is wrong and exit code 2; a failed
 // simulation exits 1 with its reproduction command.
 
+import fs from "node:fs";
 import { parseArgs } from "node:util";
+import { commandClient, commandLoad } from "./client/commands.js";
+import { type Address, NodeError, defaultConfig, runNode } from "./io/node.js";
+import { createDataFile } from "./io/storage_direct.js";
+import { KvStateMachine } from "./state_machine/kv.js";
+import { formatSuperblockZone, superblockZoneSize } from "./vsr/format.js";
+import { layout } from "./vsr/layout.js";
 import { runSimulation, defaultSimOptions, type SimResult } from "./sim/vopr.js";
 
 const usage = `usage:
+  vsr format --cluster=<u32> --replica=<i> --replica-count=<n> <path>
+  vsr start --addresses=<host:port,...> <path>
+  vsr client --addresses=<host:port,...> [put <key> <value> | get <key> | delete <key>]
+  vsr load --addresses=<...> [--clients=N] [--batch=B] [--duration-s=S | --requests=R]
+           [--value-bytes=V] [--verify] [--json]
   vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--json]`;
 
 class UsageError extends Error {}
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
     const command = argv[0];
     try {
         switch (command) {
+            case "format":
+                return commandFormat(argv.slice(1));
+            case "start":
+                return await commandStart(argv.slice(1));
             case "sim":
                 return commandSim(argv.slice(1));
+            case "client":
+                return await commandClient(argv.slice(1));
+            case "load":
+                return await commandLoad(argv.slice(1));
             case "help":
             case "--help":
             case undefined:
@@ -29,6 +49,10 @@ function main(argv: string[]): number {
         if (error instanceof UsageError || isParseArgsError(error)) {
             process.stderr.write(`vsr: ${(error as Error).message}\n${usage}\n`);
             return 2;
+        }
+        if (error instanceof NodeError || isOperatingError(error)) {
+            process.stderr.write(`vsr: ${(error as Error).message}\n`);
+            return 1;
         }
         throw error;
     }
@@ -136,4 +160,83 @@ function printHuman(result: SimResult, reproduce: string): void {
     out.write(`fingerprint=${result.fingerprint}\n`);
 }
 
-process.exitCode = main(process.argv.slice(2));
+function isOperatingError(error: unknown): boolean {
+    return (
+        error instanceof Error &&
+        "code" in error &&
+        typeof error.code === "string" &&
+        /^E[A-Z]+$/.test(error.code)
+    );
+}
+
+function commandFormat(args: string[]): number {
+    const { values, positionals } = parseArgs({
+        args,
+        strict: true,
+        allowPositionals: true,
+        options: {
+            cluster: { type: "string" },
+            replica: { type: "string" },
+            "replica-count": { type: "string" },
+        },
+    });
+    const cluster = integerFlag("cluster", values.cluster, 0, 0xffff_ffff);
+    const replicaCount = integerFlag("replica-count", values["replica-count"], 1, 6);
+    if (cluster === null) throw new UsageError("--cluster is required");
+    if (replicaCount === null) throw new UsageError("--replica-count is required");
+    const replica = integerFlag("replica", values.replica, 0, replicaCount - 1);
+    if (replica === null) throw new UsageError("--replica is required");
+    const path = onePath(positionals);
+    const config = defaultConfig;
+    const zones = layout(config, KvStateMachine.sizeBytes(config.kvEntriesMax));
+    createDataFile(path, zones.totalSize, (fd) => {
+        const image = new Uint8Array(superblockZoneSize);
+        formatSuperblockZone(image, 0, { cluster, replica, replicaCount });
+        fs.writeSync(fd, image, 0, image.length, zones.superblockOffset);
+    });
+    const mib = (bytes: number): string => (bytes / (1024 * 1024)).toFixed(2) + " MiB";
+    process.stdout.write(
+        `formatted ${path}: cluster=${cluster} replica=${replica} replica_count=${replicaCount}\n` +
+            `  superblock      ${mib(zones.walHeadersOffset)}\n` +
+            `  wal headers     ${mib(zones.walHeadersSize)}\n` +
+            `  wal prepares    ${mib(zones.walPreparesSize)}\n` +
+            `  client replies  ${mib(zones.clientRepliesSize)}\n` +
+            `  checkpoints     ${mib(2 * zones.checkpointCopySize)}\n` +
+            `  total           ${mib(zones.totalSize)}\n`,
+    );
+    return 0;
+}
+
+function onePath(positionals: string[]): string {
+    if (positionals.length !== 1) throw new UsageError("exactly one data file path is required");
+    return positionals[0] as string;
+}
+
+export function parseAddresses(text: string | undefined): Address[] {
+    if (text === undefined || text === "") throw new UsageError("--addresses is required");
+    return text.split(",").map((part) => {
+        const match = /^([^:]+):([0-9]{1,5})$/.exec(part.trim());
+        const port = match === null ? -1 : Number(match[2]);
+        if (match === null || port < 1 || port > 65535) {
+            throw new UsageError(`bad address '${part}': expected host:port`);
+        }
+        return { host: match[1] as string, port };
+    });
+}
+
+async function commandStart(args: string[]): Promise<number> {
+    const { values, positionals } = parseArgs({
+        args,
+        strict: true,
+        allowPositionals: true,
+        options: { addresses: { type: "string" } },
+    });
+    const addresses = parseAddresses(values.addresses);
+    const path = onePath(positionals);
+    const log = (line: string): void => {
+        process.stderr.write(line + "\n");
+    };
+    return runNode({ path, addresses, config: defaultConfig, log });
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -58,6 +58,9 @@ export function invalidSuperblockCopy(
     base: number,
 ): string | null {
     if (!checksumEquals(bytes, base + 32, superblockCopySize - 32, bytes, base)) return "checksum";
+    for (let offset = base + SuperblockField.copy + 1; offset < base + 32; offset++) {
+        if (bytes[offset] !== 0) return "reserved";
+    }
     if (view.getUint32(base + SuperblockField.version, true) !== formatVersion) return "version";
     if (view.getUint32(base + SuperblockField.viewHeadersCount, true) > viewHeadersMax) {
         return "view headers count";
@@ -191,6 +194,9 @@ export class Superblock {
         if (this.copy < superblockCopies) return this.writeCopy();
         this.writing = false;
         this.doneCallback = null;
+        // A failed copy write means the state may not be durable: the caller must not act on
+        // it (the replica crashes, as TigerBeetle does on a write EIO).
+        if (this.writeErrors > 0) return callback(false);
         this.bytes.copyWithin(this.durable, this.staged, this.staged + superblockCopySize);
         callback(true);
     }
@@ -201,6 +207,7 @@ export class Superblock {
         for (let copy = 0; copy < superblockCopies; copy++) {
             const base = this.readBuffer + copy * superblockCopySize;
             if (invalidSuperblockCopy(this.bytes, this.view, base) !== null) continue;
+            if (this.view.getUint8(base + SuperblockField.copy) !== copy) continue; // Misdirected.
             const sequence = this.u64(base, SuperblockField.sequence);
             if (sequence > bestSequence) {
                 best = base;
