@@ -3,6 +3,10 @@
 // then dispatch. Bad input gets a one-line error naming what is wrong and exit code 2; a failed
 // simulation exits 1 with its reproduction command.
 
+// Journal writes are synchronous O_DSYNC syscalls on libuv's thread pool: its default of four
+// threads would cap the writes in flight (set before the pool starts, at the first fs call).
+process.env["UV_THREADPOOL_SIZE"] ??= "16";
+
 import fs from "node:fs";
 import { parseArgs } from "node:util";
 import { commandClient, commandLoad } from "./client/commands.js";

@@ -73,15 +73,16 @@ export function derive(config: Config): Derived {
 export const production: Config = verify({
     name: "production",
     // The whole WAL window is memory-resident (a prepare per slot), so message size and slot
-    // count are sized together: 256 slots × 256 KiB = 64 MiB of prepares.
-    messageSizeMax: 256 * 1024,
+    // count are sized together: 512 slots × 128 KiB = 64 MiB of prepares. A long window keeps
+    // checkpoints (a full KV image each) rare: one per 448 prepares.
+    messageSizeMax: 128 * 1024,
     clientsMax: 64,
     pipelinePrepareQueueMax: 8,
-    journalSlotCount: 256,
-    checkpointOps: 128,
+    journalSlotCount: 512,
+    checkpointOps: 448,
     journalWritesMax: 32,
     journalReadsMax: 8,
-    kvEntriesMax: 1 << 19,
+    kvEntriesMax: 1 << 18,
     requestHeadersMax: 64,
     tickMs: 10,
     pingTimeoutTicks: 100,

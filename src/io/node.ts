@@ -5,6 +5,7 @@
 // stops, sockets close, in-flight writes complete, the file is fsynced and closed.
 
 import fs from "node:fs";
+import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks";
 import { type Config, production } from "../constants.js";
 import { KvStateMachine } from "../state_machine/kv.js";
 import { assert } from "../stdx/assert.js";
@@ -92,6 +93,16 @@ export class Node {
     private readonly options: NodeOptions;
     private timer: NodeJS.Timeout | null = null;
     private stopping = false;
+    /** Garbage collections since start (young = scavenges), for /metrics. */
+    private gcYoung = 0;
+    private gcMajor = 0;
+    private readonly gcObserver = new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) {
+            const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+            if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) this.gcYoung++;
+            else this.gcMajor++;
+        }
+    });
     readonly startedMs = Date.now();
 
     constructor(options: NodeOptions) {
@@ -110,7 +121,7 @@ export class Node {
         const messagesMax = nodeMessagesMax(config, replicaCount);
         const arena = new Arena(
             MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
-                alignUp(kvSize) +
+                2 * alignUp(kvSize) + // The KV table and its checkpoint snapshot.
                 2 * dataLayout.walHeadersSize +
                 (config.journalWritesMax + 64) * 4096 +
                 (2 + superblockCopies) * superblockCopySize,
@@ -162,6 +173,7 @@ export class Node {
             this.replica.open((ok) => {
                 if (!ok) return reject(new NodeError(this.replica.openError ?? "open failed"));
                 this.bus.start();
+                this.gcObserver.observe({ entryTypes: ["gc"] });
                 const tickMs = this.options.config.tickMs;
                 this.timer = setInterval(() => this.replica.tick(), tickMs);
                 resolve();
@@ -173,6 +185,7 @@ export class Node {
         if (this.stopping) return;
         this.stopping = true;
         if (this.timer !== null) clearInterval(this.timer);
+        this.gcObserver.disconnect();
         await this.bus.close();
         await new Promise<void>((resolve) => this.storage.close(() => resolve()));
     }
@@ -235,6 +248,11 @@ export class Node {
             `vsr_storage_reads_total ${this.storage.readsCompleted}`,
             "# TYPE vsr_repairs_requested_total counter",
             `vsr_repairs_requested_total ${stats.repairsRequested}`,
+            "# TYPE vsr_gc_total counter",
+            `vsr_gc_total{kind="young"} ${this.gcYoung}`,
+            `vsr_gc_total{kind="major"} ${this.gcMajor}`,
+            "# TYPE vsr_events_committed_total counter",
+            `vsr_events_committed_total ${stats.eventsCommitted}`,
         ];
         return lines.join("\n") + "\n";
     }

@@ -234,7 +234,7 @@ export class Cluster {
             config.journalWritesMax * sectorSize +
             (2 + superblockCopies) * superblockCopySize +
             dataLayout.checkpointSessionsSize +
-            dataLayout.checkpointKvSize +
+            2 * dataLayout.checkpointKvSize + // The KV table and its checkpoint snapshot.
             16 * sectorSize // Alignment slack and small fields.
         );
     }

@@ -9,6 +9,10 @@
 // half of the client-replies zone). A read runs the same steps the other way and checks the
 // image and table against the checksums the superblock recorded, and each reply against its own
 // header checksum and the table.
+//
+// A write first snapshots the state (a copy of the KV image into a region of its own, the
+// client table serialized, a reference on every reply), so execution resumes at once and the
+// disk writes proceed from the snapshot.
 
 import { assert } from "../stdx/assert.js";
 import { headerSize, sectorSize } from "../constants.js";
@@ -54,6 +58,10 @@ export class Checkpointer implements StorageCompletion {
     private entry = 0;
     private readMessage: Message | null = null;
     private readonly readReplies: (Message | null)[] = [];
+    /** Arena offset of the KV image snapshot a write proceeds from. */
+    private readonly snapshotOffset: number;
+    /** The replies of the snapshot (one reference each until the write ends). */
+    private readonly snapshotReplies: (Message | null)[] = [];
     private ok = true;
     private doneCallback: ((ok: boolean) => void) | null = null;
     writes = 0;
@@ -82,10 +90,21 @@ export class Checkpointer implements StorageCompletion {
         this.kvChecksum = allocator.allocate(16, 16);
         this.sessionsChecksum = allocator.allocate(16, 16);
         for (let entry = 0; entry < this.clientsMax; entry++) this.readReplies.push(null);
+        for (let entry = 0; entry < this.clientsMax; entry++) this.snapshotReplies.push(null);
+        this.snapshotOffset = allocator.allocate(dataLayout.checkpointKvSize, sectorSize);
     }
 
-    /** Releases messages held by a read in flight (the replica is being torn down). */
+    private releaseSnapshot(): void {
+        for (let entry = 0; entry < this.clientsMax; entry++) {
+            const reply = this.snapshotReplies[entry] ?? null;
+            if (reply !== null) this.pool.unref(reply);
+            this.snapshotReplies[entry] = null;
+        }
+    }
+
+    /** Releases messages held by I/O in flight (the replica is being torn down). */
     releaseAll(): void {
+        this.releaseSnapshot();
         if (this.readMessage !== null) this.pool.unref(this.readMessage);
         this.readMessage = null;
         for (let entry = 0; entry < this.clientsMax; entry++) {
@@ -119,7 +138,13 @@ export class Checkpointer implements StorageCompletion {
         this.ok = true;
         this.doneCallback = callback;
         const image = this.stateMachine;
-        checksum(this.bytes, image.imageOffset, image.imageSize, this.bytes, this.kvChecksum);
+        const kvSize = this.layout.checkpointKvSize;
+        this.bytes.copyWithin(this.snapshotOffset, image.imageOffset, image.imageOffset + kvSize);
+        checksum(this.bytes, this.snapshotOffset, image.imageSize, this.bytes, this.kvChecksum);
+        for (let entry = 0; entry < this.clientsMax; entry++) {
+            const reply = this.sessions.reply(entry);
+            this.snapshotReplies[entry] = reply === null ? null : this.pool.ref(reply);
+        }
         const tableSize = this.clientsMax * sessionEntrySize;
         this.bytes.fill(
             0,
@@ -131,12 +156,7 @@ export class Checkpointer implements StorageCompletion {
         }
         checksum(this.bytes, this.sessionsBuffer, tableSize, this.bytes, this.sessionsChecksum);
         this.step = Step.kv;
-        this.storage.write(
-            this,
-            image.imageOffset,
-            this.layout.checkpointKvSize,
-            this.copyOffset(copy),
-        );
+        this.storage.write(this, this.snapshotOffset, kvSize, this.copyOffset(copy));
     }
 
     /**
@@ -219,7 +239,7 @@ export class Checkpointer implements StorageCompletion {
             if (size > 0) {
                 const offset = this.replyOffset(this.copy, this.entry);
                 if (this.writing) {
-                    const reply = this.sessions.reply(this.entry);
+                    const reply = this.snapshotReplies[this.entry] ?? null;
                     assert(reply !== null);
                     this.bytes.fill(0, reply.offset + size, reply.offset + alignUp(size));
                     this.storage.write(this, reply.offset, alignUp(size), offset);
@@ -236,7 +256,7 @@ export class Checkpointer implements StorageCompletion {
 
     private replySize(entry: number): number {
         if (this.writing) {
-            const reply = this.sessions.reply(entry);
+            const reply = this.snapshotReplies[entry] ?? null;
             return reply === null ? 0 : this.view.getUint32(reply.offset + Frame.size, true);
         }
         const size = this.view.getUint32(this.sessionsBuffer + entry * sessionEntrySize + 56, true);
@@ -274,6 +294,7 @@ export class Checkpointer implements StorageCompletion {
         this.doneCallback = null;
         if (this.writing) {
             this.writes++;
+            this.releaseSnapshot();
             return callback(this.ok);
         }
         for (let entry = 0; entry < this.clientsMax; entry++) {
