@@ -135,6 +135,8 @@ function toJson(result: SimResult): Record<string, unknown> {
         replies_checked: result.repliesChecked,
         view_changes: result.viewChanges,
         replicas_awaiting_sync: result.replicasAwaitingSync,
+        state_syncs: result.stateSyncs,
+        par_repairs: result.parRepairs,
         faults: result.faults,
         fingerprint: result.fingerprint,
     };
@@ -149,7 +151,8 @@ function printHuman(result: SimResult, reproduce: string): void {
     out.write(
         `ops_committed=${result.opsCommitted} requests_completed=${result.requestsCompleted} ` +
             `replies_checked=${result.repliesChecked} view_changes=${result.viewChanges} ` +
-            `replicas_awaiting_sync=${result.replicasAwaitingSync}\n`,
+            `replicas_awaiting_sync=${result.replicasAwaitingSync} ` +
+            `state_syncs=${result.stateSyncs} par_repairs=${result.parRepairs}\n`,
     );
     const faults = Object.entries(result.faults)
         .map(([name, count]) => `${name}=${count}`)

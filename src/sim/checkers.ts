@@ -150,6 +150,16 @@ export class Checkers {
         this.replicaCommit[replica] = commitMin;
     }
 
+    /** State sync moved a replica's execution forward to `op`, a committed checkpoint op. */
+    onStateSync(replica: number, op: number): void {
+        if (op > this.opCommitted) this.fail(`replica ${replica} synced beyond the history`);
+        if (op < this.replicaCommit[replica]!) this.fail(`replica ${replica} synced backwards`);
+        this.replicaCommit[replica] = op;
+        this.stateSyncs++;
+    }
+
+    stateSyncs = 0;
+
     /** Commit numbers of a replica never go back (called after every step). */
     checkCommitMonotonic(replica: number, commitMin: number): void {
         if (commitMin < this.replicaCommit[replica]!) {

@@ -172,6 +172,8 @@ export class Cluster {
     private readonly viewDurableBeforeCrash: Float64Array;
     crashes = 0;
     restarts = 0;
+    /** PAR repairs counted by replicas before they crashed (their journals are gone). */
+    parRepairsOfCrashed = 0;
     crashOptions: CrashOptions;
     readonly clients: SimClient[] = [];
     readonly checkers: Checkers;
@@ -306,6 +308,7 @@ export class Cluster {
             hooks: {
                 onCommit: (replicaIndex, op, prepare) =>
                     this.checkers.onCommit(replicaIndex, op, prepare),
+                onStateSync: (replicaIndex, op) => this.checkers.onStateSync(replicaIndex, op),
             },
             faults: options.faults,
         });
@@ -317,6 +320,7 @@ export class Cluster {
         assert(this.up[index] === 1);
         const replica = this.replicas[index]!;
         this.viewDurableBeforeCrash[index] = replica.viewDurable;
+        this.parRepairsOfCrashed += replica.journal.faultyRepaired;
         replica.shutdown();
         this.storages[index]!.crash();
         this.up[index] = 0;

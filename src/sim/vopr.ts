@@ -45,6 +45,8 @@ export interface SimResult {
     readonly repliesChecked: number;
     readonly viewChanges: number;
     readonly replicasAwaitingSync: number;
+    readonly stateSyncs: number;
+    readonly parRepairs: number;
     readonly faults: Record<string, number>;
     readonly fingerprint: string;
 }
@@ -192,7 +194,6 @@ function converged(cluster: Cluster): string | null {
     const commitTarget = commitHighest(cluster);
     for (const replica of cluster.replicas) {
         if (cluster.up[replica.replica] === 0) return `replica ${replica.replica} is down`;
-        if (awaitingSync(cluster, replica)) continue;
         if (replica.status !== Status.normal) return `replica ${replica.replica} is not normal`;
         if (replica.commitMin !== commitTarget) {
             return `replica ${replica.replica} commit ${replica.commitMin} != ${commitTarget}`;
@@ -266,6 +267,8 @@ function summarize(
         repliesChecked: cluster.checkers.repliesChecked,
         viewChanges,
         replicasAwaitingSync: awaiting,
+        stateSyncs: cluster.checkers.stateSyncs,
+        parRepairs: parRepairs(cluster),
         faults: {
             packets_dropped: stats.packetsDropped,
             packets_duplicated: stats.packetsDuplicated,
@@ -281,6 +284,13 @@ function summarize(
         },
         fingerprint: fingerprint(cluster),
     };
+}
+
+/** Faulty WAL slots (found by recovery) repaired from peers, across the run. */
+function parRepairs(cluster: Cluster): number {
+    let total = cluster.parRepairsOfCrashed;
+    for (const replica of cluster.replicas) total += replica.journal.faultyRepaired;
+    return total;
 }
 
 function sumStorage(

@@ -60,8 +60,13 @@ export class Checkpointer implements StorageCompletion {
     private readonly readReplies: (Message | null)[] = [];
     /** Arena offset of the KV image snapshot a write proceeds from. */
     private readonly snapshotOffset: number;
-    /** The replies of the snapshot (one reference each until the write ends). */
+    /** The replies of the snapshot (one reference each until the next snapshot). */
     private readonly snapshotReplies: (Message | null)[] = [];
+    /** The op the snapshot was taken at (0: none yet) and its prepare's checksum. */
+    snapshotOp = 0;
+    readonly snapshotAnchor: number;
+    /** State sync being received: one message per reply being assembled. */
+    private readonly syncReplies: (Message | null)[] = [];
     private ok = true;
     private doneCallback: ((ok: boolean) => void) | null = null;
     writes = 0;
@@ -92,6 +97,8 @@ export class Checkpointer implements StorageCompletion {
         for (let entry = 0; entry < this.clientsMax; entry++) this.readReplies.push(null);
         for (let entry = 0; entry < this.clientsMax; entry++) this.snapshotReplies.push(null);
         this.snapshotOffset = allocator.allocate(dataLayout.checkpointKvSize, sectorSize);
+        this.snapshotAnchor = allocator.allocate(16, 16);
+        for (let entry = 0; entry < this.clientsMax; entry++) this.syncReplies.push(null);
     }
 
     private releaseSnapshot(): void {
@@ -102,8 +109,156 @@ export class Checkpointer implements StorageCompletion {
         }
     }
 
+    // -----------------------------------------------------------------------------------------
+    // State sync: the snapshot as one byte stream: KV image | client table | each reply in
+    // entry order (exact sizes, from the table). A lagging replica fetches it chunk by chunk in
+    // order, so the table (and with it every reply's size) arrives before the replies.
+
+    private get tableSize(): number {
+        return this.clientsMax * sessionEntrySize;
+    }
+
+    /** Size of the reply of `entry` in a serialized table at `table` (0: none). */
+    private tableReplySize(table: number, entry: number): number {
+        const size = this.view.getUint32(table + entry * sessionEntrySize + 56, true);
+        return size >= headerSize && size <= this.messageSizeMax ? size : 0;
+    }
+
+    streamSize(): number {
+        let size = this.stateMachine.imageSize + this.tableSize;
+        for (let entry = 0; entry < this.clientsMax; entry++) {
+            size += this.tableReplySize(this.sessionsBuffer, entry);
+        }
+        return size;
+    }
+
+    /**
+     * Copies up to `sizeMax` stream bytes from `offset` of the snapshot to the arena at
+     * `target`; returns the count. The snapshot must exist and no write may be starting.
+     */
+    serveStream(offset: number, target: number, sizeMax: number): number {
+        assert(this.snapshotOp > 0);
+        const total = this.streamSize();
+        const size = Math.min(sizeMax, total - offset);
+        assert(size >= 0);
+        for (let done = 0; done < size; ) {
+            const piece = this.streamSegment(offset + done, this.sessionsBuffer, true);
+            const count = Math.min(size - done, this.segmentRemaining);
+            this.bytes.copyWithin(target + done, piece, piece + count);
+            done += count;
+        }
+        return size;
+    }
+
+    /** Bytes left in the segment found by the last streamSegment(). */
+    private segmentRemaining = 0;
+
+    /**
+     * The arena offset of stream byte `offset` (snapshot side when serving, assembly side when
+     * receiving), and the bytes left in its segment (segmentRemaining); -1 beyond the end.
+     */
+    private streamSegment(offset: number, table: number, serving: boolean): number {
+        const imageSize = this.stateMachine.imageSize;
+        if (offset < imageSize) {
+            this.segmentRemaining = imageSize - offset;
+            return this.snapshotOffset + offset;
+        }
+        let start = imageSize;
+        if (offset < start + this.tableSize) {
+            this.segmentRemaining = start + this.tableSize - offset;
+            return this.sessionsBuffer + (offset - start);
+        }
+        start += this.tableSize;
+        for (let entry = 0; entry < this.clientsMax; entry++) {
+            const size = this.tableReplySize(table, entry);
+            if (offset < start + size) {
+                this.segmentRemaining = start + size - offset;
+                const reply = serving ? this.snapshotReplies[entry] : this.syncReply(entry);
+                assert(reply !== null && reply !== undefined);
+                return reply.offset + (offset - start);
+            }
+            start += size;
+        }
+        return -1;
+    }
+
+    private syncReply(entry: number): Message {
+        let message = this.syncReplies[entry] ?? null;
+        if (message === null) {
+            message = this.pool.acquire();
+            this.syncReplies[entry] = message;
+        }
+        return message;
+    }
+
+    /** Starts assembling a stream (into the snapshot region, table buffer and pool messages). */
+    receiveBegin(): void {
+        assert(this.step === Step.idle);
+        this.releaseSync();
+        this.releaseSnapshot();
+        this.snapshotOp = 0; // The region now holds a stream in assembly, not a snapshot.
+    }
+
+    /** Stores stream bytes [offset, offset + size) from the arena at `source`. */
+    receive(offset: number, source: number, size: number): void {
+        for (let done = 0; done < size; ) {
+            const piece = this.streamSegment(offset + done, this.sessionsBuffer, false);
+            assert(piece >= 0);
+            const count = Math.min(size - done, this.segmentRemaining);
+            this.bytes.copyWithin(piece, source + done, source + done + count);
+            done += count;
+        }
+    }
+
+    /**
+     * Checks the assembled stream against the checksums at kvChecksum/sessionsChecksum and, if
+     * they match, installs it into the live state machine and the (cleared) client table.
+     */
+    receiveInstall(kvChecksumOffset: number, sessionsChecksumOffset: number): boolean {
+        const image = this.stateMachine;
+        const kvOk = checksumEquals(
+            this.bytes,
+            this.snapshotOffset,
+            image.imageSize,
+            this.bytes,
+            kvChecksumOffset,
+        );
+        const tableOk = checksumEquals(
+            this.bytes,
+            this.sessionsBuffer,
+            this.tableSize,
+            this.bytes,
+            sessionsChecksumOffset,
+        );
+        if (!kvOk || !tableOk) {
+            this.releaseSync();
+            return false;
+        }
+        const kvSize = this.layout.checkpointKvSize;
+        this.bytes.copyWithin(image.imageOffset, this.snapshotOffset, this.snapshotOffset + kvSize);
+        this.sessions.clear();
+        for (let entry = 0; entry < this.clientsMax; entry++) {
+            const entryOffset = this.sessionsBuffer + entry * sessionEntrySize;
+            const message = this.syncReplies[entry] ?? null;
+            const reply =
+                message !== null && this.replyValid(message, entryOffset) ? message : null;
+            this.sessions.deserialize(entry, entryOffset, reply);
+        }
+        this.releaseSync();
+        return true;
+    }
+
+    private releaseSync(): void {
+        for (let entry = 0; entry < this.clientsMax; entry++) {
+            const message = this.syncReplies[entry] ?? null;
+            if (message !== null) this.pool.unref(message);
+            this.syncReplies[entry] = null;
+        }
+    }
+
     /** Releases messages held by I/O in flight (the replica is being torn down). */
     releaseAll(): void {
+        this.releaseSync();
         this.releaseSnapshot();
         if (this.readMessage !== null) this.pool.unref(this.readMessage);
         this.readMessage = null;
@@ -130,15 +285,31 @@ export class Checkpointer implements StorageCompletion {
     }
 
     /** Writes the live state to checkpoint copy `copy` (checksums into kvChecksum, …). */
-    write(copy: number, callback: (ok: boolean) => void): void {
+    write(copy: number, op: number, anchorOffset: number, callback: (ok: boolean) => void): void {
         assert(this.step === Step.idle);
         assert(copy === 0 || copy === 1);
         this.writing = true;
         this.copy = copy;
         this.ok = true;
         this.doneCallback = callback;
+        this.snapshot(op, anchorOffset);
+        this.step = Step.kv;
+        const kvSize = this.layout.checkpointKvSize;
+        this.storage.write(this, this.snapshotOffset, kvSize, this.copyOffset(copy));
+    }
+
+    /**
+     * Takes a snapshot of the live state at `op` (no I/O): the basis of a checkpoint write, or,
+     * right after recovery, of the checkpoint just read (so peers can sync from it at once).
+     */
+    snapshot(op: number, anchorOffset: number): void {
+        assert(this.step === Step.idle);
+        assert(op > 0);
         const image = this.stateMachine;
         const kvSize = this.layout.checkpointKvSize;
+        this.releaseSnapshot();
+        this.snapshotOp = op;
+        this.bytes.copyWithin(this.snapshotAnchor, anchorOffset, anchorOffset + 16);
         this.bytes.copyWithin(this.snapshotOffset, image.imageOffset, image.imageOffset + kvSize);
         checksum(this.bytes, this.snapshotOffset, image.imageSize, this.bytes, this.kvChecksum);
         for (let entry = 0; entry < this.clientsMax; entry++) {
@@ -155,8 +326,6 @@ export class Checkpointer implements StorageCompletion {
             this.sessions.serialize(entry, this.sessionsBuffer + entry * sessionEntrySize);
         }
         checksum(this.bytes, this.sessionsBuffer, tableSize, this.bytes, this.sessionsChecksum);
-        this.step = Step.kv;
-        this.storage.write(this, this.snapshotOffset, kvSize, this.copyOffset(copy));
     }
 
     /**
@@ -293,8 +462,9 @@ export class Checkpointer implements StorageCompletion {
         this.step = Step.idle;
         this.doneCallback = null;
         if (this.writing) {
+            // The snapshot stays (with its reply references) until the next one: peers that
+            // fell behind the WAL are synced from it.
             this.writes++;
-            this.releaseSnapshot();
             return callback(this.ok);
         }
         for (let entry = 0; entry < this.clientsMax; entry++) {

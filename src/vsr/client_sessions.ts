@@ -205,6 +205,14 @@ export class ClientSessions {
         this.count++;
     }
 
+    /** Empties the table (state sync replaces it whole). */
+    clear(): void {
+        for (let entry = 0; entry < this.entriesMax; entry++) {
+            if (!this.free(entry)) this.evict(entry);
+        }
+        assert(this.count === 0);
+    }
+
     /** Releases every reply (the replica is shutting down or being rebuilt). */
     releaseAll(): void {
         for (let entry = 0; entry < this.entriesMax; entry++) {

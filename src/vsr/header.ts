@@ -35,9 +35,13 @@ export const Command = {
     requestPrepare: 15,
     headers: 16,
     eviction: 17,
+    /** State sync: ask a peer for part of its latest checkpoint. */
+    requestSync: 18,
+    /** State sync: a chunk of a checkpoint (KV image, client table, replies as one stream). */
+    sync: 19,
 } as const;
 export type Command = (typeof Command)[keyof typeof Command];
-export const commandCount = 18; // One past the highest ordinal.
+export const commandCount = 20; // One past the highest ordinal.
 
 /** Operations below 128 belong to VSR; the state machine's start at 128. */
 export const Operation = {
@@ -122,6 +126,18 @@ export const RequestHeaders = { opMin: 128, opMax: 136, reserved: 144 } as const
 export const RequestPrepare = { prepareChecksum: 128, prepareOp: 144, reserved: 152 } as const;
 export const Headers = { reserved: 128 } as const;
 export const Ping = { reserved: 128 } as const;
+/** commitMin: the requester's (it needs a checkpoint above it); offset: the stream byte wanted. */
+export const RequestSync = { commitMin: 128, offset: 136, reserved: 144 } as const;
+/** A chunk of the checkpoint at checkpointOp: body = stream bytes [offset, offset + body size). */
+export const Sync = {
+    checkpointOp: 128,
+    offset: 136,
+    streamSize: 144,
+    kvChecksum: 160,
+    sessionsChecksum: 176,
+    anchorChecksum: 192, // The checksum of the prepare at checkpointOp.
+    reserved: 208,
+} as const;
 /** session: the session the eviction ends, so a client ignores an eviction of an older one. */
 export const Eviction = { client: 128, session: 144, reason: 152, reserved: 153 } as const;
 
@@ -237,6 +253,8 @@ function buildReservedFrom(): number[] {
     table[Command.requestPrepare] = RequestPrepare.reserved;
     table[Command.headers] = Headers.reserved;
     table[Command.ping] = Ping.reserved;
+    table[Command.requestSync] = RequestSync.reserved;
+    table[Command.sync] = Sync.reserved;
     table[Command.eviction] = Eviction.reserved;
     return table;
 }
@@ -310,6 +328,16 @@ function highHalvesSafe(view: DataView, base: number, command: number): boolean 
             return safe(view, base + RequestPrepare.prepareOp);
         case Command.eviction:
             return safe(view, base + Eviction.session);
+        case Command.requestSync:
+            return (
+                safe(view, base + RequestSync.commitMin) && safe(view, base + RequestSync.offset)
+            );
+        case Command.sync:
+            return (
+                safe(view, base + Sync.checkpointOp) &&
+                safe(view, base + Sync.offset) &&
+                safe(view, base + Sync.streamSize)
+            );
         default:
             return true;
     }
@@ -365,6 +393,14 @@ function invalidCommand(
             if (u128IsZero(view, base + Eviction.client)) return "eviction client == 0";
             if (view.getUint8(base + Eviction.reason) === 0) return "eviction reason == 0";
             return bodySize === 0 ? null : "body not empty";
+        case Command.sync:
+            if (
+                readU64(view, base + Sync.offset) + bodySize >
+                readU64(view, base + Sync.streamSize)
+            ) {
+                return "sync chunk beyond the stream";
+            }
+            return bodySize === 0 ? "sync chunk empty" : null;
         default:
             return bodySize === 0 ? null : "body not empty";
     }
@@ -437,6 +473,8 @@ for (const table of [
     RequestHeaders,
     RequestPrepare,
     Eviction,
+    RequestSync,
+    Sync,
 ]) {
     assertLayout(table, Frame.custom);
 }

@@ -378,7 +378,11 @@ export class Journal {
         if (this.faulty[slot] === 0) return;
         this.faulty[slot] = 0;
         this.faultyCount--;
+        this.faultyRepaired++;
     }
+
+    /** Faulty slots that received their prepare again (protocol-aware recovery at work). */
+    faultyRepaired = 0;
 
     /** Releases every message the journal holds (a crash: in-flight I/O will never complete). */
     releaseAll(): void {

@@ -49,7 +49,9 @@ import {
     Request,
     RequestHeaders,
     RequestPrepare,
+    RequestSync,
     StartView,
+    Sync,
     headerCommand,
     headerReplica,
     headerSizeOf,
@@ -112,6 +114,8 @@ export const noReplicaFaults: ReplicaFaults = {
 /** Observers for the simulator's checkers (null in production). */
 export interface ReplicaHooks {
     onCommit(replica: number, op: number, prepare: Message): void;
+    /** State sync installed a peer's checkpoint: execution resumes after `op`. */
+    onStateSync(replica: number, op: number): void;
 }
 
 export interface ReplicaOptions {
@@ -142,6 +146,8 @@ export interface ReplicaStats {
     preparesRepaired: number;
     evictions: number;
     windowFull: number;
+    /** Checkpoints installed from a peer (state sync). */
+    stateSyncs: number;
     /** KV events executed (what users call operations; a prepare batches many). */
     eventsCommitted: number;
 }
@@ -245,6 +251,7 @@ export class Replica {
         preparesRepaired: 0,
         evictions: 0,
         windowFull: 0,
+        stateSyncs: 0,
         eventsCommitted: 0,
     };
 
@@ -345,6 +352,7 @@ export class Replica {
             config.clientsMax + // The latest reply of every session.
             replicaCount + // do_view_change messages held by a new primary.
             config.clientsMax + // Replies a checkpoint snapshot references while written.
+            config.clientsMax + // Replies assembled by a state sync being received.
             2
         ); // A message under construction and a reply under construction.
     }
@@ -434,6 +442,10 @@ export class Replica {
 
     private openCheckpointCallback(ok: boolean): void {
         if (!ok) return this.openFinish("the checkpoint does not match its checksums");
+        if (this.checkpointOp > 0) {
+            const anchor = this.superblock.durable + SuperblockField.checkpointOpChecksum;
+            this.checkpointer.snapshot(this.checkpointOp, anchor);
+        }
         const solo = this.replicaCount === 1;
         this.journal.recover(this.cluster, solo, (recovered) =>
             this.openJournalCallback(recovered),
@@ -709,6 +721,10 @@ export class Replica {
 
     private onRepairTimeout(): void {
         this.repairTimeout.startWithJitter();
+        if (this.syncing) {
+            this.syncPeer = this.repairPeer(); // The chunk or its answer was lost: ask again.
+            this.sendRequestSync();
+        }
         this.repair();
     }
 
@@ -756,6 +772,10 @@ export class Replica {
                 return this.onRequestPrepare(message);
             case Command.headers:
                 return this.onHeaders(message);
+            case Command.requestSync:
+                return this.onRequestSync(message);
+            case Command.sync:
+                return this.onSync(message);
             default:
                 // Replies and evictions are for clients: a replica ignores them.
                 this.stats.messagesInvalid++;
@@ -1000,6 +1020,7 @@ export class Replica {
         if (op >= this.windowOpMax()) {
             // Accepting it would overwrite a slot this replica has not executed yet.
             this.stats.windowFull++;
+            this.syncRequest(this.primaryIndex(this.view));
             return;
         }
         if (op <= this.op) {
@@ -1213,7 +1234,12 @@ export class Replica {
 
     /** Executes committed ops in order while their prepares are present and trusted. */
     private commitJournal(): void {
-        while (this.commitMin < this.commitMax && this.commitMin < this.op && !this.checkpointing) {
+        while (
+            this.commitMin < this.commitMax &&
+            this.commitMin < this.op &&
+            !this.checkpointing &&
+            !this.syncing
+        ) {
             const op = this.commitMin + 1;
             if (!this.journal.isTrusted(op)) return;
             const prepare = this.journal.prepare(op);
@@ -1632,6 +1658,8 @@ export class Replica {
             if (canonicalOffset < 0 || this.countCopies(op, canonicalOffset) === 0) return false;
             this.canonicalOffsets[op - opHeadMin - 1] = canonicalOffset;
         }
+        // A primary must be able to announce the log: a suffix of at least its head's header.
+        if (opHead === this.commitMin && !this.journal.hasHeader(opHead)) return false;
         if (opHead >= this.windowOpMax()) {
             // This primary lags beyond the chosen log's WAL window and cannot install it; the
             // view change times out and the next primary takes over.
@@ -1823,17 +1851,25 @@ export class Replica {
         assert(this.status === Status.normal && this.primary);
         const message = this.acquireHeader(Command.startView);
         const base = message.offset;
-        const count = Math.min(this.derived.viewHeadersMax, this.op + 1);
-        for (let index = 0; index < count; index++) {
+        // The suffix: every uncommitted op, then committed ones while this replica still holds
+        // them (after a state sync or a wrap, older headers are gone).
+        const countMax = Math.min(this.derived.viewHeadersMax, this.op + 1);
+        let count = 0;
+        for (let index = 0; index < countMax; index++) {
             const op = this.op - index;
-            assert(this.journal.hasHeader(op));
+            if (!this.journal.hasHeader(op)) {
+                assert(op <= this.commitMin);
+                break;
+            }
             const source = this.journal.headerOffset(this.journal.slotOf(op));
             this.bytes.copyWithin(
                 base + headerSize + index * headerSize,
                 source,
                 source + headerSize,
             );
+            count++;
         }
+        assert(count > 0);
         this.memory.setUint32(base + Frame.size, headerSize + count * headerSize, true);
         writeU64(this.memory, base + StartView.op, this.op);
         writeU64(this.memory, base + StartView.commitMax, this.commitMax);
@@ -1859,6 +1895,7 @@ export class Replica {
             // The new view's log is beyond this replica's WAL window: installing it would
             // overwrite ops not yet executed here. Only state sync can bring it back.
             this.stats.windowFull++;
+            this.syncRequest(headerReplica(this.memory, base));
             return;
         }
         // Everything this replica committed is in the new view's log (quorum intersection), so
@@ -1963,8 +2000,8 @@ export class Replica {
         // The log suffix of log_view: trusted headers from the head down (recovery drops WAL
         // entries of older views above it, which a start_view truncated only in memory).
         let count = 0;
-        for (let op = this.op; op > this.commitMin && count < viewHeadersMax; op--) {
-            if (!this.journal.isTrusted(op)) break;
+        for (let op = this.op; op > this.checkpointOp && count < viewHeadersMax; op--) {
+            if (!this.trustedHeader(op)) break; // Executed or trusted: in log_view's log.
             const source = this.journal.headerOffset(this.journal.slotOf(op));
             const target = superblock.staged + SuperblockField.viewHeaders + count * headerSize;
             this.bytes.copyWithin(target, source, source + headerSize);
@@ -2028,7 +2065,12 @@ export class Replica {
             this.commitMinChecksum,
             this.commitMinChecksum + 16,
         );
-        this.checkpointer.write(1 - this.checkpointCopy, this.checkpointWriteCallbackBound);
+        this.checkpointer.write(
+            1 - this.checkpointCopy,
+            this.checkpointPendingOp,
+            this.checkpointPendingChecksum,
+            this.checkpointWriteCallbackBound,
+        );
     }
 
     private checkpointWriteCallback(ok: boolean): void {
@@ -2037,6 +2079,119 @@ export class Replica {
         assert(ok);
         this.checkpointDataWritten = true;
         this.superblockFlush();
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // State sync: a replica whose peers' log has moved beyond its WAL window fetches a peer's
+    // latest checkpoint snapshot (the KV image, client table and replies as one stream, in
+    // order, one chunk per round trip), checks it against the checksums the peer sends with
+    // every chunk, installs it, and writes it as its own checkpoint. Then the log above it is
+    // repaired as usual (start_view, request_prepare).
+
+    private syncing = false;
+    private syncPeer = 0;
+    private syncTargetOp = 0;
+    private syncOffset = 0;
+    private syncStreamSize = 0;
+
+    private syncRequest(peer: number): void {
+        if (peer === this.replica || this.replicaCount === 1) return;
+        if (!this.syncing) {
+            if (this.checkpointInFlight) return; // Its buffers are the assembly area.
+            this.syncing = true;
+            this.syncTargetOp = 0;
+            this.syncOffset = 0;
+        }
+        this.syncPeer = peer;
+        this.sendRequestSync();
+    }
+
+    private sendRequestSync(): void {
+        const message = this.acquireHeader(Command.requestSync);
+        writeU64(this.memory, message.offset + RequestSync.commitMin, this.commitMin);
+        writeU64(this.memory, message.offset + RequestSync.offset, this.syncOffset);
+        this.sendTo(this.syncPeer, message);
+    }
+
+    private onRequestSync(message: Message): void {
+        const base = message.offset;
+        const replica = headerReplica(this.memory, base);
+        const snapshotOp = this.checkpointer.snapshotOp;
+        if (replica === this.replica || this.syncing) return;
+        if (snapshotOp === 0 || snapshotOp <= readU64(this.memory, base + RequestSync.commitMin)) {
+            return; // Nothing newer to offer.
+        }
+        const offset = readU64(this.memory, base + RequestSync.offset);
+        const streamSize = this.checkpointer.streamSize();
+        if (offset >= streamSize) return;
+        const chunk = this.acquireHeader(Command.sync);
+        const size = this.checkpointer.serveStream(
+            offset,
+            chunk.offset + headerSize,
+            this.derived.messageBodySizeMax,
+        );
+        this.memory.setUint32(chunk.offset + Frame.size, headerSize + size, true);
+        writeU64(this.memory, chunk.offset + Sync.checkpointOp, snapshotOp);
+        writeU64(this.memory, chunk.offset + Sync.offset, offset);
+        writeU64(this.memory, chunk.offset + Sync.streamSize, streamSize);
+        this.copy16(chunk.offset + Sync.kvChecksum, this.checkpointer.kvChecksum);
+        this.copy16(chunk.offset + Sync.sessionsChecksum, this.checkpointer.sessionsChecksum);
+        this.copy16(chunk.offset + Sync.anchorChecksum, this.checkpointer.snapshotAnchor);
+        this.sendTo(replica, chunk);
+    }
+
+    private copy16(target: number, source: number): void {
+        this.bytes.copyWithin(target, source, source + 16);
+    }
+
+    private onSync(message: Message): void {
+        const base = message.offset;
+        if (!this.syncing) return;
+        const op = readU64(this.memory, base + Sync.checkpointOp);
+        if (op <= this.commitMin || op % this.config.checkpointOps !== 0) return;
+        const offset = readU64(this.memory, base + Sync.offset);
+        const size = headerSizeOf(this.memory, base) - headerSize;
+        if (op !== this.syncTargetOp) {
+            // Another checkpoint than the one being assembled: start over, from its first byte.
+            if (offset !== 0) {
+                this.syncTargetOp = 0;
+                this.syncOffset = 0;
+                return this.sendRequestSync();
+            }
+            this.syncTargetOp = op;
+            this.syncOffset = 0;
+            this.syncStreamSize = readU64(this.memory, base + Sync.streamSize);
+            this.copy16(this.checkpointer.kvChecksum, base + Sync.kvChecksum);
+            this.copy16(this.checkpointer.sessionsChecksum, base + Sync.sessionsChecksum);
+            this.copy16(this.checkpointPendingChecksum, base + Sync.anchorChecksum);
+            this.checkpointer.receiveBegin();
+        }
+        if (offset !== this.syncOffset) return; // A duplicate or a stale chunk.
+        if (readU64(this.memory, base + Sync.streamSize) !== this.syncStreamSize) return;
+        this.checkpointer.receive(offset, base + headerSize, size);
+        this.syncOffset += size;
+        if (this.syncOffset < this.syncStreamSize) return this.sendRequestSync();
+        this.syncInstall();
+    }
+
+    /** The whole stream arrived: verify, install, and make it this replica's checkpoint. */
+    private syncInstall(): void {
+        const kv = this.checkpointer.kvChecksum;
+        const ok = this.checkpointer.receiveInstall(kv, this.checkpointer.sessionsChecksum);
+        this.syncing = false;
+        if (!ok) return; // Corrupt in transit or a peer's mix-up: the next trigger starts over.
+        const op = this.syncTargetOp;
+        this.journal.distrustAll();
+        for (let k = this.op; k > this.commitMin; k--) this.journal.removeHeader(k);
+        this.commitMin = op;
+        this.commitMax = Math.max(this.commitMax, op);
+        this.op = op;
+        this.copy16(this.commitMinChecksum, this.checkpointPendingChecksum);
+        this.headTargetOp = 0;
+        this.stats.stateSyncs++;
+        if (this.hooks !== null) this.hooks.onStateSync(this.replica, op);
+        this.checkpointStart();
+        if (this.status === Status.viewChange) this.sendDoViewChange();
     }
 
     // ---------------------------------------------------------------------------------------
@@ -2208,7 +2363,9 @@ export class Replica {
     invariants(): void {
         assert(this.commitMin <= this.commitMax || this.commitMin <= this.op);
         assert(this.commitMin <= this.op);
-        assert(this.op < this.windowOpMax());
+        // Right after a state sync the head is the synced checkpoint op, beyond the window of
+        // the old checkpoint until the new one is durable.
+        assert(this.op < this.windowOpMax() || this.op === this.commitMin);
         assert(this.logView <= this.view);
         if (this.status === Status.normal) assert(this.logView === this.view);
         if (this.status === Status.normal && this.primary) {

@@ -77,9 +77,13 @@ test("recovery that accepts a corrupt WAL slot is caught under a storm of crashe
 
 test("storm seeds (frequent crashes, torn writes and storage faults) pass every checker", () => {
     const totals: Record<string, number> = {};
+    let stateSyncs = 0;
+    let parRepairs = 0;
     for (let seed = 1; seed <= 40; seed++) {
         const result = runSimulation({ ...defaultSimOptions(seed), ticks: 20_000, storm: true });
         assert.equal(result.result, "pass", `storm seed ${seed}: ${result.reason}`);
+        stateSyncs += result.stateSyncs;
+        parRepairs += result.parRepairs;
         for (const [name, count] of Object.entries(result.faults)) {
             totals[name] = (totals[name] ?? 0) + count;
         }
@@ -94,6 +98,9 @@ test("storm seeds (frequent crashes, torn writes and storage faults) pass every 
     ]) {
         assert.ok((totals[kind] ?? 0) > 0, kind);
     }
+    // Coverage: state sync and protocol-aware repair of faulty WAL slots both ran.
+    assert.ok(stateSyncs > 0, "state syncs");
+    assert.ok(parRepairs > 0, "PAR repairs");
 });
 
 test("explicit replica and client counts override the seed's draw", () => {
