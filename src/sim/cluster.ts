@@ -142,6 +142,10 @@ class ReplicaAtlas implements FaultAtlas {
     misdirectTarget(offset: number, size: number): number {
         const prepares = this.dataLayout.walPreparesOffset;
         if (!this.faultable(offset, size) || offset < prepares) return -1;
+        // With two replicas one nack truncates an op: a misdirected prepare whose header write
+        // is then lost in a crash leaves a replica unaware of an op it acknowledged, which two
+        // replicas cannot survive. (TigerBeetle's VOPR likewise limits faults by replica count.)
+        if (this.replicaCount <= 2) return -1;
         // Another slot of the same header sector: one this replica may have faulty as well.
         const slot = Math.floor((offset - prepares) / this.messageSizeMax);
         const first = slot - (slot % headersPerSector);

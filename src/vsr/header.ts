@@ -133,10 +133,10 @@ export const Sync = {
     checkpointOp: 128,
     offset: 136,
     streamSize: 144,
-    kvChecksum: 160,
-    sessionsChecksum: 176,
-    anchorChecksum: 192, // The checksum of the prepare at checkpointOp.
-    reserved: 208,
+    kvChecksum: 152,
+    sessionsChecksum: 168,
+    anchorChecksum: 184, // The checksum of the prepare at checkpointOp.
+    reserved: 200,
 } as const;
 /** session: the session the eviction ends, so a client ignores an eviction of an older one. */
 export const Eviction = { client: 128, session: 144, reason: 152, reserved: 153 } as const;

@@ -506,6 +506,20 @@ export class Replica {
             this.journal.trust(op);
             head = Math.max(head, op);
         }
+        // Faulty slots right above the head may hold prepares this replica acknowledged (a
+        // corrupt head looks like a torn tail): keep them inside the log, neither vouched for
+        // nor nacked, so a view change cannot truncate them on this replica's word alone.
+        const limit = Math.min(
+            head + this.config.pipelinePrepareQueueMax,
+            this.checkpointOp + slotCount - 1,
+        );
+        while (
+            head < limit &&
+            !this.journal.hasHeader(head + 1) &&
+            this.journal.isFaulty(head + 1)
+        ) {
+            head++;
+        }
         this.op = head;
         // An op prepared in log_view came from that view's primary: it is in log_view's log.
         for (let op = head; op > this.checkpointOp; op--) {
@@ -2181,11 +2195,16 @@ export class Replica {
         this.syncing = false;
         if (!ok) return; // Corrupt in transit or a peer's mix-up: the next trigger starts over.
         const op = this.syncTargetOp;
-        this.journal.distrustAll();
-        for (let k = this.op; k > this.commitMin; k--) this.journal.removeHeader(k);
+        // The log above the checkpoint stays: this replica may have acknowledged those ops
+        // (it fell behind in execution, not necessarily in its log).
         this.commitMin = op;
         this.commitMax = Math.max(this.commitMax, op);
-        this.op = op;
+        this.op = Math.max(this.op, op);
+        // Ops above that do not chain to the checkpoint belong to an older log: no longer
+        // vouched for (a durable one is still never nacked).
+        if (this.op > op && !this.parentOfEquals(op + 1, this.checkpointPendingChecksum)) {
+            this.journal.distrustAll();
+        }
         this.copy16(this.commitMinChecksum, this.checkpointPendingChecksum);
         this.headTargetOp = 0;
         this.stats.stateSyncs++;
@@ -2378,7 +2397,11 @@ export class Replica {
             assert(this.pipelineCount === 0);
             assert(this.requestQueueCount === 0);
         }
-        assert(this.op === this.commitMin || this.journal.hasHeader(this.op));
+        assert(
+            this.op === this.commitMin ||
+                this.journal.hasHeader(this.op) ||
+                this.journal.isFaulty(this.op),
+        );
         assert(this.sessions.count <= this.sessions.entriesMax);
         assert(!u128IsZero(this.memory, this.commitMinChecksum));
     }
