@@ -9,6 +9,7 @@ process.env["UV_THREADPOOL_SIZE"] ??= "16";
 
 import fs from "node:fs";
 import { parseArgs } from "node:util";
+import { commandBenchmark } from "./client/benchmark.js";
 import { commandClient, commandLoad } from "./client/commands.js";
 import { type Address, NodeError, defaultConfig, runNode } from "./io/node.js";
 import { createDataFile } from "./io/storage_direct.js";
@@ -23,6 +24,7 @@ const usage = `usage:
   vsr client --addresses=<host:port,...> [put <key> <value> | get <key> | delete <key>]
   vsr load --addresses=<...> [--clients=N] [--batch=B] [--duration-s=S | --requests=R]
            [--value-bytes=V] [--verify] [--json]
+  vsr benchmark [--replicas=3] [--duration-s=10] [--clients=N] [--batch=B] [--json]
   vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--json]`;
 
 class UsageError extends Error {}
@@ -41,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
                 return await commandClient(argv.slice(1));
             case "load":
                 return await commandLoad(argv.slice(1));
+            case "benchmark":
+                return await commandBenchmark(argv.slice(1));
             case "help":
             case "--help":
             case undefined:

@@ -368,6 +368,29 @@ export class Journal {
         return headerCommand(this.arena.view, offset) !== Command.prepare || this.hasHeader(op);
     }
 
+    /**
+     * Empties every faulty slot whose known header is of an op at or below `op` (recovery: ops
+     * a checkpoint covers). It stays faulty: with the stale header gone, it stands for the newer
+     * op whose prepare it was being written with.
+     */
+    dropStaleFaultyHeaders(op: number): void {
+        const view = this.arena.view;
+        for (let slot = 0; slot < this.slotCount; slot++) {
+            if (this.faulty[slot] === 0) continue;
+            const offset = this.headerOffset(slot);
+            if (headerCommand(view, offset) !== Command.prepare) continue;
+            if (prepareOp(view, offset) > op) continue;
+            this.releasePrepare(slot);
+            this.trustedSlots[slot] = 0;
+            this.arena.bytes.fill(0, offset, offset + headerSize);
+        }
+    }
+
+    /** Marks the slot of `op` faulty: recovery knows the op existed but not its prepare. */
+    markFaultyOp(op: number): void {
+        this.markFaulty(this.slotOf(op));
+    }
+
     private markFaulty(slot: number): void {
         if (this.faulty[slot] === 1) return;
         this.faulty[slot] = 1;

@@ -485,6 +485,7 @@ export class Replica {
         const suffixCount = this.superblock.u32(durable, SuperblockField.viewHeadersCount);
         const suffix = durable + SuperblockField.viewHeaders;
         this.logViewOp = this.superblock.u64(durable, SuperblockField.logViewOp);
+        this.journal.dropStaleFaultyHeaders(this.checkpointOp);
         const suffixHead = Math.max(this.checkpointOp, this.logViewOp);
         let head = this.checkpointOp;
         for (let op = this.checkpointOp + 1; op < this.checkpointOp + slotCount; op++) {
@@ -520,7 +521,16 @@ export class Replica {
         ) {
             head++;
         }
+        // The log of log_view reached logViewOp when it was installed: ops up to it whose slots
+        // lost them are faulty (unknown, never nacked), not absent.
+        while (head < this.logViewOp && head < this.checkpointOp + slotCount - 1) {
+            head++;
+            if (!this.journal.hasHeader(head)) this.journal.markFaultyOp(head);
+        }
         this.op = head;
+        // A header known only from the superblock's suffix, whose WAL slot is intact but older,
+        // was never durable here, so never acknowledged: nacking it is safe. A corrupt slot was
+        // classified faulty by the journal (never nacked).
         // An op prepared in log_view came from that view's primary: it is in log_view's log.
         for (let op = head; op > this.checkpointOp; op--) {
             if (!this.journal.hasHeader(op)) continue;
@@ -2013,9 +2023,10 @@ export class Replica {
         }
         // The log suffix of log_view: trusted headers from the head down (recovery drops WAL
         // entries of older views above it, which a start_view truncated only in memory).
+        // Gaps (faulty or unrepaired slots) are skipped, not ends: each header carries its op.
         let count = 0;
         for (let op = this.op; op > this.checkpointOp && count < viewHeadersMax; op--) {
-            if (!this.trustedHeader(op)) break; // Executed or trusted: in log_view's log.
+            if (!this.trustedHeader(op)) continue; // Executed or trusted: in log_view's log.
             const source = this.journal.headerOffset(this.journal.slotOf(op));
             const target = superblock.staged + SuperblockField.viewHeaders + count * headerSize;
             this.bytes.copyWithin(target, source, source + headerSize);
