@@ -141,6 +141,8 @@ const reconnectDelayMinMs = 50;
 const reconnectDelayMaxMs = 1000;
 /** Accepted WebSocket connections (peers, clients, not yet identified), beyond which we refuse. */
 export const connectionsMax = 1024;
+/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT listen option. */
+const listenExclusivePort = 1;
 /** Frames a send buffer may hold before messages are dropped (in units of messageSizeMax). */
 const sendBufferedMessagesMax = 8;
 /** uWS closes a socket whose message exceeds maxPayloadLength, with this close reason. */
@@ -368,7 +370,15 @@ export class NodeBus implements MessageBus {
     start(): void {
         assert(this.state === "new");
         let listenSocket: Uws.us_listen_socket | false = false;
-        this.app.listen(this.host, this.port, (socket) => {
+        // Exclusive: without it uSockets sets SO_REUSEPORT and a second node on the same port
+        // would silently share its connections.
+        const listen = this.app.listen as unknown as (
+            host: string,
+            port: number,
+            options: number,
+            callback: (socket: Uws.us_listen_socket | false) => void,
+        ) => void;
+        listen.call(this.app, this.host, this.port, listenExclusivePort, (socket) => {
             listenSocket = socket;
         });
         if (listenSocket === false) {

@@ -92,6 +92,7 @@ export class Node {
     readonly storage: DirectStorage;
     private readonly options: NodeOptions;
     private timer: NodeJS.Timeout | null = null;
+    private readonly lockPath: string;
     private stopping = false;
     /** Garbage collections since start (young = scavenges), for /metrics. */
     private gcYoung = 0;
@@ -127,6 +128,7 @@ export class Node {
                 (2 + superblockCopies) * superblockCopySize,
         );
         checksumAttach(arena.memory);
+        this.lockPath = lockDataFile(options.path);
         const pool = new MessagePool(arena, config.messageSizeMax, messagesMax);
         this.storage = DirectStorage.open(options.path, arena, {
             iopsMax: config.journalWritesMax + config.journalReadsMax + 4,
@@ -137,7 +139,7 @@ export class Node {
         }
         const kvOffset = arena.allocate(alignUp(kvSize), 4096);
         const stateMachine = new KvStateMachine(arena.bytes, kvOffset, config.kvEntriesMax);
-        this.bus = new NodeBus({
+        this.bus = newBus({
             cluster,
             replica,
             addresses: options.addresses,
@@ -172,7 +174,11 @@ export class Node {
         return new Promise((resolve, reject) => {
             this.replica.open((ok) => {
                 if (!ok) return reject(new NodeError(this.replica.openError ?? "open failed"));
-                this.bus.start();
+                try {
+                    this.bus.start();
+                } catch (error) {
+                    return reject(new NodeError((error as Error).message));
+                }
                 this.gcObserver.observe({ entryTypes: ["gc"] });
                 const tickMs = this.options.config.tickMs;
                 this.timer = setInterval(() => this.replica.tick(), tickMs);
@@ -188,6 +194,7 @@ export class Node {
         this.gcObserver.disconnect();
         await this.bus.close();
         await new Promise<void>((resolve) => this.storage.close(() => resolve()));
+        fs.rmSync(this.lockPath, { force: true });
     }
 
     private http(path: string): HttpAnswer | null {
@@ -255,6 +262,48 @@ export class Node {
             `vsr_events_committed_total ${stats.eventsCommitted}`,
         ];
         return lines.join("\n") + "\n";
+    }
+}
+
+/** The bus, with a refusal to run on uWebSockets.js's pure-JS fallback as a one-line error. */
+function newBus(options: ConstructorParameters<typeof NodeBus>[0]): NodeBus {
+    try {
+        return new NodeBus(options);
+    } catch (error) {
+        throw new NodeError((error as Error).message);
+    }
+}
+
+/**
+ * One process per data file: a lock file beside it holds the owner's pid (Node has no flock).
+ * A lock left by a dead process (kill -9) is taken over.
+ */
+function lockDataFile(path: string): string {
+    const lockPath = path + ".lock";
+    for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+            const fd = fs.openSync(lockPath, "wx");
+            fs.writeSync(fd, String(process.pid));
+            fs.closeSync(fd);
+            return lockPath;
+        } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+            const pid = Number(fs.readFileSync(lockPath, "utf8"));
+            if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+                throw new NodeError(`${path} is in use by process ${pid} (lock ${lockPath})`);
+            }
+            fs.rmSync(lockPath, { force: true }); // Stale: its process is gone.
+        }
+    }
+    throw new NodeError(`cannot lock ${path}`);
+}
+
+function processAlive(pid: number): boolean {
+    try {
+        process.kill(pid, 0);
+        return true;
+    } catch (error) {
+        return (error as NodeJS.ErrnoException).code === "EPERM";
     }
 }
 

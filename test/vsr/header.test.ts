@@ -30,8 +30,10 @@ import {
     Request,
     RequestHeaders,
     RequestPrepare,
+    RequestSync,
     StartView,
     StartViewChange,
+    Sync,
     invalidHeader,
     readU64,
     setChecksums,
@@ -404,6 +406,56 @@ function doViewChangeArbitrary(): fc.Arbitrary<Message> {
         );
 }
 
+/**
+ * A chunk of a checkpoint stream: any 1 to 3840 bytes at `offset`, within the stream
+ * (offset + body size ≤ streamSize). Half the draws end the chunk exactly at the stream's end.
+ */
+function syncArbitrary(): fc.Arbitrary<Message> {
+    const chunk = fc
+        .integer({ min: 1, max: bodySizeMax })
+        .chain((size) =>
+            fc.tuple(
+                fc.uint8Array({ minLength: size, maxLength: size }),
+                fc.integer({ min: size, max: u64Max }),
+                fc.boolean(),
+            ),
+        )
+        .chain(([body, streamSize, last]) =>
+            fc.tuple(
+                fc.constant(body),
+                fc.constant(streamSize),
+                last
+                    ? fc.constant(streamSize - body.length)
+                    : fc.integer({ min: 0, max: streamSize - body.length }),
+            ),
+        );
+    return fc
+        .record({
+            frame: frameArbitrary,
+            checkpointOp: u64,
+            chunk,
+            kvChecksum: u128,
+            sessionsChecksum: u128,
+            anchorChecksum: u128,
+        })
+        .map((drawn) => {
+            const [body, streamSize, offset] = drawn.chunk;
+            return message(
+                Command.sync,
+                drawn.frame,
+                [
+                    field("checkpointOp", Sync.checkpointOp, 8, drawn.checkpointOp),
+                    field("offset", Sync.offset, 8, offset),
+                    field("streamSize", Sync.streamSize, 8, streamSize),
+                    field("kvChecksum", Sync.kvChecksum, 16, drawn.kvChecksum),
+                    field("sessionsChecksum", Sync.sessionsChecksum, 16, drawn.sessionsChecksum),
+                    field("anchorChecksum", Sync.anchorChecksum, 16, drawn.anchorChecksum),
+                ],
+                body,
+            );
+        });
+}
+
 /** Commands whose whole custom area is fields (or reserved) and whose body is empty. */
 function fieldsOnlyArbitrary(
     command: number,
@@ -504,6 +556,19 @@ const arbitraries: ReadonlyMap<number, fc.Arbitrary<Message>> = new Map([
                 ]),
         ),
     ],
+    [
+        Command.requestSync,
+        fieldsOnlyArbitrary(
+            Command.requestSync,
+            fc
+                .tuple(u64, u64)
+                .map(([commitMin, offset]) => [
+                    field("commitMin", RequestSync.commitMin, 8, commitMin),
+                    field("offset", RequestSync.offset, 8, offset),
+                ]),
+        ),
+    ],
+    [Command.sync, syncArbitrary()],
 ]);
 
 const commandNames = Object.entries(Command).filter(([, command]) => command !== Command.reserved);
@@ -712,6 +777,8 @@ const u64Offsets: ReadonlyMap<number, readonly number[]> = new Map([
     [Command.requestHeaders, [RequestHeaders.opMin, RequestHeaders.opMax]],
     [Command.requestPrepare, [RequestPrepare.prepareOp]],
     [Command.eviction, [Eviction.session]],
+    [Command.requestSync, [RequestSync.commitMin, RequestSync.offset]],
+    [Command.sync, [Sync.checkpointOp, Sync.offset, Sync.streamSize]],
 ]);
 
 const reservedFrom: ReadonlyMap<number, number> = new Map([
@@ -728,6 +795,8 @@ const reservedFrom: ReadonlyMap<number, number> = new Map([
     [Command.requestPrepare, RequestPrepare.reserved],
     [Command.headers, Headers.reserved],
     [Command.eviction, Eviction.reserved],
+    [Command.requestSync, RequestSync.reserved],
+    [Command.sync, Sync.reserved],
 ]);
 
 const plausible = fc.record({
@@ -1185,7 +1254,80 @@ const commandCounterexamples: Counterexample[] = [
         reason: "eviction reason == 0",
         arbitrary: oneField(Command.eviction, "reason", Eviction.reason, 1, fc.constant(0)),
     },
+    {
+        name: "a sync without a chunk",
+        reason: "sync chunk empty",
+        arbitrary: arbitraryOf(Command.sync).map((source) => withBody(source, empty)),
+    },
+    {
+        name: "a sync whose stream ends before the chunk does",
+        reason: "sync chunk beyond the stream",
+        arbitrary: arbitraryOf(Command.sync).chain((source) => {
+            const end = fieldValue(source, "offset") + source.body.length;
+            return fc
+                .oneof(fc.constant(end - 1), fc.integer({ min: 0, max: end - 1 }))
+                .map((streamSize) =>
+                    withPatches(source, field("streamSize", Sync.streamSize, 8, streamSize)),
+                );
+        }),
+    },
+    {
+        name: "a sync whose chunk starts too late in the stream",
+        reason: "sync chunk beyond the stream",
+        arbitrary: arbitraryOf(Command.sync).chain((source) => {
+            // The first offset that overruns, or any above it up to 2^53 - 1 (offset + body
+            // size may then pass 2^53, where doubles round, and must still be rejected).
+            const first = fieldValue(source, "streamSize") - source.body.length + 1;
+            return fc
+                .oneof(fc.constant(first), fc.integer({ min: first, max: u64Max }))
+                .map((offset) => withPatches(source, field("offset", Sync.offset, 8, offset)));
+        }),
+    },
+    {
+        name: "a sync whose chunk grew past the stream's end",
+        reason: "sync chunk beyond the stream",
+        arbitrary: where(
+            Command.sync,
+            (source) => fieldValue(source, "offset") + bodySizeMax <= u64Max,
+        ).chain((source) => {
+            // Move the stream's end to `room` bytes past the offset, then send a longer body.
+            const offset = fieldValue(source, "offset");
+            return fc
+                .integer({ min: 1, max: bodySizeMax - 1 })
+                .chain((room) =>
+                    fc
+                        .integer({ min: room + 1, max: bodySizeMax })
+                        .map((size) =>
+                            withPatches(
+                                withBody(source, sized(size)),
+                                field("streamSize", Sync.streamSize, 8, offset + room),
+                            ),
+                        ),
+                );
+        }),
+    },
 ];
+
+// The u64 rule once per command with u64 fields (the shared counterexample above draws one
+// command per run, so a command, such as request_sync or sync, could go untested for a run).
+for (const [command, offsets] of u64Offsets) {
+    const name = commandNames.find(([, value]) => value === command)![0];
+    commandCounterexamples.push({
+        name: `${article(name)} ${name} with a u64 field above 2^53`,
+        reason: "u64 above 2^53",
+        arbitrary: arbitraryOf(command).chain((source) =>
+            fc
+                .tuple(
+                    fc.constantFrom(...offsets),
+                    fc.oneof(
+                        fc.constant(0x20_0000),
+                        fc.integer({ min: 0x20_0000, max: 0xffff_ffff }),
+                    ),
+                )
+                .map(([offset, high]) => withPatches(source, field("high", offset + 4, 4, high))),
+        ),
+    });
+}
 
 for (const command of headerArrayCommands) {
     const name = commandNames.find(([, value]) => value === command)![0];
@@ -1213,6 +1355,7 @@ const emptyBodyCommands: readonly number[] = [
     Command.requestHeaders,
     Command.requestPrepare,
     Command.eviction,
+    Command.requestSync,
 ];
 for (const command of emptyBodyCommands) {
     const name = commandNames.find(([, value]) => value === command)![0];
@@ -1522,6 +1665,28 @@ const layouts: ReadonlyArray<{
         start: Frame.custom,
         end: headerSize,
         widths: { reserved: 0 },
+    },
+    {
+        name: "RequestSync",
+        table: RequestSync,
+        start: Frame.custom,
+        end: headerSize,
+        widths: { commitMin: 8, offset: 8, reserved: 0 },
+    },
+    {
+        name: "Sync",
+        table: Sync,
+        start: Frame.custom,
+        end: headerSize,
+        widths: {
+            checkpointOp: 8,
+            offset: 8,
+            streamSize: 8,
+            kvChecksum: 16,
+            sessionsChecksum: 16,
+            anchorChecksum: 16,
+            reserved: 0,
+        },
     },
     {
         name: "Eviction",
