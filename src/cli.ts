@@ -17,6 +17,7 @@ import { KvStateMachine } from "./state_machine/kv.js";
 import { formatSuperblockZone, superblockZoneSize } from "./vsr/format.js";
 import { layout } from "./vsr/layout.js";
 import { runSimulation, defaultSimOptions, type SimResult } from "./sim/vopr.js";
+import { isParseArgsError } from "./cli_args.js";
 
 const usage = `usage:
   vsr format --cluster=<u32> --replica=<i> --replica-count=<n> <path>
@@ -64,15 +65,6 @@ async function main(argv: string[]): Promise<number> {
         }
         throw error;
     }
-}
-
-function isParseArgsError(error: unknown): boolean {
-    return (
-        error instanceof Error &&
-        "code" in error &&
-        typeof error.code === "string" &&
-        error.code.startsWith("ERR_PARSE_ARGS")
-    );
 }
 
 function integerFlag(

@@ -25,6 +25,7 @@ import { production } from "../constants.js";
 import { Client, eventsPerRequestMax } from "./client.js";
 import { type LoadReport, runLoad } from "./load.js";
 import { WebSocketTransport } from "./transport.js";
+import { isParseArgsError } from "../cli_args.js";
 
 const usage = `usage:
   vsr benchmark [--replicas=3] [--duration-s=10] [--clients=N] [--batch=1] [--value-bytes=16]
@@ -148,15 +149,6 @@ function integerFlag(
         throw new UsageError(`--${name} must be between ${min} and ${max}, got '${text}'`);
     }
     return value;
-}
-
-function isParseArgsError(error: unknown): boolean {
-    return (
-        error instanceof Error &&
-        "code" in error &&
-        typeof error.code === "string" &&
-        error.code.startsWith("ERR_PARSE_ARGS")
-    );
 }
 
 /** A child process of the benchmark, with the tail of its stderr for error messages. */

@@ -10,6 +10,7 @@ import { production } from "../constants.js";
 import { Client, ClientError, checkKey, checkValue, eventsPerRequestMax } from "./client.js";
 import { type LoadOptions, type LoadResult, runLoad } from "./load.js";
 import { WebSocketTransport, addressUrl } from "./transport.js";
+import { isParseArgsError } from "../cli_args.js";
 
 const clientUsage = `usage:
   vsr client --addresses=<host:port,...> [--cluster=C] [--timeout-ms=T] put <key> <value>
@@ -121,15 +122,6 @@ async function withUsage(
         }
         throw error;
     }
-}
-
-function isParseArgsError(error: unknown): boolean {
-    return (
-        error instanceof Error &&
-        "code" in error &&
-        typeof error.code === "string" &&
-        error.code.startsWith("ERR_PARSE_ARGS")
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
