@@ -2146,9 +2146,10 @@ export class Replica {
         if (snapshotOp === 0 || snapshotOp <= readU64(this.memory, base + RequestSync.commitMin)) {
             return; // Nothing newer to offer.
         }
-        const offset = readU64(this.memory, base + RequestSync.offset);
         const streamSize = this.checkpointer.streamSize();
-        if (offset >= streamSize) return;
+        // An offset beyond this stream was into another (older) checkpoint's: start it over.
+        let offset = readU64(this.memory, base + RequestSync.offset);
+        if (offset >= streamSize) offset = 0;
         const chunk = this.acquireHeader(Command.sync);
         const size = this.checkpointer.serveStream(
             offset,
