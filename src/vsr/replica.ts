@@ -1662,8 +1662,9 @@ export class Replica {
                 commitMaxAll,
                 readU64(this.memory, base + DoViewChange.commitMax),
             );
-            if (this.canonical(base, logViewMax))
-                opHeadMax = Math.max(opHeadMax, readU64(this.memory, base + DoViewChange.op));
+            if (this.canonical(base, logViewMax)) {
+                opHeadMax = Math.max(opHeadMax, this.doViewChangeHeadHeader(message));
+            }
         }
         const pipelineMax = this.config.pipelinePrepareQueueMax;
         // Ops more than a pipeline below the canonical head were committed by its primary.
@@ -1699,6 +1700,23 @@ export class Replica {
         if (op > this.op) return false;
         if (op <= this.commitMin) return this.journal.hasHeader(op);
         return this.journal.isTrusted(op);
+    }
+
+    /**
+     * The highest op whose header the do_view_change carries. Its `op` field may be higher (a
+     * recovered replica keeps faulty slots above its head inside its log, unknown): that bounds
+     * its nacks, but only known headers say how far its log_view's primary had prepared (and
+     * so which ops below it were committed).
+     */
+    private doViewChangeHeadHeader(message: Message): number {
+        const base = message.offset;
+        const op = readU64(this.memory, base + DoViewChange.op);
+        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
+        for (let index = 0; index < count; index++) {
+            const offset = base + headerSize + index * headerSize;
+            if (headerCommand(this.memory, offset) === Command.prepare) return op - index;
+        }
+        return Math.max(0, op - count);
     }
 
     private doViewChangeLogViewMax(): number {
