@@ -2,6 +2,7 @@
 // `-- --json` for machine-readable lines). One suite per subject lives beside this file.
 
 import { main as checksum } from "./checksum.bench.js";
+import { main as journal } from "./journal.bench.js";
 import { main as kv } from "./kv.bench.js";
 import { main as sim } from "./sim.bench.js";
 
@@ -9,6 +10,7 @@ const options = { json: process.argv.includes("--json"), smoke: process.argv.inc
 const suites: Array<[string, (options: { json: boolean; smoke: boolean }) => Promise<void>]> = [
     ["checksum", checksum],
     ["kv", kv],
+    ["journal", journal],
     ["sim", sim],
 ];
 for (const [name, suite] of suites) {
