@@ -1670,18 +1670,18 @@ export class Replica {
         // Ops more than a pipeline below the canonical head were committed by its primary.
         const opHeadMin = Math.min(opHeadMax, Math.max(commitMaxAll, opHeadMax - pipelineMax));
         let opHead = opHeadMax;
+        this.resolveCanonical(opHeadMin, opHeadMax, logViewMax);
         // The anchor: the committed op below the suffix, so the chain can be walked down from it.
-        const anchorOffset = this.canonicalHeader(opHeadMin, logViewMax);
+        const anchorOffset = this.canonicalAt(opHeadMin, opHeadMin, opHeadMax, logViewMax);
         if (anchorOffset < 0 && opHeadMin > this.commitMin) return false;
         for (let op = opHeadMin + 1; op <= opHeadMax; op++) {
-            const canonicalOffset = this.canonicalHeader(op, logViewMax);
-            const nacks = this.countNacks(op, canonicalOffset);
+            const canonicalOffset = this.canonicalOffsets[op - opHeadMin - 1] ?? -1;
+            const nacks = this.countNacks(op, canonicalOffset, logViewMax);
             if (nacks >= this.quorums.nack) {
                 opHead = op - 1;
                 break;
             }
             if (canonicalOffset < 0 || this.countCopies(op, canonicalOffset) === 0) return false;
-            this.canonicalOffsets[op - opHeadMin - 1] = canonicalOffset;
         }
         // A primary must be able to announce the log: a suffix of at least its head's header.
         if (opHead === this.commitMin && !this.journal.hasHeader(opHead)) return false;
@@ -1758,7 +1758,60 @@ export class Replica {
         return base + headerSize + index * headerSize;
     }
 
-    private countNacks(op: number, canonicalOffset: number): number {
+    /**
+     * Canonical headers of (opHeadMin, opHeadMax], top down: a canonical do_view_change's own,
+     * or, where the canonical replicas lost it (a faulty slot), any do_view_change's header
+     * whose checksum is the parent of the canonical header above (the hash chain proves it).
+     */
+    private resolveCanonical(opHeadMin: number, opHeadMax: number, logViewMax: number): void {
+        for (let op = opHeadMax; op > opHeadMin; op--) {
+            this.canonicalOffsets[op - opHeadMin - 1] = this.canonicalAt(
+                op,
+                opHeadMin,
+                opHeadMax,
+                logViewMax,
+            );
+        }
+    }
+
+    private canonicalAt(op: number, opHeadMin: number, opHeadMax: number, logViewMax: number) {
+        const own = this.canonicalHeader(op, logViewMax);
+        if (own >= 0 || op >= opHeadMax) return own;
+        const above = this.canonicalOffsets[op + 1 - opHeadMin - 1] ?? -1;
+        if (above < 0) return -1;
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            const message = this.doViewChanges[replica] ?? null;
+            if (message === null) continue;
+            const offset = this.doViewChangeHeader(message, op);
+            if (offset < 0 || headerCommand(this.memory, offset) !== Command.prepare) continue;
+            if (u128Equal(this.memory, offset + Frame.checksum, above + Prepare.parent))
+                return offset;
+        }
+        return -1;
+    }
+
+    /** True when a canonical do_view_change covers `op` but cannot say what it is (faulty). */
+    private canonicalUnknown(op: number, logViewMax: number): boolean {
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            const message = this.doViewChanges[replica] ?? null;
+            if (message === null || !this.canonical(message.offset, logViewMax)) continue;
+            const base = message.offset;
+            const head = readU64(this.memory, base + DoViewChange.op);
+            const offset = this.doViewChangeHeader(message, op);
+            if (offset < 0 || headerCommand(this.memory, offset) === Command.prepare) continue;
+            const nacked =
+                (this.memory.getUint32(base + DoViewChange.nackBitset, true) &
+                    (1 << (head - op))) !==
+                0;
+            if (!nacked) return true;
+        }
+        return false;
+    }
+
+    private countNacks(op: number, canonicalOffset: number, logViewMax: number): number {
+        // Without a canonical header, another header counts as a nack only if the canonical
+        // replicas are sure the op is gone (else it may well be the canonical op itself).
+        const headersNack = canonicalOffset >= 0 || !this.canonicalUnknown(op, logViewMax);
         let nacks = 0;
         for (let replica = 0; replica < this.replicaCount; replica++) {
             const message = this.doViewChanges[replica] ?? null;
@@ -1777,8 +1830,9 @@ export class Replica {
             const blank = headerCommand(this.memory, offset) !== Command.prepare;
             if (blank) {
                 if (nacked) nacks++;
+            } else if (canonicalOffset < 0) {
+                if (headersNack) nacks++;
             } else if (
-                canonicalOffset < 0 ||
                 !u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum)
             ) {
                 nacks++; // It holds another op here, so it never acknowledged the canonical one.
