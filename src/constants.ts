@@ -34,7 +34,6 @@ export interface Config {
     /** Headers carried in one `headers` reply. */
     readonly requestHeadersMax: number;
     readonly tickMs: number;
-    readonly pingTimeoutTicks: number;
     readonly prepareTimeoutTicks: number;
     readonly commitMessageTimeoutTicks: number;
     readonly normalHeartbeatTimeoutTicks: number;
@@ -42,7 +41,6 @@ export interface Config {
     readonly startViewChangeMessageTimeoutTicks: number;
     readonly viewChangeStatusTimeoutTicks: number;
     readonly doViewChangeMessageTimeoutTicks: number;
-    readonly requestStartViewMessageTimeoutTicks: number;
     readonly repairTimeoutTicks: number;
     readonly primaryAbdicateTimeoutTicks: number;
     readonly clientRequestTimeoutTicks: number;
@@ -85,7 +83,6 @@ export const production: Config = verify({
     kvEntriesMax: 1 << 18,
     requestHeadersMax: 64,
     tickMs: 10,
-    pingTimeoutTicks: 100,
     prepareTimeoutTicks: 25,
     commitMessageTimeoutTicks: 50,
     normalHeartbeatTimeoutTicks: 200,
@@ -93,7 +90,6 @@ export const production: Config = verify({
     startViewChangeMessageTimeoutTicks: 50,
     viewChangeStatusTimeoutTicks: 500,
     doViewChangeMessageTimeoutTicks: 50,
-    requestStartViewMessageTimeoutTicks: 100,
     repairTimeoutTicks: 10,
     primaryAbdicateTimeoutTicks: 1000,
     clientRequestTimeoutTicks: 60,
@@ -112,7 +108,6 @@ export const test: Config = verify({
     kvEntriesMax: 256,
     requestHeadersMax: 8,
     tickMs: 10,
-    pingTimeoutTicks: 100,
     prepareTimeoutTicks: 25,
     commitMessageTimeoutTicks: 50,
     normalHeartbeatTimeoutTicks: 200,
@@ -120,7 +115,6 @@ export const test: Config = verify({
     startViewChangeMessageTimeoutTicks: 50,
     viewChangeStatusTimeoutTicks: 500,
     doViewChangeMessageTimeoutTicks: 50,
-    requestStartViewMessageTimeoutTicks: 100,
     repairTimeoutTicks: 10,
     primaryAbdicateTimeoutTicks: 1000,
     clientRequestTimeoutTicks: 60,

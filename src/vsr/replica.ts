@@ -41,7 +41,6 @@ import {
     Eviction,
     EvictionReason,
     Frame,
-    Headers,
     Operation,
     Prepare,
     PrepareOk,
@@ -2505,6 +2504,3 @@ function popcount(bits: number): number {
     }
     return count;
 }
-
-// The header array commands must stay within one message; checked once at load.
-assert(Headers.reserved === 128);
