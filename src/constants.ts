@@ -50,7 +50,11 @@ export interface Config {
 
 export interface Derived {
     readonly messageBodySizeMax: number;
-    /** Suffix of the log carried by do_view_change and start_view: pipeline + 1 headers. */
+    /**
+     * Suffix of the log carried by do_view_change and start_view: two pipelines + 1 headers. A
+     * recovered replica may count up to a pipeline of unknown (faulty) slots above its head,
+     * and the suffix must still reach a pipeline below its highest known header.
+     */
     readonly viewHeadersMax: number;
     /** Events of the KV machine that fit in one request body. */
     readonly eventsPerRequestMax: number;
@@ -62,7 +66,7 @@ export function derive(config: Config): Derived {
     const messageBodySizeMax = config.messageSizeMax - headerSize;
     return {
         messageBodySizeMax,
-        viewHeadersMax: config.pipelinePrepareQueueMax + 1,
+        viewHeadersMax: 2 * config.pipelinePrepareQueueMax + 1,
         eventsPerRequestMax: Math.floor((messageBodySizeMax - batchEntryHeaderSize) / kvEventSize),
         requestQueueMax: config.clientsMax,
     };
@@ -128,7 +132,7 @@ export function verify(config: Config): Config {
     assert(config.clientsMax >= 1);
     assert(config.pipelinePrepareQueueMax >= 1);
     // do_view_change carries nack and present bitsets of viewHeadersMax bits in one u32 each.
-    assert(config.pipelinePrepareQueueMax + 1 <= 32);
+    assert(2 * config.pipelinePrepareQueueMax + 1 <= 32);
     // The WAL must hold the whole pipeline plus the view-change suffix with room to spare, so
     // that a wrap never overwrites an op that a view change may still need.
     assert(config.journalSlotCount >= 4 * (config.pipelinePrepareQueueMax + 1));
@@ -142,7 +146,9 @@ export function verify(config: Config): Config {
     assert(isPowerOfTwo(config.kvEntriesMax));
     assert(config.requestHeadersMax >= 1);
     assert(headerSize * config.requestHeadersMax <= config.messageSizeMax - headerSize);
-    assert(headerSize * (config.pipelinePrepareQueueMax + 1) <= config.messageSizeMax - headerSize);
+    assert(
+        headerSize * (2 * config.pipelinePrepareQueueMax + 1) <= config.messageSizeMax - headerSize,
+    );
     assert(config.tickMs > 0);
     // A backup suspects the primary only after several missed heartbeats.
     assert(config.normalHeartbeatTimeoutTicks >= 2 * config.commitMessageTimeoutTicks);

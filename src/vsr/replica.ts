@@ -735,8 +735,10 @@ export class Replica {
         this.doViewChangeMessageTimeout.reset();
         if (this.primary) {
             if (this.viewChangeLogInstalled) return;
-            // Nudge the backups that have not sent their do_view_change yet.
+            // Nudge the backups that have not sent their do_view_change yet, and refresh this
+            // replica's own (prepares repaired since may now be present).
             this.sendStartViewChange(this.view);
+            this.sendDoViewChange();
             return;
         }
         this.sendDoViewChange();
