@@ -50,11 +50,7 @@ export interface Config {
 
 export interface Derived {
     readonly messageBodySizeMax: number;
-    /**
-     * Suffix of the log carried by do_view_change and start_view: two pipelines + 1 headers. A
-     * recovered replica may count up to a pipeline of unknown (faulty) slots above its head,
-     * and the suffix must still reach a pipeline below its highest known header.
-     */
+    /** Suffix of the log carried by do_view_change and start_view: pipeline + 1 headers. */
     readonly viewHeadersMax: number;
     /** Events of the KV machine that fit in one request body. */
     readonly eventsPerRequestMax: number;
@@ -66,7 +62,7 @@ export function derive(config: Config): Derived {
     const messageBodySizeMax = config.messageSizeMax - headerSize;
     return {
         messageBodySizeMax,
-        viewHeadersMax: 2 * config.pipelinePrepareQueueMax + 1,
+        viewHeadersMax: config.pipelinePrepareQueueMax + 1,
         eventsPerRequestMax: Math.floor((messageBodySizeMax - batchEntryHeaderSize) / kvEventSize),
         requestQueueMax: config.clientsMax,
     };
