@@ -17,7 +17,7 @@ import { KvStateMachine } from "./state_machine/kv.js";
 import { formatSuperblockZone, superblockZoneSize } from "./vsr/format.js";
 import { layout } from "./vsr/layout.js";
 import { runSimulation, defaultSimOptions, type SimResult } from "./sim/vopr.js";
-import { isParseArgsError } from "./cli_args.js";
+import { UsageError, integerFlag, isParseArgsError } from "./cli_args.js";
 
 const usage = `usage:
   vsr format --cluster=<u32> --replica=<i> --replica-count=<n> <path>
@@ -27,8 +27,6 @@ const usage = `usage:
            [--value-bytes=V] [--verify] [--json]
   vsr benchmark [--replicas=3] [--duration-s=10] [--clients=N] [--batch=B] [--json]
   vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--json]`;
-
-class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
     const command = argv[0];
@@ -65,22 +63,6 @@ async function main(argv: string[]): Promise<number> {
         }
         throw error;
     }
-}
-
-function integerFlag(
-    name: string,
-    text: string | undefined,
-    min: number,
-    max: number,
-): number | null {
-    if (text === undefined) return null;
-    if (!/^[0-9]+$/.test(text))
-        throw new UsageError(`--${name} must be an unsigned integer, got '${text}'`);
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < min || value > max) {
-        throw new UsageError(`--${name} must be between ${min} and ${max}, got '${text}'`);
-    }
-    return value;
 }
 
 function commandSim(args: string[]): number {

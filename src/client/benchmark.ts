@@ -25,7 +25,7 @@ import { production } from "../constants.js";
 import { Client, eventsPerRequestMax } from "./client.js";
 import { type LoadReport, runLoad } from "./load.js";
 import { WebSocketTransport } from "./transport.js";
-import { isParseArgsError } from "../cli_args.js";
+import { UsageError, integerFlag, isParseArgsError } from "../cli_args.js";
 
 const usage = `usage:
   vsr benchmark [--replicas=3] [--duration-s=10] [--clients=N] [--batch=1] [--value-bytes=16]
@@ -45,7 +45,6 @@ const statusTimeoutMs = 1_000;
 /** dist/src/client/benchmark.js → dist/src/cli.js */
 const cliPath = fileURLToPath(new URL("../cli.js", import.meta.url));
 
-class UsageError extends Error {}
 class BenchmarkError extends Error {}
 
 interface BenchmarkOptions {
@@ -132,23 +131,6 @@ function parseOptions(args: string[]): BenchmarkOptions {
         valueBytes: integerFlag("value-bytes", values["value-bytes"], 0, 64) ?? 16,
         json: values.json === true,
     };
-}
-
-function integerFlag(
-    name: string,
-    text: string | undefined,
-    min: number,
-    max: number,
-): number | null {
-    if (text === undefined) return null;
-    if (!/^[0-9]+$/.test(text)) {
-        throw new UsageError(`--${name} must be an unsigned integer, got '${text}'`);
-    }
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < min || value > max) {
-        throw new UsageError(`--${name} must be between ${min} and ${max}, got '${text}'`);
-    }
-    return value;
 }
 
 /** A child process of the benchmark, with the tail of its stderr for error messages. */
@@ -457,7 +439,7 @@ async function fetchStatus(port: number): Promise<StatusJson | null> {
 }
 
 /** `count` distinct free TCP ports on 127.0.0.1 (held open together, then released). */
-async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number): Promise<number[]> {
     const servers: net.Server[] = [];
     try {
         const ports: number[] = [];

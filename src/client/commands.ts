@@ -10,7 +10,7 @@ import { production } from "../constants.js";
 import { Client, ClientError, checkKey, checkValue, eventsPerRequestMax } from "./client.js";
 import { type LoadOptions, type LoadResult, runLoad } from "./load.js";
 import { WebSocketTransport, addressUrl } from "./transport.js";
-import { isParseArgsError } from "../cli_args.js";
+import { UsageError, integerFlag, isParseArgsError } from "../cli_args.js";
 
 const clientUsage = `usage:
   vsr client --addresses=<host:port,...> [--cluster=C] [--timeout-ms=T] put <key> <value>
@@ -30,8 +30,6 @@ const replHelp = `commands:
   delete <key>        remove a key
   help                this text
   quit                leave`;
-
-class UsageError extends Error {}
 
 interface CommonFlags {
     readonly addresses: string[];
@@ -76,18 +74,6 @@ function commonFlags(values: Record<string, unknown>, timeoutMsDefault: number):
         timeoutMs:
             integerFlag("timeout-ms", values["timeout-ms"], 1, 3_600_000) ?? timeoutMsDefault,
     };
-}
-
-function integerFlag(name: string, text: unknown, min: number, max: number): number | null {
-    if (text === undefined) return null;
-    if (typeof text !== "string" || !/^[0-9]+$/.test(text)) {
-        throw new UsageError(`--${name} must be an unsigned integer, got '${String(text)}'`);
-    }
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < min || value > max) {
-        throw new UsageError(`--${name} must be between ${min} and ${max}, got '${text}'`);
-    }
-    return value;
 }
 
 function createClient(flags: CommonFlags): Client {

@@ -15,11 +15,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
+import { freePorts } from "../../src/client/benchmark.js";
 
 /** The built CLI: this file is dist/test/e2e/harness.js. */
 export const cliPath = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
@@ -162,29 +162,7 @@ export class Scope {
     }
 }
 
-/** `count` distinct free TCP ports on 127.0.0.1 (held open together, then released). */
-export async function freePorts(count: number): Promise<number[]> {
-    const servers: net.Server[] = [];
-    try {
-        const ports: number[] = [];
-        for (let index = 0; index < count; index++) {
-            const server = net.createServer();
-            servers.push(server);
-            await new Promise<void>((resolve, reject) => {
-                server.once("error", reject);
-                server.listen(0, "127.0.0.1", () => resolve());
-            });
-            const address = server.address();
-            if (address === null || typeof address === "string") throw new Error("no port");
-            ports.push(address.port);
-        }
-        return ports;
-    } finally {
-        await Promise.all(
-            servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
-        );
-    }
-}
+export { freePorts };
 
 /** Resolves as `promise` does, or rejects after timeoutMs (the timer never outlives it). */
 export async function withTimeout<T>(
