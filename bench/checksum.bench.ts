@@ -17,6 +17,7 @@ import { Bench } from "tinybench";
 import { assert } from "../src/stdx/assert.js";
 import { checksum, checksumAttach, checksumSize } from "../src/vsr/checksum.js";
 import { countGcs } from "../test/gc.js";
+import { fillPattern, median, pad } from "./common.js";
 
 interface Options {
     json: boolean;
@@ -129,25 +130,10 @@ async function measureAllocation(call: Call, calls: number) {
     };
 }
 
-function median(values: number[]): number {
-    const sorted = values.slice().sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)]!;
-}
-
 function md5Call(view: Uint8Array): Call {
     return () => {
         createHash("md5").update(view).digest();
     };
-}
-
-function fillPattern(bytes: Uint8Array): void {
-    let state = 0x2545f491;
-    for (let index = 0; index < bytes.length; index++) {
-        state ^= state << 13;
-        state ^= state >>> 17;
-        state ^= state << 5;
-        bytes[index] = state;
-    }
 }
 
 function report(rows: Row[], json: boolean): void {
@@ -185,10 +171,6 @@ function report(rows: Row[], json: boolean): void {
     for (const sizeBytes of sizes) {
         console.log("fastest at " + sizeBytes + " B: " + fastest[String(sizeBytes)]);
     }
-}
-
-function pad(text: string, width: number): string {
-    return text.padEnd(width);
 }
 
 // MurmurHash3_x86_128 (Austin Appleby, public domain), seed 0, the losing candidate. Reads

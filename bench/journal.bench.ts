@@ -13,14 +13,15 @@
 // Run: node dist/bench/journal.bench.js [--json] [--smoke]
 
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { Bench } from "tinybench";
 import { createDataFile, DirectStorage } from "../src/io/storage_direct.js";
 import { assert } from "../src/stdx/assert.js";
 import { Arena } from "../src/vsr/arena.js";
 import { IoResult, type StorageCompletion } from "../src/vsr/interfaces.js";
+import { filesystemOf, realDiskDirectory } from "../test/disk.js";
+import { fillPattern, median, pad } from "./common.js";
 
 interface Options {
     json: boolean;
@@ -41,13 +42,6 @@ const kib = 1024;
 const mib = 1024 * kib;
 const prepareSizes = [4 * kib, 1 * mib] as const;
 const pipelineDepth = 8;
-const tmpfsMagic = 0x01021994;
-const filesystems: Record<number, string> = {
-    [0xef53]: "ext4",
-    [0x58465342]: "xfs",
-    [0x9123683e]: "btrfs",
-    [tmpfsMagic]: "tmpfs",
-};
 
 /** Counts completions of a batch of writes and resolves when all are in. */
 class Batch implements StorageCompletion {
@@ -75,7 +69,7 @@ interface Ring {
 
 export async function main(options: Options): Promise<void> {
     const ringBytes = options.smoke ? 8 * mib : 64 * mib;
-    const directory = fs.mkdtempSync(path.join(realDiskBase(), "vsr-journal-bench-"));
+    const directory = realDiskDirectory("vsr-journal-bench");
     const filePath = path.join(directory, "journal.data");
     const lines: string[] = [];
     try {
@@ -167,11 +161,6 @@ async function measure(ring: Ring, mode: string, size: number, inFlight: number,
     } satisfies Row;
 }
 
-function median(values: number[]): number {
-    const sorted = values.slice().sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)]!;
-}
-
 /** Writes `inFlight` prepares to consecutive ring slots at once, from distinct arena buffers. */
 function writeDirect(ring: Ring, batch: Batch, size: number, slotCount: number, inFlight: number) {
     return new Promise<void>((resolve) => {
@@ -208,27 +197,6 @@ function prefill(fd: number, ringBytes: number): void {
     }
 }
 
-function realDiskBase(): string {
-    const temporary = os.tmpdir();
-    if (fs.statfsSync(temporary).type !== tmpfsMagic) return temporary;
-    return path.dirname(fileURLToPath(new URL("../../", import.meta.url)));
-}
-
-function filesystemOf(directory: string): string {
-    const type = fs.statfsSync(directory).type;
-    return filesystems[type] ?? "0x" + type.toString(16);
-}
-
-function fillPattern(bytes: Uint8Array): void {
-    let state = 0x2545f491;
-    for (let index = 0; index < bytes.length; index++) {
-        state ^= state << 13;
-        state ^= state >>> 17;
-        state ^= state << 5;
-        bytes[index] = state;
-    }
-}
-
 function report(rows: Row[], filesystem: string, direct: boolean, lines: string[], json: boolean) {
     if (json) {
         console.log(JSON.stringify({ bench: "journal", filesystem, direct, rows }));
@@ -257,10 +225,6 @@ function report(rows: Row[], filesystem: string, direct: boolean, lines: string[
                 row.samples,
         );
     }
-}
-
-function pad(text: string, width: number): string {
-    return text.padEnd(width);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -25,6 +25,7 @@ import {
     valueSizeMax,
 } from "../src/state_machine/kv.js";
 import { countGcs } from "../test/gc.js";
+import { pad } from "./common.js";
 
 interface Options {
     json: boolean;
@@ -220,10 +221,6 @@ function report(rows: Row[], keyCount: number, setupMs: number, json: boolean): 
 
 function align(offset: number): number {
     return Math.ceil(offset / 4096) * 4096;
-}
-
-function pad(text: string, width: number): string {
-    return text.padEnd(width);
 }
 
 const entry = process.argv[1];

@@ -31,7 +31,12 @@ import path from "node:path";
 import { sectorSize } from "../constants.js";
 import { assert } from "../stdx/assert.js";
 import type { Arena } from "../vsr/arena.js";
-import { IoResult, type Storage, type StorageCompletion } from "../vsr/interfaces.js";
+import {
+    assertStorageIo,
+    IoResult,
+    type Storage,
+    type StorageCompletion,
+} from "../vsr/interfaces.js";
 
 export interface DirectStorageOptions {
     /** Bound on reads and writes in flight at once; exceeding it is a programmer error. */
@@ -196,13 +201,7 @@ export class DirectStorage implements Storage {
         write: boolean,
     ): void {
         assert(this.closeCallback === null);
-        assert(Number.isSafeInteger(bufferOffset) && bufferOffset >= 0);
-        assert(Number.isSafeInteger(offset) && offset >= 0);
-        assert(bufferOffset % sectorSize === 0);
-        assert(size > 0 && size % sectorSize === 0);
-        assert(offset % sectorSize === 0);
-        assert(offset + size <= this.sizeBytes);
-        assert(bufferOffset + size <= this.arena.sizeBytes);
+        assertStorageIo(this, this.arena.sizeBytes, bufferOffset, size, offset);
         assert(this.slotsFreeCount > 0); // The replica bounds its I/O; running out is its bug.
         this.slotsFreeCount--;
         const slot = this.slots[this.slotsFree[this.slotsFreeCount]!]!;

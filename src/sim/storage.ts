@@ -19,7 +19,12 @@ import { assert } from "../stdx/assert.js";
 import type { PRNG } from "../stdx/prng.js";
 import { sectorSize } from "../constants.js";
 import type { Arena } from "../vsr/arena.js";
-import { IoResult, type Storage, type StorageCompletion } from "../vsr/interfaces.js";
+import {
+    assertStorageIo,
+    IoResult,
+    type Storage,
+    type StorageCompletion,
+} from "../vsr/interfaces.js";
 
 export interface StorageOptions {
     readonly sizeBytes: number;
@@ -140,11 +145,7 @@ export class SimStorage implements Storage {
         offset: number,
         write: boolean,
     ): void {
-        assert(bufferOffset % sectorSize === 0);
-        assert(size > 0 && size % sectorSize === 0);
-        assert(offset % sectorSize === 0);
-        assert(offset + size <= this.sizeBytes);
-        assert(bufferOffset + size <= this.arena.sizeBytes);
+        assertStorageIo(this, this.arena.sizeBytes, bufferOffset, size, offset);
         const slot = this.completions.indexOf(null);
         assert(slot >= 0); // The replica bounds its I/O; running out here is its bug.
         const latency = write

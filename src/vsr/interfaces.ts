@@ -3,6 +3,8 @@
 // I/O code. Every buffer is named by its absolute byte offset in the process arena (no views are
 // created per call), and every completion is a preallocated object whose callback was bound once.
 
+import { sectorSize } from "../constants.js";
+import { assert } from "../stdx/assert.js";
 import type { Message } from "./message_pool.js";
 
 export interface Time {
@@ -41,6 +43,26 @@ export interface Storage {
         sizeBytes: number,
         offsetBytes: number,
     ): void;
+}
+
+/**
+ * The Storage contract every implementation checks on submit, so the simulator holds the replica
+ * to exactly what the real disk demands: whole sectors, inside the file and inside the arena.
+ */
+export function assertStorageIo(
+    storage: Storage,
+    arenaSizeBytes: number,
+    bufferOffset: number,
+    sizeBytes: number,
+    offsetBytes: number,
+): void {
+    assert(Number.isSafeInteger(bufferOffset) && bufferOffset >= 0);
+    assert(Number.isSafeInteger(offsetBytes) && offsetBytes >= 0);
+    assert(bufferOffset % sectorSize === 0);
+    assert(sizeBytes > 0 && sizeBytes % sectorSize === 0);
+    assert(offsetBytes % sectorSize === 0);
+    assert(offsetBytes + sizeBytes <= storage.sizeBytes);
+    assert(bufferOffset + sizeBytes <= arenaSizeBytes);
 }
 
 export interface MessageBus {

@@ -12,28 +12,23 @@
 import { after, before, mock, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
 import { createDataFile, DirectStorage } from "../../src/io/storage_direct.js";
 import { AssertionError } from "../../src/stdx/assert.js";
 import { PRNG } from "../../src/stdx/prng.js";
 import { Arena } from "../../src/vsr/arena.js";
 import { IoResult, type StorageCompletion } from "../../src/vsr/interfaces.js";
+import { filesystemOf, realDiskDirectory } from "../disk.js";
 
 const sector = 4096;
 const kib = 1024;
 const mib = 1024 * kib;
-const tmpfsMagic = 0x01021994;
-const ext4Magic = 0xef53;
-const root = fileURLToPath(new URL("../../../", import.meta.url));
 
 let directory = "";
 
 before(() => {
-    const base = fs.statfsSync(os.tmpdir()).type === tmpfsMagic ? path.dirname(root) : os.tmpdir();
-    directory = fs.mkdtempSync(path.join(base, "vsr-storage-direct-test-"));
+    directory = realDiskDirectory("vsr-storage-direct-test");
 });
 
 after(() => {
@@ -126,7 +121,7 @@ test("direct storage round-trips random aligned blocks with O_DIRECT (seed=1)", 
     const arena = new Arena(4 * mib);
     const storage = open(newFile("random.data", fileSize), arena, 4);
     assert.equal(storage.sizeBytes, fileSize);
-    if (fs.statfsSync(directory).type === ext4Magic) {
+    if (filesystemOf(directory) === "ext4") {
         assert.equal(storage.direct, true);
         assert.ok((fdFlags(storage.fd) & fs.constants.O_DIRECT) !== 0);
     }
