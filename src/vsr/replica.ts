@@ -374,11 +374,7 @@ export class Replica {
         writeRootPrepare(this.bytes, this.memory, base, this.cluster);
         assert(invalidHeader(this.memory, base, this.config.messageSizeMax) === null);
         this.journal.setHeader(base);
-        this.bytes.copyWithin(
-            this.commitMinChecksum,
-            base + Frame.checksum,
-            base + Frame.checksum + 16,
-        );
+        this.copyU128(this.commitMinChecksum, base + Frame.checksum);
         this.pool.unref(root);
         assert(this.journal.hasHeader(0));
     }
@@ -423,15 +419,10 @@ export class Replica {
         this.checkpointOp = superblock.u64(durable, SuperblockField.checkpointOp);
         this.checkpointCopy = superblock.u32(durable, SuperblockField.checkpointCopy);
         if (this.checkpointOp === 0) return this.openCheckpointCallback(true);
-        this.bytes.copyWithin(
-            this.checkpointer.kvChecksum,
-            durable + SuperblockField.kvChecksum,
-            durable + SuperblockField.kvChecksum + 16,
-        );
-        this.bytes.copyWithin(
+        this.copyU128(this.checkpointer.kvChecksum, durable + SuperblockField.kvChecksum);
+        this.copyU128(
             this.checkpointer.sessionsChecksum,
             durable + SuperblockField.sessionsChecksum,
-            durable + SuperblockField.sessionsChecksum + 16,
         );
         this.stateMachine.reset();
         this.checkpointer.read(this.checkpointCopy, (readOk) =>
@@ -463,11 +454,7 @@ export class Replica {
             this.checkpointOp,
             this.superblock.u64(durable, SuperblockField.commitMax),
         );
-        this.bytes.copyWithin(
-            this.commitMinChecksum,
-            durable + SuperblockField.checkpointOpChecksum,
-            durable + SuperblockField.checkpointOpChecksum + 16,
-        );
+        this.copyU128(this.commitMinChecksum, durable + SuperblockField.checkpointOpChecksum);
         this.recoverLog(durable);
         if (this.replicaCount === 1 && !this.recoverSoloTail()) {
             return this.openFinish(
@@ -691,11 +678,7 @@ export class Replica {
         if (this.abdicating) return;
         const message = this.acquireHeader(Command.commit);
         const base = message.offset;
-        this.bytes.copyWithin(
-            base + Commit.commitChecksum,
-            this.commitMinChecksum,
-            this.commitMinChecksum + 16,
-        );
+        this.copyU128(base + Commit.commitChecksum, this.commitMinChecksum);
         // The executed op: its checksum is known (commitMax may run ahead during a checkpoint).
         assert(this.commitMin <= this.commitMax);
         writeU64(this.memory, base + Commit.commit, this.commitMin);
@@ -959,16 +942,8 @@ export class Replica {
             const eventsSize = headerSizeOf(this.memory, base) - headerSize;
             if (cursor + batchEntryHeaderSize + eventsSize > limit) break;
             this.bytes.fill(0, cursor, cursor + batchEntryHeaderSize);
-            this.bytes.copyWithin(
-                cursor + BatchEntry.client,
-                base + Request.client,
-                base + Request.client + 16,
-            );
-            this.bytes.copyWithin(
-                cursor + BatchEntry.requestChecksum,
-                base + Frame.checksum,
-                base + Frame.checksum + 16,
-            );
+            this.copyU128(cursor + BatchEntry.client, base + Request.client);
+            this.copyU128(cursor + BatchEntry.requestChecksum, base + Frame.checksum);
             writeU64(
                 this.memory,
                 cursor + BatchEntry.session,
@@ -1012,7 +987,7 @@ export class Replica {
         const size = headerSizeOf(this.memory, base); // Set by packRequests; setFrame resets it.
         this.setFrame(base, Command.prepare);
         this.memory.setUint32(base + Frame.size, size, true);
-        this.bytes.copyWithin(base + Prepare.parent, parent, parent + 16);
+        this.copyU128(base + Prepare.parent, parent);
         writeU64(this.memory, base + Prepare.op, this.op + 1);
         writeU64(this.memory, base + Prepare.commit, this.commitMax);
         // Written as halves in place: passing a value above 2^31 to a call V8 does not inline
@@ -1171,11 +1146,7 @@ export class Replica {
         const header = this.journal.headerOffset(this.journal.slotOf(op));
         const message = this.acquireHeader(Command.prepareOk);
         const base = message.offset;
-        this.bytes.copyWithin(
-            base + PrepareOk.prepareChecksum,
-            header + Frame.checksum,
-            header + Frame.checksum + 16,
-        );
+        this.copyU128(base + PrepareOk.prepareChecksum, header + Frame.checksum);
         writeU64(this.memory, base + PrepareOk.op, op);
         writeU64(this.memory, base + PrepareOk.commitMin, this.commitMin);
         this.sendTo(this.primaryIndex(this.view), message);
@@ -1248,11 +1219,7 @@ export class Replica {
         if (commit > this.op) {
             // This replica lags the head: fetch the committed op to anchor the chain again.
             this.headTargetOp = commit;
-            this.bytes.copyWithin(
-                this.headTargetChecksum,
-                base + Commit.commitChecksum,
-                base + Commit.commitChecksum + 16,
-            );
+            this.copyU128(this.headTargetChecksum, base + Commit.commitChecksum);
         }
         this.commitJournal();
     }
@@ -1273,11 +1240,7 @@ export class Replica {
             assert(u128Equal(this.memory, prepare.offset + Prepare.parent, this.commitMinChecksum));
             this.commitPrepare(prepare, op);
             this.commitMin = op;
-            this.bytes.copyWithin(
-                this.commitMinChecksum,
-                prepare.offset + Frame.checksum,
-                prepare.offset + Frame.checksum + 16,
-            );
+            this.copyU128(this.commitMinChecksum, prepare.offset + Frame.checksum);
             this.stats.commits++;
             if (this.hooks !== null) this.hooks.onCommit(this.replica, op, prepare);
             if (op % this.config.checkpointOps === 0) {
@@ -1371,16 +1334,8 @@ export class Replica {
         const reply = this.acquireHeader(Command.reply);
         const base = reply.offset;
         this.memory.setUint32(base + Frame.size, headerSize + bodySize, true);
-        this.bytes.copyWithin(
-            base + Reply.requestChecksum,
-            entryOffset + BatchEntry.requestChecksum,
-            entryOffset + BatchEntry.requestChecksum + 16,
-        );
-        this.bytes.copyWithin(
-            base + Reply.client,
-            entryOffset + BatchEntry.client,
-            entryOffset + BatchEntry.client + 16,
-        );
+        this.copyU128(base + Reply.requestChecksum, entryOffset + BatchEntry.requestChecksum);
+        this.copyU128(base + Reply.client, entryOffset + BatchEntry.client);
         writeU64(this.memory, base + Reply.op, op);
         writeU64(this.memory, base + Reply.commit, op);
         writeU64(this.memory, base + Reply.session, session);
@@ -1424,7 +1379,7 @@ export class Replica {
 
     private sendEviction(clientOffset: number, session: number, reason: number): void {
         const message = this.acquireHeader(Command.eviction);
-        this.bytes.copyWithin(message.offset + Eviction.client, clientOffset, clientOffset + 16);
+        this.copyU128(message.offset + Eviction.client, clientOffset);
         writeU64(this.memory, message.offset + Eviction.session, session);
         this.sendEvictionMessage(message, reason);
     }
@@ -1544,7 +1499,7 @@ export class Replica {
             const faulty = this.journal.isFaulty(op);
             if (this.trustedHeader(op)) {
                 const source = this.journal.headerOffset(this.journal.slotOf(op));
-                this.bytes.copyWithin(target, source, source + headerSize);
+                this.copyHeader(target, source);
                 if (this.journal.isDurable(op) || op <= this.commitMin) presents |= 1 << index;
                 else if (!faulty) nacks |= 1 << index;
             } else {
@@ -1959,11 +1914,7 @@ export class Replica {
                 break;
             }
             const source = this.journal.headerOffset(this.journal.slotOf(op));
-            this.bytes.copyWithin(
-                base + headerSize + index * headerSize,
-                source,
-                source + headerSize,
-            );
+            this.copyHeader(base + headerSize + index * headerSize, source);
             count++;
         }
         assert(count > 0);
@@ -2102,7 +2053,7 @@ export class Replica {
             if (!this.trustedHeader(op)) continue; // Executed or trusted: in log_view's log.
             const source = this.journal.headerOffset(this.journal.slotOf(op));
             const target = superblock.staged + SuperblockField.viewHeaders + count * headerSize;
-            this.bytes.copyWithin(target, source, source + headerSize);
+            this.copyHeader(target, source);
             count++;
         }
         superblock.setU32(SuperblockField.viewHeadersCount, count);
@@ -2158,11 +2109,7 @@ export class Replica {
         assert(this.commitMin % this.config.checkpointOps === 0);
         this.checkpointInFlight = true;
         this.checkpointPendingOp = this.commitMin;
-        this.bytes.copyWithin(
-            this.checkpointPendingChecksum,
-            this.commitMinChecksum,
-            this.commitMinChecksum + 16,
-        );
+        this.copyU128(this.checkpointPendingChecksum, this.commitMinChecksum);
         this.checkpointer.write(
             1 - this.checkpointCopy,
             this.checkpointPendingOp,
@@ -2233,13 +2180,19 @@ export class Replica {
         writeU64(this.memory, chunk.offset + Sync.checkpointOp, snapshotOp);
         writeU64(this.memory, chunk.offset + Sync.offset, offset);
         writeU64(this.memory, chunk.offset + Sync.streamSize, streamSize);
-        this.copy16(chunk.offset + Sync.kvChecksum, this.checkpointer.kvChecksum);
-        this.copy16(chunk.offset + Sync.sessionsChecksum, this.checkpointer.sessionsChecksum);
-        this.copy16(chunk.offset + Sync.anchorChecksum, this.checkpointer.snapshotAnchor);
+        this.copyU128(chunk.offset + Sync.kvChecksum, this.checkpointer.kvChecksum);
+        this.copyU128(chunk.offset + Sync.sessionsChecksum, this.checkpointer.sessionsChecksum);
+        this.copyU128(chunk.offset + Sync.anchorChecksum, this.checkpointer.snapshotAnchor);
         this.sendTo(replica, chunk);
     }
 
-    private copy16(target: number, source: number): void {
+    /** Copies a whole header inside the arena. */
+    private copyHeader(target: number, source: number): void {
+        this.bytes.copyWithin(target, source, source + headerSize);
+    }
+
+    /** Copies a u128 (a checksum or an id) inside the arena. */
+    private copyU128(target: number, source: number): void {
         this.bytes.copyWithin(target, source, source + 16);
     }
 
@@ -2260,9 +2213,9 @@ export class Replica {
             this.syncTargetOp = op;
             this.syncOffset = 0;
             this.syncStreamSize = readU64(this.memory, base + Sync.streamSize);
-            this.copy16(this.checkpointer.kvChecksum, base + Sync.kvChecksum);
-            this.copy16(this.checkpointer.sessionsChecksum, base + Sync.sessionsChecksum);
-            this.copy16(this.checkpointPendingChecksum, base + Sync.anchorChecksum);
+            this.copyU128(this.checkpointer.kvChecksum, base + Sync.kvChecksum);
+            this.copyU128(this.checkpointer.sessionsChecksum, base + Sync.sessionsChecksum);
+            this.copyU128(this.checkpointPendingChecksum, base + Sync.anchorChecksum);
             this.checkpointer.receiveBegin();
         }
         if (offset !== this.syncOffset) return; // A duplicate or a stale chunk.
@@ -2290,7 +2243,7 @@ export class Replica {
         if (this.op > op && !this.parentOfEquals(op + 1, this.checkpointPendingChecksum)) {
             this.journal.distrustAll();
         }
-        this.copy16(this.commitMinChecksum, this.checkpointPendingChecksum);
+        this.copyU128(this.commitMinChecksum, this.checkpointPendingChecksum);
         this.headTargetOp = 0;
         this.stats.stateSyncs++;
         if (this.hooks !== null) this.hooks.onStateSync(this.replica, op);
@@ -2346,11 +2299,7 @@ export class Replica {
     private sendRequestPrepare(replica: number, op: number, checksumOffset: number): void {
         if (replica === this.replica || this.replicaCount === 1) return;
         const message = this.acquireHeader(Command.requestPrepare);
-        this.bytes.copyWithin(
-            message.offset + RequestPrepare.prepareChecksum,
-            checksumOffset,
-            checksumOffset + 16,
-        );
+        this.copyU128(message.offset + RequestPrepare.prepareChecksum, checksumOffset);
         writeU64(this.memory, message.offset + RequestPrepare.prepareOp, op);
         this.stats.repairsRequested++;
         this.sendTo(replica, message);
@@ -2393,11 +2342,7 @@ export class Replica {
         for (let op = opMax; op >= opMin && count < this.config.requestHeadersMax; op--) {
             if (!this.trustedHeader(op)) continue;
             const source = this.journal.headerOffset(this.journal.slotOf(op));
-            this.bytes.copyWithin(
-                reply.offset + headerSize + count * headerSize,
-                source,
-                source + headerSize,
-            );
+            this.copyHeader(reply.offset + headerSize + count * headerSize, source);
             count++;
         }
         if (count === 0) {
