@@ -62,6 +62,21 @@ class Harness {
         });
     }
 
+    /** Commits one already-encoded event (possibly corrupt); returns its decoded result. */
+    runEncoded(event: Uint8Array): Result {
+        assert.equal(event.length, eventSize);
+        this.memory.set(event, this.inputOffset);
+        const written = this.table.commit(
+            this.memory,
+            this.inputOffset,
+            1,
+            this.memory,
+            this.outputOffset,
+        );
+        assert.equal(written, resultSize);
+        return decodeResult(this.memory, this.outputOffset);
+    }
+
     image(): Uint8Array {
         const { imageOffset, imageSize } = this.table;
         return this.memory.slice(imageOffset, imageOffset + imageSize);
@@ -185,15 +200,7 @@ for (const [name, corrupt] of invalidCases) {
         const event = new Uint8Array(eventSize);
         encodeEvent(event, 0, EventKind.put, bytes("key"), bytes("value"));
         corrupt(event);
-        harness.memory.set(event, harness.inputOffset);
-        harness.table.commit(
-            harness.memory,
-            harness.inputOffset,
-            1,
-            harness.memory,
-            harness.outputOffset,
-        );
-        assert.deepEqual(decodeResult(harness.memory, harness.outputOffset), invalid);
+        assert.deepEqual(harness.runEncoded(event), invalid);
         assert.deepEqual(harness.image(), imageBefore);
         assert.deepEqual(harness.run([get(bytes("key"))]), [ok(bytes("old"))]);
     });
@@ -220,15 +227,7 @@ test("a flipped bit in any reserved or padding byte makes an event invalid", () 
             const position = zeroBytes[choice % zeroBytes.length]!;
             assert.equal(event[position], 0);
             event[position]! ^= 1 << bit;
-            harness.memory.set(event, harness.inputOffset);
-            harness.table.commit(
-                harness.memory,
-                harness.inputOffset,
-                1,
-                harness.memory,
-                harness.outputOffset,
-            );
-            assert.deepEqual(decodeResult(harness.memory, harness.outputOffset), invalid);
+            assert.deepEqual(harness.runEncoded(event), invalid);
             assert.equal(harness.table.count, 0);
         }),
     );
