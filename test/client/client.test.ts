@@ -10,7 +10,6 @@
 // server per replica) bridges real sockets into the same network for the transport and CLI tests.
 // The `test` config's messageSizeMax is 4 KiB: 29 events per request (header, batch entry, events).
 
-import { execFile } from "node:child_process";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
@@ -40,6 +39,7 @@ import type { MessageBus } from "../../src/vsr/interfaces.js";
 import { layout } from "../../src/vsr/layout.js";
 import { type Message, MessagePool } from "../../src/vsr/message_pool.js";
 import { Replica } from "../../src/vsr/replica.js";
+import { runCommand } from "./command.js";
 
 const config = testConfig;
 const messageSizeMax = config.messageSizeMax;
@@ -671,34 +671,6 @@ class Gateway {
             await new Promise<void>((resolve) => server.close(() => resolve()));
         }
     }
-}
-
-const commandsUrl = new URL("../../src/client/commands.js", import.meta.url).href;
-
-/**
- * Runs `vsr client` (or `vsr load`) in a child process, as src/cli.ts will: the exported command
- * with these arguments, its result as the exit code. Asynchronous, so the harness keeps ticking.
- */
-function runCommand(
-    command: "commandClient" | "commandLoad",
-    args: readonly string[],
-    stdin = "",
-): Promise<{ code: number; out: string; err: string }> {
-    const script =
-        `const { ${command} } = await import(${JSON.stringify(commandsUrl)});` +
-        `process.exitCode = await ${command}(JSON.parse(process.argv[1]));`;
-    return new Promise((resolve) => {
-        const child = execFile(
-            process.execPath,
-            ["--input-type=module", "-e", script, JSON.stringify(args)],
-            { timeout: 20_000 },
-            (error, out, err) => {
-                const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
-                resolve({ code, out, err });
-            },
-        );
-        child.stdin!.end(stdin);
-    });
 }
 
 test("the WebSocket transport reaches the cluster through real sockets", () =>

@@ -4,13 +4,13 @@
 // The fake answers on a later microtask, like a real client. The run against real replicas
 // (the in-process cluster and through WebSockets) lives in client.test.ts with its harness.
 
-import { execFile } from "node:child_process";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { ClientError, type Key, type Value, eventsPerRequestMax } from "../../src/client/client.js";
 import { production } from "../../src/constants.js";
 import { type LoadClient, type LoadOptions, runLoad, valueOf } from "../../src/client/load.js";
+import { runCommand } from "./command.js";
 
 const encoder = new TextEncoder();
 const bytesOf = (data: Key | Value): Uint8Array =>
@@ -230,26 +230,6 @@ test("values are a pure function of the key", () => {
 // ---------------------------------------------------------------------------------------------
 // `vsr load` flags, in a child process as src/cli.ts runs it.
 
-const commandsUrl = new URL("../../src/client/commands.js", import.meta.url).href;
-
-function runLoadCommand(
-    args: readonly string[],
-): Promise<{ code: number; out: string; err: string }> {
-    const script =
-        `const { commandLoad } = await import(${JSON.stringify(commandsUrl)});` +
-        "process.exitCode = await commandLoad(JSON.parse(process.argv[1]));";
-    return new Promise((resolve) => {
-        execFile(
-            process.execPath,
-            ["--input-type=module", "-e", script, JSON.stringify(args)],
-            { timeout: 20_000 },
-            (error, out, err) => {
-                const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
-                resolve({ code, out, err });
-            },
-        );
-    });
-}
 
 test("vsr load rejects bad flags with exit 2 and one line naming the flag", async () => {
     const batchMax = eventsPerRequestMax(production.messageSizeMax);
@@ -268,7 +248,7 @@ test("vsr load rejects bad flags with exit 2 and one line naming the flag", asyn
         [["--addresses=127.0.0.1:1", "--clients=x"], /--clients must be an unsigned integer/],
         [["--addresses=127.0.0.1:1", "--bogus"], /bogus/],
     ];
-    const results = await Promise.all(cases.map(([args]) => runLoadCommand(args)));
+    const results = await Promise.all(cases.map(([args]) => runCommand("commandLoad", args)));
     results.forEach((result, index) => {
         const [args, pattern] = cases[index]!;
         assert.equal(result.code, 2, `${args.join(" ")}: ${result.err}`);
@@ -280,7 +260,7 @@ test("vsr load rejects bad flags with exit 2 and one line naming the flag", asyn
 
 test("vsr load against an unreachable cluster exits 1 quickly, still printing JSON", async () => {
     const started = performance.now();
-    const result = await runLoadCommand([
+    const result = await runCommand("commandLoad", [
         "--addresses=127.0.0.1:1",
         "--requests=10",
         "--timeout-ms=300",
