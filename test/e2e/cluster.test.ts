@@ -127,11 +127,7 @@ test("data survives a clean stop and restart of a single replica", {
     const cluster = await LocalCluster.format(scope, 1);
     cluster.start(0);
     await cluster.waitReady(readyTimeoutMs);
-    const client = async (...words: string[]): Promise<string> => {
-        const proc = await scope.run(["client", ...cluster.clientArgs(), ...words]);
-        assert.equal(proc.exit?.code, 0, proc.describe());
-        return proc.stdout.trim();
-    };
+    const client = (...words: string[]): Promise<string> => cluster.client(...words);
     assert.equal(await client("put", "greeting", "hello, disk"), "ok");
     assert.equal(await client("put", "doomed", "x"), "ok");
     assert.equal(await client("delete", "doomed"), "deleted");

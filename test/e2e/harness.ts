@@ -372,6 +372,13 @@ export class LocalCluster {
     clientArgs(): string[] {
         return [`--cluster=${this.cluster}`, `--addresses=${this.addresses}`];
     }
+
+    /** Runs `vsr client <words>` against this cluster; it must succeed. Returns its output line. */
+    async client(...words: string[]): Promise<string> {
+        const proc = await this.scope.run(["client", ...this.clientArgs(), ...words]);
+        if (proc.exit?.code !== 0) throw new Error(`vsr client failed: ${proc.describe()}`);
+        return proc.stdout.trim();
+    }
 }
 
 /** The value of a Prometheus sample `name{labels}` in a /metrics body (0 when absent). */
