@@ -1,7 +1,7 @@
-// Tests for the 128-bit checksum: pinned vectors (the function is set in stone: changing it breaks
-// every data file and every peer), agreement of the WebAssembly kernel with the TypeScript
-// implementation, independence from where the bytes live, single-bit-flip detection, avalanche,
-// sparse-input collisions, checksumEquals, argument checks and a zero-GC steady state.
+// Tests for the 128-bit checksum, XXH3-128: xxHash's published sanity vectors across every
+// length class, agreement of the WebAssembly kernel with the TypeScript implementation,
+// independence from where the bytes live, single-bit-flip detection, avalanche, sparse-input
+// collisions, checksumEquals, argument checks and a zero-GC steady state.
 // Every fast-check property prints its seed on failure (fast-check's default).
 
 import { test } from "node:test";
@@ -11,7 +11,13 @@ import fc from "fast-check";
 import { AssertionError } from "../../src/stdx/assert.js";
 import { PRNG } from "../../src/stdx/prng.js";
 import { Arena } from "../../src/vsr/arena.js";
-import { checksum, checksumAttach, checksumEquals, checksumSize } from "../../src/vsr/checksum.js";
+import {
+    checksum,
+    checksumAttach,
+    checksumEquals,
+    checksumKernelAttached,
+    checksumSize,
+} from "../../src/vsr/checksum.js";
 import { countGcs, describeGcs } from "../gc.js";
 
 const arena = new Arena(4 * 1024 * 1024);
@@ -45,46 +51,101 @@ function kernelHex(bytes: Uint8Array, offset = arenaInputOffset): string {
     return hex(arenaBytes.subarray(0, checksumSize));
 }
 
-const text = (value: string): Uint8Array => new TextEncoder().encode(value);
+/**
+ * xxHash's sanity buffer (cli/xsum_sanity_check.c, XSUM_fillTestBuffer): byte i is the top byte
+ * of g_i, where g_0 = PRIME32 (2654435761) and g_{i+1} = g_i * PRIME64 (11400714785074694797)
+ * mod 2^64. Its published vectors hash prefixes of it.
+ */
+function sanityBuffer(size: number): Uint8Array {
+    const bytes = new Uint8Array(size);
+    const prime64 = 11400714785074694797n;
+    const mask = (1n << 64n) - 1n;
+    let generator = 2654435761n;
+    for (let index = 0; index < size; index++) {
+        bytes[index] = Number(generator >> 56n);
+        generator = (generator * prime64) & mask;
+    }
+    return bytes;
+}
 
-const vectors: Array<[string, Uint8Array, string]> = [
-    ["empty input", new Uint8Array(0), "cce71885ffe9d2edb813f2a95d79bb32"],
-    ["16 zero bytes", new Uint8Array(16), "600834deb91fd670511f83622f62882e"],
-    ["abc", text("abc"), "6c9663248b31d6037ef52c066c4dd797"],
-    [
-        "the quick brown fox",
-        text("The quick brown fox jumps over the lazy dog"),
-        "34ada91c16b886aa4d3d2747ab740e07",
-    ],
-    ["63-byte pattern", pattern(63), "9bef7d4c75210bea1003d7385199d86f"],
-    ["64-byte pattern", pattern(64), "1d8b1e9aa42e620ce5583a8077df21b4"],
-    ["65-byte pattern", pattern(65), "37e5267dbf14e02c14b64c69a8c33924"],
-    ["240-byte pattern (a header)", pattern(240), "da6ac8f478e3245e85c523cc807207cb"],
-    ["1 MiB pattern (a full body)", pattern(1024 * 1024), "e7f1fdb19acb28d3abde39cf3868fadb"],
+/** The checksum bytes of an XXH128 value printed as xxHash prints it: { low64, high64 }. */
+function checksumHex(low64: string, high64: string): string {
+    const littleEndian = (word: string): string =>
+        Buffer.from(word, "hex").reverse().toString("hex");
+    return littleEndian(low64) + littleEndian(high64);
+}
+
+// XSUM_XXH128_testdata, the seed-0 rows (XXH3_128bits of a prefix of the sanity buffer), with
+// the length class each exercises.
+const sanityVectors: Array<[number, string, string, string]> = [
+    [0, "6001c324468d497f", "99aa06d3014798d8", "empty"],
+    [1, "c44bdff4074eecdb", "a6cd5e9392000f6a", "1-3 bytes"],
+    [6, "3e7039bdda43cfc6", "082afe0b8162d12a", "4-8 bytes"],
+    [12, "061a192713f69ad9", "6e3efd8fc7802b18", "9-16 bytes"],
+    [24, "1e7044d28b1b901d", "0ce966e4678d3761", "17-32 bytes"],
+    [48, "f942219aed80f67b", "a002ac4e5478227e", "33-64 bytes"],
+    [81, "5e8bafb9f95fb803", "4952f58181ab0042", "65-96 bytes"],
+    [222, "f1aebd597cec6b3a", "337e09641b948717", "129-240 bytes"],
+    [403, "cdeb804d65c6dea4", "1b6de21e332dd73d", "one block, last stripe overlapping"],
+    [512, "617e49599013cb6b", "18d2d110dcc9bca1", "one block, ending at a stripe boundary"],
+    [2048, "dd59e2c3a5f038e0", "f736557fd47073a5", "2 blocks, ending at a block boundary"],
+    [2240, "6e73a90539cf2948", "ccb134fbfa7ce49d", "3 blocks, ending at a stripe boundary"],
+    [2367, "cb37aeb9e5d361ed", "e89c0f6ff369b427", "3 blocks, last stripe overlapping"],
 ];
+const sanity = sanityBuffer(2367);
+const emptyChecksum = checksumHex(sanityVectors[0]![1], sanityVectors[0]![2]);
 
-for (const [name, bytes, expected] of vectors) {
-    test(`checksum of the ${name} matches its pinned value in TypeScript and in the kernel`, () => {
+test("the WebAssembly kernel is attached to the arena (this host has WebAssembly SIMD)", () => {
+    assert.equal(checksumKernelAttached(), true);
+});
+
+for (const [size, low64, high64, lengthClass] of sanityVectors) {
+    test(`checksum is xxHash's published XXH3-128 of ${size} sanity bytes (${lengthClass})`, () => {
+        const bytes = sanity.subarray(0, size);
+        const expected = checksumHex(low64, high64);
         assert.equal(portableHex(bytes), expected);
         assert.equal(kernelHex(bytes), expected);
+        assert.equal(kernelHex(bytes, arenaInputOffset + 7), expected); // Unaligned in memory.
         // Kernel source with a target outside the arena, and the other way round.
         const target = new Uint8Array(checksumSize);
-        checksum(arenaBytes, arenaInputOffset, bytes.length, target, 0);
+        checksum(arenaBytes, arenaInputOffset + 7, size, target, 0);
         assert.equal(hex(target), expected);
         const source = bytes.slice();
-        checksum(source, 0, source.length, arenaBytes, 32);
+        checksum(source, 0, size, arenaBytes, 32);
         assert.equal(hex(arenaBytes.subarray(32, 32 + checksumSize)), expected);
     });
 }
 
-test("the kernel and the TypeScript implementation agree on every size from 0 to 300 bytes", () => {
-    const bytes = pattern(300 + 64);
-    for (let size = 0; size <= 300; size++) {
-        for (const shift of [0, 1, 3]) {
+test("the kernel and the TypeScript implementation agree on every size from 0 to 2200 bytes", () => {
+    // Every short and medium class boundary, and long inputs of 1 to 3 blocks with every
+    // last-stripe length; three alignments of the input.
+    const bytes = pattern(2200 + 64);
+    for (let size = 0; size <= 2200; size++) {
+        for (const shift of size <= 300 ? [0, 1, 3] : [5]) {
             const input = bytes.subarray(shift, shift + size);
             assert.equal(kernelHex(input, arenaInputOffset + shift), portableHex(input));
         }
     }
+});
+
+test("the kernel and the TypeScript implementation agree on random inputs of every class", () => {
+    // Sizes drawn per class so short classes are not drowned by long ones.
+    const size = fc.oneof(
+        fc.integer({ min: 0, max: 16 }),
+        fc.integer({ min: 17, max: 128 }),
+        fc.integer({ min: 129, max: 240 }),
+        fc.integer({ min: 241, max: 1024 }),
+        fc.integer({ min: 1025, max: 70_000 }),
+    );
+    fc.assert(
+        fc.property(size, fc.nat(), fc.nat(4095), (length, seed, offset) => {
+            const prng = new PRNG(seed);
+            const bytes = new Uint8Array(length);
+            for (let index = 0; index < length; index++) bytes[index] = prng.u32();
+            assert.equal(kernelHex(bytes, arenaInputOffset + offset), portableHex(bytes));
+        }),
+        { numRuns: 300 },
+    );
 });
 
 test("checksum of the same bytes is the same at any offset, in any view and any buffer", () => {
@@ -235,7 +296,7 @@ test("checksum writes 16 bytes at the target offset and reads nothing outside th
 
 test("checksum of an empty range is defined at any offset, including the end of the view", () => {
     const bytes = pattern(50);
-    const empty = vectors[0]![2];
+    const empty = emptyChecksum;
     for (const offset of [0, 1, 49, 50]) {
         const target = new Uint8Array(checksumSize);
         checksum(bytes, offset, 0, target, 0);
