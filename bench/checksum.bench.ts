@@ -1,12 +1,12 @@
-// Checksum candidates, measured: the figures that chose src/vsr/checksum.ts's algorithm and
-// implementation. Rows, each at 256 B (a header's worth) and 1 MiB (a full body):
-//   lane128 wasm   the shipped path: the SIMD kernel hashing the arena in place (checksum());
-//   lane128 ts     the same function in TypeScript on a plain buffer (the shipped fallback);
-//   murmur3 ts     MurmurHash3_x86_128 on 32-bit integer math (the classic pure-TS candidate,
-//                  kept here as the losing row; not used by the project, so not pinned);
-//   md5 crypto     node:crypto md5, a reference row (native code, allocates per call).
+// Checksum implementations, measured at 240 B (a header's checksummed bytes: XXH3's medium
+// path), 256 B, 4 KiB and 1 MiB (a full body):
+//   xxh3 wasm     the shipped path: the XXH3-128 kernel hashing the arena in place (checksum());
+//   xxh3 ts       the same function in TypeScript on a plain buffer (the shipped fallback);
+//   md5 crypto    node:crypto md5, a reference row (native code, allocates per call).
+// The lane hash this replaced is not kept: its figures come from running this file at the commit
+// before XXH3 (see checksum.ts's header for both tables).
 // Throughput is tinybench's median over samples; each sample hashes >= 64 KiB so the timer
-// resolution does not dominate 256-byte calls. Allocation is measured outside the timed region:
+// resolution does not dominate short calls. Allocation is measured outside the timed region:
 // the GCs that start during a plain loop of calls (countGcs, test/gc.ts, which waits until
 // every GC entry has arrived), then the median heapUsed growth per call over chunks.
 // Run: node --expose-gc dist/bench/checksum.bench.js [--json] [--smoke]
@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import { Bench } from "tinybench";
 import { assert } from "../src/stdx/assert.js";
-import { checksum, checksumAttach, checksumSize } from "../src/vsr/checksum.js";
+import { checksum, checksumAttach, checksumKernelAttached } from "../src/vsr/checksum.js";
 import { countGcs } from "../test/gc.js";
 import { fillPattern, median, pad } from "./common.js";
 
@@ -37,25 +37,26 @@ interface Row {
 
 type Call = () => void;
 
-const sizes = [256, 1024 * 1024] as const;
+const sizes = [240, 256, 4096, 1024 * 1024] as const;
 const sampleBytesMin = 64 * 1024;
 const inputOffset = 4096;
 const wasmPageSize = 64 * 1024;
 
 export async function main(options: Options): Promise<void> {
     const memory = new WebAssembly.Memory({ initial: 18, maximum: 18 });
-    assert(memory.buffer.byteLength >= inputOffset + sizes[1] + wasmPageSize);
+    const sizeMax = sizes[sizes.length - 1]!;
+    assert(memory.buffer.byteLength >= inputOffset + sizeMax + wasmPageSize);
     checksumAttach(memory);
+    assert(checksumKernelAttached());
     const arena = new Uint8Array(memory.buffer);
-    const plain = new Uint8Array(inputOffset + sizes[1]);
+    const plain = new Uint8Array(inputOffset + sizeMax);
     fillPattern(plain);
     arena.set(plain);
     const rows: Row[] = [];
     for (const sizeBytes of sizes) {
         const calls: Array<[string, Call]> = [
-            ["lane128 wasm (arena)", () => checksum(arena, inputOffset, sizeBytes, arena, 0)],
-            ["lane128 ts (plain)", () => checksum(plain, inputOffset, sizeBytes, plain, 0)],
-            ["murmur3_x86_128 ts", () => murmur3(plain, inputOffset, sizeBytes, plain, 0)],
+            ["xxh3 wasm (arena)", () => checksum(arena, inputOffset, sizeBytes, arena, 0)],
+            ["xxh3 ts (plain)", () => checksum(plain, inputOffset, sizeBytes, plain, 0)],
             ["md5 node:crypto", md5Call(plain.subarray(inputOffset, inputOffset + sizeBytes))],
         ];
         for (const [candidate, call] of calls) {
@@ -130,6 +131,12 @@ async function measureAllocation(call: Call, calls: number) {
     };
 }
 
+function sizeLabel(sizeBytes: number): string {
+    if (sizeBytes >= 1024 * 1024) return sizeBytes / (1024 * 1024) + " MiB";
+    if (sizeBytes >= 1024) return sizeBytes / 1024 + " KiB";
+    return sizeBytes + " B";
+}
+
 function md5Call(view: Uint8Array): Call {
     return () => {
         createHash("md5").update(view).digest();
@@ -161,7 +168,7 @@ function report(rows: Row[], json: boolean): void {
     for (const row of rows) {
         console.log(
             pad(row.candidate, 22) +
-                pad(row.sizeBytes >= 1024 * 1024 ? "1 MiB" : row.sizeBytes + " B", 9) +
+                pad(sizeLabel(row.sizeBytes), 9) +
                 pad((row.bytesPerSecondP50 / 1e9).toFixed(2), 10) +
                 pad(row.latencyNsP50.toFixed(0), 13) +
                 pad(row.youngGcs + "+" + row.majorGcs + "/" + row.allocationCalls, 23) +
@@ -171,106 +178,6 @@ function report(rows: Row[], json: boolean): void {
     for (const sizeBytes of sizes) {
         console.log("fastest at " + sizeBytes + " B: " + fastest[String(sizeBytes)]);
     }
-}
-
-// MurmurHash3_x86_128 (Austin Appleby, public domain), seed 0, the losing candidate. Reads
-// little-endian words through a DataView cached by buffer identity, allocation-free like the
-// winner, so the comparison is of the algorithms.
-let murmurBuffer: ArrayBufferLike | null = null;
-let murmurView = new DataView(new ArrayBuffer(16)) as DataView<ArrayBufferLike>;
-const murmurWords = new Int32Array(4);
-const c1 = 0x239b961b;
-const c2 = 0xab0e9789;
-const c3 = 0x38b34ae5;
-const c4 = 0xa1e38b93;
-
-function murmur3(
-    source: Uint8Array,
-    offset: number,
-    size: number,
-    target: Uint8Array,
-    targetOffset: number,
-): void {
-    assert(offset + size <= source.length && targetOffset + checksumSize <= target.length);
-    if (source.buffer !== murmurBuffer) {
-        murmurBuffer = source.buffer;
-        murmurView = new DataView(source.buffer);
-    }
-    const view = murmurView;
-    const start = source.byteOffset + offset;
-    const blocksEnd = start + size - (size % 16);
-    let h1 = 0,
-        h2 = 0,
-        h3 = 0,
-        h4 = 0;
-    for (let p = start; p < blocksEnd; p += 16) {
-        h1 ^= mixK(view.getInt32(p, true), c1, 15, c2);
-        h1 = (Math.imul(rotl(h1, 19) + h2, 5) + 0x561ccd1b) | 0;
-        h2 ^= mixK(view.getInt32(p + 4, true), c2, 16, c3);
-        h2 = (Math.imul(rotl(h2, 17) + h3, 5) + 0x0bcaa747) | 0;
-        h3 ^= mixK(view.getInt32(p + 8, true), c3, 17, c4);
-        h3 = (Math.imul(rotl(h3, 15) + h4, 5) + 0x96cd1c35) | 0;
-        h4 ^= mixK(view.getInt32(p + 12, true), c4, 18, c1);
-        h4 = (Math.imul(rotl(h4, 13) + h1, 5) + 0x32ac3b17) | 0;
-    }
-    murmurWords.fill(0);
-    for (let index = 0; index < size % 16; index++) {
-        const word = index >>> 2;
-        const byte = view.getUint8(blocksEnd + index);
-        murmurWords[word] = murmurWords[word]! | (byte << ((index & 3) * 8));
-    }
-    if (size % 16 > 12) h4 ^= mixK(murmurWords[3]!, c4, 18, c1);
-    if (size % 16 > 8) h3 ^= mixK(murmurWords[2]!, c3, 17, c4);
-    if (size % 16 > 4) h2 ^= mixK(murmurWords[1]!, c2, 16, c3);
-    if (size % 16 > 0) h1 ^= mixK(murmurWords[0]!, c1, 15, c2);
-    murmurWords[0] = h1 ^ size;
-    murmurWords[1] = h2 ^ size;
-    murmurWords[2] = h3 ^ size;
-    murmurWords[3] = h4 ^ size;
-    murmurFinal(target, targetOffset);
-}
-
-function murmurFinal(target: Uint8Array, targetOffset: number): void {
-    let h1 = murmurWords[0]!,
-        h2 = murmurWords[1]!,
-        h3 = murmurWords[2]!,
-        h4 = murmurWords[3]!;
-    h1 = (h1 + h2 + h3 + h4) | 0;
-    h2 = (h2 + h1) | 0;
-    h3 = (h3 + h1) | 0;
-    h4 = (h4 + h1) | 0;
-    h1 = fmix32(h1);
-    h2 = fmix32(h2);
-    h3 = fmix32(h3);
-    h4 = fmix32(h4);
-    h1 = (h1 + h2 + h3 + h4) | 0;
-    h2 = (h2 + h1) | 0;
-    h3 = (h3 + h1) | 0;
-    h4 = (h4 + h1) | 0;
-    murmurWords[0] = h1;
-    murmurWords[1] = h2;
-    murmurWords[2] = h3;
-    murmurWords[3] = h4;
-    for (let index = 0; index < checksumSize; index++) {
-        target[targetOffset + index] = murmurWords[index >>> 2]! >>> ((index & 3) * 8);
-    }
-}
-
-function mixK(k: number, multiplier1: number, bits: number, multiplier2: number): number {
-    return Math.imul(rotl(Math.imul(k, multiplier1), bits), multiplier2);
-}
-
-function rotl(value: number, bits: number): number {
-    return (value << bits) | (value >>> (32 - bits));
-}
-
-function fmix32(value: number): number {
-    let h = value;
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    return h ^ (h >>> 16);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

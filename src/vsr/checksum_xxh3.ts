@@ -319,15 +319,10 @@ function hashLong(view: DataView<ArrayBufferLike>, p: number, n: number, result:
     const blockEnd = p + (n - 1) - ((n - 1) % blockSize);
     let block = p;
     for (; block < blockEnd; block += blockSize) {
-        for (let stripe = 0; stripe < 16; stripe++) {
-            accumulate(view, block + stripe * stripeSize, stripe * 8);
-        }
+        accumulateStripes(view, block, 16);
         scramble();
     }
-    const stripes = (end - block - 1) >>> 6;
-    for (let stripe = 0; stripe < stripes; stripe++) {
-        accumulate(view, block + stripe * stripeSize, stripe * 8);
-    }
+    accumulateStripes(view, block, (end - block - 1) >>> 6);
     accumulate(view, end - stripeSize, secretSize - stripeSize - 7);
     multiply64(n, 0, prime64_1Low, prime64_1High);
     merge(out[0]!, out[1]!, 11);
@@ -337,6 +332,54 @@ function hashLong(view: DataView<ArrayBufferLike>, p: number, n: number, result:
     merge(~out[0]!, ~out[1]!, secretSize - stripeSize - 11);
     result[2] = out[0]!;
     result[3] = out[1]!;
+}
+
+/**
+ * The first `stripes` stripes of the block at p (stripe s reads secret[8s, 8s + 64)), one pair
+ * of lanes at a time: lanes 2j and 2j + 1 only feed each other (acc[i ^ 1] += data[i]), so each
+ * pair runs over the stripes with its four accumulator words in locals.
+ */
+function accumulateStripes(view: DataView<ArrayBufferLike>, p: number, stripes: number): void {
+    for (let lane = 0; lane < 8; lane += 2) accumulatePair(view, p, stripes, lane);
+}
+
+/**
+ * XXH3's accumulate for lanes `lane` (even) and `lane + 1` over `stripes` stripes at p: with d
+ * a lane's u64 and k = d ^ its secret word, acc[i ^ 1] += d and acc[i] += low32(k) * high32(k).
+ * The u64 arithmetic is written out (the hot loop of long inputs); products as in multiply32.
+ */
+function accumulatePair(view: DataView<ArrayBufferLike>, p: number, stripes: number, lane: number) {
+    let evenLow = acc[2 * lane]!;
+    let evenHigh = acc[2 * lane + 1]!;
+    let oddLow = acc[2 * lane + 2]!;
+    let oddHigh = acc[2 * lane + 3]!;
+    for (let stripe = 0; stripe < stripes; stripe++) {
+        const at = p + stripe * stripeSize + lane * 8;
+        const key = 2 * (stripe * 8 + lane * 8);
+        const evenDataLow = view.getInt32(at, true);
+        const evenDataHigh = view.getInt32(at + 4, true);
+        const oddDataLow = view.getInt32(at + 8, true);
+        const oddDataHigh = view.getInt32(at + 12, true);
+        const evenKeyedLow = (evenDataLow ^ secretWords[key]!) >>> 0;
+        const evenKeyedHigh = (evenDataHigh ^ secretWords[key + 1]!) >>> 0;
+        const oddKeyedLow = (oddDataLow ^ secretWords[key + 16]!) >>> 0;
+        const oddKeyedHigh = (oddDataHigh ^ secretWords[key + 17]!) >>> 0;
+        // acc[even] += odd data + even product; acc[odd] += even data + odd product.
+        let productLow = Math.imul(evenKeyedLow, evenKeyedHigh) >>> 0;
+        let productHigh = Math.round((evenKeyedLow * evenKeyedHigh - productLow) * twoToMinus32);
+        let sum = (evenLow >>> 0) + (oddDataLow >>> 0) + productLow;
+        evenLow = sum | 0;
+        evenHigh = (evenHigh + oddDataHigh + productHigh + Math.floor(sum * twoToMinus32)) | 0;
+        productLow = Math.imul(oddKeyedLow, oddKeyedHigh) >>> 0;
+        productHigh = Math.round((oddKeyedLow * oddKeyedHigh - productLow) * twoToMinus32);
+        sum = (oddLow >>> 0) + (evenDataLow >>> 0) + productLow;
+        oddLow = sum | 0;
+        oddHigh = (oddHigh + evenDataHigh + productHigh + Math.floor(sum * twoToMinus32)) | 0;
+    }
+    acc[2 * lane] = evenLow;
+    acc[2 * lane + 1] = evenHigh;
+    acc[2 * lane + 2] = oddLow;
+    acc[2 * lane + 3] = oddHigh;
 }
 
 function setAcc(index: number, low: number, high: number): void {
