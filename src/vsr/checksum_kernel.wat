@@ -2,7 +2,7 @@
 ;; Source of the kernel that src/vsr/checksum.ts runs; scripts/build_checksum_kernel.mjs compiles
 ;; it with the `wabt` package at build time into src/vsr/checksum_kernel.generated.ts (bytes).
 ;; The function is XXH3_128bits of xxHash 0.8 as written in xxHash's doc/xxhash_spec.md; the
-;; pure-TypeScript implementation in checksum.ts computes the same function, and both are tested
+;; pure-TypeScript implementation in checksum_xxh3.ts computes the same function; both are tested
 ;; against xxHash's published sanity vectors (test/vsr/checksum.test.ts).
 ;;
 ;; Interface (imports "env"."memory", the arena; pointers are absolute byte offsets in it):
@@ -138,9 +138,11 @@
             (i64.eq (i64.load offset=8 (local.get $e)) (global.get $high))))
 
     (func (export "word0") (result i32) (i32.wrap_i64 (global.get $low)))
-    (func (export "word1") (result i32) (i32.wrap_i64 (i64.shr_u (global.get $low) (i64.const 32))))
+    (func (export "word1") (result i32)
+        (i32.wrap_i64 (i64.shr_u (global.get $low) (i64.const 32))))
     (func (export "word2") (result i32) (i32.wrap_i64 (global.get $high)))
-    (func (export "word3") (result i32) (i32.wrap_i64 (i64.shr_u (global.get $high) (i64.const 32))))
+    (func (export "word3") (result i32)
+        (i32.wrap_i64 (i64.shr_u (global.get $high) (i64.const 32))))
 
     ;; ---- Arithmetic helpers ----
 
@@ -318,31 +320,75 @@
 
     ;; XXH128's mix32B with seed 0: acc0 += fold64 of the 16 bytes at p keyed by (key0, key1),
     ;; then acc0 ^= the sum of q's two words; acc1 likewise with p and q exchanged and (key2,
-    ;; key3). fold64(a, b) is XXH3's mul128_fold64: the xor of the product's two halves.
+    ;; key3). fold64(a, b) is XXH3's mul128_fold64: the xor of the two halves of the 128-bit
+    ;; product, computed as in $mul128 but written out here (the hot step of headers; Node 20
+    ;; does not inline wasm calls).
     (func $mix32
         (param $acc0 i64) (param $acc1 i64) (param $p i32) (param $q i32)
         (param $key0 i64) (param $key1 i64) (param $key2 i64) (param $key3 i64)
         (result i64 i64)
         (local $p0 i64) (local $p1 i64) (local $q0 i64) (local $q1 i64)
+        (local $aLow i64) (local $aHigh i64) (local $bLow i64) (local $bHigh i64)
+        (local $lowLow i64) (local $lowHigh i64) (local $cross i64) (local $fold i64)
         (local.set $p0 (i64.load (local.get $p)))
         (local.set $p1 (i64.load offset=8 (local.get $p)))
         (local.set $q0 (i64.load (local.get $q)))
         (local.set $q1 (i64.load offset=8 (local.get $q)))
-        (i64.xor
+        ;; fold = fold64(p0 ^ key0, p1 ^ key1)
+        (local.set $aLow
+            (i64.and (i64.xor (local.get $p0) (local.get $key0)) (i64.const 0xffffffff)))
+        (local.set $aHigh (i64.shr_u (i64.xor (local.get $p0) (local.get $key0)) (i64.const 32)))
+        (local.set $bLow
+            (i64.and (i64.xor (local.get $p1) (local.get $key1)) (i64.const 0xffffffff)))
+        (local.set $bHigh (i64.shr_u (i64.xor (local.get $p1) (local.get $key1)) (i64.const 32)))
+        (local.set $lowLow (i64.mul (local.get $aLow) (local.get $bLow)))
+        (local.set $lowHigh (i64.mul (local.get $aLow) (local.get $bHigh)))
+        (local.set $cross
             (i64.add
-                (local.get $acc0)
-                (i64.xor
-                    (call $mul128
-                        (i64.xor (local.get $p0) (local.get $key0))
-                        (i64.xor (local.get $p1) (local.get $key1)))))
+                (i64.add
+                    (i64.shr_u (local.get $lowLow) (i64.const 32))
+                    (i64.and (local.get $lowHigh) (i64.const 0xffffffff)))
+                (i64.mul (local.get $aHigh) (local.get $bLow))))
+        (local.set $fold
+            (i64.xor
+                (i64.or
+                    (i64.shl (local.get $cross) (i64.const 32))
+                    (i64.and (local.get $lowLow) (i64.const 0xffffffff)))
+                (i64.add
+                    (i64.add
+                        (i64.mul (local.get $aHigh) (local.get $bHigh))
+                        (i64.shr_u (local.get $lowHigh) (i64.const 32)))
+                    (i64.shr_u (local.get $cross) (i64.const 32)))))
+        (i64.xor
+            (i64.add (local.get $acc0) (local.get $fold))
             (i64.add (local.get $q0) (local.get $q1)))
-        (i64.xor
+        ;; fold = fold64(q0 ^ key2, q1 ^ key3)
+        (local.set $aLow
+            (i64.and (i64.xor (local.get $q0) (local.get $key2)) (i64.const 0xffffffff)))
+        (local.set $aHigh (i64.shr_u (i64.xor (local.get $q0) (local.get $key2)) (i64.const 32)))
+        (local.set $bLow
+            (i64.and (i64.xor (local.get $q1) (local.get $key3)) (i64.const 0xffffffff)))
+        (local.set $bHigh (i64.shr_u (i64.xor (local.get $q1) (local.get $key3)) (i64.const 32)))
+        (local.set $lowLow (i64.mul (local.get $aLow) (local.get $bLow)))
+        (local.set $lowHigh (i64.mul (local.get $aLow) (local.get $bHigh)))
+        (local.set $cross
             (i64.add
-                (local.get $acc1)
-                (i64.xor
-                    (call $mul128
-                        (i64.xor (local.get $q0) (local.get $key2))
-                        (i64.xor (local.get $q1) (local.get $key3)))))
+                (i64.add
+                    (i64.shr_u (local.get $lowLow) (i64.const 32))
+                    (i64.and (local.get $lowHigh) (i64.const 0xffffffff)))
+                (i64.mul (local.get $aHigh) (local.get $bLow))))
+        (local.set $fold
+            (i64.xor
+                (i64.or
+                    (i64.shl (local.get $cross) (i64.const 32))
+                    (i64.and (local.get $lowLow) (i64.const 0xffffffff)))
+                (i64.add
+                    (i64.add
+                        (i64.mul (local.get $aHigh) (local.get $bHigh))
+                        (i64.shr_u (local.get $lowHigh) (i64.const 32)))
+                    (i64.shr_u (local.get $cross) (i64.const 32)))))
+        (i64.xor
+            (i64.add (local.get $acc1) (local.get $fold))
             (i64.add (local.get $p0) (local.get $p1))))
 
     ;; 17 to 128 bytes: chunk pairs from both ends, innermost first, as far as the input reaches.
@@ -614,24 +660,28 @@
                 (local.get $key))
             (i64x2.splat (global.get $prime32_1))))
 
-    ;; XXH3's mergeAccs: init + the fold64 of each keyed accumulator pair, then an avalanche.
+    ;; XXH3's mergeAccs: avalanche(init + the fold64 of each keyed accumulator pair).
     (func $merge (param $init i64)
         (param $key0 i64) (param $key1 i64) (param $key2 i64) (param $key3 i64)
         (param $key4 i64) (param $key5 i64) (param $key6 i64) (param $key7 i64)
         (result i64)
-        (call $avalanche
-            (i64.add
-                (i64.add
-                    (i64.add (local.get $init)
-                        (call $mergePair (global.get $acc0) (local.get $key0) (local.get $key1)))
-                    (call $mergePair (global.get $acc1) (local.get $key2) (local.get $key3)))
-                (i64.add
-                    (call $mergePair (global.get $acc2) (local.get $key4) (local.get $key5))
-                    (call $mergePair (global.get $acc3) (local.get $key6) (local.get $key7))))))
-
-    (func $mergePair (param $acc v128) (param $key0 i64) (param $key1 i64) (result i64)
+        (local $sum i64)
+        (local.set $sum (local.get $init))
         (call $mul128
-            (i64.xor (i64x2.extract_lane 0 (local.get $acc)) (local.get $key0))
-            (i64.xor (i64x2.extract_lane 1 (local.get $acc)) (local.get $key1)))
-        (i64.xor))
+            (i64.xor (i64x2.extract_lane 0 (global.get $acc0)) (local.get $key0))
+            (i64.xor (i64x2.extract_lane 1 (global.get $acc0)) (local.get $key1)))
+        (local.set $sum (i64.add (i64.xor) (local.get $sum))) ;; fold64 of the product, added
+        (call $mul128
+            (i64.xor (i64x2.extract_lane 0 (global.get $acc1)) (local.get $key2))
+            (i64.xor (i64x2.extract_lane 1 (global.get $acc1)) (local.get $key3)))
+        (local.set $sum (i64.add (i64.xor) (local.get $sum))) ;; fold64 of the product, added
+        (call $mul128
+            (i64.xor (i64x2.extract_lane 0 (global.get $acc2)) (local.get $key4))
+            (i64.xor (i64x2.extract_lane 1 (global.get $acc2)) (local.get $key5)))
+        (local.set $sum (i64.add (i64.xor) (local.get $sum))) ;; fold64 of the product, added
+        (call $mul128
+            (i64.xor (i64x2.extract_lane 0 (global.get $acc3)) (local.get $key6))
+            (i64.xor (i64x2.extract_lane 1 (global.get $acc3)) (local.get $key7)))
+        (local.set $sum (i64.add (i64.xor) (local.get $sum))) ;; fold64 of the product, added
+        (call $avalanche (local.get $sum)))
 )

@@ -324,10 +324,17 @@ test("checksum rejects ranges outside the view and targets too small for 16 byte
     assert.throws(() => checksumEquals(bytes, 0, 40, target, 0), AssertionError);
 });
 
-for (const place of ["kernel", "TypeScript"] as const) {
-    const name = `checksum allocates nothing: 200k calls on 4 KiB cause no young GC (${place})`;
+// Sizes: the short path (8 B), the medium path of a header (240 B) and the stripe loop (4 KiB).
+for (const [place, size] of [
+    ["kernel", 8],
+    ["kernel", 240],
+    ["kernel", 4096],
+    ["TypeScript", 8],
+    ["TypeScript", 240],
+    ["TypeScript", 4096],
+] as const) {
+    const name = `checksum allocates nothing: 200k calls cause no young GC (${place}, ${size} B)`;
     test(name, async (t) => {
-        const size = 4096;
         const bytes = place === "kernel" ? arenaBytes : pattern(size + 64);
         const offset = place === "kernel" ? arenaInputOffset : 64;
         if (place === "kernel") arenaBytes.set(pattern(size), offset);
