@@ -237,41 +237,47 @@ function startMedium(n: number): void {
 }
 
 /**
- * XXH128's mix32B: acc0 += mix16(p, key), acc0 ^= the sum of q's two words; acc1 likewise with
- * the roles of p and q exchanged and the key's next 16 bytes.
+ * XXH128's mix32B with seed 0: acc0 = (acc0 + fold64 of the 16 bytes at p keyed by
+ * secret[k, k + 16)) ^ (the sum of q's two u64); acc1 likewise with p and q exchanged and the
+ * key's next 16 bytes. The hot step of headers, so its u64 sums are written out.
  */
 function mix32(view: DataView<ArrayBufferLike>, p: number, q: number, keyOffset: number): void {
-    mix16(view, p, keyOffset);
-    add64(acc[0]!, acc[1]!, out[0]!, out[1]!);
-    const acc0Low = out[0]!;
-    const acc0High = out[1]!;
-    mix16(view, q, keyOffset + 16);
-    add64(acc[2]!, acc[3]!, out[0]!, out[1]!);
-    const acc1Low = out[0]!;
-    const acc1High = out[1]!;
-    sumWords(view, q);
-    acc[0] = acc0Low ^ out[0]!;
-    acc[1] = acc0High ^ out[1]!;
-    sumWords(view, p);
-    acc[2] = acc1Low ^ out[0]!;
-    acc[3] = acc1High ^ out[1]!;
+    const p0 = view.getInt32(p, true);
+    const p1 = view.getInt32(p + 4, true);
+    const p2 = view.getInt32(p + 8, true);
+    const p3 = view.getInt32(p + 12, true);
+    const q0 = view.getInt32(q, true);
+    const q1 = view.getInt32(q + 4, true);
+    const q2 = view.getInt32(q + 8, true);
+    const q3 = view.getInt32(q + 12, true);
+    // acc0 += fold64(p ^ key); acc0 ^= q's word sum.
+    fold64(p0 ^ secretLow(keyOffset), p1 ^ secretHigh(keyOffset), p2, p3, keyOffset + 8);
+    let sum = (acc[0]! >>> 0) + (out[0]! >>> 0);
+    let carry = sum >= twoTo32 ? 1 : 0;
+    const acc0Low = sum | 0;
+    const acc0High = (acc[1]! + out[1]! + carry) | 0;
+    sum = (q0 >>> 0) + (q2 >>> 0);
+    carry = sum >= twoTo32 ? 1 : 0;
+    acc[0] = acc0Low ^ (sum | 0);
+    acc[1] = acc0High ^ ((q1 + q3 + carry) | 0);
+    // acc1 += fold64(q ^ key'); acc1 ^= p's word sum.
+    fold64(q0 ^ secretLow(keyOffset + 16), q1 ^ secretHigh(keyOffset + 16), q2, q3, keyOffset + 24);
+    sum = (acc[2]! >>> 0) + (out[0]! >>> 0);
+    carry = sum >= twoTo32 ? 1 : 0;
+    const acc1Low = sum | 0;
+    const acc1High = (acc[3]! + out[1]! + carry) | 0;
+    sum = (p0 >>> 0) + (p2 >>> 0);
+    carry = sum >= twoTo32 ? 1 : 0;
+    acc[2] = acc1Low ^ (sum | 0);
+    acc[3] = acc1High ^ ((p1 + p3 + carry) | 0);
 }
 
-/** out[0..2) = the sum of the two u64 at p. */
-function sumWords(view: DataView<ArrayBufferLike>, p: number): void {
-    const low0 = view.getInt32(p, true);
-    const high0 = view.getInt32(p + 4, true);
-    add64(low0, high0, view.getInt32(p + 8, true), view.getInt32(p + 12, true));
-}
-
-/** XXH3's mix16B with seed 0: fold64 of the 16 bytes at p keyed by secret[k, k + 16). */
-function mix16(view: DataView<ArrayBufferLike>, p: number, keyOffset: number): void {
-    multiply128(
-        view.getInt32(p, true) ^ secretLow(keyOffset),
-        view.getInt32(p + 4, true) ^ secretHigh(keyOffset),
-        view.getInt32(p + 8, true) ^ secretLow(keyOffset + 8),
-        view.getInt32(p + 12, true) ^ secretHigh(keyOffset + 8),
-    );
+/**
+ * out[0..2) = XXH3's mul128_fold64 of a and (bLow, bHigh) ^ secret[bKey, bKey + 8): the xor of
+ * the two halves of their 128-bit product.
+ */
+function fold64(aLow: number, aHigh: number, bLow: number, bHigh: number, bKey: number): void {
+    multiply128(aLow, aHigh, bLow ^ secretLow(bKey), bHigh ^ secretHigh(bKey));
     out[0] = out[0]! ^ out[2]!;
     out[1] = out[1]! ^ out[3]!;
 }
