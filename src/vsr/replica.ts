@@ -311,7 +311,11 @@ export class Replica {
         for (let i = 0; i < config.pipelinePrepareQueueMax; i++) this.pipeline.push(null);
         for (let i = 0; i < this.derived.requestQueueMax; i++) this.requestQueue.push(null);
         for (let i = 0; i < options.replicaCount; i++) this.doViewChanges.push(null);
-        this.canonicalOffsets = new Float64Array(config.pipelinePrepareQueueMax + 1);
+        // The walk spans a pipeline below the known canonical head, up to the highest op of a
+        // canonical log: its suffix and unknown head above it (see doViewChangeValid).
+        this.canonicalOffsets = new Float64Array(
+            config.pipelinePrepareQueueMax + 2 * this.derived.viewHeadersMax,
+        );
 
         const timeout = (name: string, afterTicks: number): Timeout =>
             new Timeout(name, afterTicks, config.backoffTicksMax, options.prng);
@@ -1482,18 +1486,23 @@ export class Replica {
     }
 
     /**
-     * The log suffix, newest first: up to viewHeadersMax headers ending at op. An op is nacked
-     * when this replica never acknowledged it (no header, a header not chained to its log_view's
-     * head, or a prepare not durable) and present when its prepare is durable here.
+     * The log suffix, newest first: up to viewHeadersMax headers from headersOp down. An op is
+     * nacked when this replica never acknowledged it (no header, a header not chained to its
+     * log_view's head, or a prepare not durable) and present when its prepare is durable here.
+     * Faulty slots above the highest known header (a recovered replica's unknown head) are not
+     * carried as blanks: they would push known headers, and the copies they prove, out of the
+     * suffix. The message names them by op > headersOp instead: never nacked, never present.
      */
     private buildDoViewChange(): Message {
         const message = this.acquireHeader(Command.doViewChange);
         const base = message.offset;
-        const count = Math.min(this.derived.viewHeadersMax, this.op + 1);
+        const headersOp = this.doViewChangeHeadersOp();
+        assert(headersOp <= this.op && this.op - headersOp <= this.unknownHeadMax());
+        const count = Math.min(this.derived.viewHeadersMax, headersOp + 1);
         let nacks = 0;
         let presents = 0;
         for (let index = 0; index < count; index++) {
-            const op = this.op - index;
+            const op = headersOp - index;
             const target = base + headerSize + index * headerSize;
             // A faulty slot may hold an op this replica acknowledged: never nack it.
             const faulty = this.journal.isFaulty(op);
@@ -1512,6 +1521,8 @@ export class Replica {
         }
         this.memory.setUint32(base + Frame.size, headerSize + count * headerSize, true);
         writeU64(this.memory, base + DoViewChange.op, this.op);
+        writeU64(this.memory, base + DoViewChange.headersOp, headersOp);
+        writeU64(this.memory, base + DoViewChange.logViewOp, this.logViewOp);
         writeU64(
             this.memory,
             base + DoViewChange.commitMax,
@@ -1523,6 +1534,28 @@ export class Replica {
         setChecksums(this.bytes, this.memory, base);
         assert(invalidHeader(this.memory, base, this.config.messageSizeMax) === null);
         return message;
+    }
+
+    /** Unknown head ops a do_view_change may name above its headers (the rest go as blanks). */
+    private unknownHeadMax(): number {
+        return this.derived.viewHeadersMax;
+    }
+
+    /**
+     * The top of the do_view_change suffix: the head, less the faulty slots on top of it whose
+     * header this replica does not know (at most unknownHeadMax of them).
+     */
+    private doViewChangeHeadersOp(): number {
+        const opMin = Math.max(this.commitMin, this.op - this.unknownHeadMax());
+        let headersOp = this.op;
+        while (
+            headersOp > opMin &&
+            !this.trustedHeader(headersOp) &&
+            this.journal.isFaulty(headersOp)
+        ) {
+            headersOp--;
+        }
+        return headersOp;
     }
 
     private sendDoViewChange(): void {
@@ -1558,14 +1591,17 @@ export class Replica {
     }
 
     /**
-     * The suffix must be ops op, op-1, … (each a valid prepare header of this cluster, or a
-     * blank of zeros), at most viewHeadersMax of them, with bitsets that fit the count.
+     * The suffix must be ops headersOp, headersOp-1, … (each a valid prepare header of this
+     * cluster, or a blank of zeros), at most viewHeadersMax of them, with bitsets that fit the
+     * count, and at most unknownHeadMax unknown ops above it.
      */
     private doViewChangeValid(message: Message): boolean {
         const base = message.offset;
         const op = readU64(this.memory, base + DoViewChange.op);
+        const headersOp = readU64(this.memory, base + DoViewChange.headersOp);
+        if (headersOp > op || op - headersOp > this.unknownHeadMax()) return false;
         const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
-        if (count > this.derived.viewHeadersMax || count > op + 1) return false;
+        if (count > this.derived.viewHeadersMax || count > headersOp + 1) return false;
         const nacks = this.memory.getUint32(base + DoViewChange.nackBitset, true);
         const presents = this.memory.getUint32(base + DoViewChange.presentBitset, true);
         if (count < 32 && (nacks | presents) >>> count !== 0) return false;
@@ -1577,7 +1613,7 @@ export class Replica {
                 continue;
             }
             if (!this.embeddedHeaderValid(offset)) return false;
-            if (prepareOp(this.memory, offset) !== op - index) return false;
+            if (prepareOp(this.memory, offset) !== headersOp - index) return false;
         }
         return true;
     }
@@ -1605,10 +1641,16 @@ export class Replica {
      * messages are those with the highest log_view; ops above the highest committed op are kept
      * unless a nack quorum proves them uncommitted; an op with no canonical header or no copy
      * anywhere makes the primary wait for more do_view_changes. Returns true once installed.
+     *
+     * The walk reaches the highest op of any canonical log, its unknown head included: a
+     * canonical replica that cannot name an op it may have acknowledged does not let it be
+     * dropped without a nack quorum. Only known headers bound which ops were committed.
      */
     private primaryChooseLog(): boolean {
         const logViewMax = this.doViewChangeLogViewMax();
         let opHeadMax = 0;
+        let opHeadKnown = 0;
+        let logViewOpMin = Number.MAX_SAFE_INTEGER;
         let commitMaxAll = this.commitMin;
         for (let replica = 0; replica < this.replicaCount; replica++) {
             const message = this.doViewChanges[replica] ?? null;
@@ -1618,13 +1660,19 @@ export class Replica {
                 commitMaxAll,
                 readU64(this.memory, base + DoViewChange.commitMax),
             );
-            if (this.canonical(base, logViewMax)) {
-                opHeadMax = Math.max(opHeadMax, this.doViewChangeHeadHeader(message));
-            }
+            if (!this.canonical(base, logViewMax)) continue;
+            opHeadMax = Math.max(opHeadMax, readU64(this.memory, base + DoViewChange.op));
+            opHeadKnown = Math.max(opHeadKnown, this.doViewChangeHeadHeader(message));
+            logViewOpMin = Math.min(
+                logViewOpMin,
+                readU64(this.memory, base + DoViewChange.logViewOp),
+            );
         }
+        assert(opHeadKnown <= opHeadMax && logViewOpMin <= Number.MAX_SAFE_INTEGER);
         const pipelineMax = this.config.pipelinePrepareQueueMax;
         // Ops more than a pipeline below the canonical head were committed by its primary.
-        const opHeadMin = Math.min(opHeadMax, Math.max(commitMaxAll, opHeadMax - pipelineMax));
+        const opHeadMin = Math.min(opHeadKnown, Math.max(commitMaxAll, opHeadKnown - pipelineMax));
+        assert(opHeadMax - opHeadMin <= this.canonicalOffsets.length);
         let opHead = opHeadMax;
         this.resolveCanonical(opHeadMin, opHeadMax, logViewMax);
         // The anchor: the committed op below the suffix, so the chain can be walked down from it.
@@ -1632,13 +1680,17 @@ export class Replica {
         if (anchorOffset < 0 && opHeadMin > this.commitMin) return false;
         for (let op = opHeadMin + 1; op <= opHeadMax; op++) {
             const canonicalOffset = this.canonicalOffsets[op - opHeadMin - 1] ?? -1;
-            const nacks = this.countNacks(op, canonicalOffset, logViewMax);
+            const nacks = this.countNacks(op, canonicalOffset, logViewMax, logViewOpMin);
             if (nacks >= this.quorums.nack) {
+                // A committed op was acknowledged by a replication quorum, which every nack
+                // quorum intersects.
+                assert(op > commitMaxAll);
                 opHead = op - 1;
                 break;
             }
             if (canonicalOffset < 0 || this.countCopies(op, canonicalOffset) === 0) return false;
         }
+        assert(opHead >= opHeadMin && opHead <= opHeadMax);
         // A primary must be able to announce the log: a suffix of at least its head's header.
         if (opHead === this.commitMin && !this.journal.hasHeader(opHead)) return false;
         if (opHead >= this.windowOpMax()) {
@@ -1666,13 +1718,13 @@ export class Replica {
      */
     private doViewChangeHeadHeader(message: Message): number {
         const base = message.offset;
-        const op = readU64(this.memory, base + DoViewChange.op);
+        const headersOp = readU64(this.memory, base + DoViewChange.headersOp);
         const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
         for (let index = 0; index < count; index++) {
             const offset = base + headerSize + index * headerSize;
-            if (headerCommand(this.memory, offset) === Command.prepare) return op - index;
+            if (headerCommand(this.memory, offset) === Command.prepare) return headersOp - index;
         }
-        return Math.max(0, op - count);
+        return Math.max(0, headersOp - count);
     }
 
     private doViewChangeLogViewMax(): number {
@@ -1704,14 +1756,35 @@ export class Replica {
         return -1;
     }
 
-    /** Arena offset of the body header of `op` in the do_view_change, or -1 outside its suffix. */
+    /**
+     * Arena offset of the body header of `op` in the do_view_change, or -1 outside its suffix
+     * (below it, or in its unknown head above headersOp).
+     */
     private doViewChangeHeader(message: Message, op: number): number {
         const base = message.offset;
-        const head = readU64(this.memory, base + DoViewChange.op);
+        const headersOp = readU64(this.memory, base + DoViewChange.headersOp);
         const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
-        const index = head - op;
+        const index = headersOp - op;
         if (index < 0 || index >= count) return -1;
         return base + headerSize + index * headerSize;
+    }
+
+    /** True when the do_view_change's nack bit for `op` (inside its suffix) is set. */
+    private doViewChangeNacked(message: Message, op: number): boolean {
+        const base = message.offset;
+        const index = readU64(this.memory, base + DoViewChange.headersOp) - op;
+        assert(index >= 0 && index < 32);
+        return (this.memory.getUint32(base + DoViewChange.nackBitset, true) & (1 << index)) !== 0;
+    }
+
+    /** True when the do_view_change's present bit for `op` (inside its suffix) is set. */
+    private doViewChangePresent(message: Message, op: number): boolean {
+        const base = message.offset;
+        const index = readU64(this.memory, base + DoViewChange.headersOp) - op;
+        assert(index >= 0 && index < 32);
+        return (
+            (this.memory.getUint32(base + DoViewChange.presentBitset, true) & (1 << index)) !== 0
+        );
     }
 
     /**
@@ -1746,43 +1819,61 @@ export class Replica {
         return -1;
     }
 
-    /** True when a canonical do_view_change covers `op` but cannot say what it is (faulty). */
+    /**
+     * True when a canonical do_view_change covers `op` but cannot say what it is: a blank it
+     * does not nack (a faulty slot), or its unknown head above headersOp.
+     */
     private canonicalUnknown(op: number, logViewMax: number): boolean {
         for (let replica = 0; replica < this.replicaCount; replica++) {
             const message = this.doViewChanges[replica] ?? null;
             if (message === null || !this.canonical(message.offset, logViewMax)) continue;
-            const base = message.offset;
-            const head = readU64(this.memory, base + DoViewChange.op);
+            const head = readU64(this.memory, message.offset + DoViewChange.op);
+            if (head < op) continue;
             const offset = this.doViewChangeHeader(message, op);
-            if (offset < 0 || headerCommand(this.memory, offset) === Command.prepare) continue;
-            const nacked =
-                (this.memory.getUint32(base + DoViewChange.nackBitset, true) &
-                    (1 << (head - op))) !==
-                0;
-            if (!nacked) return true;
+            if (offset < 0) {
+                const headersOp = readU64(this.memory, message.offset + DoViewChange.headersOp);
+                if (op > headersOp) return true;
+                continue;
+            }
+            if (headerCommand(this.memory, offset) === Command.prepare) continue;
+            if (!this.doViewChangeNacked(message, op)) return true;
         }
         return false;
     }
 
-    private countNacks(op: number, canonicalOffset: number, logViewMax: number): number {
+    /**
+     * Replicas that prove they never acknowledged the canonical op at `op`. Above logViewOpMin
+     * (the canonical head when log_view's log was installed, or later), the canonical op was
+     * prepared in log_view itself, and a replica whose log_view is older was never normal in
+     * that view, so it never acknowledged it, whatever it holds at that op.
+     */
+    private countNacks(
+        op: number,
+        canonicalOffset: number,
+        logViewMax: number,
+        logViewOpMin: number,
+    ): number {
         // Without a canonical header, another header counts as a nack only if the canonical
         // replicas are sure the op is gone (else it may well be the canonical op itself).
         const headersNack = canonicalOffset >= 0 || !this.canonicalUnknown(op, logViewMax);
         let nacks = 0;
+        let messages = 0;
         for (let replica = 0; replica < this.replicaCount; replica++) {
             const message = this.doViewChanges[replica] ?? null;
             if (message === null) continue;
+            messages++;
             const base = message.offset;
-            const head = readU64(this.memory, base + DoViewChange.op);
-            if (head < op) {
+            if (readU64(this.memory, base + DoViewChange.op) < op) {
                 nacks++; // Its log never reached this op.
                 continue;
             }
+            if (op > logViewOpMin && !this.canonical(base, logViewMax)) {
+                nacks++; // Never normal in log_view: it never acknowledged this view's prepares.
+                continue;
+            }
             const offset = this.doViewChangeHeader(message, op);
-            if (offset < 0) continue; // Below its suffix: it says nothing about this op.
-            const bit = 1 << (head - op);
-            const nacked =
-                (this.memory.getUint32(base + DoViewChange.nackBitset, true) & bit) !== 0;
+            if (offset < 0) continue; // Outside its suffix: it says nothing about this op.
+            const nacked = this.doViewChangeNacked(message, op);
             const blank = headerCommand(this.memory, offset) !== Command.prepare;
             if (blank) {
                 if (nacked) nacks++;
@@ -1796,26 +1887,19 @@ export class Replica {
                 nacks++;
             }
         }
+        assert(nacks <= messages && messages <= this.replicaCount);
         return nacks;
     }
 
     private countCopies(op: number, canonicalOffset: number): number {
+        assert(canonicalOffset >= 0);
         let copies = 0;
         for (let replica = 0; replica < this.replicaCount; replica++) {
             const message = this.doViewChanges[replica] ?? null;
             if (message === null) continue;
-            const base = message.offset;
             const offset = this.doViewChangeHeader(message, op);
-            if (offset < 0) continue;
-            const head = readU64(this.memory, base + DoViewChange.op);
-            const present =
-                (this.memory.getUint32(base + DoViewChange.presentBitset, true) &
-                    (1 << (head - op))) !==
-                0;
-            if (
-                present &&
-                u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum)
-            )
+            if (offset < 0 || !this.doViewChangePresent(message, op)) continue;
+            if (u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum))
                 copies++;
         }
         return copies;
