@@ -733,10 +733,7 @@ export class Replica {
 
     private onRepairTimeout(): void {
         this.repairTimeout.startWithJitter();
-        if (this.syncing) {
-            this.syncPeer = this.repairPeer(); // The chunk or its answer was lost: ask again.
-            this.sendRequestSync();
-        }
+        if (this.syncing) this.syncRetry();
         this.repair();
     }
 
@@ -2213,25 +2210,70 @@ export class Replica {
     // ---------------------------------------------------------------------------------------
     // State sync: a replica whose peers' log has moved beyond its WAL window fetches a peer's
     // latest checkpoint snapshot (the KV image, client table and replies as one stream, in
-    // order, one chunk per round trip), checks it against the checksums the peer sends with
-    // every chunk, installs it, and writes it as its own checkpoint. Then the log above it is
-    // repaired as usual (start_view, request_prepare).
+    // order, one chunk per round trip), installs it, and writes it as its own checkpoint. Then
+    // the log above it is repaired as usual (start_view, request_prepare).
+    //
+    // Trust: the stream comes from the one replica asked (syncPeer), and every chunk must name
+    // the same checkpoint (op, stream size, KV, client-table and anchor checksums) as its first.
+    // The image must match the checksums; the anchor (which op the checkpoint ends at) must be
+    // confirmed by another log before installing: this replica's trusted chain, or the header
+    // of that op held by a replica other than syncPeer. With two replicas the one peer's word
+    // stands (there is no third log).
 
     private syncing = false;
+    /** The replica asked: chunks from any other are ignored. */
     private syncPeer = 0;
     private syncTargetOp = 0;
     private syncOffset = 0;
     private syncStreamSize = 0;
+    /** syncOffset when the repair timeout last fired (no progress since: try another peer). */
+    private syncOffsetAtTimeout = 0;
+    /**
+     * The target's anchor (the checksum of the prepare at its op) is confirmed by a log other
+     * than the snapshot's own: this replica's trusted chain, or the header of that op in the
+     * log of a replica other than syncPeer (the op is committed, so a replica whose log holds
+     * it holds the committed prepare). Installation waits for it.
+     */
+    private syncConfirmed = false;
 
     private syncRequest(peer: number): void {
         if (peer === this.replica || this.replicaCount === 1) return;
         if (!this.syncing) {
             if (this.checkpointInFlight) return; // Its buffers are the assembly area.
             this.syncing = true;
-            this.syncTargetOp = 0;
-            this.syncOffset = 0;
+            this.syncRestart();
+        } else if (this.syncTargetOp > 0) {
+            return; // A stream from syncPeer is under way (its chunks and syncRetry drive it).
         }
         this.syncPeer = peer;
+        this.sendRequestSync();
+    }
+
+    /** Forgets the stream being assembled (the next chunk at offset 0 names a new target). */
+    private syncRestart(): void {
+        this.syncTargetOp = 0;
+        this.syncOffset = 0;
+        this.syncOffsetAtTimeout = 0;
+        this.syncConfirmed = false;
+    }
+
+    /** Repair timeout while syncing: a lost chunk is asked again; a silent peer is replaced. */
+    private syncRetry(): void {
+        assert(this.syncing);
+        const complete = this.syncTargetOp > 0 && this.syncOffset === this.syncStreamSize;
+        if (complete && this.syncOffsetAtTimeout !== this.syncOffset) {
+            this.syncOffsetAtTimeout = this.syncOffset;
+            this.syncConfirmRequest(); // Complete, not yet confirmed: ask again.
+            return;
+        }
+        // No progress (or no confirmation) since the last timeout: another peer serves it, and
+        // the one before may then confirm it.
+        if (this.syncOffset === this.syncOffsetAtTimeout) {
+            const peer = this.repairPeer();
+            if (peer !== this.syncPeer) this.syncRestart();
+            this.syncPeer = peer;
+        }
+        this.syncOffsetAtTimeout = this.syncOffset;
         this.sendRequestSync();
     }
 
@@ -2282,36 +2324,98 @@ export class Replica {
 
     private onSync(message: Message): void {
         const base = message.offset;
-        if (!this.syncing) return;
+        if (!this.syncing || headerReplica(this.memory, base) !== this.syncPeer) return;
         const op = readU64(this.memory, base + Sync.checkpointOp);
         if (op <= this.commitMin || op % this.config.checkpointOps !== 0) return;
+        if (op < this.syncTargetOp) return; // A late chunk of an older checkpoint.
         const offset = readU64(this.memory, base + Sync.offset);
         const size = headerSizeOf(this.memory, base) - headerSize;
-        if (op !== this.syncTargetOp) {
+        if (op !== this.syncTargetOp || !this.syncIdentityEquals(base)) {
             // Another checkpoint than the one being assembled: start over, from its first byte.
-            if (offset !== 0) {
-                this.syncTargetOp = 0;
-                this.syncOffset = 0;
-                return this.sendRequestSync();
-            }
+            this.syncRestart();
+            if (offset !== 0) return this.sendRequestSync();
             this.syncTargetOp = op;
-            this.syncOffset = 0;
             this.syncStreamSize = readU64(this.memory, base + Sync.streamSize);
             this.copyU128(this.checkpointer.kvChecksum, base + Sync.kvChecksum);
             this.copyU128(this.checkpointer.sessionsChecksum, base + Sync.sessionsChecksum);
             this.copyU128(this.checkpointPendingChecksum, base + Sync.anchorChecksum);
             this.checkpointer.receiveBegin();
+            this.syncConfirmLocal();
+            if (!this.syncConfirmed) this.syncConfirmRequest();
         }
+        assert(this.syncIdentityEquals(base) && op === this.syncTargetOp);
         if (offset !== this.syncOffset) return; // A duplicate or a stale chunk.
-        if (readU64(this.memory, base + Sync.streamSize) !== this.syncStreamSize) return;
+        if (this.syncOffset + size > this.syncStreamSize) return;
         this.checkpointer.receive(offset, base + headerSize, size);
         this.syncOffset += size;
         if (this.syncOffset < this.syncStreamSize) return this.sendRequestSync();
-        this.syncInstall();
+        if (this.syncConfirmed) this.syncInstall();
     }
 
-    /** The whole stream arrived: verify, install, and make it this replica's checkpoint. */
+    /** True when the chunk names the checkpoint being assembled (op, checksums, size). */
+    private syncIdentityEquals(base: number): boolean {
+        if (this.syncTargetOp === 0) return false;
+        return (
+            readU64(this.memory, base + Sync.streamSize) === this.syncStreamSize &&
+            u128Equal(this.memory, base + Sync.kvChecksum, this.checkpointer.kvChecksum) &&
+            u128Equal(
+                this.memory,
+                base + Sync.sessionsChecksum,
+                this.checkpointer.sessionsChecksum,
+            ) &&
+            u128Equal(this.memory, base + Sync.anchorChecksum, this.checkpointPendingChecksum)
+        );
+    }
+
+    /**
+     * Confirms the anchor from this replica's own log (a trusted header of the op, or of the op
+     * above whose parent it is), or, with two replicas, from the only peer's word: there is no
+     * third log to ask, and that peer's checkpoint is of ops it executed, so committed.
+     */
+    private syncConfirmLocal(): void {
+        const op = this.syncTargetOp;
+        const anchor = this.checkpointPendingChecksum;
+        assert(op > 0 && !this.syncConfirmed);
+        if (this.replicaCount === 2) this.syncConfirmed = true;
+        else if (this.trustedHeader(op) && this.journal.hasHeaderWithChecksum(op, anchor)) {
+            this.syncConfirmed = true;
+        } else if (this.journal.isTrusted(op + 1) && this.parentOfEquals(op + 1, anchor)) {
+            this.syncConfirmed = true;
+        }
+    }
+
+    /** Asks every replica but syncPeer for the header of the target op (onHeaders confirms). */
+    private syncConfirmRequest(): void {
+        assert(this.syncing && this.syncTargetOp > 0);
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            if (replica === this.replica || replica === this.syncPeer) continue;
+            this.sendRequestHeaders(replica, this.syncTargetOp, this.syncTargetOp);
+        }
+    }
+
+    /** A `headers` reply from a replica other than syncPeer may hold the target's header. */
+    private syncConfirmFromHeaders(message: Message): void {
+        const base = message.offset;
+        if (!this.syncing || this.syncTargetOp === 0 || this.syncConfirmed) return;
+        if (headerReplica(this.memory, base) === this.syncPeer) return;
+        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
+        for (let index = 0; index < count; index++) {
+            const offset = base + headerSize + index * headerSize;
+            if (!this.embeddedHeaderValid(offset)) return;
+            if (prepareOp(this.memory, offset) !== this.syncTargetOp) continue;
+            // A different header proves nothing (a stale log may hold another op there).
+            if (!u128Equal(this.memory, offset + Frame.checksum, this.checkpointPendingChecksum))
+                continue;
+            this.syncConfirmed = true;
+            if (this.syncOffset === this.syncStreamSize) this.syncInstall();
+            return;
+        }
+    }
+
+    /** The whole stream arrived and its anchor is confirmed: verify, install, checkpoint it. */
     private syncInstall(): void {
+        assert(this.syncing && this.syncConfirmed && this.syncTargetOp > this.commitMin);
+        assert(this.syncOffset === this.syncStreamSize);
         const kv = this.checkpointer.kvChecksum;
         const ok = this.checkpointer.receiveInstall(kv, this.checkpointer.sessionsChecksum);
         this.syncing = false;
@@ -2439,6 +2543,7 @@ export class Replica {
 
     private onHeaders(message: Message): void {
         const base = message.offset;
+        this.syncConfirmFromHeaders(message);
         const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
         for (let index = 0; index < count; index++) {
             const offset = base + headerSize + index * headerSize;
