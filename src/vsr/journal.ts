@@ -633,6 +633,39 @@ export class Journal {
         this.durable[slot] = 1;
     }
 
+    /**
+     * Slot states: a prepare sits only under its own header; durable implies present; a faulty
+     * slot holds no prepare; one write per slot and per header sector, each held by a write.
+     */
+    invariants(): void {
+        const view = this.arena.view;
+        let slotsWriting = 0;
+        for (let slot = 0; slot < this.slotCount; slot++) {
+            const message = this.prepares[slot] ?? null;
+            if (message !== null) {
+                const header = this.headerOffset(slot);
+                assert(u128Equal(view, header + Frame.checksum, message.offset + Frame.checksum));
+                assert(this.faulty[slot] === 0);
+            } else {
+                assert(this.durable[slot] === 0);
+            }
+            slotsWriting += this.writing[slot] ?? 0;
+        }
+        let sectorsWriting = 0;
+        for (let sector = 0; sector < this.sectorWriting.length; sector++) {
+            sectorsWriting += this.sectorWriting[sector] ?? 0;
+        }
+        let prepareWrites = 0;
+        let sectorWrites = 0;
+        for (const write of this.writes) {
+            if (write.slot >= 0) prepareWrites++;
+            if (write.sector >= 0) sectorWrites++;
+            assert(write.slot < 0 || write.sector < 0);
+        }
+        assert(prepareWrites === slotsWriting && sectorWrites === sectorsWriting);
+        assert(prepareWrites + sectorWrites === this.writesInFlight);
+    }
+
     /** Prepares held in memory (for pool accounting in tests). */
     preparesHeld(): number {
         let count = 0;

@@ -2045,6 +2045,7 @@ export class Replica {
         this.op = op;
         const suffixMin = Math.max(this.commitMin + 1, op - count + 1);
         if (op > this.commitMin) this.extendChain(suffixMin);
+        assert(this.view === view && (op <= this.commitMin || this.journal.isTrusted(op)));
         this.logView = view;
         this.logViewOp = op;
         this.superblockFlush();
@@ -2623,6 +2624,10 @@ export class Replica {
         );
         assert(this.sessions.count <= this.sessions.entriesMax);
         assert(!u128IsZero(this.memory, this.commitMinChecksum));
+        if (this.syncing && this.syncTargetOp > 0) {
+            assert(this.syncOffset <= this.syncStreamSize && this.syncTargetOp > this.commitMin);
+        }
+        this.journal.invariants();
     }
 }
 
