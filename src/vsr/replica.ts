@@ -311,11 +311,7 @@ export class Replica {
         for (let i = 0; i < config.pipelinePrepareQueueMax; i++) this.pipeline.push(null);
         for (let i = 0; i < this.derived.requestQueueMax; i++) this.requestQueue.push(null);
         for (let i = 0; i < options.replicaCount; i++) this.doViewChanges.push(null);
-        // The walk spans a pipeline below the known canonical head, up to the highest op of a
-        // canonical log: its suffix and unknown head above it (see doViewChangeValid).
-        this.canonicalOffsets = new Float64Array(
-            config.pipelinePrepareQueueMax + 2 * this.derived.viewHeadersMax,
-        );
+        this.canonicalOffsets = new Float64Array(Replica.canonicalWalkMax(config));
 
         const timeout = (name: string, afterTicks: number): Timeout =>
             new Timeout(name, afterTicks, config.backoffTicksMax, options.prng);
@@ -358,6 +354,14 @@ export class Replica {
             config.clientsMax + // Replies assembled by a state sync being received.
             2
         ); // A message under construction and a reply under construction.
+    }
+
+    /**
+     * Ops a new primary's walk may span: a pipeline below the known canonical head, up to the
+     * highest op of a canonical log (its suffix, then its unknown head; see doViewChangeValid).
+     */
+    static canonicalWalkMax(config: Config): number {
+        return config.pipelinePrepareQueueMax + 2 * derive(config).viewHeadersMax;
     }
 
     primaryIndex(view: number): number {
