@@ -75,6 +75,9 @@ import { Timeout } from "./timeout.js";
 import { Checkpointer } from "./checkpoint.js";
 import { Superblock, SuperblockField, formatVersion, viewHeadersMax } from "./superblock.js";
 
+/** Repair timeouts in a row without a new sync chunk before another peer is asked. */
+const syncStallsMax = 8;
+
 /** Prepares the primary keeps being written at once (see pipelineDurableBacklog). */
 const preparesBeingWrittenMax = 2;
 
@@ -2231,8 +2234,9 @@ export class Replica {
     private syncTargetOp = 0;
     private syncOffset = 0;
     private syncStreamSize = 0;
-    /** syncOffset when the repair timeout last fired (no progress since: try another peer). */
+    /** syncOffset when the repair timeout last fired, and timeouts in a row without progress. */
     private syncOffsetAtTimeout = 0;
+    private syncStalls = 0;
     /**
      * The target's anchor (the checksum of the prepare at its op) is confirmed by a log other
      * than the snapshot's own: this replica's trusted chain, or the header of that op in the
@@ -2259,27 +2263,33 @@ export class Replica {
         this.syncTargetOp = 0;
         this.syncOffset = 0;
         this.syncOffsetAtTimeout = 0;
+        this.syncStalls = 0;
         this.syncConfirmed = false;
     }
 
-    /** Repair timeout while syncing: a lost chunk is asked again; a silent peer is replaced. */
+    /**
+     * Repair timeout while syncing: a lost chunk (or confirmation) is asked again; a peer that
+     * made no progress for syncStallsMax timeouts in a row (a round trip may take several) is
+     * replaced, and the stream starts over from the new one.
+     */
     private syncRetry(): void {
         assert(this.syncing);
-        const complete = this.syncTargetOp > 0 && this.syncOffset === this.syncStreamSize;
-        if (complete && this.syncOffsetAtTimeout !== this.syncOffset) {
+        if (this.syncOffset !== this.syncOffsetAtTimeout) {
             this.syncOffsetAtTimeout = this.syncOffset;
-            this.syncConfirmRequest(); // Complete, not yet confirmed: ask again.
-            return;
+            this.syncStalls = 0;
+        } else {
+            this.syncStalls++;
         }
-        // No progress (or no confirmation) since the last timeout: another peer serves it, and
-        // the one before may then confirm it.
-        if (this.syncOffset === this.syncOffsetAtTimeout) {
+        if (this.syncStalls >= syncStallsMax) {
             const peer = this.repairPeer();
             if (peer !== this.syncPeer) this.syncRestart();
             this.syncPeer = peer;
+            this.syncStalls = 0;
         }
-        this.syncOffsetAtTimeout = this.syncOffset;
-        this.sendRequestSync();
+        const complete = this.syncTargetOp > 0 && this.syncOffset === this.syncStreamSize;
+        if (complete)
+            this.syncConfirmRequest(); // Complete, not yet confirmed: ask again.
+        else this.sendRequestSync();
     }
 
     private sendRequestSync(): void {
