@@ -111,14 +111,20 @@ export const Reply = {
 
 export const Commit = { commitChecksum: 128, commit: 144, reserved: 152 } as const;
 export const StartViewChange = { reserved: 128 } as const;
-/** Body: the log suffix as headers, newest first. Bit i of a bitset is body header i. */
+/**
+ * Body: the log suffix as headers, newest first, from headersOp down. Bit i of a bitset is body
+ * header i. Ops in (headersOp, op] are the sender's unknown head: faulty slots it may have
+ * acknowledged but cannot name. logViewOp: its head when log_view's log was installed.
+ */
 export const DoViewChange = {
     op: 128,
     commitMax: 136,
     logView: 144,
     nackBitset: 148,
     presentBitset: 152,
-    reserved: 156,
+    headersOp: 156,
+    logViewOp: 164,
+    reserved: 172,
 } as const;
 /** Body: the new view's log suffix as headers, newest first. */
 export const StartView = { op: 128, commitMax: 136, reserved: 144 } as const;
@@ -317,7 +323,12 @@ function highHalvesSafe(view: DataView, base: number, command: number): boolean 
         case Command.commit:
             return safe(view, base + Commit.commit);
         case Command.doViewChange:
-            return safe(view, base + DoViewChange.op) && safe(view, base + DoViewChange.commitMax);
+            return (
+                safe(view, base + DoViewChange.op) &&
+                safe(view, base + DoViewChange.commitMax) &&
+                safe(view, base + DoViewChange.headersOp) &&
+                safe(view, base + DoViewChange.logViewOp)
+            );
         case Command.startView:
             return safe(view, base + StartView.op) && safe(view, base + StartView.commitMax);
         case Command.requestHeaders:
@@ -372,6 +383,11 @@ function invalidCommand(
                 readU64(view, base + DoViewChange.commitMax) > readU64(view, base + DoViewChange.op)
             ) {
                 return "commit_max > op";
+            }
+            if (
+                readU64(view, base + DoViewChange.headersOp) > readU64(view, base + DoViewChange.op)
+            ) {
+                return "headers_op > op";
             }
             return invalidHeaderArray(bodySize);
         case Command.startView:

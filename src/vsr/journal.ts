@@ -9,8 +9,23 @@
 // durable prepare beside a stale header, which recovery can fix locally; a header never claims a
 // prepare that is not on disk.
 //
+// Durability (what prepare_ok promises): a prepare is durable once its own write completed
+// without error, before the header sector lands. The headers ring is a redundant index: recovery
+// classifies a durable prepare beside a stale, zero, torn or lost header as fixable (@F, @G, @M)
+// or faulty (@E, @O: never nacked, repaired from peers), never as absent, so an acknowledged
+// prepare is never forgotten by a header write that did not happen. A crash may tear either
+// write (the simulator's storage tears any write in flight on the replica that owns the slot).
+//
+// Header sectors: at most one write per sector is in flight, so an older image never lands after
+// a newer one; a sector that changes while written is marked dirty and written again (coalesced)
+// once the write in flight completes. Errors: a failed prepare write is retried (the prepare
+// stays not durable, never acknowledged, until a write succeeds); a failed header-sector write is
+// retried; a failed recovery read makes the slot (or every header) invalid, so recovery marks it
+// faulty and repairs it from peers.
+//
 // Invariants: a prepare is present only under a header with its checksum; durable implies
-// present; at most one write per slot is in flight (a newer prepare waits for it).
+// present; at most one write per slot and one per header sector is in flight (a newer prepare
+// waits for it).
 
 import { assert } from "../stdx/assert.js";
 import { type Config, headerSize, sectorSize } from "../constants.js";
@@ -47,7 +62,10 @@ class JournalWrite implements StorageCompletion {
     readonly journal: Journal;
     /** Arena offset of this write's private header-sector buffer. */
     readonly sectorOffset: number;
+    /** The slot whose prepare is written (stage 0), else -1. */
     slot = -1;
+    /** The header sector written (stage 1), else -1. */
+    sector = -1;
     message: Message | null = null;
     /** 0: writing the prepare; 1: writing the redundant header sector. */
     stage = 0;
@@ -114,6 +132,10 @@ export class Journal {
     /** Recovery scratch: the redundant headers ring as read from disk. */
     private readonly recoveryHeaders: number;
     private writePendingCount = 0;
+    /** Per header sector: a write of it is in flight. */
+    private readonly sectorWriting: Uint8Array;
+    /** Per header sector: it changed since the image in flight was taken (write it again). */
+    private readonly sectorDirty: Uint8Array;
     private readonly writes: JournalWrite[] = [];
     private readonly writesFree: JournalWrite[] = [];
     /** Called once a prepare is durable (and still the slot's prepare). */
@@ -121,7 +143,10 @@ export class Journal {
     /** Test-only fault: recovery skips the body checksum (proves the checkers catch it). */
     private readonly acceptCorruptPrepare: boolean;
     writesCompleted = 0;
+    /** Failed prepare and header-sector writes (each retried). */
     writeErrors = 0;
+    /** Failed recovery reads (the slots they covered were recovered as faulty). */
+    readErrors = 0;
 
     constructor(
         config: Config,
@@ -148,6 +173,9 @@ export class Journal {
         this.writePending = new Uint8Array(this.slotCount);
         this.faulty = new Uint8Array(this.slotCount);
         this.trustedSlots = new Uint8Array(this.slotCount);
+        assert(this.slotCount % headersPerSector === 0);
+        this.sectorWriting = new Uint8Array(this.slotCount / headersPerSector);
+        this.sectorDirty = new Uint8Array(this.slotCount / headersPerSector);
         this.recoveryHeaders = arena.allocate(dataLayout.walHeadersSize, sectorSize);
         this.recoveryRead = new RecoveryRead(this);
         const sectors = arena.allocate(config.journalWritesMax * sectorSize, sectorSize);
@@ -262,6 +290,7 @@ export class Journal {
             this.markWritePending(slot);
             return;
         }
+        assert(write.slot === -1 && write.sector === -1 && write.message === null);
         this.writing[slot] = 1;
         write.slot = slot;
         write.message = this.pool.ref(message);
@@ -277,30 +306,72 @@ export class Journal {
 
     /** Re-entry point for a completed write (bound through JournalWrite.callback). */
     writeCallback(write: JournalWrite): void {
+        if (write.stage === 1) return this.headerSectorCallback(write);
+        const slot = write.slot;
+        const message = write.message;
+        assert(message !== null && slot >= 0);
+        const current = this.prepares[slot] ?? null;
+        const ok = write.result === IoResult.ok;
+        if (!ok) {
+            this.writeErrors++;
+            // Retried once this write is released (writePrepareDone restarts pending slots): the
+            // prepare stays not durable, so it is never acknowledged meanwhile.
+            if (current === message) this.markWritePending(slot);
+            this.writePrepareDone(write);
+            this.writeRelease(write);
+            return;
+        }
+        const sector = Math.floor(slot / headersPerSector);
+        if (current === message) this.durable[slot] = 1;
+        this.writePrepareDone(write);
+        if (current === message) {
+            // The header sector follows; the prepare itself is durable already (see the top).
+            this.headerSectorWrite(write, sector);
+            this.durableCallback(prepareOp(this.arena.view, message.offset));
+        } else {
+            this.writeRelease(write);
+        }
+    }
+
+    /** The slot's part of a prepare write is over: the slot may be written again. */
+    private writePrepareDone(write: JournalWrite): void {
         const slot = write.slot;
         const message = write.message;
         assert(message !== null);
-        if (write.stage === 0) {
-            const current = this.prepares[slot] ?? null;
-            const ok = write.result === IoResult.ok;
-            if (!ok) this.writeErrors++;
-            if (ok && current === message) {
-                this.durable[slot] = 1;
-                write.stage = 1;
-                this.writeHeaderSector(write);
-                // The header sector write is in flight; the prepare itself is already durable.
-                this.durableCallback(prepareOp(this.arena.view, message.offset));
-                return;
-            }
-            this.writeDone(write);
-            if (!ok && current === message) this.markWritePending(slot);
-            return;
+        assert(this.writing[slot] === 1);
+        this.writing[slot] = 0;
+        write.message = null;
+        write.slot = -1;
+        this.pool.unref(message);
+        this.writesCompleted++;
+        if (this.writePending[slot] === 1) {
+            this.writePending[slot] = 0;
+            this.writePendingCount--;
+            if (this.prepares[slot] !== null && this.durable[slot] === 0) this.writeStartWith(slot);
         }
-        this.writeDone(write);
     }
 
-    private writeHeaderSector(write: JournalWrite): void {
-        const sector = Math.floor(write.slot / headersPerSector);
+    /** Starts the slot's write, or leaves it pending when no write is free. */
+    private writeStartWith(slot: number): void {
+        if (this.writing[slot] === 1) return this.markWritePending(slot);
+        this.writeStart(slot);
+    }
+
+    /**
+     * Writes the header sector with `write` (already holding no slot), or, when that sector is
+     * being written, marks it dirty for the write in flight to repeat and releases `write`.
+     */
+    private headerSectorWrite(write: JournalWrite, sector: number): void {
+        assert(write.slot === -1 && write.message === null);
+        if (this.sectorWriting[sector] === 1) {
+            this.sectorDirty[sector] = 1;
+            this.writeRelease(write);
+            return;
+        }
+        this.sectorWriting[sector] = 1;
+        this.sectorDirty[sector] = 0;
+        write.stage = 1;
+        write.sector = sector;
         const first = sector * headersPerSector;
         const bytes = this.arena.bytes;
         for (let index = 0; index < headersPerSector; index++) {
@@ -317,22 +388,25 @@ export class Journal {
         this.storage.write(write, write.sectorOffset, sectorSize, offset);
     }
 
-    private writeDone(write: JournalWrite): void {
-        const slot = write.slot;
-        const message = write.message;
-        assert(message !== null);
-        assert(this.writing[slot] === 1);
-        this.writing[slot] = 0;
-        write.message = null;
-        write.slot = -1;
-        this.pool.unref(message);
-        this.writesFree.push(write);
-        this.writesCompleted++;
-        if (this.writePending[slot] === 1) {
-            this.writePending[slot] = 0;
-            this.writePendingCount--;
-            if (this.prepares[slot] !== null && this.durable[slot] === 0) this.writeStart(slot);
+    private headerSectorCallback(write: JournalWrite): void {
+        const sector = write.sector;
+        assert(sector >= 0 && this.sectorWriting[sector] === 1);
+        this.sectorWriting[sector] = 0;
+        write.sector = -1;
+        write.stage = 0;
+        if (write.result !== IoResult.ok) {
+            this.writeErrors++;
+            this.sectorDirty[sector] = 1; // Retried: the headers on disk are stale meanwhile.
         }
+        if (this.sectorDirty[sector] === 1) return this.headerSectorWrite(write, sector);
+        this.writeRelease(write);
+    }
+
+    /** Returns a write to the free list and starts a waiting prepare write with it. */
+    private writeRelease(write: JournalWrite): void {
+        assert(write.slot === -1 && write.sector === -1 && write.message === null);
+        write.stage = 0;
+        this.writesFree.push(write);
         this.writePendingFlush();
     }
 
@@ -450,9 +524,13 @@ export class Journal {
 
     recoveryReadCallback(read: RecoveryRead): void {
         if (read.result !== IoResult.ok) {
-            if (read.message !== null) this.pool.unref(read.message);
-            read.message = null;
-            return this.recoveryDone(false);
+            // Unreadable is corrupt: the slot (or every header) is classified invalid, so it is
+            // faulty and repaired from peers, or decided by its other half where that is safe.
+            this.readErrors++;
+            const offset = read.slot < 0 ? this.recoveryHeaders : (read.message?.offset ?? -1);
+            const size = read.slot < 0 ? this.layout.walHeadersSize : headerSize;
+            assert(offset >= 0);
+            this.arena.bytes.fill(0xff, offset, offset + size);
         }
         if (read.slot >= 0) {
             this.recoveryPrepares[read.slot] = read.message;
@@ -553,6 +631,39 @@ export class Journal {
         assert(this.prepares[slot] === null);
         this.prepares[slot] = this.pool.ref(message);
         this.durable[slot] = 1;
+    }
+
+    /**
+     * Slot states: a prepare sits only under its own header; durable implies present; a faulty
+     * slot holds no prepare; one write per slot and per header sector, each held by a write.
+     */
+    invariants(): void {
+        const view = this.arena.view;
+        let slotsWriting = 0;
+        for (let slot = 0; slot < this.slotCount; slot++) {
+            const message = this.prepares[slot] ?? null;
+            if (message !== null) {
+                const header = this.headerOffset(slot);
+                assert(u128Equal(view, header + Frame.checksum, message.offset + Frame.checksum));
+                assert(this.faulty[slot] === 0);
+            } else {
+                assert(this.durable[slot] === 0);
+            }
+            slotsWriting += this.writing[slot] ?? 0;
+        }
+        let sectorsWriting = 0;
+        for (let sector = 0; sector < this.sectorWriting.length; sector++) {
+            sectorsWriting += this.sectorWriting[sector] ?? 0;
+        }
+        let prepareWrites = 0;
+        let sectorWrites = 0;
+        for (const write of this.writes) {
+            if (write.slot >= 0) prepareWrites++;
+            if (write.sector >= 0) sectorWrites++;
+            assert(write.slot < 0 || write.sector < 0);
+        }
+        assert(prepareWrites === slotsWriting && sectorWrites === sectorsWriting);
+        assert(prepareWrites + sectorWrites === this.writesInFlight);
     }
 
     /** Prepares held in memory (for pool accounting in tests). */

@@ -75,6 +75,9 @@ import { Timeout } from "./timeout.js";
 import { Checkpointer } from "./checkpoint.js";
 import { Superblock, SuperblockField, formatVersion, viewHeadersMax } from "./superblock.js";
 
+/** Repair timeouts in a row without a new sync chunk before another peer is asked. */
+const syncStallsMax = 8;
+
 /** Prepares the primary keeps being written at once (see pipelineDurableBacklog). */
 const preparesBeingWrittenMax = 2;
 
@@ -311,7 +314,7 @@ export class Replica {
         for (let i = 0; i < config.pipelinePrepareQueueMax; i++) this.pipeline.push(null);
         for (let i = 0; i < this.derived.requestQueueMax; i++) this.requestQueue.push(null);
         for (let i = 0; i < options.replicaCount; i++) this.doViewChanges.push(null);
-        this.canonicalOffsets = new Float64Array(config.pipelinePrepareQueueMax + 1);
+        this.canonicalOffsets = new Float64Array(Replica.canonicalWalkMax(config));
 
         const timeout = (name: string, afterTicks: number): Timeout =>
             new Timeout(name, afterTicks, config.backoffTicksMax, options.prng);
@@ -354,6 +357,14 @@ export class Replica {
             config.clientsMax + // Replies assembled by a state sync being received.
             2
         ); // A message under construction and a reply under construction.
+    }
+
+    /**
+     * Ops a new primary's walk may span: a pipeline below the known canonical head, up to the
+     * highest op of a canonical log (its suffix, then its unknown head; see doViewChangeValid).
+     */
+    static canonicalWalkMax(config: Config): number {
+        return config.pipelinePrepareQueueMax + 2 * derive(config).viewHeadersMax;
     }
 
     primaryIndex(view: number): number {
@@ -729,10 +740,7 @@ export class Replica {
 
     private onRepairTimeout(): void {
         this.repairTimeout.startWithJitter();
-        if (this.syncing) {
-            this.syncPeer = this.repairPeer(); // The chunk or its answer was lost: ask again.
-            this.sendRequestSync();
-        }
+        if (this.syncing) this.syncRetry();
         this.repair();
     }
 
@@ -1482,18 +1490,23 @@ export class Replica {
     }
 
     /**
-     * The log suffix, newest first: up to viewHeadersMax headers ending at op. An op is nacked
-     * when this replica never acknowledged it (no header, a header not chained to its log_view's
-     * head, or a prepare not durable) and present when its prepare is durable here.
+     * The log suffix, newest first: up to viewHeadersMax headers from headersOp down. An op is
+     * nacked when this replica never acknowledged it (no header, a header not chained to its
+     * log_view's head, or a prepare not durable) and present when its prepare is durable here.
+     * Faulty slots above the highest known header (a recovered replica's unknown head) are not
+     * carried as blanks: they would push known headers, and the copies they prove, out of the
+     * suffix. The message names them by op > headersOp instead: never nacked, never present.
      */
     private buildDoViewChange(): Message {
         const message = this.acquireHeader(Command.doViewChange);
         const base = message.offset;
-        const count = Math.min(this.derived.viewHeadersMax, this.op + 1);
+        const headersOp = this.doViewChangeHeadersOp();
+        assert(headersOp <= this.op && this.op - headersOp <= this.unknownHeadMax());
+        const count = Math.min(this.derived.viewHeadersMax, headersOp + 1);
         let nacks = 0;
         let presents = 0;
         for (let index = 0; index < count; index++) {
-            const op = this.op - index;
+            const op = headersOp - index;
             const target = base + headerSize + index * headerSize;
             // A faulty slot may hold an op this replica acknowledged: never nack it.
             const faulty = this.journal.isFaulty(op);
@@ -1512,6 +1525,8 @@ export class Replica {
         }
         this.memory.setUint32(base + Frame.size, headerSize + count * headerSize, true);
         writeU64(this.memory, base + DoViewChange.op, this.op);
+        writeU64(this.memory, base + DoViewChange.headersOp, headersOp);
+        writeU64(this.memory, base + DoViewChange.logViewOp, this.logViewOp);
         writeU64(
             this.memory,
             base + DoViewChange.commitMax,
@@ -1523,6 +1538,28 @@ export class Replica {
         setChecksums(this.bytes, this.memory, base);
         assert(invalidHeader(this.memory, base, this.config.messageSizeMax) === null);
         return message;
+    }
+
+    /** Unknown head ops a do_view_change may name above its headers (the rest go as blanks). */
+    private unknownHeadMax(): number {
+        return this.derived.viewHeadersMax;
+    }
+
+    /**
+     * The top of the do_view_change suffix: the head, less the faulty slots on top of it whose
+     * header this replica does not know (at most unknownHeadMax of them).
+     */
+    private doViewChangeHeadersOp(): number {
+        const opMin = Math.max(this.commitMin, this.op - this.unknownHeadMax());
+        let headersOp = this.op;
+        while (
+            headersOp > opMin &&
+            !this.trustedHeader(headersOp) &&
+            this.journal.isFaulty(headersOp)
+        ) {
+            headersOp--;
+        }
+        return headersOp;
     }
 
     private sendDoViewChange(): void {
@@ -1558,14 +1595,17 @@ export class Replica {
     }
 
     /**
-     * The suffix must be ops op, op-1, … (each a valid prepare header of this cluster, or a
-     * blank of zeros), at most viewHeadersMax of them, with bitsets that fit the count.
+     * The suffix must be ops headersOp, headersOp-1, … (each a valid prepare header of this
+     * cluster, or a blank of zeros), at most viewHeadersMax of them, with bitsets that fit the
+     * count, and at most unknownHeadMax unknown ops above it.
      */
     private doViewChangeValid(message: Message): boolean {
         const base = message.offset;
         const op = readU64(this.memory, base + DoViewChange.op);
+        const headersOp = readU64(this.memory, base + DoViewChange.headersOp);
+        if (headersOp > op || op - headersOp > this.unknownHeadMax()) return false;
         const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
-        if (count > this.derived.viewHeadersMax || count > op + 1) return false;
+        if (count > this.derived.viewHeadersMax || count > headersOp + 1) return false;
         const nacks = this.memory.getUint32(base + DoViewChange.nackBitset, true);
         const presents = this.memory.getUint32(base + DoViewChange.presentBitset, true);
         if (count < 32 && (nacks | presents) >>> count !== 0) return false;
@@ -1577,7 +1617,7 @@ export class Replica {
                 continue;
             }
             if (!this.embeddedHeaderValid(offset)) return false;
-            if (prepareOp(this.memory, offset) !== op - index) return false;
+            if (prepareOp(this.memory, offset) !== headersOp - index) return false;
         }
         return true;
     }
@@ -1605,10 +1645,16 @@ export class Replica {
      * messages are those with the highest log_view; ops above the highest committed op are kept
      * unless a nack quorum proves them uncommitted; an op with no canonical header or no copy
      * anywhere makes the primary wait for more do_view_changes. Returns true once installed.
+     *
+     * The walk reaches the highest op of any canonical log, its unknown head included: a
+     * canonical replica that cannot name an op it may have acknowledged does not let it be
+     * dropped without a nack quorum. Only known headers bound which ops were committed.
      */
     private primaryChooseLog(): boolean {
         const logViewMax = this.doViewChangeLogViewMax();
         let opHeadMax = 0;
+        let opHeadKnown = 0;
+        let logViewOpMin = Number.MAX_SAFE_INTEGER;
         let commitMaxAll = this.commitMin;
         for (let replica = 0; replica < this.replicaCount; replica++) {
             const message = this.doViewChanges[replica] ?? null;
@@ -1618,13 +1664,19 @@ export class Replica {
                 commitMaxAll,
                 readU64(this.memory, base + DoViewChange.commitMax),
             );
-            if (this.canonical(base, logViewMax)) {
-                opHeadMax = Math.max(opHeadMax, this.doViewChangeHeadHeader(message));
-            }
+            if (!this.canonical(base, logViewMax)) continue;
+            opHeadMax = Math.max(opHeadMax, readU64(this.memory, base + DoViewChange.op));
+            opHeadKnown = Math.max(opHeadKnown, this.doViewChangeHeadHeader(message));
+            logViewOpMin = Math.min(
+                logViewOpMin,
+                readU64(this.memory, base + DoViewChange.logViewOp),
+            );
         }
+        assert(opHeadKnown <= opHeadMax && logViewOpMin <= Number.MAX_SAFE_INTEGER);
         const pipelineMax = this.config.pipelinePrepareQueueMax;
         // Ops more than a pipeline below the canonical head were committed by its primary.
-        const opHeadMin = Math.min(opHeadMax, Math.max(commitMaxAll, opHeadMax - pipelineMax));
+        const opHeadMin = Math.min(opHeadKnown, Math.max(commitMaxAll, opHeadKnown - pipelineMax));
+        assert(opHeadMax - opHeadMin <= this.canonicalOffsets.length);
         let opHead = opHeadMax;
         this.resolveCanonical(opHeadMin, opHeadMax, logViewMax);
         // The anchor: the committed op below the suffix, so the chain can be walked down from it.
@@ -1632,13 +1684,17 @@ export class Replica {
         if (anchorOffset < 0 && opHeadMin > this.commitMin) return false;
         for (let op = opHeadMin + 1; op <= opHeadMax; op++) {
             const canonicalOffset = this.canonicalOffsets[op - opHeadMin - 1] ?? -1;
-            const nacks = this.countNacks(op, canonicalOffset, logViewMax);
+            const nacks = this.countNacks(op, canonicalOffset, logViewMax, logViewOpMin);
             if (nacks >= this.quorums.nack) {
+                // A committed op was acknowledged by a replication quorum, which every nack
+                // quorum intersects.
+                assert(op > commitMaxAll);
                 opHead = op - 1;
                 break;
             }
             if (canonicalOffset < 0 || this.countCopies(op, canonicalOffset) === 0) return false;
         }
+        assert(opHead >= opHeadMin && opHead <= opHeadMax);
         // A primary must be able to announce the log: a suffix of at least its head's header.
         if (opHead === this.commitMin && !this.journal.hasHeader(opHead)) return false;
         if (opHead >= this.windowOpMax()) {
@@ -1666,13 +1722,13 @@ export class Replica {
      */
     private doViewChangeHeadHeader(message: Message): number {
         const base = message.offset;
-        const op = readU64(this.memory, base + DoViewChange.op);
+        const headersOp = readU64(this.memory, base + DoViewChange.headersOp);
         const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
         for (let index = 0; index < count; index++) {
             const offset = base + headerSize + index * headerSize;
-            if (headerCommand(this.memory, offset) === Command.prepare) return op - index;
+            if (headerCommand(this.memory, offset) === Command.prepare) return headersOp - index;
         }
-        return Math.max(0, op - count);
+        return Math.max(0, headersOp - count);
     }
 
     private doViewChangeLogViewMax(): number {
@@ -1704,14 +1760,35 @@ export class Replica {
         return -1;
     }
 
-    /** Arena offset of the body header of `op` in the do_view_change, or -1 outside its suffix. */
+    /**
+     * Arena offset of the body header of `op` in the do_view_change, or -1 outside its suffix
+     * (below it, or in its unknown head above headersOp).
+     */
     private doViewChangeHeader(message: Message, op: number): number {
         const base = message.offset;
-        const head = readU64(this.memory, base + DoViewChange.op);
+        const headersOp = readU64(this.memory, base + DoViewChange.headersOp);
         const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
-        const index = head - op;
+        const index = headersOp - op;
         if (index < 0 || index >= count) return -1;
         return base + headerSize + index * headerSize;
+    }
+
+    /** True when the do_view_change's nack bit for `op` (inside its suffix) is set. */
+    private doViewChangeNacked(message: Message, op: number): boolean {
+        const base = message.offset;
+        const index = readU64(this.memory, base + DoViewChange.headersOp) - op;
+        assert(index >= 0 && index < 32);
+        return (this.memory.getUint32(base + DoViewChange.nackBitset, true) & (1 << index)) !== 0;
+    }
+
+    /** True when the do_view_change's present bit for `op` (inside its suffix) is set. */
+    private doViewChangePresent(message: Message, op: number): boolean {
+        const base = message.offset;
+        const index = readU64(this.memory, base + DoViewChange.headersOp) - op;
+        assert(index >= 0 && index < 32);
+        return (
+            (this.memory.getUint32(base + DoViewChange.presentBitset, true) & (1 << index)) !== 0
+        );
     }
 
     /**
@@ -1746,43 +1823,61 @@ export class Replica {
         return -1;
     }
 
-    /** True when a canonical do_view_change covers `op` but cannot say what it is (faulty). */
+    /**
+     * True when a canonical do_view_change covers `op` but cannot say what it is: a blank it
+     * does not nack (a faulty slot), or its unknown head above headersOp.
+     */
     private canonicalUnknown(op: number, logViewMax: number): boolean {
         for (let replica = 0; replica < this.replicaCount; replica++) {
             const message = this.doViewChanges[replica] ?? null;
             if (message === null || !this.canonical(message.offset, logViewMax)) continue;
-            const base = message.offset;
-            const head = readU64(this.memory, base + DoViewChange.op);
+            const head = readU64(this.memory, message.offset + DoViewChange.op);
+            if (head < op) continue;
             const offset = this.doViewChangeHeader(message, op);
-            if (offset < 0 || headerCommand(this.memory, offset) === Command.prepare) continue;
-            const nacked =
-                (this.memory.getUint32(base + DoViewChange.nackBitset, true) &
-                    (1 << (head - op))) !==
-                0;
-            if (!nacked) return true;
+            if (offset < 0) {
+                const headersOp = readU64(this.memory, message.offset + DoViewChange.headersOp);
+                if (op > headersOp) return true;
+                continue;
+            }
+            if (headerCommand(this.memory, offset) === Command.prepare) continue;
+            if (!this.doViewChangeNacked(message, op)) return true;
         }
         return false;
     }
 
-    private countNacks(op: number, canonicalOffset: number, logViewMax: number): number {
+    /**
+     * Replicas that prove they never acknowledged the canonical op at `op`. Above logViewOpMin
+     * (the canonical head when log_view's log was installed, or later), the canonical op was
+     * prepared in log_view itself, and a replica whose log_view is older was never normal in
+     * that view, so it never acknowledged it, whatever it holds at that op.
+     */
+    private countNacks(
+        op: number,
+        canonicalOffset: number,
+        logViewMax: number,
+        logViewOpMin: number,
+    ): number {
         // Without a canonical header, another header counts as a nack only if the canonical
         // replicas are sure the op is gone (else it may well be the canonical op itself).
         const headersNack = canonicalOffset >= 0 || !this.canonicalUnknown(op, logViewMax);
         let nacks = 0;
+        let messages = 0;
         for (let replica = 0; replica < this.replicaCount; replica++) {
             const message = this.doViewChanges[replica] ?? null;
             if (message === null) continue;
+            messages++;
             const base = message.offset;
-            const head = readU64(this.memory, base + DoViewChange.op);
-            if (head < op) {
+            if (readU64(this.memory, base + DoViewChange.op) < op) {
                 nacks++; // Its log never reached this op.
                 continue;
             }
+            if (op > logViewOpMin && !this.canonical(base, logViewMax)) {
+                nacks++; // Never normal in log_view: it never acknowledged this view's prepares.
+                continue;
+            }
             const offset = this.doViewChangeHeader(message, op);
-            if (offset < 0) continue; // Below its suffix: it says nothing about this op.
-            const bit = 1 << (head - op);
-            const nacked =
-                (this.memory.getUint32(base + DoViewChange.nackBitset, true) & bit) !== 0;
+            if (offset < 0) continue; // Outside its suffix: it says nothing about this op.
+            const nacked = this.doViewChangeNacked(message, op);
             const blank = headerCommand(this.memory, offset) !== Command.prepare;
             if (blank) {
                 if (nacked) nacks++;
@@ -1796,26 +1891,19 @@ export class Replica {
                 nacks++;
             }
         }
+        assert(nacks <= messages && messages <= this.replicaCount);
         return nacks;
     }
 
     private countCopies(op: number, canonicalOffset: number): number {
+        assert(canonicalOffset >= 0);
         let copies = 0;
         for (let replica = 0; replica < this.replicaCount; replica++) {
             const message = this.doViewChanges[replica] ?? null;
             if (message === null) continue;
-            const base = message.offset;
             const offset = this.doViewChangeHeader(message, op);
-            if (offset < 0) continue;
-            const head = readU64(this.memory, base + DoViewChange.op);
-            const present =
-                (this.memory.getUint32(base + DoViewChange.presentBitset, true) &
-                    (1 << (head - op))) !==
-                0;
-            if (
-                present &&
-                u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum)
-            )
+            if (offset < 0 || !this.doViewChangePresent(message, op)) continue;
+            if (u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum))
                 copies++;
         }
         return copies;
@@ -1964,6 +2052,7 @@ export class Replica {
         this.op = op;
         const suffixMin = Math.max(this.commitMin + 1, op - count + 1);
         if (op > this.commitMin) this.extendChain(suffixMin);
+        assert(this.view === view && (op <= this.commitMin || this.journal.isTrusted(op)));
         this.logView = view;
         this.logViewOp = op;
         this.superblockFlush();
@@ -2129,26 +2218,78 @@ export class Replica {
     // ---------------------------------------------------------------------------------------
     // State sync: a replica whose peers' log has moved beyond its WAL window fetches a peer's
     // latest checkpoint snapshot (the KV image, client table and replies as one stream, in
-    // order, one chunk per round trip), checks it against the checksums the peer sends with
-    // every chunk, installs it, and writes it as its own checkpoint. Then the log above it is
-    // repaired as usual (start_view, request_prepare).
+    // order, one chunk per round trip), installs it, and writes it as its own checkpoint. Then
+    // the log above it is repaired as usual (start_view, request_prepare).
+    //
+    // Trust: the stream comes from the one replica asked (syncPeer), and every chunk must name
+    // the same checkpoint (op, stream size, KV, client-table and anchor checksums) as its first.
+    // The image must match the checksums; the anchor (which op the checkpoint ends at) must be
+    // confirmed by another log before installing: this replica's trusted chain, or the header
+    // of that op held by a replica other than syncPeer. With two replicas the one peer's word
+    // stands (there is no third log).
 
     private syncing = false;
+    /** The replica asked: chunks from any other are ignored. */
     private syncPeer = 0;
     private syncTargetOp = 0;
     private syncOffset = 0;
     private syncStreamSize = 0;
+    /** syncOffset when the repair timeout last fired, and timeouts in a row without progress. */
+    private syncOffsetAtTimeout = 0;
+    private syncStalls = 0;
+    /**
+     * The target's anchor (the checksum of the prepare at its op) is confirmed by a log other
+     * than the snapshot's own: this replica's trusted chain, or the header of that op in the
+     * log of a replica other than syncPeer (the op is committed, so a replica whose log holds
+     * it holds the committed prepare). Installation waits for it.
+     */
+    private syncConfirmed = false;
 
     private syncRequest(peer: number): void {
         if (peer === this.replica || this.replicaCount === 1) return;
         if (!this.syncing) {
             if (this.checkpointInFlight) return; // Its buffers are the assembly area.
             this.syncing = true;
-            this.syncTargetOp = 0;
-            this.syncOffset = 0;
+            this.syncRestart();
+        } else if (this.syncTargetOp > 0) {
+            return; // A stream from syncPeer is under way (its chunks and syncRetry drive it).
         }
         this.syncPeer = peer;
         this.sendRequestSync();
+    }
+
+    /** Forgets the stream being assembled (the next chunk at offset 0 names a new target). */
+    private syncRestart(): void {
+        this.syncTargetOp = 0;
+        this.syncOffset = 0;
+        this.syncOffsetAtTimeout = 0;
+        this.syncStalls = 0;
+        this.syncConfirmed = false;
+    }
+
+    /**
+     * Repair timeout while syncing: a lost chunk (or confirmation) is asked again; a peer that
+     * made no progress for syncStallsMax timeouts in a row (a round trip may take several) is
+     * replaced, and the stream starts over from the new one.
+     */
+    private syncRetry(): void {
+        assert(this.syncing);
+        if (this.syncOffset !== this.syncOffsetAtTimeout) {
+            this.syncOffsetAtTimeout = this.syncOffset;
+            this.syncStalls = 0;
+        } else {
+            this.syncStalls++;
+        }
+        if (this.syncStalls >= syncStallsMax) {
+            const peer = this.repairPeer();
+            if (peer !== this.syncPeer) this.syncRestart();
+            this.syncPeer = peer;
+            this.syncStalls = 0;
+        }
+        const complete = this.syncTargetOp > 0 && this.syncOffset === this.syncStreamSize;
+        if (complete)
+            this.syncConfirmRequest(); // Complete, not yet confirmed: ask again.
+        else this.sendRequestSync();
     }
 
     private sendRequestSync(): void {
@@ -2198,36 +2339,98 @@ export class Replica {
 
     private onSync(message: Message): void {
         const base = message.offset;
-        if (!this.syncing) return;
+        if (!this.syncing || headerReplica(this.memory, base) !== this.syncPeer) return;
         const op = readU64(this.memory, base + Sync.checkpointOp);
         if (op <= this.commitMin || op % this.config.checkpointOps !== 0) return;
+        if (op < this.syncTargetOp) return; // A late chunk of an older checkpoint.
         const offset = readU64(this.memory, base + Sync.offset);
         const size = headerSizeOf(this.memory, base) - headerSize;
-        if (op !== this.syncTargetOp) {
+        if (op !== this.syncTargetOp || !this.syncIdentityEquals(base)) {
             // Another checkpoint than the one being assembled: start over, from its first byte.
-            if (offset !== 0) {
-                this.syncTargetOp = 0;
-                this.syncOffset = 0;
-                return this.sendRequestSync();
-            }
+            this.syncRestart();
+            if (offset !== 0) return this.sendRequestSync();
             this.syncTargetOp = op;
-            this.syncOffset = 0;
             this.syncStreamSize = readU64(this.memory, base + Sync.streamSize);
             this.copyU128(this.checkpointer.kvChecksum, base + Sync.kvChecksum);
             this.copyU128(this.checkpointer.sessionsChecksum, base + Sync.sessionsChecksum);
             this.copyU128(this.checkpointPendingChecksum, base + Sync.anchorChecksum);
             this.checkpointer.receiveBegin();
+            this.syncConfirmLocal();
+            if (!this.syncConfirmed) this.syncConfirmRequest();
         }
+        assert(this.syncIdentityEquals(base) && op === this.syncTargetOp);
         if (offset !== this.syncOffset) return; // A duplicate or a stale chunk.
-        if (readU64(this.memory, base + Sync.streamSize) !== this.syncStreamSize) return;
+        if (this.syncOffset + size > this.syncStreamSize) return;
         this.checkpointer.receive(offset, base + headerSize, size);
         this.syncOffset += size;
         if (this.syncOffset < this.syncStreamSize) return this.sendRequestSync();
-        this.syncInstall();
+        if (this.syncConfirmed) this.syncInstall();
     }
 
-    /** The whole stream arrived: verify, install, and make it this replica's checkpoint. */
+    /** True when the chunk names the checkpoint being assembled (op, checksums, size). */
+    private syncIdentityEquals(base: number): boolean {
+        if (this.syncTargetOp === 0) return false;
+        return (
+            readU64(this.memory, base + Sync.streamSize) === this.syncStreamSize &&
+            u128Equal(this.memory, base + Sync.kvChecksum, this.checkpointer.kvChecksum) &&
+            u128Equal(
+                this.memory,
+                base + Sync.sessionsChecksum,
+                this.checkpointer.sessionsChecksum,
+            ) &&
+            u128Equal(this.memory, base + Sync.anchorChecksum, this.checkpointPendingChecksum)
+        );
+    }
+
+    /**
+     * Confirms the anchor from this replica's own log (a trusted header of the op, or of the op
+     * above whose parent it is), or, with two replicas, from the only peer's word: there is no
+     * third log to ask, and that peer's checkpoint is of ops it executed, so committed.
+     */
+    private syncConfirmLocal(): void {
+        const op = this.syncTargetOp;
+        const anchor = this.checkpointPendingChecksum;
+        assert(op > 0 && !this.syncConfirmed);
+        if (this.replicaCount === 2) this.syncConfirmed = true;
+        else if (this.trustedHeader(op) && this.journal.hasHeaderWithChecksum(op, anchor)) {
+            this.syncConfirmed = true;
+        } else if (this.journal.isTrusted(op + 1) && this.parentOfEquals(op + 1, anchor)) {
+            this.syncConfirmed = true;
+        }
+    }
+
+    /** Asks every replica but syncPeer for the header of the target op (onHeaders confirms). */
+    private syncConfirmRequest(): void {
+        assert(this.syncing && this.syncTargetOp > 0);
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            if (replica === this.replica || replica === this.syncPeer) continue;
+            this.sendRequestHeaders(replica, this.syncTargetOp, this.syncTargetOp);
+        }
+    }
+
+    /** A `headers` reply from a replica other than syncPeer may hold the target's header. */
+    private syncConfirmFromHeaders(message: Message): void {
+        const base = message.offset;
+        if (!this.syncing || this.syncTargetOp === 0 || this.syncConfirmed) return;
+        if (headerReplica(this.memory, base) === this.syncPeer) return;
+        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
+        for (let index = 0; index < count; index++) {
+            const offset = base + headerSize + index * headerSize;
+            if (!this.embeddedHeaderValid(offset)) return;
+            if (prepareOp(this.memory, offset) !== this.syncTargetOp) continue;
+            // A different header proves nothing (a stale log may hold another op there).
+            if (!u128Equal(this.memory, offset + Frame.checksum, this.checkpointPendingChecksum))
+                continue;
+            this.syncConfirmed = true;
+            if (this.syncOffset === this.syncStreamSize) this.syncInstall();
+            return;
+        }
+    }
+
+    /** The whole stream arrived and its anchor is confirmed: verify, install, checkpoint it. */
     private syncInstall(): void {
+        assert(this.syncing && this.syncConfirmed && this.syncTargetOp > this.commitMin);
+        assert(this.syncOffset === this.syncStreamSize);
         const kv = this.checkpointer.kvChecksum;
         const ok = this.checkpointer.receiveInstall(kv, this.checkpointer.sessionsChecksum);
         this.syncing = false;
@@ -2355,6 +2558,7 @@ export class Replica {
 
     private onHeaders(message: Message): void {
         const base = message.offset;
+        this.syncConfirmFromHeaders(message);
         const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
         for (let index = 0; index < count; index++) {
             const offset = base + headerSize + index * headerSize;
@@ -2434,6 +2638,10 @@ export class Replica {
         );
         assert(this.sessions.count <= this.sessions.entriesMax);
         assert(!u128IsZero(this.memory, this.commitMinChecksum));
+        if (this.syncing && this.syncTargetOp > 0) {
+            assert(this.syncOffset <= this.syncStreamSize && this.syncTargetOp > this.commitMin);
+        }
+        this.journal.invariants();
     }
 }
 

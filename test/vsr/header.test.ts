@@ -400,6 +400,8 @@ function doViewChangeArbitrary(): fc.Arbitrary<Message> {
                     field("logView", DoViewChange.logView, 4, drawn.frameLogView[1]),
                     field("nackBitset", DoViewChange.nackBitset, 4, drawn.nack),
                     field("presentBitset", DoViewChange.presentBitset, 4, drawn.present),
+                    field("headersOp", DoViewChange.headersOp, 8, drawn.opCommitMax[0]!),
+                    field("logViewOp", DoViewChange.logViewOp, 8, drawn.opCommitMax[0]!),
                 ],
                 drawn.body,
             ),
@@ -772,7 +774,10 @@ const u64Offsets: ReadonlyMap<number, readonly number[]> = new Map([
     [Command.request, [Request.session]],
     [Command.reply, [Reply.op, Reply.commit, Reply.session]],
     [Command.commit, [Commit.commit]],
-    [Command.doViewChange, [DoViewChange.op, DoViewChange.commitMax]],
+    [
+        Command.doViewChange,
+        [DoViewChange.op, DoViewChange.commitMax, DoViewChange.headersOp, DoViewChange.logViewOp],
+    ],
     [Command.startView, [StartView.op, StartView.commitMax]],
     [Command.requestHeaders, [RequestHeaders.opMin, RequestHeaders.opMax]],
     [Command.requestPrepare, [RequestPrepare.prepareOp]],
@@ -1219,6 +1224,22 @@ const commandCounterexamples: Counterexample[] = [
             ),
     },
     {
+        name: "a do_view_change with headers_op > op",
+        reason: "headers_op > op",
+        arbitrary: arbitraryOf(Command.doViewChange)
+            .filter((s) => fieldValue(s, "op") < u64Max)
+            .chain((source) =>
+                fc
+                    .integer({ min: fieldValue(source, "op") + 1, max: u64Max })
+                    .map((headersOp) =>
+                        withPatches(
+                            source,
+                            field("headersOp", DoViewChange.headersOp, 8, headersOp),
+                        ),
+                    ),
+            ),
+    },
+    {
         name: "a start_view with commit_max > op",
         reason: "commit_max > op",
         arbitrary: arbitraryOf(Command.startView)
@@ -1628,6 +1649,8 @@ const layouts: ReadonlyArray<{
             logView: 4,
             nackBitset: 4,
             presentBitset: 4,
+            headersOp: 8,
+            logViewOp: 8,
             reserved: 0,
         },
     },

@@ -1,0 +1,99 @@
+// Deterministic state-sync scenario on a small simulated cluster (calm network, no random faults
+// or crashes). A replica down while the cluster moves beyond its WAL window comes back and must
+// sync a checkpoint. While every chunk it receives names a checkpoint whose anchor (the checksum
+// of the prepare at the checkpoint op) is not the committed prepare, it must not install it: the
+// image verifies against the chunk's own checksums, so only another replica's log can tell. Before
+// the anchor had to be confirmed, the replica installed it and crashed on its next commit (the
+// next prepare's parent was not the anchor). Once the chunks are honest, it syncs and catches up.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { Cluster, type CrashOptions } from "../../src/sim/cluster.js";
+import { noStorageFaults } from "../../src/sim/storage.js";
+import { defaultSimOptions, swarmClusterOptions } from "../../src/sim/vopr.js";
+import { Command, Sync, headerCommand, setChecksums } from "../../src/vsr/header.js";
+import type { Message } from "../../src/vsr/message_pool.js";
+import { Status } from "../../src/vsr/replica.js";
+
+const downUntilRestarted: CrashOptions = {
+    crashProbability: 0,
+    downTicksMin: 1e9,
+    downTicksMax: 1e9,
+};
+
+function calmCluster(seed: number): Cluster {
+    const options = swarmClusterOptions({
+        ...defaultSimOptions(seed),
+        replicaCount: 3,
+        clientCount: 2,
+    });
+    return new Cluster({
+        ...options,
+        network: {
+            ...options.network,
+            packetLossProbability: 0,
+            packetReplayProbability: 0,
+            partitionMode: "none",
+            pathClogProbability: 0,
+            swizzleClogProbability: 0,
+        },
+        workload: { ...options.workload, thinkTicksMean: 2 },
+        storageFaults: noStorageFaults,
+        crashes: downUntilRestarted,
+        clockOffsetUsMax: 0,
+    });
+}
+
+function tickUntil(cluster: Cluster, ticksMax: number, done: () => boolean): boolean {
+    for (let tick = 0; tick < ticksMax; tick++) {
+        if (done()) return true;
+        cluster.tick();
+        assert.equal(cluster.checkers.violation, null, `seed ${cluster.options.seed}`);
+    }
+    return done();
+}
+
+for (const seed of [1, 2, 3]) {
+    const name =
+        "a lagging replica does not install a checkpoint whose anchor no other log confirms " +
+        `(replicas=3, seed=${seed})`;
+    test(name, () => {
+        const cluster = calmCluster(seed);
+        const config = cluster.options.config;
+        cluster.crash(2);
+        const r0 = cluster.replicas[0]!;
+        const target = 2 * config.journalSlotCount;
+        assert.ok(
+            tickUntil(cluster, 100_000, () => r0.commitMin >= target),
+            `seed ${seed}`,
+        );
+        cluster.restart(2);
+        const lagging = cluster.replicas[2]!;
+        // Every sync chunk the lagging replica receives names a wrong anchor (one byte off),
+        // re-checksummed so that it is a well-formed message.
+        let tampered = 0;
+        let tampering = true;
+        const onMessage = lagging.onMessage.bind(lagging);
+        lagging.onMessage = (message: Message): void => {
+            const view = cluster.arena.view;
+            if (tampering && headerCommand(view, message.offset) === Command.sync) {
+                const anchor = message.offset + Sync.anchorChecksum;
+                view.setUint8(anchor, view.getUint8(anchor) ^ 0x01);
+                setChecksums(cluster.arena.bytes, view, message.offset);
+                tampered++;
+            }
+            onMessage(message);
+        };
+        tickUntil(cluster, 3_000, () => false);
+        assert.ok(tampered > 0, "the lagging replica asked for a checkpoint");
+        assert.equal(lagging.stats.stateSyncs, 0, "installed an unconfirmed checkpoint");
+        tampering = false;
+        const caughtUp = (): boolean =>
+            lagging.stats.stateSyncs > 0 &&
+            lagging.status === Status.normal &&
+            lagging.commitMin >= target;
+        assert.ok(tickUntil(cluster, 40_000, caughtUp), `seed ${seed}: no sync`);
+        assert.equal(cluster.checkers.violation, null);
+    });
+}
