@@ -44,6 +44,7 @@ import type { Message, MessagePool } from "../vsr/message_pool.js";
 import {
     Command,
     Eviction,
+    EvictionReason,
     Frame,
     Reply,
     Request,
@@ -626,6 +627,7 @@ export class NodeBus implements MessageBus {
         this.bytes.set(new Uint8Array(data), message.offset);
         let result = this.validate(message.offset, size);
         if (result === accepted) result = this.route(connection, message);
+        if (result === DropReason.wrongCluster) this.rejectWrongCluster(connection, message.offset);
         this.pool.unref(message);
         return result;
     }
@@ -653,6 +655,33 @@ export class NodeBus implements MessageBus {
             return DropReason.invalidChecksum;
         }
         return accepted;
+    }
+
+    /**
+     * Answers a client's request for another cluster with an eviction (reason wrongCluster) in
+     * our cluster's name, then ends the connection gracefully (so the answer is flushed first),
+     * rather than leaving the client to time out. Built in place over the request: Eviction.client
+     * and Eviction.session sit where Request.client and Request.session do; everything else is
+     * rewritten. A peer link is never answered: a replica of another cluster is a config error
+     * for its operator, logged by the drop.
+     */
+    private rejectWrongCluster(connection: Connection, offset: number): void {
+        const socket = connection.socket;
+        if (socket === null || connection.role === Role.peer) return;
+        if (this.view.getUint8(offset + Frame.command) !== Command.request) return;
+        assert(Eviction.client === Request.client && Eviction.session === Request.session);
+        this.bytes.fill(0, offset, offset + Eviction.client);
+        this.bytes.fill(0, offset + Eviction.reason, offset + headerSize);
+        this.view.setUint32(offset + Frame.cluster, this.cluster, true);
+        this.view.setUint32(offset + Frame.size, headerSize, true);
+        this.view.setUint8(offset + Frame.command, Command.eviction);
+        this.view.setUint8(offset + Frame.replica, this.replica);
+        this.view.setUint8(offset + Eviction.reason, EvictionReason.wrongCluster);
+        setChecksums(this.bytes, this.view, offset);
+        assert(invalidHeader(this.view, offset, this.messageSizeMax) === null);
+        socket.send(this.bytes.subarray(offset, offset + headerSize), true, false);
+        this.counters.messagesSent[Command.eviction]! += 1;
+        socket.end(1008, "wrong cluster"); // Policy violation; the close handler clears socket.
     }
 
     /** Applies the connection's role rules to a valid message and delivers it. */
