@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { commandBenchmark } from "./client/benchmark.js";
 import { commandClient, commandLoad } from "./client/commands.js";
 import { type Address, NodeError, defaultConfig, runNode } from "./io/node.js";
+import { type LogThreshold, logThresholds } from "./io/log.js";
 import { createDataFile } from "./io/storage_direct.js";
 import { KvStateMachine } from "./state_machine/kv.js";
 import { formatSuperblockZone, superblockZoneSize } from "./vsr/format.js";
@@ -255,14 +256,20 @@ async function commandStart(args: string[]): Promise<number> {
         args,
         strict: true,
         allowPositionals: true,
-        options: { addresses: { type: "string" } },
+        options: { addresses: { type: "string" }, "log-level": { type: "string" } },
     });
     const addresses = parseAddresses(values.addresses);
+    const logThreshold = (values["log-level"] ?? "info") as LogThreshold;
+    if (!logThresholds.includes(logThreshold)) {
+        throw new UsageError(
+            `--log-level must be one of ${logThresholds.join(", ")}, got '${logThreshold}'`,
+        );
+    }
     const path = onePath(positionals);
-    const log = (line: string): void => {
-        process.stderr.write(line + "\n");
+    const logWrite = (line: string): void => {
+        process.stderr.write(line);
     };
-    return runNode({ path, addresses, config: defaultConfig, log });
+    return runNode({ path, addresses, config: defaultConfig, logThreshold, logWrite });
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -54,6 +54,8 @@ import {
     validBodyChecksum,
     validHeaderChecksum,
 } from "../vsr/header.js";
+import type { LogFn } from "./log.js";
+import { Histogram, exponentialBounds } from "./metrics.js";
 import { type UwsModule, loadUws } from "./uws.js";
 
 export interface HttpAnswer {
@@ -73,8 +75,14 @@ export interface NodeBusOptions {
     readonly onMessage: (message: Message) => void;
     /** Answers `GET <path>`; null means 404. */
     readonly onHttp: (path: string) => HttpAnswer | null;
-    readonly log: (line: string) => void;
+    /** Peer up/down and drops, as events (see io/log.ts). */
+    readonly log: LogFn;
+    /** Whether we are the primary now: request latency is timed at the primary only. */
+    readonly isPrimary?: () => boolean;
 }
+
+/** Request latency buckets: 100 µs doubling to ~3.3 s. */
+const requestSecondsBounds = exponentialBounds(0.0001, 2, 16);
 
 export const DropReason = {
     invalidChecksum: 0,
@@ -160,6 +168,12 @@ class Connection {
     /** The peer's replica index when role is peer, else -1. */
     replica = -1;
     socket: Uws.WebSocket<UserData> | null = null;
+    /**
+     * A client connection: when the oldest unanswered request reached us as primary
+     * (performance.now()), 0 when none. One request per session is in flight, and a client
+     * dials its own connection, so per connection is per client in practice.
+     */
+    requestStartedMs = 0;
 }
 
 interface UserData {
@@ -309,7 +323,15 @@ export class NodeBus implements MessageBus {
     private readonly view: DataView;
     private readonly onMessageCallback: (message: Message) => void;
     private readonly onHttpCallback: (path: string) => HttpAnswer | null;
-    private readonly log: (line: string) => void;
+    private readonly log: LogFn;
+    private readonly isPrimary: () => boolean;
+    /** Client requests at the primary, received to reply sent. */
+    readonly requestSeconds = new Histogram(
+        "vsr_request_duration_seconds",
+        "Client requests at the primary, from receipt to reply sent (batching, replication, " +
+            "commit, execution).",
+        requestSecondsBounds,
+    );
     private readonly uws: UwsModule;
     private readonly app: Uws.TemplatedApp;
     private readonly host: string;
@@ -345,6 +367,7 @@ export class NodeBus implements MessageBus {
         this.onMessageCallback = options.onMessage;
         this.onHttpCallback = options.onHttp;
         this.log = options.log;
+        this.isPrimary = options.isPrimary ?? (() => false);
         const address = options.addresses[options.replica];
         assert(address !== undefined);
         this.host = address.host;
@@ -462,6 +485,11 @@ export class NodeBus implements MessageBus {
             return;
         }
         this.counters.messagesSent[command]! += 1;
+        const startedMs = connection.requestStartedMs;
+        connection.requestStartedMs = 0;
+        if (command === Command.reply && startedMs !== 0) {
+            this.requestSeconds.observe((performance.now() - startedMs) / 1000);
+        }
     }
 
     /** The counters in Prometheus text exposition format. */
@@ -501,6 +529,7 @@ export class NodeBus implements MessageBus {
         lines.push(`vsr_connections_accepted_total ${counters.connectionsAccepted}`);
         family("vsr_peer_reconnects_total", "counter", "Dials of a peer after the first.");
         lines.push(`vsr_peer_reconnects_total ${counters.reconnects}`);
+        this.requestSeconds.writeFamily(lines);
         return lines.join("\n") + "\n";
     }
 
@@ -571,7 +600,10 @@ export class NodeBus implements MessageBus {
             this.counters.clientConnectionsOpen--;
             this.clients.forget(connection);
         }
-        if (connection.role === Role.peer) this.log(`bus: peer ${connection.replica} link closed`);
+        if (connection.role === Role.peer) {
+            const peer = connection.replica;
+            this.log(`bus: peer ${peer} link closed`, "peer_down", "warn", { peer, link: "in" });
+        }
         if (code === 1006 && Buffer.from(reason).toString() === tooBigReason) {
             this.drop(DropReason.oversize); // uWS closed it: frame > maxPayloadLength.
         }
@@ -692,6 +724,9 @@ export class NodeBus implements MessageBus {
         if (connection.role === Role.client) {
             if (command !== Command.request) return DropReason.clientSentReplicaCommand;
             this.clients.set(this.view, message.offset + Request.client, connection);
+            if (connection.requestStartedMs === 0 && this.isPrimary()) {
+                connection.requestStartedMs = performance.now();
+            }
         }
         this.counters.messagesReceived[command]! += 1;
         this.onMessageCallback(message);
@@ -710,7 +745,8 @@ export class NodeBus implements MessageBus {
             connection.replica = replica;
             this.counters.pendingConnectionsOpen--;
             this.counters.peerConnectionsOpen++;
-            this.log(`bus: peer ${replica} connected`);
+            const fields = { peer: replica, link: "in" };
+            this.log(`bus: peer ${replica} connected`, "peer_up", "info", fields);
         }
         if (connection.role === Role.client) return DropReason.clientSentReplicaCommand;
         assert(connection.role === Role.peer);
@@ -732,7 +768,12 @@ export class NodeBus implements MessageBus {
         // Logged at the 1st, 2nd, 4th, 8th… occurrence of each reason: seen, never a flood.
         if ((count & (count - 1)) !== 0) return;
         const detail = reason === DropReason.invalidHeader ? ` (${this.dropDetail})` : "";
-        this.log(`bus: dropped ${dropReasonNames[reason]}${detail}, ${count} so far`);
+        const name = dropReasonNames[reason]!;
+        this.log(`bus: dropped ${name}${detail}, ${count} so far`, "message_dropped", "warn", {
+            reason: name,
+            count,
+            rate_limited: true, // Logged at powers of two only.
+        });
     }
 
     /** The byte size of an outbound message, with its frame checked (the pair of validate()). */
@@ -790,7 +831,8 @@ export class NodeBus implements MessageBus {
         this.counters.peerLinksOpen++;
         socket.send(this.pingBytes, sendOptions); // Masked into a copy: pingBytes stays intact.
         this.counters.messagesSent[Command.ping]! += 1;
-        this.log(`bus: link to replica ${link.replica} open`);
+        const fields = { peer: link.replica, link: "out" };
+        this.log(`bus: link to replica ${link.replica} open`, "peer_up", "info", fields);
     }
 
     private onLinkClose(link: PeerLink, socket: WebSocket): void {
@@ -799,7 +841,8 @@ export class NodeBus implements MessageBus {
         if (link.open) {
             link.open = false;
             this.counters.peerLinksOpen--;
-            this.log(`bus: link to replica ${link.replica} closed`);
+            const fields = { peer: link.replica, link: "out" };
+            this.log(`bus: link to replica ${link.replica} closed`, "peer_down", "warn", fields);
         } else {
             link.failures++;
         }
@@ -815,7 +858,8 @@ export class NodeBus implements MessageBus {
     private onLinkError(link: PeerLink, error: Error): void {
         // A close event follows every error; only the first failure of an outage is logged.
         if (link.open || link.failures === 0) {
-            this.log(`bus: link to replica ${link.replica}: ${error.message}`);
+            const message = `bus: link to replica ${link.replica}: ${error.message}`;
+            this.log(message, "peer_error", "warn", { peer: link.replica, link: "out" });
         }
     }
 
@@ -830,7 +874,8 @@ export class NodeBus implements MessageBus {
         for (const link of this.links) {
             if (link === null || !link.open || link.socket === null) continue;
             if (nowMs - link.lastPingMs <= linkSilenceMaxMs) continue;
-            this.log(`bus: link to replica ${link.replica} silent, reconnecting`);
+            const message = `bus: link to replica ${link.replica} silent, reconnecting`;
+            this.log(message, "peer_down", "warn", { peer: link.replica, link: "out" });
             link.socket.terminate(); // The close event schedules the redial.
         }
     };

@@ -45,6 +45,7 @@ test("usage errors are one line pointing at --help, exit 2", { timeout: 60_000 }
     const cases: [string[], RegExp][] = [
         [["frobnicate"], /^vsr: unknown command 'frobnicate' \(see vsr --help\)$/],
         [["start", "--bogus", "x.vsr"], /^vsr start: Unknown option '--bogus' \(see vsr start/],
+        [["start", "--log-level=loud", "--addresses=127.0.0.1:1", "x.vsr"], /--log-level must/],
         [["sim", "--seed=1", "--clients=300"], /^vsr sim: --clients must be between 1 and 249/],
         [["sim", "--seed=1", "--replicas=3", "--clients=253"], /between 1 and 252, got '253'/],
         [["sim", "--seed=1", "--ticks=1000000000"], /^vsr sim: --ticks must be between 0 and/],
