@@ -161,6 +161,7 @@ test("the packed package installs offline, type-checks and talks to a cluster", 
         shipped.some((file) => file.startsWith("docs/")),
         "docs/ is in the tarball",
     );
+    assert.ok(shipped.includes("docs/operations.md"), "docs/ is in the tarball");
     assert.ok(!shipped.some((file) => file.startsWith("dist/test/")), "tests are not shipped");
 
     writeConsumerProject(project, scope.dir, info!.filename);
