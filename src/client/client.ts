@@ -14,7 +14,10 @@
 // primary answers, and a duplicate of a committed request gets the cached reply (so a retried
 // put is never applied twice).
 // Eviction: an eviction naming our current session fails the calls in flight with
-// SESSION_EVICTED (their effect is unknown); later calls re-register transparently.
+// SESSION_EVICTED (their effect is unknown); later calls re-register transparently. An eviction
+// with reason wrongCluster comes from a replica of another cluster (in its cluster's name, the
+// one exception to dropping frames of other clusters): every pending call fails with
+// WRONG_CLUSTER at once, since no retry can fix a wrong address list or cluster id.
 // Timeouts: every call has a deadline; on expiry it rejects with TIMEOUT, or UNREACHABLE when no
 // replica connection is open. A timed-out request stays in flight (its outcome is unknown, and
 // abandoning it would wedge the session); its results are discarded when they come.

@@ -28,10 +28,14 @@
 //
 // Invariants: bad input (text frame, bad size, checksum, header, cluster, role) is dropped,
 // counted by reason, logged at the 1st, 2nd, 4th, 8th… occurrence, and closes its connection;
-// it never throws. Sends never block: a message for a closed link or a full send buffer
+// it never throws. A client's well-formed request for another cluster is also answered, with an
+// eviction (reason wrongCluster) in our cluster's name, so that client fails at once.
+// Sends never block: a message for a closed link or a full send buffer
 // (> sendBufferedMax bytes queued) is dropped and counted, since VSR tolerates loss. Sends copy
 // the message's bytes synchronously (uWS copies; ws masks into a fresh buffer: the mask is never
 // zero, see generateMask), so the caller keeps its reference and may reuse the message at once.
+// Request latency (vsr_request_duration_seconds) is timed here, at the primary: from a client
+// request's arrival to the reply sent on its connection.
 
 import { STATUS_CODES } from "node:http";
 import WebSocket from "ws";
