@@ -308,7 +308,9 @@ function loadOptions(values: Record<string, unknown>, flags: CommonFlags): LoadO
         verify: values["verify"] === true,
         keysPerClient:
             integerFlag("keys-per-client", values["keys-per-client"], 1, 2 ** 31) ?? 1024,
-        warmupTimeoutMs: Math.min(flags.timeoutMs, 5000),
+        // A cluster just started may still be electing its first primary (seconds on a loaded
+        // machine): registration gets up to 15 s, or --timeout-ms if shorter.
+        warmupTimeoutMs: Math.min(flags.timeoutMs, 15_000),
         progress: progress ? (line) => process.stderr.write(`\r\u001b[K${line}`) : null,
     };
 }
