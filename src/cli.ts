@@ -12,51 +12,92 @@ import { parseArgs } from "node:util";
 import { commandBenchmark } from "./client/benchmark.js";
 import { commandClient, commandLoad } from "./client/commands.js";
 import { type Address, NodeError, defaultConfig, runNode } from "./io/node.js";
+import { type LogThreshold, logThresholds } from "./io/log.js";
 import { createDataFile } from "./io/storage_direct.js";
 import { KvStateMachine } from "./state_machine/kv.js";
 import { formatSuperblockZone, superblockZoneSize } from "./vsr/format.js";
 import { layout } from "./vsr/layout.js";
+import { replicasMax } from "./constants.js";
 import { runSimulation, defaultSimOptions, type SimResult } from "./sim/vopr.js";
-import { UsageError, integerFlag, isParseArgsError } from "./cli_args.js";
+import { UsageError, integerFlag, runSubcommand } from "./cli_args.js";
 
-const usage = `usage:
-  vsr format --cluster=<u32> --replica=<i> --replica-count=<n> <path>
-  vsr start --addresses=<host:port,...> <path>
-  vsr client --addresses=<host:port,...> [put <key> <value> | get <key> | delete <key>]
-  vsr load --addresses=<...> [--clients=N] [--batch=B] [--duration-s=S | --requests=R]
-           [--value-bytes=V] [--verify] [--json]
-  vsr benchmark [--replicas=3] [--duration-s=10] [--clients=N] [--batch=B] [--json]
-  vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--json]`;
+const usage = `usage: vsr <command> [flags]   (vsr <command> --help for its flags)
+  format      create a replica's data file
+  start       run a replica of a cluster
+  client      put, get and delete keys (one command, or a REPL on stdin)
+  load        closed-loop load against a running cluster
+  benchmark   start a local cluster and measure it
+  sim         run one deterministic simulation of a whole cluster
+  vsr --version   print the version`;
+
+const formatUsage = `usage: vsr format --cluster=<u32> --replica=<i> --replica-count=<n> <path>
+  Creates the data file of replica <i> (0-based) of a cluster of <n> replicas (1..6), with the
+  cluster id <u32> that every replica and client of the cluster must share. Refuses to
+  overwrite an existing file. Prints the zone sizes.`;
+
+const startUsage = `usage: vsr start --addresses=<host:port,...> <path>
+  Runs the replica of the data file <path> on addresses[replica] (the file knows its replica
+  index; every replica is given the same list, in replica order). One port serves peers and
+  clients (WebSocket) and HTTP: GET /status (JSON), GET /metrics (Prometheus text format).
+  The port is unauthenticated: run the cluster on a private network (see docs/security.md).
+  SIGINT/SIGTERM stop it cleanly.
+  --log-level=<debug|info|warn|error|silent>   JSON log lines on stderr at or above (info)`;
+
+/** The simulator's checker keeps 16 bytes per op, and ops ≤ ticks: 10M ticks ≈ 160 MB. */
+const simTicksMax = 10_000_000;
+
+/** The simulated network addresses at most 255 nodes, replicas and clients together. */
+function simClientsMax(replicaCount: number = replicasMax): number {
+    return 255 - replicaCount;
+}
+
+const simUsage = `usage: vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--json]
+  One deterministic simulation: the seed draws the cluster's shape, its faults and the
+  workload; --replicas (1..6) and --clients (1..${simClientsMax()}) override the draw;
+  --ticks (0..${simTicksMax}) is the length of the faulty phase (default 20000).
+  Exit 0 when every checker passes, 1 on a safety or liveness failure (with the command that
+  reproduces it). The last line is fingerprint=<hex>; --json prints one JSON object instead.`;
+
+/** dist/src/cli.js → the package's own package.json, in the repository and when installed. */
+function version(): string {
+    const url = new URL("../../package.json", import.meta.url);
+    return (JSON.parse(fs.readFileSync(url, "utf8")) as { version: string }).version;
+}
 
 async function main(argv: string[]): Promise<number> {
     const command = argv[0];
+    const args = argv.slice(1);
     try {
         switch (command) {
             case "format":
-                return commandFormat(argv.slice(1));
+                return await runSubcommand("format", formatUsage, args, () => commandFormat(args));
             case "start":
-                return await commandStart(argv.slice(1));
+                return await runSubcommand("start", startUsage, args, () => commandStart(args));
             case "sim":
-                return commandSim(argv.slice(1));
+                return await runSubcommand("sim", simUsage, args, () => commandSim(args));
             case "client":
-                return await commandClient(argv.slice(1));
+                return await commandClient(args);
             case "load":
-                return await commandLoad(argv.slice(1));
+                return await commandLoad(args);
             case "benchmark":
-                return await commandBenchmark(argv.slice(1));
+                return await commandBenchmark(args);
             case "help":
             case "--help":
-            case undefined:
+            case "-h":
                 process.stdout.write(usage + "\n");
-                return command === undefined ? 2 : 0;
+                return 0;
+            case "--version":
+            case "-v":
+                process.stdout.write(version() + "\n");
+                return 0;
+            case undefined:
+                process.stderr.write(usage + "\n");
+                return 2;
             default:
-                throw new UsageError(`unknown command '${command}'`);
+                process.stderr.write(`vsr: unknown command '${command}' (see vsr --help)\n`);
+                return 2;
         }
     } catch (error) {
-        if (error instanceof UsageError || isParseArgsError(error)) {
-            process.stderr.write(`vsr: ${(error as Error).message}\n${usage}\n`);
-            return 2;
-        }
         if (error instanceof NodeError || isOperatingError(error)) {
             process.stderr.write(`vsr: ${(error as Error).message}\n`);
             return 1;
@@ -82,9 +123,10 @@ function commandSim(args: string[]): number {
     const seed = integerFlag("seed", values.seed, 0, Number.MAX_SAFE_INTEGER);
     if (seed === null) throw new UsageError("--seed is required");
     const defaults = defaultSimOptions(seed);
-    const ticks = integerFlag("ticks", values.ticks, 0, 1e9) ?? defaults.ticks;
-    const replicaCount = integerFlag("replicas", values.replicas, 1, 6);
-    const clientCount = integerFlag("clients", values.clients, 1, 1000);
+    const ticks = integerFlag("ticks", values.ticks, 0, simTicksMax) ?? defaults.ticks;
+    const replicaCount = integerFlag("replicas", values.replicas, 1, replicasMax);
+    const clientsMax = simClientsMax(replicaCount ?? replicasMax);
+    const clientCount = integerFlag("clients", values.clients, 1, clientsMax);
     const result = runSimulation({ ...defaults, ticks, replicaCount, clientCount });
     const reproduce =
         "vsr sim --seed=" +
@@ -214,14 +256,20 @@ async function commandStart(args: string[]): Promise<number> {
         args,
         strict: true,
         allowPositionals: true,
-        options: { addresses: { type: "string" } },
+        options: { addresses: { type: "string" }, "log-level": { type: "string" } },
     });
     const addresses = parseAddresses(values.addresses);
+    const logThreshold = (values["log-level"] ?? "info") as LogThreshold;
+    if (!logThresholds.includes(logThreshold)) {
+        throw new UsageError(
+            `--log-level must be one of ${logThresholds.join(", ")}, got '${logThreshold}'`,
+        );
+    }
     const path = onePath(positionals);
-    const log = (line: string): void => {
-        process.stderr.write(line + "\n");
+    const logWrite = (line: string): void => {
+        process.stderr.write(line);
     };
-    return runNode({ path, addresses, config: defaultConfig, log });
+    return runNode({ path, addresses, config: defaultConfig, logThreshold, logWrite });
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -25,7 +25,7 @@ import { production } from "../constants.js";
 import { Client, eventsPerRequestMax } from "./client.js";
 import { type LoadReport, runLoad } from "./load.js";
 import { WebSocketTransport } from "./transport.js";
-import { UsageError, integerFlag, isParseArgsError } from "../cli_args.js";
+import { UsageError, integerFlag, runSubcommand } from "../cli_args.js";
 
 const usage = `usage:
   vsr benchmark [--replicas=3] [--duration-s=10] [--clients=N] [--batch=1] [--value-bytes=16]
@@ -70,16 +70,16 @@ interface StatusJson {
 }
 
 export async function commandBenchmark(args: string[]): Promise<number> {
-    let options: BenchmarkOptions;
-    try {
+    let options: BenchmarkOptions | null = null;
+    const parsed = await runSubcommand("benchmark", usage, args, () => {
         options = parseOptions(args);
-    } catch (error) {
-        if (error instanceof UsageError || isParseArgsError(error)) {
-            process.stderr.write(`vsr benchmark: ${(error as Error).message}\n${usage}\n`);
-            return 2;
-        }
-        throw error;
-    }
+        return 0;
+    });
+    if (options === null) return parsed;
+    return runBenchmark(options);
+}
+
+async function runBenchmark(options: BenchmarkOptions): Promise<number> {
     const bench = new LocalBenchmark(options);
     const onSignal = (signal: NodeJS.Signals): void => {
         process.stderr.write(`\nvsr benchmark: ${signal}, stopping the cluster\n`);

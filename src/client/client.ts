@@ -14,7 +14,10 @@
 // primary answers, and a duplicate of a committed request gets the cached reply (so a retried
 // put is never applied twice).
 // Eviction: an eviction naming our current session fails the calls in flight with
-// SESSION_EVICTED (their effect is unknown); later calls re-register transparently.
+// SESSION_EVICTED (their effect is unknown); later calls re-register transparently. An eviction
+// with reason wrongCluster comes from a replica of another cluster (in its cluster's name, the
+// one exception to dropping frames of other clusters): every pending call fails with
+// WRONG_CLUSTER at once, since no retry can fix a wrong address list or cluster id.
 // Timeouts: every call has a deadline; on expiry it rejects with TIMEOUT, or UNREACHABLE when no
 // replica connection is open. A timed-out request stays in flight (its outcome is unknown, and
 // abandoning it would wedge the session); its results are discarded when they come.
@@ -44,6 +47,7 @@ import {
 import {
     Command,
     Eviction,
+    EvictionReason,
     Frame,
     Operation,
     Reply,
@@ -57,7 +61,7 @@ import {
     validHeaderChecksum,
     writeU64,
 } from "../vsr/header.js";
-import type { ClientTransport } from "./transport.js";
+import { type ClientTransport, WebSocketTransport } from "./transport.js";
 
 export type ClientErrorCode =
     | "KEY_SIZE"
@@ -67,7 +71,8 @@ export type ClientErrorCode =
     | "CLOSED"
     | "SESSION_EVICTED"
     | "TABLE_FULL"
-    | "INVALID_EVENT";
+    | "INVALID_EVENT"
+    | "WRONG_CLUSTER";
 
 /** Every failure of a client call; `code` is stable, the message is for people. */
 export class ClientError extends Error {
@@ -91,10 +96,24 @@ export interface CallOptions {
     readonly timeoutMs?: number;
 }
 
-export interface ClientOptions {
-    readonly transport: ClientTransport;
-    /** Must match the cluster's id (Frame.cluster). Default 0. */
-    readonly cluster?: number;
+/**
+ * How a client reaches its cluster: `addresses` (every replica's "host:port", in replica order,
+ * as given to `vsr start`) and `cluster` (the id given to `vsr format`), over WebSockets; or an
+ * explicit `transport` (tests, custom networks), where `cluster` defaults to 0.
+ */
+export type ClientOptions =
+    | (ClientTuning & {
+          readonly addresses: readonly string[];
+          readonly cluster: number;
+          readonly transport?: never;
+      })
+    | (ClientTuning & {
+          readonly transport: ClientTransport;
+          readonly cluster?: number;
+          readonly addresses?: never;
+      });
+
+export interface ClientTuning {
     /** The cluster's messageSizeMax (never more). Default: the production preset's. */
     readonly messageSizeMax?: number;
     /** Default deadline of every call. Default 30 s. */
@@ -115,6 +134,8 @@ export interface ClientStats {
     evictions: number;
     /** Frames dropped by validation (checksum, header, cluster, size). */
     framesInvalid: number;
+    /** Refusals by a replica of another cluster (each failed every pending call). */
+    clusterRejections: number;
 }
 
 /** Events of one request, by the replica's arithmetic: header, one batch entry, N events. */
@@ -124,6 +145,9 @@ export function eventsPerRequestMax(messageSizeMax: number): number {
 
 const Inflight = { none: 0, register: 1, kv: 2 } as const;
 type Inflight = (typeof Inflight)[keyof typeof Inflight];
+
+const FrameCheck = { valid: 0, invalid: 1, wrongCluster: 2 } as const;
+type FrameCheck = (typeof FrameCheck)[keyof typeof FrameCheck];
 
 const textEncoder = new TextEncoder();
 
@@ -235,7 +259,13 @@ export class Client {
     readonly messageSizeMax: number;
     /** Events packed into one request at most. */
     readonly eventsPerRequestMax: number;
-    readonly stats: ClientStats = { requests: 0, retries: 0, evictions: 0, framesInvalid: 0 };
+    readonly stats: ClientStats = {
+        requests: 0,
+        retries: 0,
+        evictions: 0,
+        framesInvalid: 0,
+        clusterRejections: 0,
+    };
     private readonly transport: ClientTransport;
     private readonly callTimeoutMs: number;
     private readonly requestTimeoutMs: number;
@@ -269,10 +299,13 @@ export class Client {
     constructor(options: ClientOptions) {
         const messageSizeMax = options.messageSizeMax ?? production.messageSizeMax;
         const cluster = options.cluster ?? 0;
+        const transport =
+            options.transport ??
+            new WebSocketTransport({ addresses: options.addresses, messageSizeMax });
         assert(Number.isInteger(cluster) && cluster >= 0 && cluster <= 0xffff_ffff);
         assert(eventsPerRequestMax(messageSizeMax) >= 1);
-        assert(options.transport.replicaCount >= 1);
-        this.transport = options.transport;
+        assert(transport.replicaCount >= 1);
+        this.transport = transport;
         this.cluster = cluster;
         this.messageSizeMax = messageSizeMax;
         this.eventsPerRequestMax = eventsPerRequestMax(messageSizeMax);
@@ -286,7 +319,7 @@ export class Client {
         this.requestView = new DataView(this.requestBytes.buffer);
         scratchReserve(messageSizeMax);
         writeClientId(this.requestBytes, this.requestView, Request.client);
-        this.transport.onMessage((_replica, bytes) => this.onFrame(bytes));
+        this.transport.onMessage((replica, bytes) => this.onFrame(replica, bytes));
         this.timer = setInterval(() => this.tick(), options.tickMs ?? 10);
         this.timer.unref();
     }
@@ -548,9 +581,13 @@ export class Client {
     // -----------------------------------------------------------------------------------------
     // Receiving.
 
-    private onFrame(bytes: Uint8Array): void {
+    private onFrame(replica: number, bytes: Uint8Array): void {
         if (this.closed) return;
-        if (!this.validFrame(bytes)) {
+        const check = this.checkFrame(bytes);
+        if (check === FrameCheck.wrongCluster && this.isClusterRejection()) {
+            return this.onWrongCluster(replica);
+        }
+        if (check !== FrameCheck.valid) {
             this.stats.framesInvalid++;
             return;
         }
@@ -560,15 +597,49 @@ export class Client {
     }
 
     /** Copies the frame into the scratch frame and validates it there. */
-    private validFrame(bytes: Uint8Array): boolean {
-        if (bytes.length < headerSize || bytes.length > this.messageSizeMax) return false;
+    private checkFrame(bytes: Uint8Array): FrameCheck {
+        if (bytes.length < headerSize || bytes.length > this.messageSizeMax) {
+            return FrameCheck.invalid;
+        }
         const view = scratchView;
         scratchBytes.set(bytes, 0);
-        if (!validHeaderChecksum(scratchBytes, 0)) return false;
-        if (invalidHeader(view, 0, this.messageSizeMax) !== null) return false;
-        if (view.getUint32(Frame.size, true) !== bytes.length) return false;
-        if (view.getUint32(Frame.cluster, true) !== this.cluster) return false;
-        return validBodyChecksum(scratchBytes, 0, bytes.length);
+        if (!validHeaderChecksum(scratchBytes, 0)) return FrameCheck.invalid;
+        if (invalidHeader(view, 0, this.messageSizeMax) !== null) return FrameCheck.invalid;
+        if (view.getUint32(Frame.size, true) !== bytes.length) return FrameCheck.invalid;
+        if (!validBodyChecksum(scratchBytes, 0, bytes.length)) return FrameCheck.invalid;
+        if (view.getUint32(Frame.cluster, true) !== this.cluster) return FrameCheck.wrongCluster;
+        return FrameCheck.valid;
+    }
+
+    /** The validated frame (of another cluster) is a wrongCluster eviction naming this client. */
+    private isClusterRejection(): boolean {
+        return (
+            headerCommand(scratchView, 0) === Command.eviction &&
+            scratchView.getUint8(Eviction.reason) === EvictionReason.wrongCluster &&
+            sameU128(scratchBytes, Eviction.client, this.requestBytes, Request.client)
+        );
+    }
+
+    /**
+     * A replica of another cluster refused our request: the addresses or the cluster id are
+     * wrong, and no retry can fix that. Every pending call fails at once, naming the cluster
+     * reached; later calls are sent again (and fail the same way while the mistake lasts).
+     */
+    private onWrongCluster(replica: number): void {
+        const theirs = scratchView.getUint32(Frame.cluster, true);
+        this.stats.clusterRejections++;
+        const error = new ClientError(
+            "WRONG_CLUSTER",
+            `the replica at address ${replica} belongs to cluster ${theirs}, ` +
+                `not to cluster ${this.cluster}`,
+        );
+        this.failInflight(error);
+        while (this.queue.count > 0) {
+            const call = this.queue.peek()!;
+            this.queue.pop();
+            this.settleError(call, error);
+        }
+        assert(this.pendingCount === 0);
     }
 
     private onReply(): void {

@@ -10,19 +10,26 @@ import { production } from "../constants.js";
 import { Client, ClientError, checkKey, checkValue, eventsPerRequestMax } from "./client.js";
 import { type LoadOptions, type LoadResult, runLoad } from "./load.js";
 import { WebSocketTransport, addressUrl } from "./transport.js";
-import { UsageError, integerFlag, isParseArgsError } from "../cli_args.js";
+import { UsageError, integerFlag, runSubcommand } from "../cli_args.js";
 
 const clientUsage = `usage:
-  vsr client --addresses=<host:port,...> [--cluster=C] [--timeout-ms=T] put <key> <value>
-  vsr client --addresses=<host:port,...> [--cluster=C] [--timeout-ms=T] get <key>
-  vsr client --addresses=<host:port,...> [--cluster=C] [--timeout-ms=T] delete <key>
-  vsr client --addresses=<host:port,...>            (no command: a REPL on stdin)
-  --message-size-max=M: the cluster's message size bound (default: the production preset's)`;
+  vsr client --cluster=<u32> --addresses=<host:port,...> put <key> <value...>
+  vsr client --cluster=<u32> --addresses=<host:port,...> get <key>
+  vsr client --cluster=<u32> --addresses=<host:port,...> delete <key>
+  vsr client --cluster=<u32> --addresses=<host:port,...>     (no command: a REPL on stdin)
+  --cluster: the id given to vsr format (required: a replica of another cluster refuses us)
+  --addresses: every replica's host:port, in replica order (as given to vsr start)
+  --timeout-ms=T: give up on a call after T ms (default 5000)
+  --message-size-max=M: the cluster's message size bound (default: the production preset's)
+  A value is the rest of the line (UTF-8, at most 64 bytes); a key is 1..32 bytes.`;
 
 const loadUsage = `usage:
-  vsr load --addresses=<host:port,...> [--clients=N] [--batch=B]
+  vsr load --cluster=<u32> --addresses=<host:port,...> [--clients=N] [--batch=B]
            [--duration-s=S | --requests=R] [--value-bytes=V] [--json] [--verify]
-           [--cluster=C] [--timeout-ms=T] [--keys-per-client=K] [--message-size-max=M]`;
+           [--timeout-ms=T] [--keys-per-client=K] [--message-size-max=M]
+  Closed-loop load: N clients (1..4096), each with one request of B events in flight, for S
+  seconds (default 10) or R requests in all. Prints throughput and latency percentiles;
+  --json prints one JSON object; --verify reads back every acknowledged write at the end.`;
 
 const replHelp = `commands:
   put <key> <value>   store a value (the rest of the line, UTF-8)
@@ -59,6 +66,10 @@ function commonFlags(values: Record<string, unknown>, timeoutMsDefault: number):
             throw new UsageError(`--addresses: '${address}' is not host:port`);
         }
     }
+    const cluster = integerFlag("cluster", values["cluster"], 0, 0xffff_ffff);
+    if (cluster === null) {
+        throw new UsageError("--cluster=<u32> is required (the id given to vsr format)");
+    }
     const messageSizeMax =
         integerFlag("message-size-max", values["message-size-max"], 4096, 16 * 1024 * 1024) ??
         production.messageSizeMax;
@@ -70,7 +81,7 @@ function commonFlags(values: Record<string, unknown>, timeoutMsDefault: number):
     return {
         addresses,
         messageSizeMax,
-        cluster: integerFlag("cluster", values["cluster"], 0, 0xffff_ffff) ?? 0,
+        cluster,
         timeoutMs:
             integerFlag("timeout-ms", values["timeout-ms"], 1, 3_600_000) ?? timeoutMsDefault,
     };
@@ -86,35 +97,34 @@ function createClient(flags: CommonFlags): Client {
     });
 }
 
-/** Runs `body`, turning usage errors into exit 2 and parseArgs errors likewise. */
-async function withUsage(
+/** Runs `body` as subcommand `name`; key or value size errors are usage errors too (exit 2). */
+function withUsage(
     name: string,
     usage: string,
+    args: readonly string[],
     body: () => Promise<number>,
 ): Promise<number> {
-    try {
-        return await body();
-    } catch (error) {
-        if (error instanceof UsageError || isParseArgsError(error)) {
-            process.stderr.write(`vsr ${name}: ${(error as Error).message}\n${usage}\n`);
-            return 2;
+    return runSubcommand(name, usage, args, async () => {
+        try {
+            return await body();
+        } catch (error) {
+            if (
+                error instanceof ClientError &&
+                (error.code === "KEY_SIZE" || error.code === "VALUE_SIZE")
+            ) {
+                process.stderr.write(`vsr ${name}: ${error.message}\n`);
+                return 2;
+            }
+            throw error;
         }
-        if (
-            error instanceof ClientError &&
-            (error.code === "KEY_SIZE" || error.code === "VALUE_SIZE")
-        ) {
-            process.stderr.write(`vsr ${name}: ${error.message}\n`);
-            return 2;
-        }
-        throw error;
-    }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
 // vsr client
 
 export function commandClient(args: string[]): Promise<number> {
-    return withUsage("client", clientUsage, async () => {
+    return withUsage("client", clientUsage, args, async () => {
         const { values, positionals } = parseArgs({
             args,
             options: commonOptions,
@@ -143,11 +153,14 @@ interface Operation {
     readonly value: Uint8Array | null;
 }
 
-/** Validates the words of one command (sizes included) before anything is sent. */
+/**
+ * Validates the words of one command (sizes included) before anything is sent. A put's value is
+ * every word after the key joined by one space, as the REPL takes the rest of its line.
+ */
 function parseOperation(words: readonly string[]): Operation {
     const [name, key, ...rest] = words;
-    if (name === "put" && key !== undefined && rest.length === 1) {
-        return { name, key: checkKey(key), value: checkValue(rest[0]!) };
+    if (name === "put" && key !== undefined && rest.length >= 1) {
+        return { name, key: checkKey(key), value: checkValue(rest.join(" ")) };
     }
     if ((name === "get" || name === "delete") && key !== undefined && rest.length === 0) {
         return { name, key: checkKey(key), value: null };
@@ -192,6 +205,8 @@ function failureMessage(flags: CommonFlags, error: unknown): string {
                 `no reply within ${flags.timeoutMs} ms ` +
                 `(is the cluster up, and is its id ${flags.cluster}?)`
             );
+        case "WRONG_CLUSTER":
+            return error.message;
         default:
             return `${error.code}: ${error.message}`;
     }
@@ -252,7 +267,7 @@ async function replLine(client: Client, flags: CommonFlags, line: string): Promi
 // vsr load
 
 export function commandLoad(args: string[]): Promise<number> {
-    return withUsage("load", loadUsage, async () => {
+    return withUsage("load", loadUsage, args, async () => {
         const { values } = parseArgs({
             args,
             options: {
@@ -293,7 +308,9 @@ function loadOptions(values: Record<string, unknown>, flags: CommonFlags): LoadO
         verify: values["verify"] === true,
         keysPerClient:
             integerFlag("keys-per-client", values["keys-per-client"], 1, 2 ** 31) ?? 1024,
-        warmupTimeoutMs: Math.min(flags.timeoutMs, 5000),
+        // A cluster just started may still be electing its first primary (seconds on a loaded
+        // machine): registration gets up to 15 s, or --timeout-ms if shorter.
+        warmupTimeoutMs: Math.min(flags.timeoutMs, 15_000),
         progress: progress ? (line) => process.stderr.write(`\r\u001b[K${line}`) : null,
     };
 }

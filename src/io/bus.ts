@@ -28,10 +28,14 @@
 //
 // Invariants: bad input (text frame, bad size, checksum, header, cluster, role) is dropped,
 // counted by reason, logged at the 1st, 2nd, 4th, 8th… occurrence, and closes its connection;
-// it never throws. Sends never block: a message for a closed link or a full send buffer
+// it never throws. A client's well-formed request for another cluster is also answered, with an
+// eviction (reason wrongCluster) in our cluster's name, so that client fails at once.
+// Sends never block: a message for a closed link or a full send buffer
 // (> sendBufferedMax bytes queued) is dropped and counted, since VSR tolerates loss. Sends copy
 // the message's bytes synchronously (uWS copies; ws masks into a fresh buffer: the mask is never
 // zero, see generateMask), so the caller keeps its reference and may reuse the message at once.
+// Request latency (vsr_request_duration_seconds) is timed here, at the primary: from a client
+// request's arrival to the reply sent on its connection.
 
 import { STATUS_CODES } from "node:http";
 import WebSocket from "ws";
@@ -44,6 +48,7 @@ import type { Message, MessagePool } from "../vsr/message_pool.js";
 import {
     Command,
     Eviction,
+    EvictionReason,
     Frame,
     Reply,
     Request,
@@ -53,6 +58,8 @@ import {
     validBodyChecksum,
     validHeaderChecksum,
 } from "../vsr/header.js";
+import type { LogFn } from "./log.js";
+import { Histogram, exponentialBounds } from "./metrics.js";
 import { type UwsModule, loadUws } from "./uws.js";
 
 export interface HttpAnswer {
@@ -72,8 +79,14 @@ export interface NodeBusOptions {
     readonly onMessage: (message: Message) => void;
     /** Answers `GET <path>`; null means 404. */
     readonly onHttp: (path: string) => HttpAnswer | null;
-    readonly log: (line: string) => void;
+    /** Peer up/down and drops, as events (see io/log.ts). */
+    readonly log: LogFn;
+    /** Whether we are the primary now: request latency is timed at the primary only. */
+    readonly isPrimary?: () => boolean;
 }
+
+/** Request latency buckets: 100 µs doubling to ~3.3 s. */
+const requestSecondsBounds = exponentialBounds(0.0001, 2, 16);
 
 export const DropReason = {
     invalidChecksum: 0,
@@ -159,6 +172,12 @@ class Connection {
     /** The peer's replica index when role is peer, else -1. */
     replica = -1;
     socket: Uws.WebSocket<UserData> | null = null;
+    /**
+     * A client connection: when the oldest unanswered request reached us as primary
+     * (performance.now()), 0 when none. One request per session is in flight, and a client
+     * dials its own connection, so per connection is per client in practice.
+     */
+    requestStartedMs = 0;
 }
 
 interface UserData {
@@ -308,7 +327,15 @@ export class NodeBus implements MessageBus {
     private readonly view: DataView;
     private readonly onMessageCallback: (message: Message) => void;
     private readonly onHttpCallback: (path: string) => HttpAnswer | null;
-    private readonly log: (line: string) => void;
+    private readonly log: LogFn;
+    private readonly isPrimary: () => boolean;
+    /** Client requests at the primary, received to reply sent. */
+    readonly requestSeconds = new Histogram(
+        "vsr_request_duration_seconds",
+        "Client requests at the primary, from receipt to reply sent (batching, replication, " +
+            "commit, execution).",
+        requestSecondsBounds,
+    );
     private readonly uws: UwsModule;
     private readonly app: Uws.TemplatedApp;
     private readonly host: string;
@@ -344,6 +371,7 @@ export class NodeBus implements MessageBus {
         this.onMessageCallback = options.onMessage;
         this.onHttpCallback = options.onHttp;
         this.log = options.log;
+        this.isPrimary = options.isPrimary ?? (() => false);
         const address = options.addresses[options.replica];
         assert(address !== undefined);
         this.host = address.host;
@@ -461,6 +489,11 @@ export class NodeBus implements MessageBus {
             return;
         }
         this.counters.messagesSent[command]! += 1;
+        const startedMs = connection.requestStartedMs;
+        connection.requestStartedMs = 0;
+        if (command === Command.reply && startedMs !== 0) {
+            this.requestSeconds.observe((performance.now() - startedMs) / 1000);
+        }
     }
 
     /** The counters in Prometheus text exposition format. */
@@ -500,6 +533,7 @@ export class NodeBus implements MessageBus {
         lines.push(`vsr_connections_accepted_total ${counters.connectionsAccepted}`);
         family("vsr_peer_reconnects_total", "counter", "Dials of a peer after the first.");
         lines.push(`vsr_peer_reconnects_total ${counters.reconnects}`);
+        this.requestSeconds.writeFamily(lines);
         return lines.join("\n") + "\n";
     }
 
@@ -570,7 +604,10 @@ export class NodeBus implements MessageBus {
             this.counters.clientConnectionsOpen--;
             this.clients.forget(connection);
         }
-        if (connection.role === Role.peer) this.log(`bus: peer ${connection.replica} link closed`);
+        if (connection.role === Role.peer) {
+            const peer = connection.replica;
+            this.log(`bus: peer ${peer} link closed`, "peer_down", "warn", { peer, link: "in" });
+        }
         if (code === 1006 && Buffer.from(reason).toString() === tooBigReason) {
             this.drop(DropReason.oversize); // uWS closed it: frame > maxPayloadLength.
         }
@@ -626,6 +663,7 @@ export class NodeBus implements MessageBus {
         this.bytes.set(new Uint8Array(data), message.offset);
         let result = this.validate(message.offset, size);
         if (result === accepted) result = this.route(connection, message);
+        if (result === DropReason.wrongCluster) this.rejectWrongCluster(connection, message.offset);
         this.pool.unref(message);
         return result;
     }
@@ -655,6 +693,33 @@ export class NodeBus implements MessageBus {
         return accepted;
     }
 
+    /**
+     * Answers a client's request for another cluster with an eviction (reason wrongCluster) in
+     * our cluster's name, then ends the connection gracefully (so the answer is flushed first),
+     * rather than leaving the client to time out. Built in place over the request: Eviction.client
+     * and Eviction.session sit where Request.client and Request.session do; everything else is
+     * rewritten. A peer link is never answered: a replica of another cluster is a config error
+     * for its operator, logged by the drop.
+     */
+    private rejectWrongCluster(connection: Connection, offset: number): void {
+        const socket = connection.socket;
+        if (socket === null || connection.role === Role.peer) return;
+        if (this.view.getUint8(offset + Frame.command) !== Command.request) return;
+        assert(Eviction.client === Request.client && Eviction.session === Request.session);
+        this.bytes.fill(0, offset, offset + Eviction.client);
+        this.bytes.fill(0, offset + Eviction.reason, offset + headerSize);
+        this.view.setUint32(offset + Frame.cluster, this.cluster, true);
+        this.view.setUint32(offset + Frame.size, headerSize, true);
+        this.view.setUint8(offset + Frame.command, Command.eviction);
+        this.view.setUint8(offset + Frame.replica, this.replica);
+        this.view.setUint8(offset + Eviction.reason, EvictionReason.wrongCluster);
+        setChecksums(this.bytes, this.view, offset);
+        assert(invalidHeader(this.view, offset, this.messageSizeMax) === null);
+        socket.send(this.bytes.subarray(offset, offset + headerSize), true, false);
+        this.counters.messagesSent[Command.eviction]! += 1;
+        socket.end(1008, "wrong cluster"); // Policy violation; the close handler clears socket.
+    }
+
     /** Applies the connection's role rules to a valid message and delivers it. */
     private route(connection: Connection, message: Message): number {
         const command = this.view.getUint8(message.offset + Frame.command);
@@ -663,6 +728,9 @@ export class NodeBus implements MessageBus {
         if (connection.role === Role.client) {
             if (command !== Command.request) return DropReason.clientSentReplicaCommand;
             this.clients.set(this.view, message.offset + Request.client, connection);
+            if (connection.requestStartedMs === 0 && this.isPrimary()) {
+                connection.requestStartedMs = performance.now();
+            }
         }
         this.counters.messagesReceived[command]! += 1;
         this.onMessageCallback(message);
@@ -681,7 +749,8 @@ export class NodeBus implements MessageBus {
             connection.replica = replica;
             this.counters.pendingConnectionsOpen--;
             this.counters.peerConnectionsOpen++;
-            this.log(`bus: peer ${replica} connected`);
+            const fields = { peer: replica, link: "in" };
+            this.log(`bus: peer ${replica} connected`, "peer_up", "info", fields);
         }
         if (connection.role === Role.client) return DropReason.clientSentReplicaCommand;
         assert(connection.role === Role.peer);
@@ -703,7 +772,12 @@ export class NodeBus implements MessageBus {
         // Logged at the 1st, 2nd, 4th, 8th… occurrence of each reason: seen, never a flood.
         if ((count & (count - 1)) !== 0) return;
         const detail = reason === DropReason.invalidHeader ? ` (${this.dropDetail})` : "";
-        this.log(`bus: dropped ${dropReasonNames[reason]}${detail}, ${count} so far`);
+        const name = dropReasonNames[reason]!;
+        this.log(`bus: dropped ${name}${detail}, ${count} so far`, "message_dropped", "warn", {
+            reason: name,
+            count,
+            rate_limited: true, // Logged at powers of two only.
+        });
     }
 
     /** The byte size of an outbound message, with its frame checked (the pair of validate()). */
@@ -761,7 +835,8 @@ export class NodeBus implements MessageBus {
         this.counters.peerLinksOpen++;
         socket.send(this.pingBytes, sendOptions); // Masked into a copy: pingBytes stays intact.
         this.counters.messagesSent[Command.ping]! += 1;
-        this.log(`bus: link to replica ${link.replica} open`);
+        const fields = { peer: link.replica, link: "out" };
+        this.log(`bus: link to replica ${link.replica} open`, "peer_up", "info", fields);
     }
 
     private onLinkClose(link: PeerLink, socket: WebSocket): void {
@@ -770,7 +845,8 @@ export class NodeBus implements MessageBus {
         if (link.open) {
             link.open = false;
             this.counters.peerLinksOpen--;
-            this.log(`bus: link to replica ${link.replica} closed`);
+            const fields = { peer: link.replica, link: "out" };
+            this.log(`bus: link to replica ${link.replica} closed`, "peer_down", "warn", fields);
         } else {
             link.failures++;
         }
@@ -786,7 +862,8 @@ export class NodeBus implements MessageBus {
     private onLinkError(link: PeerLink, error: Error): void {
         // A close event follows every error; only the first failure of an outage is logged.
         if (link.open || link.failures === 0) {
-            this.log(`bus: link to replica ${link.replica}: ${error.message}`);
+            const message = `bus: link to replica ${link.replica}: ${error.message}`;
+            this.log(message, "peer_error", "warn", { peer: link.replica, link: "out" });
         }
     }
 
@@ -801,7 +878,8 @@ export class NodeBus implements MessageBus {
         for (const link of this.links) {
             if (link === null || !link.open || link.socket === null) continue;
             if (nowMs - link.lastPingMs <= linkSilenceMaxMs) continue;
-            this.log(`bus: link to replica ${link.replica} silent, reconnecting`);
+            const message = `bus: link to replica ${link.replica} silent, reconnecting`;
+            this.log(message, "peer_down", "warn", { peer: link.replica, link: "out" });
             link.socket.terminate(); // The close event schedules the redial.
         }
     };

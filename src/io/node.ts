@@ -3,6 +3,13 @@
 // Start-up: read the data file's identity, allocate the whole arena, open the replica (recover
 // from superblock, checkpoint and WAL), then listen. SIGINT/SIGTERM stop it cleanly: the timer
 // stops, sockets close, in-flight writes complete, the file is fsynced and closed.
+// Observing: after every tick and every delivered message the node samples the replica's public
+// state (status, view, checkpoint, stats), which is how view changes, checkpoints, state syncs
+// and repairs become log events and duration histograms without hooks in the pure core; the
+// sampling compares a few numbers and allocates only when something changed (rare). Durations
+// measured this way have the tick's resolution (10 ms): a view change or checkpoint ends during
+// a tick or a message, so its end is exact, and a checkpoint's start is its first write to the
+// checkpoint zone, seen at the next sample.
 
 import fs from "node:fs";
 import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks";
@@ -12,12 +19,20 @@ import { assert } from "../stdx/assert.js";
 import { PRNG } from "../stdx/prng.js";
 import { Arena } from "../vsr/arena.js";
 import { checksumAttach } from "../vsr/checksum.js";
-import { alignUp, layout, superblockCopies, superblockCopySize } from "../vsr/layout.js";
+import {
+    type Layout,
+    alignUp,
+    layout,
+    superblockCopies,
+    superblockCopySize,
+} from "../vsr/layout.js";
 import { MessagePool } from "../vsr/message_pool.js";
 import { Replica, Status } from "../vsr/replica.js";
 import { SuperblockField, invalidSuperblockCopy } from "../vsr/superblock.js";
 import { type HttpAnswer, NodeBus } from "./bus.js";
-import { DirectStorage } from "./storage_direct.js";
+import { JsonLog, type LogFn, type LogThreshold } from "./log.js";
+import { Histogram, exponentialBounds, writeHeader, writeSample } from "./metrics.js";
+import { DirectStorage, type StorageZone, writeSecondsBounds } from "./storage_direct.js";
 import { RealTime } from "./time.js";
 
 export interface Address {
@@ -77,7 +92,47 @@ export interface NodeOptions {
     readonly path: string;
     readonly addresses: readonly Address[];
     readonly config: Config;
-    readonly log: (line: string) => void;
+    /** Events below this level are not logged. */
+    readonly logThreshold: LogThreshold;
+    /** Where log lines go (each ends with a newline). */
+    readonly logWrite: (line: string) => void;
+}
+
+/** View-change and checkpoint buckets: 5 ms doubling to ~80 s. */
+const phaseSecondsBounds = exponentialBounds(0.005, 2, 15);
+
+/**
+ * The data file's zones for the storage metrics, from the layout. Write latency is timed for the
+ * journal (both WAL zones: a prepare is acknowledged once both are durable) and the superblock
+ * (view changes and checkpoints wait on it); checkpoint data writes are timed as a whole by
+ * vsr_checkpoint_duration_seconds. Separate histogram families rather than one with a zone
+ * label keep each one a plain series for dashboards.
+ */
+function storageZones(zones: Layout, journal: Histogram, superblock: Histogram): StorageZone[] {
+    return [
+        { name: "superblock", offset: zones.superblockOffset, writeSeconds: superblock },
+        { name: "wal_headers", offset: zones.walHeadersOffset, writeSeconds: journal },
+        { name: "wal_prepares", offset: zones.walPreparesOffset, writeSeconds: journal },
+        { name: "client_replies", offset: zones.clientRepliesOffset, writeSeconds: null },
+        { name: "checkpoints", offset: zones.checkpointOffset, writeSeconds: null },
+    ];
+}
+const checkpointZone = 4;
+
+/** The replica's state at the last sample, to notice what changed. */
+class Sample {
+    status: number = Status.recovering;
+    view = 0;
+    checkpointOp = 0;
+    stateSyncs = 0;
+    repairsRequested = 0;
+    checkpointBytesWritten = 0;
+    /** performance.now() when the current view change began, 0 when none. */
+    viewChangeStartedMs = 0;
+    /** performance.now() of the first checkpoint write not yet accounted, 0 when none. */
+    checkpointStartedMs = 0;
+    /** Wall clock (ms since the epoch) of the last view change completed, 0 when none. */
+    viewChangeLastMs = 0;
 }
 
 /** Messages the node's pool needs: the replica's own, plus inbound frames being handed over. */
@@ -90,7 +145,34 @@ export class Node {
     readonly replica: Replica;
     readonly bus: NodeBus;
     readonly storage: DirectStorage;
+    readonly log: LogFn;
     private readonly options: NodeOptions;
+    private readonly sample = new Sample();
+    readonly viewChangeSeconds = new Histogram(
+        "vsr_view_change_duration_seconds",
+        "View changes this replica took part in, from leaving normal status to normal again.",
+        phaseSecondsBounds,
+    );
+    readonly journalWriteSeconds = new Histogram(
+        "vsr_journal_write_duration_seconds",
+        "WAL writes (prepares and their redundant headers), submit to durable.",
+        writeSecondsBounds,
+    );
+    readonly superblockWriteSeconds = new Histogram(
+        "vsr_superblock_write_duration_seconds",
+        "Superblock writes (view, log_view, checkpoint), submit to durable.",
+        writeSecondsBounds,
+    );
+    readonly checkpointSeconds = new Histogram(
+        "vsr_checkpoint_duration_seconds",
+        "Checkpoints, from the first write of the snapshot to the superblock naming it durable.",
+        phaseSecondsBounds,
+    );
+    /** Bound once: the tick timer's callback. */
+    private readonly tickCallback = (): void => {
+        this.replica.tick();
+        this.observe();
+    };
     private timer: NodeJS.Timeout | null = null;
     private readonly lockPath: string;
     private stopping = false;
@@ -111,6 +193,7 @@ export class Node {
         this.options = options;
         this.identity = readIdentity(options.path);
         const { cluster, replica, replicaCount } = this.identity;
+        this.log = new JsonLog(options.logThreshold, replica, options.logWrite).log;
         if (options.addresses.length !== replicaCount) {
             throw new NodeError(
                 `the data file is replica ${replica} of ${replicaCount}, ` +
@@ -132,7 +215,8 @@ export class Node {
         const pool = new MessagePool(arena, config.messageSizeMax, messagesMax);
         this.storage = DirectStorage.open(options.path, arena, {
             iopsMax: config.journalWritesMax + config.journalReadsMax + 4,
-            log: options.log,
+            log: this.log,
+            zones: storageZones(dataLayout, this.journalWriteSeconds, this.superblockWriteSeconds),
         });
         if (this.storage.sizeBytes < dataLayout.totalSize) {
             throw new NodeError(`${options.path} is smaller than this build's data file layout`);
@@ -146,9 +230,13 @@ export class Node {
             pool,
             arena,
             messageSizeMax: config.messageSizeMax,
-            onMessage: (message) => this.replica.onMessage(message),
+            onMessage: (message) => {
+                this.replica.onMessage(message);
+                this.observe();
+            },
             onHttp: (path) => this.http(path),
-            log: options.log,
+            log: this.log,
+            isPrimary: () => this.replica.primary && this.replica.status === Status.normal,
         });
         this.replica = new Replica({
             config,
@@ -171,6 +259,7 @@ export class Node {
 
     /** Recovers from the data file, then listens and starts the tick loop. */
     start(): Promise<void> {
+        const startedMs = performance.now();
         return new Promise((resolve, reject) => {
             this.replica.open((ok) => {
                 if (!ok) return reject(new NodeError(this.replica.openError ?? "open failed"));
@@ -179,9 +268,11 @@ export class Node {
                 } catch (error) {
                     return reject(new NodeError((error as Error).message));
                 }
+                // Logged once listening: a node that cannot listen fails with one line only.
+                this.logRecovered(performance.now() - startedMs);
                 this.gcObserver.observe({ entryTypes: ["gc"] });
                 const tickMs = this.options.config.tickMs;
-                this.timer = setInterval(() => this.replica.tick(), tickMs);
+                this.timer = setInterval(this.tickCallback, tickMs);
                 resolve();
             });
         });
@@ -211,57 +302,237 @@ export class Node {
     statusJson(): string {
         const replica = this.replica;
         const status = ["normal", "view_change", "recovering"][replica.status] ?? "unknown";
+        const primary = replica.primary && replica.status === Status.normal;
+        const viewChangeLastMs = this.sample.viewChangeLastMs;
         return JSON.stringify({
             cluster: this.identity.cluster,
             replica: this.identity.replica,
             replica_count: this.identity.replicaCount,
             status,
+            role: primary ? "primary" : "backup",
             view: replica.view,
+            log_view: replica.logView,
             op: replica.op,
             commit: replica.commitMin,
+            commit_max: replica.commitMax,
+            commit_lag: replica.commitMax - replica.commitMin,
             checkpoint: replica.checkpointOp,
-            primary: replica.primary && replica.status === Status.normal,
+            last_view_change:
+                viewChangeLastMs === 0 ? null : new Date(viewChangeLastMs).toISOString(),
+            primary,
             direct_io: this.storage.direct,
+            uptime_s: Math.floor((Date.now() - this.startedMs) / 1000),
         });
     }
 
     private metricsText(): string {
+        const lines: string[] = [];
+        for (const [name, help, value] of this.gauges()) {
+            writeSample(lines, name, "gauge", help, value);
+        }
+        for (const [name, help, value] of this.counters()) {
+            writeSample(lines, name, "counter", help, value);
+        }
+        writeHeader(lines, "vsr_gc_total", "counter", "Garbage collections, by kind.");
+        lines.push(`vsr_gc_total{kind="young"} ${this.gcYoung}`);
+        lines.push(`vsr_gc_total{kind="major"} ${this.gcMajor}`);
+        this.viewChangeSeconds.writeFamily(lines);
+        this.checkpointSeconds.writeFamily(lines);
+        this.journalWriteSeconds.writeFamily(lines);
+        this.superblockWriteSeconds.writeFamily(lines);
+        this.storage.metricsText(lines);
+        return lines.join("\n") + "\n";
+    }
+
+    /** [name, help, value] of each gauge sampled from the replica. */
+    private gauges(): [string, string, number][] {
+        const replica = this.replica;
+        const primary = replica.primary && replica.status === Status.normal;
+        return [
+            ["vsr_view", "The replica's current view.", replica.view],
+            ["vsr_log_view", "The latest view in which the replica was normal.", replica.logView],
+            ["vsr_op", "The head of the replica's log.", replica.op],
+            ["vsr_commit", "The highest op executed by the replica.", replica.commitMin],
+            ["vsr_commit_max", "The highest op known committed by the cluster.", replica.commitMax],
+            [
+                "vsr_commit_lag",
+                "Committed ops not yet executed here (commit_max - commit): a lagging replica.",
+                replica.commitMax - replica.commitMin,
+            ],
+            ["vsr_checkpoint_op", "The op of the latest durable checkpoint.", replica.checkpointOp],
+            ["vsr_status", "0 normal, 1 view change, 2 recovering.", replica.status],
+            [
+                "vsr_primary",
+                "1 when this replica is the primary in normal status.",
+                primary ? 1 : 0,
+            ],
+        ];
+    }
+
+    /** [name, help, value] of each counter of the replica and its storage. */
+    private counters(): [string, string, number][] {
         const replica = this.replica;
         const stats = replica.stats;
-        const lines = [
-            "# TYPE vsr_ops_committed_total counter",
-            `vsr_ops_committed_total ${stats.commits}`,
-            "# TYPE vsr_prepares_total counter",
-            `vsr_prepares_total ${stats.prepares}`,
-            "# TYPE vsr_view_changes_total counter",
-            `vsr_view_changes_total ${stats.viewChanges}`,
-            "# TYPE vsr_view gauge",
-            `vsr_view ${replica.view}`,
-            "# TYPE vsr_commit gauge",
-            `vsr_commit ${replica.commitMin}`,
-            "# TYPE vsr_checkpoint_op gauge",
-            `vsr_checkpoint_op ${replica.checkpointOp}`,
-            "# TYPE vsr_requests_dropped_total counter",
-            `vsr_requests_dropped_total ${stats.requestsDropped}`,
-            "# TYPE vsr_messages_invalid_total counter",
-            `vsr_messages_invalid_total ${stats.messagesInvalid}`,
-            "# TYPE vsr_journal_writes_total counter",
-            `vsr_journal_writes_total ${replica.journal.writesCompleted}`,
-            "# TYPE vsr_journal_write_errors_total counter",
-            `vsr_journal_write_errors_total ${replica.journal.writeErrors}`,
-            "# TYPE vsr_storage_writes_total counter",
-            `vsr_storage_writes_total ${this.storage.writesCompleted}`,
-            "# TYPE vsr_storage_reads_total counter",
-            `vsr_storage_reads_total ${this.storage.readsCompleted}`,
-            "# TYPE vsr_repairs_requested_total counter",
-            `vsr_repairs_requested_total ${stats.repairsRequested}`,
-            "# TYPE vsr_gc_total counter",
-            `vsr_gc_total{kind="young"} ${this.gcYoung}`,
-            `vsr_gc_total{kind="major"} ${this.gcMajor}`,
-            "# TYPE vsr_events_committed_total counter",
-            `vsr_events_committed_total ${stats.eventsCommitted}`,
+        const storage = this.storage;
+        return [
+            ["vsr_ops_committed_total", "Ops (prepares) executed by this replica.", stats.commits],
+            ["vsr_prepares_total", "Prepares this replica started as primary.", stats.prepares],
+            ["vsr_view_changes_total", "View changes this replica entered.", stats.viewChanges],
+            [
+                "vsr_requests_dropped_total",
+                "Client requests dropped (queue full, not primary, view change).",
+                stats.requestsDropped,
+            ],
+            [
+                "vsr_messages_invalid_total",
+                "Messages the replica refused after the bus's checks.",
+                stats.messagesInvalid,
+            ],
+            ["vsr_journal_writes_total", "WAL writes completed.", replica.journal.writesCompleted],
+            [
+                "vsr_journal_write_errors_total",
+                "WAL writes that failed.",
+                replica.journal.writeErrors,
+            ],
+            ["vsr_storage_writes_total", "Data file writes completed.", storage.writesCompleted],
+            ["vsr_storage_reads_total", "Data file reads completed.", storage.readsCompleted],
+            [
+                "vsr_storage_errors_total",
+                "Data file reads and writes that failed (EIO, ENOSPC...).",
+                storage.ioErrorCount,
+            ],
+            [
+                "vsr_repairs_requested_total",
+                "Headers or prepares this replica asked its peers for.",
+                stats.repairsRequested,
+            ],
+            ["vsr_state_syncs_total", "Checkpoints installed from a peer.", stats.stateSyncs],
+            [
+                "vsr_events_committed_total",
+                "KV events (puts, gets, deletes) executed.",
+                stats.eventsCommitted,
+            ],
         ];
-        return lines.join("\n") + "\n";
+    }
+
+    /** Compares the replica's state with the last sample; logs and times what changed. */
+    private observe(): void {
+        const replica = this.replica;
+        const sample = this.sample;
+        if (replica.status !== sample.status || replica.view !== sample.view) this.observeView();
+        const checkpointBytes = this.storage.zoneBytesWritten[checkpointZone]!;
+        if (checkpointBytes !== sample.checkpointBytesWritten) {
+            sample.checkpointBytesWritten = checkpointBytes;
+            if (sample.checkpointStartedMs === 0) sample.checkpointStartedMs = performance.now();
+        }
+        if (replica.checkpointOp !== sample.checkpointOp) this.observeCheckpoint();
+        const repairs = replica.stats.repairsRequested;
+        if (repairs !== sample.repairsRequested) {
+            sample.repairsRequested = repairs;
+            // Logged at the 1st, 2nd, 4th… request: a long repair is seen, never a flood.
+            if ((repairs & (repairs - 1)) === 0) {
+                this.log(`repair: ${repairs} requests to peers so far`, "repair", "info", {
+                    repairs_requested: repairs,
+                    op: replica.op,
+                    commit: replica.commitMin,
+                    rate_limited: true,
+                });
+            }
+        }
+    }
+
+    private observeView(): void {
+        const replica = this.replica;
+        const sample = this.sample;
+        const nowMs = performance.now();
+        const wasNormal = sample.status === Status.normal;
+        sample.status = replica.status;
+        sample.view = replica.view;
+        if (replica.status === Status.viewChange) {
+            if (sample.viewChangeStartedMs === 0) sample.viewChangeStartedMs = nowMs;
+            if (wasNormal) {
+                this.log(
+                    `view change: leaving view for ${replica.view}`,
+                    "view_change_started",
+                    "warn",
+                    {
+                        view: replica.view,
+                        log_view: replica.logView,
+                    },
+                );
+            }
+            return;
+        }
+        if (replica.status !== Status.normal) return;
+        const durationMs =
+            sample.viewChangeStartedMs === 0 ? 0 : nowMs - sample.viewChangeStartedMs;
+        if (sample.viewChangeStartedMs !== 0) this.viewChangeSeconds.observe(durationMs / 1000);
+        sample.viewChangeStartedMs = 0;
+        sample.viewChangeLastMs = Date.now();
+        const primary = replica.primary;
+        this.log(
+            `view change: normal in view ${replica.view} as ${primary ? "primary" : "backup"}`,
+            "view_change",
+            "info",
+            {
+                view: replica.view,
+                role: primary ? "primary" : "backup",
+                duration_ms: Math.round(durationMs),
+            },
+        );
+    }
+
+    private observeCheckpoint(): void {
+        const replica = this.replica;
+        const sample = this.sample;
+        const nowMs = performance.now();
+        sample.checkpointOp = replica.checkpointOp;
+        const durationMs =
+            sample.checkpointStartedMs === 0 ? 0 : nowMs - sample.checkpointStartedMs;
+        sample.checkpointStartedMs = 0;
+        if (replica.stats.stateSyncs !== sample.stateSyncs) {
+            sample.stateSyncs = replica.stats.stateSyncs;
+            this.log(
+                `state sync: installed a peer's checkpoint at op ${replica.checkpointOp}`,
+                "state_sync",
+                "warn",
+                {
+                    checkpoint: replica.checkpointOp,
+                    duration_ms: Math.round(durationMs),
+                },
+            );
+            return;
+        }
+        this.checkpointSeconds.observe(durationMs / 1000);
+        this.log(`checkpoint at op ${replica.checkpointOp}`, "checkpoint", "info", {
+            checkpoint: replica.checkpointOp,
+            duration_ms: Math.round(durationMs),
+        });
+    }
+
+    private logRecovered(durationMs: number): void {
+        const replica = this.replica;
+        const sample = this.sample;
+        sample.status = replica.status;
+        sample.view = replica.view;
+        sample.checkpointOp = replica.checkpointOp;
+        sample.stateSyncs = replica.stats.stateSyncs;
+        sample.repairsRequested = replica.stats.repairsRequested;
+        sample.checkpointBytesWritten = this.storage.zoneBytesWritten[checkpointZone]!;
+        this.log(
+            `recovered: view ${replica.view}, op ${replica.op}, commit ${replica.commitMin}`,
+            "recovered",
+            "info",
+            {
+                view: replica.view,
+                log_view: replica.logView,
+                op: replica.op,
+                commit: replica.commitMin,
+                checkpoint: replica.checkpointOp,
+                status: ["normal", "view_change", "recovering"][replica.status] ?? "unknown",
+                duration_ms: Math.round(durationMs),
+            },
+        );
     }
 }
 
@@ -314,9 +585,12 @@ export async function runNode(options: NodeOptions): Promise<number> {
     const { replica, replicaCount } = node.identity;
     const address = options.addresses[replica];
     assert(address !== undefined);
-    options.log(
+    node.log(
         `vsr: replica ${replica} of ${replicaCount} listening on ${address.host}:${address.port}` +
             ` (direct I/O ${node.storage.direct ? "on" : "off"})`,
+        "listening",
+        "info",
+        { host: address.host, port: address.port, direct_io: node.storage.direct },
     );
     await new Promise<void>((resolve) => {
         const stop = (): void => resolve();
@@ -324,7 +598,7 @@ export async function runNode(options: NodeOptions): Promise<number> {
         process.once("SIGTERM", stop);
     });
     await node.stop();
-    options.log("vsr: stopped");
+    node.log("vsr: stopped", "stopped", "info");
     return 0;
 }
 

@@ -56,7 +56,14 @@ export const EvictionReason = {
     noSession: 1,
     sessionTooLow: 2,
     invalidRequest: 3,
+    /**
+     * The request named another cluster. Sent by the message bus, not the replica: the eviction's
+     * Frame.cluster is the replica's own cluster (so the client can say which one it reached),
+     * and a client of that other cluster drops it as usual (older clients simply time out).
+     */
+    wrongCluster: 4,
 } as const;
+const evictionReasonMax = EvictionReason.wrongCluster;
 
 export const Frame = {
     checksum: 0,
@@ -408,6 +415,9 @@ function invalidCommand(
         case Command.eviction:
             if (u128IsZero(view, base + Eviction.client)) return "eviction client == 0";
             if (view.getUint8(base + Eviction.reason) === 0) return "eviction reason == 0";
+            if (view.getUint8(base + Eviction.reason) > evictionReasonMax) {
+                return "eviction reason unknown";
+            }
             return bodySize === 0 ? null : "body not empty";
         case Command.sync:
             if (

@@ -15,7 +15,12 @@ import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import WebSocket, { WebSocketServer } from "ws";
 
-import { Client, ClientError, eventsPerRequestMax } from "../../src/client/client.js";
+import {
+    Client,
+    ClientError,
+    type ClientTuning,
+    eventsPerRequestMax,
+} from "../../src/client/client.js";
 import { runLoad } from "../../src/client/load.js";
 import type { ClientTransport, FrameHandler } from "../../src/client/transport.js";
 import { WebSocketTransport } from "../../src/client/transport.js";
@@ -316,10 +321,7 @@ class TestTransport implements ClientTransport, Endpoint {
     }
 }
 
-function testClient(
-    harness: Harness,
-    options: Partial<ConstructorParameters<typeof Client>[0]> = {},
-) {
+function testClient(harness: Harness, options: ClientTuning & { readonly cluster?: number } = {}) {
     const transport = harness.createTransport();
     const client = new Client({ transport, messageSizeMax, ...options });
     return { client, transport };
@@ -702,7 +704,12 @@ test("vsr client runs put, get and delete against the cluster", () =>
         const flag = `--addresses=${await gateway.listen()}`;
         try {
             const run = (...words: string[]) =>
-                runCommand("commandClient", [flag, "--message-size-max=4096", ...words]);
+                runCommand("commandClient", [
+                    flag,
+                    "--cluster=0",
+                    "--message-size-max=4096",
+                    ...words,
+                ]);
             assert.deepEqual(await run("put", "city", "Zürich"), { code: 0, out: "ok\n", err: "" });
             assert.deepEqual(await run("get", "city"), { code: 0, out: "Zürich\n", err: "" });
             assert.deepEqual(await run("delete", "city"), { code: 0, out: "deleted\n", err: "" });
@@ -731,7 +738,7 @@ test("vsr client without a command reads commands from stdin (the REPL)", () =>
         try {
             const { code, out, err } = await runCommand(
                 "commandClient",
-                [flag, "--message-size-max=4096"],
+                [flag, "--cluster=0", "--message-size-max=4096"],
                 `${input.join("\n")}\n`,
             );
             assert.equal(code, 0, err);
@@ -755,7 +762,7 @@ test("vsr client without a command reads commands from stdin (the REPL)", () =>
     }));
 
 test("vsr client fails in one line: bad sizes or flags exit 2, no cluster exits 1", async () => {
-    const run = (...args: string[]) => runCommand("commandClient", args);
+    const run = (...args: string[]) => runCommand("commandClient", ["--cluster=0", ...args]);
     const tooLong = await run("--addresses=127.0.0.1:1", "get", "k".repeat(33));
     assert.deepEqual(tooLong, {
         code: 2,
@@ -770,7 +777,10 @@ test("vsr client fails in one line: bad sizes or flags exit 2, no cluster exits 
     assert.match(badFlag.err, /^vsr client: .*--nope/);
     const noAddresses = await run("get", "k");
     assert.equal(noAddresses.code, 2);
-    assert.match(noAddresses.err, /^vsr client: --addresses=<host:port,...> is required\n/);
+    assert.equal(
+        noAddresses.err,
+        "vsr client: --addresses=<host:port,...> is required (see vsr client --help)\n",
+    );
     const badCommand = await run("--addresses=127.0.0.1:1", "frobnicate", "k");
     assert.equal(badCommand.code, 2);
     const unreachable = await run(
@@ -793,6 +803,7 @@ test("vsr load --json --verify prints one JSON object and exits 0", () =>
         try {
             const args = [
                 flag,
+                "--cluster=0",
                 "--message-size-max=4096", // The test config's: read-backs of 29 keys at most.
                 "--clients=2",
                 "--batch=3",

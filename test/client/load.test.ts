@@ -230,23 +230,28 @@ test("values are a pure function of the key", () => {
 // ---------------------------------------------------------------------------------------------
 // `vsr load` flags, in a child process as src/cli.ts runs it.
 
-
 test("vsr load rejects bad flags with exit 2 and one line naming the flag", async () => {
     const batchMax = eventsPerRequestMax(production.messageSizeMax);
     const batchRange = new RegExp(`--batch must be between 1 and ${batchMax}`);
     const cases: [string[], RegExp][] = [
         [["--requests=5"], /--addresses=<host:port,...> is required/],
         [["--addresses=nohost"], /--addresses: 'nohost' is not host:port/],
-        [["--addresses=127.0.0.1:1", "--duration-s=1", "--requests=5"], /exclusive/],
-        [["--addresses=127.0.0.1:1", "--batch=0"], batchRange],
-        [["--addresses=127.0.0.1:1", `--batch=${batchMax + 1}`], batchRange],
+        [["--cluster=0", "--addresses=127.0.0.1:1", "--duration-s=1", "--requests=5"], /exclusive/],
+        [["--cluster=0", "--addresses=127.0.0.1:1", "--batch=0"], batchRange],
+        [["--cluster=0", "--addresses=127.0.0.1:1", `--batch=${batchMax + 1}`], batchRange],
         [
-            ["--addresses=127.0.0.1:1", "--message-size-max=4096", "--batch=30"],
+            ["--cluster=0", "--addresses=127.0.0.1:1", "--message-size-max=4096", "--batch=30"],
             /--batch must be between 1 and 29/,
         ],
-        [["--addresses=127.0.0.1:1", "--value-bytes=65"], /--value-bytes must be between 0/],
-        [["--addresses=127.0.0.1:1", "--clients=x"], /--clients must be an unsigned integer/],
-        [["--addresses=127.0.0.1:1", "--bogus"], /bogus/],
+        [
+            ["--cluster=0", "--addresses=127.0.0.1:1", "--value-bytes=65"],
+            /--value-bytes must be between 0/,
+        ],
+        [
+            ["--cluster=0", "--addresses=127.0.0.1:1", "--clients=x"],
+            /--clients must be an unsigned integer/,
+        ],
+        [["--cluster=0", "--addresses=127.0.0.1:1", "--bogus"], /bogus/],
     ];
     const results = await Promise.all(cases.map(([args]) => runCommand("commandLoad", args)));
     results.forEach((result, index) => {
@@ -261,6 +266,7 @@ test("vsr load rejects bad flags with exit 2 and one line naming the flag", asyn
 test("vsr load against an unreachable cluster exits 1 quickly, still printing JSON", async () => {
     const started = performance.now();
     const result = await runCommand("commandLoad", [
+        "--cluster=0",
         "--addresses=127.0.0.1:1",
         "--requests=10",
         "--timeout-ms=300",

@@ -130,17 +130,26 @@ test("a replica survives hostile input on its port", { timeout: 90_000 }, async 
     t.diagnostic(`oversized frame: closed with code ${oversizeCode}`);
     // A text frame.
     await sendBadFrame(port, "put key value");
-    // A well-formed client of another cluster: dropped (wrong_cluster); the client gives up.
+    // A well-formed client of another cluster: dropped (wrong_cluster) and answered with a
+    // wrongCluster eviction, which the client turns into an immediate one-line error naming the
+    // cluster it reached (well before its 20 s timeout).
+    const strangerStartMs = performance.now();
     const stranger = await scope.run([
         "client",
         `--cluster=${(cluster.cluster + 1) >>> 0}`,
         `--addresses=${cluster.addresses}`,
-        "--timeout-ms=3000",
+        "--timeout-ms=20000",
         "get",
         "key",
     ]);
+    const strangerMs = performance.now() - strangerStartMs;
     assert.equal(stranger.exit?.code, 1, stranger.describe());
     assert.equal(hasStackTrace(stranger.stderr), false, stranger.describe());
+    assert.match(
+        stranger.stderr,
+        new RegExp(`^vsr client: .*belongs to cluster ${cluster.cluster}, not to cluster \\d+\n$`),
+    );
+    assert.ok(strangerMs < 10_000, `the rejection took ${strangerMs} ms`);
 
     // A burst of 50 connections opened and dropped: half before the handshake completes, half
     // after; and 50 raw TCP connections closed at once.

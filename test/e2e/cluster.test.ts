@@ -270,7 +270,13 @@ test("a second vsr start refuses a data file or a port that is already in use", 
         cluster.files[0]!,
     ]);
     const samePort = scope.spawn(["start", address, other.files[0]!]);
-    const exits = await Promise.allSettled([sameFile.waitExit(6_000), samePort.waitExit(6_000)]);
+    // Bounded generously: the second node recovers its own file before it tries to listen, and
+    // recovery reads the whole WAL (seconds on a loaded 2-core machine).
+    const exitTimeoutMs = 30_000;
+    const exits = await Promise.allSettled([
+        sameFile.waitExit(exitTimeoutMs),
+        samePort.waitExit(exitTimeoutMs),
+    ]);
     assert.ok(cluster.node(0).alive, "the first node runs on");
     for (const [index, proc] of [sameFile, samePort].entries()) {
         const exit = exits[index]!;

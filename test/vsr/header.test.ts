@@ -1276,6 +1276,17 @@ const commandCounterexamples: Counterexample[] = [
         arbitrary: oneField(Command.eviction, "reason", Eviction.reason, 1, fc.constant(0)),
     },
     {
+        name: "an eviction with a reason this build does not know",
+        reason: "eviction reason unknown",
+        arbitrary: oneField(
+            Command.eviction,
+            "reason",
+            Eviction.reason,
+            1,
+            fc.integer({ min: EvictionReason.wrongCluster + 1, max: 255 }),
+        ),
+    },
+    {
         name: "a sync without a chunk",
         reason: "sync chunk empty",
         arbitrary: arbitraryOf(Command.sync).map((source) => withBody(source, empty)),
