@@ -26,7 +26,7 @@ const usage = `usage:
   vsr load --addresses=<...> [--clients=N] [--batch=B] [--duration-s=S | --requests=R]
            [--value-bytes=V] [--verify] [--json]
   vsr benchmark [--replicas=3] [--duration-s=10] [--clients=N] [--batch=B] [--json]
-  vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--json]`;
+  vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--storm] [--json]`;
 
 async function main(argv: string[]): Promise<number> {
     const command = argv[0];
@@ -75,6 +75,7 @@ function commandSim(args: string[]): number {
             ticks: { type: "string" },
             replicas: { type: "string" },
             clients: { type: "string" },
+            storm: { type: "boolean", default: false },
             json: { type: "boolean", default: false },
         },
     });
@@ -85,13 +86,15 @@ function commandSim(args: string[]): number {
     const ticks = integerFlag("ticks", values.ticks, 0, 1e9) ?? defaults.ticks;
     const replicaCount = integerFlag("replicas", values.replicas, 1, 6);
     const clientCount = integerFlag("clients", values.clients, 1, 1000);
-    const result = runSimulation({ ...defaults, ticks, replicaCount, clientCount });
+    const storm = values.storm;
+    const result = runSimulation({ ...defaults, ticks, replicaCount, clientCount, storm });
     const reproduce =
         "vsr sim --seed=" +
         seed +
         (values.ticks !== undefined ? ` --ticks=${ticks}` : "") +
         (replicaCount !== null ? ` --replicas=${replicaCount}` : "") +
-        (clientCount !== null ? ` --clients=${clientCount}` : "");
+        (clientCount !== null ? ` --clients=${clientCount}` : "") +
+        (storm ? " --storm" : "");
     if (values.json) {
         process.stdout.write(JSON.stringify(toJson(result)) + "\n");
     } else {
