@@ -1,12 +1,14 @@
 // The VOPR: one seed → one PRNG → one whole run. The seed draws the run's shape (swarm testing):
-// replica and client counts (unless given), the network's fault mix, storage latency, clock
-// offsets and the workload. Two phases:
+// replica and client counts (unless given), the network's fault mix, which storage fault kinds
+// are on and at what rate, crashes, storage latency, clock offsets and the workload. (A storm
+// run instead turns frequent crashes and every storage fault kind on.) Two phases:
 //   1. Safety: faults on; clients issue requests for `ticks` ticks; the checkers watch.
 //   2. Liveness: faults healed (network.heal()), clients stop issuing; within a bound every
 //      outstanding request must complete and every replica within the WAL window must converge
 //      on the highest commit. Replicas that fell behind their peers' WAL window need state sync
 //      (durable checkpoints) and are reported, not waited for.
-// The result carries a fingerprint: a checksum of the committed history and of every replica's
+// After both, replicas up at the same commit must hold the same state (KV image, client table),
+// whatever failed before. The result carries a fingerprint: a checksum of the committed history and of every replica's
 // final state. The same seed and flags give the same fingerprint on any machine.
 
 import { assert } from "../stdx/assert.js";
@@ -28,7 +30,7 @@ export interface SimOptions {
     readonly config: Config;
     readonly checkInvariants: boolean;
     readonly livenessTicksMax: number;
-    /** Storm: frequent crashes and storage faults on every seed (for the fault-switch tests). */
+    /** Storm: frequent crashes and storage faults on every seed (CI storm seeds, --storm). */
     readonly storm: boolean;
 }
 
