@@ -8,8 +8,9 @@
 //      on the highest commit. Replicas that fell behind their peers' WAL window need state sync
 //      (durable checkpoints) and are reported, not waited for.
 // After both, replicas up at the same commit must hold the same state (KV image, client table),
-// whatever failed before. The result carries a fingerprint: a checksum of the committed history and of every replica's
-// final state. The same seed and flags give the same fingerprint on any machine.
+// whatever failed before. The result carries a fingerprint: a checksum of the committed history
+// and of every replica's final state. The same seed and flags give the same fingerprint on any
+// machine.
 
 import { assert } from "../stdx/assert.js";
 import { PRNG } from "../stdx/prng.js";
