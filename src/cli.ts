@@ -51,10 +51,11 @@ function simClientsMax(replicaCount: number = replicasMax): number {
     return 255 - replicaCount;
 }
 
-const simUsage = `usage: vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--json]
+const simUsage = `usage: vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--storm] [--json]
   One deterministic simulation: the seed draws the cluster's shape, its faults and the
   workload; --replicas (1..6) and --clients (1..${simClientsMax()}) override the draw;
-  --ticks (0..${simTicksMax}) is the length of the faulty phase (default 20000).
+  --ticks (0..${simTicksMax}) is the length of the faulty phase (default 20000);
+  --storm turns on frequent crashes and every storage fault kind.
   Exit 0 when every checker passes, 1 on a safety or liveness failure (with the command that
   reproduces it). The last line is fingerprint=<hex>; --json prints one JSON object instead.`;
 
@@ -116,6 +117,7 @@ function commandSim(args: string[]): number {
             ticks: { type: "string" },
             replicas: { type: "string" },
             clients: { type: "string" },
+            storm: { type: "boolean", default: false },
             json: { type: "boolean", default: false },
         },
     });
@@ -127,13 +129,15 @@ function commandSim(args: string[]): number {
     const replicaCount = integerFlag("replicas", values.replicas, 1, replicasMax);
     const clientsMax = simClientsMax(replicaCount ?? replicasMax);
     const clientCount = integerFlag("clients", values.clients, 1, clientsMax);
-    const result = runSimulation({ ...defaults, ticks, replicaCount, clientCount });
+    const storm = values.storm;
+    const result = runSimulation({ ...defaults, ticks, replicaCount, clientCount, storm });
     const reproduce =
         "vsr sim --seed=" +
         seed +
         (values.ticks !== undefined ? ` --ticks=${ticks}` : "") +
         (replicaCount !== null ? ` --replicas=${replicaCount}` : "") +
-        (clientCount !== null ? ` --clients=${clientCount}` : "");
+        (clientCount !== null ? ` --clients=${clientCount}` : "") +
+        (storm ? " --storm" : "");
     if (values.json) {
         process.stdout.write(JSON.stringify(toJson(result)) + "\n");
     } else {

@@ -3,8 +3,11 @@
 // re-sending the same request to every replica with backoff when no reply comes. Every reply
 // and eviction goes to the checker, which holds the reference model.
 //
-// Keys are derived from a key index: byte 0..1 = the index (u16 LE), then a pattern; key size
-// 2 + index % 31. The checker decodes the index back from the first two bytes.
+// Keys come in sibling pairs that differ only in the lowest bit of their last byte, so a state
+// machine that compares keys by a prefix (or by their size) mixes them up. Key index k, pair
+// p = k >> 1: size 3 + p % 30; byte 0..1 = p (u16 LE); byte i >= 2 = (p * 7 + i) & 0xff, the
+// last one xor (k & 1). Example: k = 5 (p = 2, size 5) = 02 00 10 11 13; k = 4 ends in 12.
+// The checker decodes a key back to its index and requires the whole key to match.
 
 import { assert } from "../stdx/assert.js";
 import type { PRNG } from "../stdx/prng.js";
@@ -36,7 +39,7 @@ export interface ClientObserver {
     /** The reply to the request in flight arrived. */
     onReply(client: number, request: Message, reply: Message): void;
     /** The session is gone; the request in flight (if any) was abandoned. */
-    onEviction(client: number): void;
+    onEviction(client: number, session: number): void;
 }
 
 export interface WorkloadOptions {
@@ -61,7 +64,34 @@ export function clientId(
 }
 
 export function keySizeOf(keyIndex: number): number {
-    return 2 + (keyIndex % 31);
+    return 3 + ((keyIndex >>> 1) % 30);
+}
+
+/** Writes the workload key of `keyIndex` at bytes[offset..]; returns its size. */
+export function encodeKey(bytes: Uint8Array, offset: number, keyIndex: number): number {
+    assert(keyIndex >= 0 && keyIndex <= 0xffff);
+    const pair = keyIndex >>> 1;
+    const keySize = keySizeOf(keyIndex);
+    bytes[offset] = pair & 0xff;
+    bytes[offset + 1] = pair >>> 8;
+    for (let index = 2; index < keySize; index++) bytes[offset + index] = (pair * 7 + index) & 0xff;
+    bytes[offset + keySize - 1] = ((pair * 7 + keySize - 1) & 0xff) ^ (keyIndex & 1);
+    return keySize;
+}
+
+/** The index of the workload key at bytes[offset..offset+size), or -1 if it is none (whole key). */
+export function decodeKey(bytes: Uint8Array, offset: number, size: number): number {
+    if (size < 3) return -1;
+    const pair = bytes[offset]! | (bytes[offset + 1]! << 8);
+    const last = bytes[offset + size - 1]!;
+    const keyIndex = pair * 2 + ((last ^ (pair * 7 + size - 1)) & 1);
+    if (keyIndex > 0xffff || keySizeOf(keyIndex) !== size) return -1;
+    for (let index = 2; index < size; index++) {
+        let expected = (pair * 7 + index) & 0xff;
+        if (index === size - 1) expected ^= keyIndex & 1;
+        if (bytes[offset + index] !== expected) return -1;
+    }
+    return keyIndex;
 }
 
 export class SimClient {
@@ -189,13 +219,7 @@ export class SimClient {
         const keyIndex = this.prng.int(workload.keyCount);
         bytes[offset + EventOffset.kind] = kind;
         if (this.prng.chance(workload.invalidEventProbability)) return; // keySize 0: invalid.
-        const keySize = keySizeOf(keyIndex);
-        bytes[offset + EventOffset.keySize] = keySize;
-        bytes[offset + EventOffset.key] = keyIndex & 0xff;
-        bytes[offset + EventOffset.key + 1] = keyIndex >>> 8;
-        for (let index = 2; index < keySize; index++) {
-            bytes[offset + EventOffset.key + index] = (keyIndex * 7 + index) & 0xff;
-        }
+        bytes[offset + EventOffset.keySize] = encodeKey(bytes, offset + EventOffset.key, keyIndex);
         if (kind !== EventKind.put) return;
         const valueSize = this.prng.int(65);
         bytes[offset + EventOffset.valueSize] = valueSize;
@@ -250,9 +274,9 @@ export class SimClient {
         if (this.session === 0 || readU64(view, message.offset + Eviction.session) !== this.session)
             return;
         this.evictions++;
+        this.observer.onEviction(this.index, this.session);
         this.session = 0;
         this.requestNumber = 0;
-        this.observer.onEviction(this.index);
         this.release();
     }
 

@@ -12,7 +12,15 @@ import { type Config, headerSize, sectorSize } from "../constants.js";
 import { KvStateMachine } from "../state_machine/kv.js";
 import { Arena, type ArenaRegion } from "../vsr/arena.js";
 import { formatSuperblockZone } from "../vsr/format.js";
-import { Command, Eviction, Reply, headerCommand } from "../vsr/header.js";
+import {
+    Command,
+    Eviction,
+    Frame,
+    PrepareOk,
+    Reply,
+    headerCommand,
+    readU64,
+} from "../vsr/header.js";
 import type { MessageBus } from "../vsr/interfaces.js";
 import {
     type Layout,
@@ -24,7 +32,7 @@ import {
 import { type Message, MessagePool } from "../vsr/message_pool.js";
 import { Replica, type ReplicaFaults, Status } from "../vsr/replica.js";
 import { checksumAttach } from "../vsr/checksum.js";
-import { Checkers } from "./checkers.js";
+import { Checkers, type ReplicaState } from "./checkers.js";
 import { SimClient, type WorkloadOptions } from "./client.js";
 import { Network, type NetworkOptions } from "./network.js";
 import {
@@ -64,6 +72,10 @@ class ReplicaBus implements MessageBus {
 
     sendToReplica(replica: number, message: Message): void {
         assert(replica !== this.replica);
+        const view = this.cluster.arena.view;
+        if (headerCommand(view, message.offset) === Command.prepareOk) {
+            this.cluster.checkPrepareOkDurable(this.replica, message);
+        }
         this.cluster.network.send(this.replica, replica, message);
     }
 
@@ -165,6 +177,8 @@ export class Cluster {
     readonly storages: SimStorage[] = [];
     readonly times: SimTime[] = [];
     readonly stateMachines: KvStateMachine[] = [];
+    /** Per replica: what the checkers digest (rebuilt with the replica at a restart). */
+    readonly states: ReplicaState[] = [];
     private readonly regions: ArenaRegion[] = [];
     private readonly buses: ReplicaBus[] = [];
     private readonly replicaPrngs: PRNG[] = [];
@@ -172,8 +186,6 @@ export class Cluster {
     readonly up: Uint8Array;
     /** Per replica: the tick at which a crashed replica restarts. */
     private readonly restartTicks: Float64Array;
-    /** Per replica: the view durable before the last crash (views never regress). */
-    private readonly viewDurableBeforeCrash: Float64Array;
     crashes = 0;
     restarts = 0;
     /** PAR repairs counted by replicas before they crashed (their journals are gone). */
@@ -204,8 +216,8 @@ export class Cluster {
         );
         this.up = new Uint8Array(options.replicaCount).fill(1);
         this.restartTicks = new Float64Array(options.replicaCount);
-        this.viewDurableBeforeCrash = new Float64Array(options.replicaCount);
         for (let index = 0; index < options.replicaCount; index++) this.createReplica(index);
+        const scratchOffset = this.arena.allocate(config.clientsMax * 64, 16);
         this.checkers = new Checkers(
             {
                 replicaCount: options.replicaCount,
@@ -215,6 +227,8 @@ export class Cluster {
                 kvCountMax: this.stateMachines[0]?.countMax ?? 0,
                 opsMax: options.opsMax,
                 messageSizeMax: config.messageSizeMax,
+                checkpointOps: config.checkpointOps,
+                scratchOffset,
                 seed: options.seed,
             },
             this.arena,
@@ -286,6 +300,7 @@ export class Cluster {
         const { replica, stateMachine } = this.buildReplica(index);
         this.replicas.push(replica);
         this.stateMachines.push(stateMachine);
+        this.states.push(replicaState(replica, stateMachine));
     }
 
     /** A replica (and its state machine) over the replica's arena region, as after a boot. */
@@ -310,20 +325,54 @@ export class Cluster {
             stateMachine,
             prng: this.replicaPrngs[index]!,
             hooks: {
-                onCommit: (replicaIndex, op, prepare) =>
-                    this.checkers.onCommit(replicaIndex, op, prepare),
-                onStateSync: (replicaIndex, op) => this.checkers.onStateSync(replicaIndex, op),
+                onCommit: (replicaIndex, op, prepare) => this.onCommit(replicaIndex, op, prepare),
+                onStateSync: (replicaIndex, op) => {
+                    this.checkers.onStateSync(replicaIndex, op);
+                    this.checkers.onStateSyncState(replicaIndex, op, this.states[replicaIndex]!);
+                },
             },
             faults: options.faults,
         });
         return { replica, stateMachine };
     }
 
+    /**
+     * A backup's prepare_ok names a prepare its disk must hold, in the op's WAL slot. Exact only
+     * where completed writes land whole and in place (no misdirected or corrupted writes on
+     * this seed); elsewhere the protocol's view-change checks catch a lost acknowledged op.
+     */
+    checkPrepareOkDurable(index: number, message: Message): void {
+        const faults = this.options.storageFaults;
+        if (faults.misdirectProbability > 0 || faults.writeFaultProbability > 0) return;
+        const config = this.options.config;
+        const view = this.arena.view;
+        const op = readU64(view, message.offset + PrepareOk.op);
+        const slotOffset =
+            this.dataLayout.walPreparesOffset +
+            (op % config.journalSlotCount) * config.messageSizeMax;
+        const data = this.storages[index]!.data;
+        const bytes = this.arena.bytes;
+        const acked = message.offset + PrepareOk.prepareChecksum;
+        for (let byte = 0; byte < 16; byte++) {
+            if (data[slotOffset + Frame.checksum + byte] === bytes[acked + byte]) continue;
+            this.checkers.fail(`replica ${index} acknowledged op ${op} before it was durable`);
+            return;
+        }
+    }
+
+    /** Every commit goes to the checkers; at a checkpoint op, so does the state it left. */
+    private onCommit(index: number, op: number, prepare: Message): void {
+        this.checkers.onCommit(index, op, prepare);
+        if (op % this.options.config.checkpointOps === 0) {
+            this.checkers.onCheckpointState(index, op, this.states[index]!, "executed");
+        }
+    }
+
     /** The replica's process dies: memory gone, writes in flight lost or torn. */
     crash(index: number): void {
         assert(this.up[index] === 1);
         const replica = this.replicas[index]!;
-        this.viewDurableBeforeCrash[index] = replica.viewDurable;
+        this.checkers.onCrash(index, replica.viewDurable, replica.checkpointOp);
         this.parRepairsOfCrashed += replica.journal.faultyRepaired;
         replica.shutdown();
         this.storages[index]!.crash();
@@ -341,6 +390,7 @@ export class Cluster {
         const { replica, stateMachine } = this.buildReplica(index);
         this.replicas[index] = replica;
         this.stateMachines[index] = stateMachine;
+        this.states[index] = replicaState(replica, stateMachine);
         this.restarts++;
         this.checkers.onRestart(index);
         replica.open((ok) => this.openCallback(index, ok));
@@ -352,10 +402,13 @@ export class Cluster {
             this.checkers.fail(`replica ${index} could not recover: ${replica.openError}`);
             return;
         }
-        if (replica.viewDurable < this.viewDurableBeforeCrash[index]!) {
-            this.checkers.fail(`replica ${index} view regressed across a restart`);
-        }
-        this.checkers.onRecovered(index, replica.commitMin);
+        this.checkers.onRecovered(
+            index,
+            replica.commitMin,
+            replica.viewDurable,
+            replica.checkpointOp,
+            this.states[index]!,
+        );
         this.up[index] = 1;
     }
 
@@ -382,7 +435,7 @@ export class Cluster {
                 onInvoke: (clientIndex) => checkers.onInvoke(clientIndex),
                 onReply: (clientIndex, request, reply) =>
                     checkers.onReply(clientIndex, request, reply),
-                onEviction: (clientIndex) => checkers.onEviction(clientIndex),
+                onEviction: (clientIndex, session) => checkers.onEviction(clientIndex, session),
             },
             (source, target, message) => this.network.send(source, target, message),
         );
@@ -451,4 +504,12 @@ export class Cluster {
         for (const client of this.clients) total += client.requestsCompleted;
         return total;
     }
+}
+
+function replicaState(replica: Replica, stateMachine: KvStateMachine): ReplicaState {
+    return {
+        imageOffset: stateMachine.imageOffset,
+        imageSize: stateMachine.imageSize,
+        sessions: replica.sessions,
+    };
 }

@@ -1,19 +1,23 @@
 // The VOPR: one seed → one PRNG → one whole run. The seed draws the run's shape (swarm testing):
-// replica and client counts (unless given), the network's fault mix, storage latency, clock
-// offsets and the workload. Two phases:
+// replica and client counts (unless given), the network's fault mix, which storage fault kinds
+// are on and at what rate, crashes, storage latency, clock offsets and the workload. (A storm
+// run instead turns frequent crashes and every storage fault kind on.) Two phases:
 //   1. Safety: faults on; clients issue requests for `ticks` ticks; the checkers watch.
 //   2. Liveness: faults healed (network.heal()), clients stop issuing; within a bound every
 //      outstanding request must complete and every replica within the WAL window must converge
 //      on the highest commit. Replicas that fell behind their peers' WAL window need state sync
 //      (durable checkpoints) and are reported, not waited for.
-// The result carries a fingerprint: a checksum of the committed history and of every replica's
-// final state. The same seed and flags give the same fingerprint on any machine.
+// After both, replicas up at the same commit must hold the same state (KV image, client table),
+// whatever failed before. The result carries a fingerprint: a checksum of the committed history
+// and of every replica's final state. The same seed and flags give the same fingerprint on any
+// machine.
 
 import { assert } from "../stdx/assert.js";
 import { PRNG } from "../stdx/prng.js";
 import { type Config, test as testConfig } from "../constants.js";
 import { checksum } from "../vsr/checksum.js";
 import { type Replica, Status, type ReplicaFaults } from "../vsr/replica.js";
+import { stateDigestSize } from "./checkers.js";
 import { Cluster, type ClusterOptions, type CrashOptions, noCrashes } from "./cluster.js";
 import type { StorageFaultOptions } from "./storage.js";
 import { swarmNetworkOptions } from "./network.js";
@@ -27,7 +31,7 @@ export interface SimOptions {
     readonly config: Config;
     readonly checkInvariants: boolean;
     readonly livenessTicksMax: number;
-    /** Storm: frequent crashes and storage faults on every seed (for the fault-switch tests). */
+    /** Storm: frequent crashes and storage faults on every seed (CI storm seeds, --storm). */
     readonly storm: boolean;
 }
 
@@ -109,15 +113,25 @@ export function swarmClusterOptions(options: SimOptions): ClusterOptions {
     };
 }
 
-/** Storage faults per seed: off for a third of seeds, and always off for one replica. */
+/**
+ * Storage faults per seed, swarm style: each kind is on or off by its own draw (so some seeds
+ * run one kind alone, some all of them, some none), at a rate drawn per seed. Always off with
+ * one replica, which has no peer to repair from.
+ */
 function swarmStorageFaults(prng: PRNG, replicaCount: number): StorageFaultOptions {
-    const on = replicaCount >= 2 && prng.chance(0.66);
+    const on = replicaCount >= 2;
     return {
-        readFaultProbability: on ? prng.float() * 0.05 : 0,
-        writeFaultProbability: on ? prng.float() * 0.05 : 0,
-        misdirectProbability: on ? prng.float() * 0.05 : 0,
-        crashTornProbability: prng.float(),
+        readFaultProbability: swarmRate(prng, on, 0.7, 0.05),
+        writeFaultProbability: swarmRate(prng, on, 0.6, 0.05),
+        misdirectProbability: swarmRate(prng, on, 0.5, 0.05),
+        crashTornProbability: prng.chance(0.8) ? prng.float() : 0,
     };
+}
+
+/** With probability `share` (and only if allowed), a rate in (0, rateMax]; else 0. */
+function swarmRate(prng: PRNG, allowed: boolean, share: number, rateMax: number): number {
+    if (!prng.chance(share) || !allowed) return 0;
+    return rateMax * (0.05 + 0.95 * prng.float());
 }
 
 function stormStorageFaults(replicaCount: number): StorageFaultOptions {
@@ -132,9 +146,9 @@ function stormStorageFaults(replicaCount: number): StorageFaultOptions {
 
 const stormCrashes: CrashOptions = { crashProbability: 0.001, downTicksMin: 10, downTicksMax: 500 };
 
-/** Crashes per seed: none for a third of seeds, else a few per run. */
+/** Crashes per seed: none for a quarter of seeds, else a few per run. */
 function swarmCrashes(prng: PRNG): CrashOptions {
-    if (prng.chance(0.33)) return noCrashes;
+    if (prng.chance(0.25)) return noCrashes;
     return {
         crashProbability: prng.float() * 0.0002,
         downTicksMin: prng.range(1, 100),
@@ -161,16 +175,14 @@ export function runSimulation(options: SimOptions): SimResult {
         reason = "replica crashed: " + frames.slice(0, 6).join("\n");
         kind = "safety";
     }
-    if (cluster.checkers.violation !== null) {
+    // Every check runs, whatever failed before it: the final state comparison too.
+    stateDivergence(cluster);
+    const checkers = cluster.checkers;
+    if (checkers.violation !== null) {
+        const more = checkers.violations - 1;
+        const first = kind === "safety" ? `${reason}; then ` : "";
+        reason = first + checkers.violation + (more > 0 ? ` (and ${more} more)` : "");
         kind = "safety";
-        reason = cluster.checkers.violation;
-    }
-    if (kind !== "safety") {
-        const divergence = stateDivergence(cluster);
-        if (divergence !== null) {
-            kind = "safety";
-            reason = divergence;
-        }
     }
     return summarize(cluster, options.seed, kind, reason);
 }
@@ -222,24 +234,49 @@ function awaitingSync(cluster: Cluster, replica: Replica): boolean {
     return lag >= config.journalSlotCount - config.pipelinePrepareQueueMax - 1;
 }
 
-/** Replicas that executed the same ops must hold byte-identical state. */
-function stateDivergence(cluster: Cluster): string | null {
-    const bytes = cluster.arena.bytes;
-    for (let a = 0; a < cluster.replicas.length; a++) {
-        for (let b = a + 1; b < cluster.replicas.length; b++) {
+/**
+ * Replicas up at the end that executed the same ops must hold the same state: KV image and
+ * client table (a violation goes to the checkers).
+ */
+function stateDivergence(cluster: Cluster): void {
+    const replicaCount = cluster.replicas.length;
+    const digests = new Uint8Array(replicaCount * stateDigestSize);
+    for (let index = 0; index < replicaCount; index++) {
+        cluster.checkers.stateDigest(cluster.states[index]!, digests, index * stateDigestSize);
+    }
+    for (let a = 0; a < replicaCount; a++) {
+        for (let b = a + 1; b < replicaCount; b++) {
             if (cluster.up[a] === 0 || cluster.up[b] === 0) continue;
-            if (cluster.replicas[a]!.commitMin !== cluster.replicas[b]!.commitMin) continue;
-            const imageA = cluster.stateMachines[a]!;
-            const imageB = cluster.stateMachines[b]!;
-            for (let index = 0; index < imageA.imageSize; index++) {
-                if (bytes[imageA.imageOffset + index] !== bytes[imageB.imageOffset + index]) {
-                    const op = cluster.replicas[a]!.commitMin;
-                    return `replicas ${a} and ${b} differ in state at op ${op}`;
-                }
+            const op = cluster.replicas[a]!.commitMin;
+            if (op !== cluster.replicas[b]!.commitMin) continue;
+            for (let byte = 0; byte < stateDigestSize; byte++) {
+                if (digests[a * stateDigestSize + byte] === digests[b * stateDigestSize + byte])
+                    continue;
+                const what = byte < 16 ? "KV image" : "client table";
+                cluster.checkers.fail(`replicas ${a} and ${b} differ in ${what} at op ${op}`);
+                break;
             }
+            repliesDivergence(cluster, a, b, op);
         }
     }
-    return null;
+}
+
+/** Replies both replicas hold for the same client-table entry must have the same body. */
+function repliesDivergence(cluster: Cluster, a: number, b: number, op: number): void {
+    const checkers = cluster.checkers;
+    const digests = new Uint8Array(32);
+    const entriesMax = cluster.options.config.clientsMax;
+    for (let entry = 0; entry < entriesMax; entry++) {
+        if (!checkers.replyDigest(cluster.states[a]!, entry, digests, 0)) continue;
+        if (!checkers.replyDigest(cluster.states[b]!, entry, digests, 16)) continue;
+        for (let byte = 0; byte < 16; byte++) {
+            if (digests[byte] === digests[16 + byte]) continue;
+            checkers.fail(
+                `replicas ${a} and ${b} differ in the reply of entry ${entry} at op ${op}`,
+            );
+            return;
+        }
+    }
 }
 
 function summarize(

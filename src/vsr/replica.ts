@@ -104,13 +104,37 @@ export function quorums(replicaCount: number): Quorums {
 export interface ReplicaFaults {
     /** The primary commits on its own prepare_ok alone, without a replication quorum. */
     commitWithoutQuorum: boolean;
+    /** The primary commits with one prepare_ok fewer than the replication quorum. */
+    replicationQuorumOffByOne: boolean;
     /** Recovery accepts a prepare whose body fails its checksum (a corrupt WAL slot). */
     acceptCorruptPrepare: boolean;
+    /** A view change takes every do_view_change as canonical, whatever its log_view. */
+    canonicalIgnoresLogView: boolean;
+    /** A backup acknowledges a prepare as soon as it has it, before its write is durable. */
+    prepareOkBeforeDurable: boolean;
+    /**
+     * The "is this request new?" test passes duplicates: the primary prepares a retransmission
+     * of the latest committed request, and execution runs it again (two points, one flaw).
+     */
+    duplicateReexecuted: boolean;
+    /** A backup executes its whole log, past the commit number its primary announced. */
+    backupCommitsPastPrimary: boolean;
+    /** A view change truncates an op on one nack fewer than the nack quorum. */
+    truncateOneNackShort: boolean;
+    /** State sync discards the log above the installed checkpoint (ops it acknowledged). */
+    stateSyncDropsLog: boolean;
 }
 
 export const noReplicaFaults: ReplicaFaults = {
     commitWithoutQuorum: false,
+    replicationQuorumOffByOne: false,
     acceptCorruptPrepare: false,
+    canonicalIgnoresLogView: false,
+    prepareOkBeforeDurable: false,
+    duplicateReexecuted: false,
+    backupCommitsPastPrimary: false,
+    truncateOneNackShort: false,
+    stateSyncDropsLog: false,
 };
 
 /** Observers for the simulator's checkers (null in production). */
@@ -851,8 +875,11 @@ export class Replica {
         if (session > sessionStored) return this.dropRequest();
         const request = this.memory.getUint32(base + Request.request, true);
         const requestStored = this.sessions.request(entry);
-        if (request === requestStored) return this.resendReplyIfSame(entry, message);
-        if (request !== requestStored + 1) return this.dropRequest();
+        if (request === requestStored) {
+            if (!this.faults.duplicateReexecuted) return this.resendReplyIfSame(entry, message);
+        } else if (request !== requestStored + 1) {
+            return this.dropRequest();
+        }
         this.enqueueRequest(message);
     }
 
@@ -1037,7 +1064,9 @@ export class Replica {
         } else {
             this.appendPrepare(message, op);
         }
-        this.advanceCommitMax(readU64(this.memory, base + Prepare.commit));
+        if (this.faults.prepareOkBeforeDurable) this.sendPrepareOk(op);
+        const commit = readU64(this.memory, base + Prepare.commit);
+        this.advanceCommitMax(this.faults.backupCommitsPastPrimary ? this.op : commit);
         this.commitJournal();
     }
 
@@ -1150,7 +1179,7 @@ export class Replica {
     private sendPrepareOk(op: number): void {
         assert(!this.primary);
         if (this.logViewDurable !== this.view) return; // Sent again once the view is durable.
-        assert(this.journal.isDurable(op));
+        assert(this.journal.isDurable(op) || this.faults.prepareOkBeforeDurable);
         const header = this.journal.headerOffset(this.journal.slotOf(op));
         const message = this.acquireHeader(Command.prepareOk);
         const base = message.offset;
@@ -1187,7 +1216,8 @@ export class Replica {
         // Execution may lag commitMax (a checkpoint in flight, or a replay after a restart).
         while (this.pipelineCount > 0 && !this.checkpointing && this.commitMin === this.commitMax) {
             const oks = this.pipelineOks[this.pipelineHead] ?? 0;
-            const quorum = this.faults.commitWithoutQuorum ? 1 : this.quorums.replication;
+            let quorum = this.faults.commitWithoutQuorum ? 1 : this.quorums.replication;
+            if (this.faults.replicationQuorumOffByOne) quorum--;
             if (popcount(oks) < quorum) break;
             const prepare = this.pipeline[this.pipelineHead] ?? null;
             assert(prepare !== null);
@@ -1316,7 +1346,9 @@ export class Replica {
         // The session may have been evicted (or replaced) between prepare and commit: every
         // replica skips the request alike, and the client learns of it when it retries.
         if (entry < 0 || this.sessions.session(entry) !== session) return;
-        if (request !== this.sessions.request(entry) + 1) return;
+        const requestStored = this.sessions.request(entry);
+        const duplicate = this.faults.duplicateReexecuted && request <= requestStored;
+        if (request !== requestStored + 1 && !duplicate) return;
         const reply = this.buildReply(entryOffset, op, session, eventCount * kvResultSize);
         const written = this.stateMachine.commit(
             this.bytes,
@@ -1685,7 +1717,8 @@ export class Replica {
         for (let op = opHeadMin + 1; op <= opHeadMax; op++) {
             const canonicalOffset = this.canonicalOffsets[op - opHeadMin - 1] ?? -1;
             const nacks = this.countNacks(op, canonicalOffset, logViewMax, logViewOpMin);
-            if (nacks >= this.quorums.nack) {
+            const nackQuorum = this.quorums.nack - (this.faults.truncateOneNackShort ? 1 : 0);
+            if (nacks >= nackQuorum) {
                 // A committed op was acknowledged by a replication quorum, which every nack
                 // quorum intersects.
                 assert(op > commitMaxAll);
@@ -1745,6 +1778,7 @@ export class Replica {
     }
 
     private canonical(base: number, logViewMax: number): boolean {
+        if (this.faults.canonicalIgnoresLogView) return true;
         return this.memory.getUint32(base + DoViewChange.logView, true) === logViewMax;
     }
 
@@ -2440,6 +2474,10 @@ export class Replica {
         // (it fell behind in execution, not necessarily in its log).
         this.commitMin = op;
         this.commitMax = Math.max(this.commitMax, op);
+        if (this.faults.stateSyncDropsLog) {
+            for (let above = this.op; above > op; above--) this.journal.removeHeader(above);
+            this.op = op;
+        }
         this.op = Math.max(this.op, op);
         // Ops above that do not chain to the checkpoint belong to an older log: no longer
         // vouched for (a durable one is still never nacked).
