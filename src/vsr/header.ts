@@ -21,8 +21,13 @@ import { checksum, checksumEquals } from "./checksum.js";
 
 export const Command = {
     reserved: 0,
-    /** Connection hello and keepalive between replicas; handled by the message bus. */
+    /**
+     * Replica to replica, every ping interval: carries the sender's monotonic time for clock
+     * sync. The message bus also sends one, with a zero time, as its connection hello.
+     */
     ping: 1,
+    /** The answer to a ping: echoes its monotonic time and adds the responder's wall clock. */
+    pong: 2,
     request: 5,
     prepare: 6,
     prepareOk: 7,
@@ -125,7 +130,10 @@ export const StartView = { op: 128, commitMax: 136, reserved: 144 } as const;
 export const RequestHeaders = { opMin: 128, opMax: 136, reserved: 144 } as const;
 export const RequestPrepare = { prepareChecksum: 128, prepareOp: 144, reserved: 152 } as const;
 export const Headers = { reserved: 128 } as const;
-export const Ping = { reserved: 128 } as const;
+/** pingMonotonicUs: the sender's monotonic clock when it sent the ping (0: a bus hello). */
+export const Ping = { pingMonotonicUs: 128, reserved: 136 } as const;
+/** The ping's monotonic time echoed, and the responder's wall clock when it answered. */
+export const Pong = { pingMonotonicUs: 128, pongRealtimeUs: 136, reserved: 144 } as const;
 /** commitMin: the requester's (it needs a checkpoint above it); offset: the stream byte wanted. */
 export const RequestSync = { commitMin: 128, offset: 136, reserved: 144 } as const;
 /** A chunk of the checkpoint at checkpointOp: body = stream bytes [offset, offset + body size). */
@@ -253,6 +261,7 @@ function buildReservedFrom(): number[] {
     table[Command.requestPrepare] = RequestPrepare.reserved;
     table[Command.headers] = Headers.reserved;
     table[Command.ping] = Ping.reserved;
+    table[Command.pong] = Pong.reserved;
     table[Command.requestSync] = RequestSync.reserved;
     table[Command.sync] = Sync.reserved;
     table[Command.eviction] = Eviction.reserved;
@@ -332,6 +341,12 @@ function highHalvesSafe(view: DataView, base: number, command: number): boolean 
             return (
                 safe(view, base + RequestSync.commitMin) && safe(view, base + RequestSync.offset)
             );
+        case Command.ping:
+            return safe(view, base + Ping.pingMonotonicUs);
+        case Command.pong:
+            return (
+                safe(view, base + Pong.pingMonotonicUs) && safe(view, base + Pong.pongRealtimeUs)
+            );
         case Command.sync:
             return (
                 safe(view, base + Sync.checkpointOp) &&
@@ -381,6 +396,11 @@ function invalidCommand(
             return invalidHeaderArray(bodySize);
         case Command.headers:
             return invalidHeaderArray(bodySize);
+        case Command.pong:
+            // A pong answers a clock ping, never a hello (whose time is zero).
+            if (readU64(view, base + Pong.pingMonotonicUs) === 0) return "pong ping time == 0";
+            if (readU64(view, base + Pong.pongRealtimeUs) === 0) return "pong realtime == 0";
+            return bodySize === 0 ? null : "body not empty";
         case Command.requestHeaders:
             if (
                 readU64(view, base + RequestHeaders.opMin) >
@@ -475,6 +495,8 @@ for (const table of [
     Eviction,
     RequestSync,
     Sync,
+    Ping,
+    Pong,
 ]) {
     assertLayout(table, Frame.custom);
 }

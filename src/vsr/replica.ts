@@ -42,6 +42,8 @@ import {
     EvictionReason,
     Frame,
     Operation,
+    Ping,
+    Pong,
     Prepare,
     PrepareOk,
     Reply,
@@ -72,6 +74,7 @@ import type { Layout } from "./layout.js";
 import type { Message, MessagePool } from "./message_pool.js";
 import { ClientSessions } from "./client_sessions.js";
 import { Timeout } from "./timeout.js";
+import { Clock } from "./clock.js";
 import { Checkpointer } from "./checkpoint.js";
 import { Superblock, SuperblockField, formatVersion, viewHeadersMax } from "./superblock.js";
 
@@ -103,11 +106,14 @@ export interface ReplicaFaults {
     commitWithoutQuorum: boolean;
     /** Recovery accepts a prepare whose body fails its checksum (a corrupt WAL slot). */
     acceptCorruptPrepare: boolean;
+    /** The primary stamps prepares with its raw wall clock (no cluster time, no monotonicity). */
+    timestampFromLocalClock: boolean;
 }
 
 export const noReplicaFaults: ReplicaFaults = {
     commitWithoutQuorum: false,
     acceptCorruptPrepare: false,
+    timestampFromLocalClock: false,
 };
 
 /** Observers for the simulator's checkers (null in production). */
@@ -169,6 +175,8 @@ export class Replica {
     private readonly faults: ReplicaFaults;
     readonly journal: Journal;
     readonly sessions: ClientSessions;
+    /** Cluster time from ping/pong samples (Marzullo over a replication quorum of clocks). */
+    readonly clock: Clock;
     private readonly superblock: Superblock;
     private readonly checkpointer: Checkpointer;
 
@@ -312,7 +320,7 @@ export class Replica {
         for (let i = 0; i < this.derived.requestQueueMax; i++) this.requestQueue.push(null);
         for (let i = 0; i < options.replicaCount; i++) this.doViewChanges.push(null);
         this.canonicalOffsets = new Float64Array(config.pipelinePrepareQueueMax + 1);
-
+        this.clock = new Clock(options, this.quorums.replication);
         const timeout = (name: string, afterTicks: number): Timeout =>
             new Timeout(name, afterTicks, config.backoffTicksMax, options.prng);
         const c = config;
@@ -596,6 +604,7 @@ export class Replica {
         this.sessions.releaseAll();
         this.checkpointer.releaseAll();
         this.stopAllTimeouts();
+        this.clock.pingTimeout.stop();
     }
 
     // ---------------------------------------------------------------------------------------
@@ -604,6 +613,7 @@ export class Replica {
     tick(): void {
         this.ticks++;
         if (this.status === Status.recovering) return;
+        this.tickClock();
         this.prepareTimeout.tick();
         this.commitMessageTimeout.tick();
         this.normalHeartbeatTimeout.tick();
@@ -784,6 +794,10 @@ export class Replica {
                 return this.onRequestSync(message);
             case Command.sync:
                 return this.onSync(message);
+            case Command.ping:
+                return this.onPing(message);
+            case Command.pong:
+                return this.onPong(message);
             default:
                 // Replies and evictions are for clients: a replica ignores them.
                 this.stats.messagesInvalid++;
@@ -983,7 +997,7 @@ export class Replica {
             ? this.journal.headerOffset(this.journal.slotOf(this.op)) + Frame.checksum
             : this.commitMinChecksum;
         assert(this.journal.hasHeader(this.op) || this.op === this.commitMin);
-        this.prepareTimestampUs = Math.max(this.prepareTimestampUs + 1, this.time.realtimeUs());
+        this.prepareTimestampUs = this.prepareTimestampNextUs();
         const size = headerSizeOf(this.memory, base); // Set by packRequests; setFrame resets it.
         this.setFrame(base, Command.prepare);
         this.memory.setUint32(base + Frame.size, size, true);
@@ -2404,6 +2418,80 @@ export class Replica {
             if (replica !== this.replica) this.bus.sendToReplica(replica, message);
         }
         if (release) this.pool.unref(message);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Clock: ping/pong samples, cluster time, prepare timestamps (see src/vsr/clock.ts).
+
+    /** The ping timeout lives in the clock and runs in every status but recovering. */
+    private tickClock(): void {
+        const pingTimeout = this.clock.pingTimeout;
+        if (!pingTimeout.running) pingTimeout.startWithJitter();
+        this.clock.tick();
+        pingTimeout.tick();
+        if (pingTimeout.fired()) this.onPingTimeout();
+    }
+
+    private onPingTimeout(): void {
+        this.clock.pingTimeout.reset();
+        if (this.replicaCount === 1) return;
+        const message = this.acquireHeader(Command.ping);
+        // Zero is the message bus's connection hello, never a clock ping.
+        this.writeTimeUs(message.offset + Ping.pingMonotonicUs, this.clock.monotonicUs() || 1);
+        this.broadcast(message);
+    }
+
+    /** Answers a clock ping with our wall clock; the peer turns it into an offset sample. */
+    private onPing(message: Message): void {
+        const base = message.offset;
+        const source = headerReplica(this.memory, base);
+        if (source === this.replica) return;
+        if (readU64(this.memory, base + Ping.pingMonotonicUs) === 0) return; // A bus hello.
+        const pong = this.acquireHeader(Command.pong);
+        this.bytes.copyWithin(
+            pong.offset + Pong.pingMonotonicUs,
+            base + Ping.pingMonotonicUs,
+            base + Ping.pingMonotonicUs + 8,
+        );
+        const realtimeUs = this.clock.realtimeUs();
+        assert(realtimeUs > 0);
+        this.writeTimeUs(pong.offset + Pong.pongRealtimeUs, realtimeUs);
+        this.sendTo(source, pong);
+    }
+
+    private onPong(message: Message): void {
+        const base = message.offset;
+        const source = headerReplica(this.memory, base);
+        if (source === this.replica || this.replicaCount === 1) return;
+        this.clock.learn(
+            source,
+            readU64(this.memory, base + Pong.pingMonotonicUs),
+            readU64(this.memory, base + Pong.pongRealtimeUs),
+            this.clock.monotonicUs(),
+        );
+    }
+
+    /** A u64 time written as halves in place (a call with a value above 2^31 would box it). */
+    private writeTimeUs(offset: number, timeUs: number): void {
+        assert(Number.isSafeInteger(timeUs) && timeUs > 0);
+        this.memory.setUint32(offset, timeUs >>> 0, true);
+        this.memory.setUint32(offset + 4, Math.floor(timeUs / 0x1_0000_0000), true);
+    }
+
+    /**
+     * The next prepare's timestamp: strictly above the previous one, which the primary learns
+     * from the log's head when it takes over (primaryFinishViewChange) or recovers (recoverLog);
+     * and cluster time when a quorum of clocks agrees. Unsynchronized, the primary does not trust
+     * its own wall clock (it may be an hour off, or have jumped): it stamps the previous
+     * timestamp + 1 until a quorum agrees, so one bad clock never drags the log's time with it.
+     */
+    private prepareTimestampNextUs(): number {
+        // Test-only: the raw wall clock, which a jump or a new primary's slower clock sends back.
+        if (this.faults.timestampFromLocalClock) return this.time.realtimeUs();
+        const nextUs = this.prepareTimestampUs + 1;
+        const clusterUs = this.clock.realtimeSynchronizedUs();
+        if (clusterUs === null || clusterUs < nextUs) return nextUs;
+        return clusterUs;
     }
 
     // ---------------------------------------------------------------------------------------
