@@ -7,9 +7,13 @@
 //   agree holds a good clock), every synchronized replica's realtimeSynchronizedUs() is within
 //   its clock's error bound (tolerance + 2 × widest sample delay) plus the worst error of a good
 //   clock so far of the true simulated time. Bad clocks are the jumping and the far-off ones;
-//   good clocks only carry their initial offset and drift.
+//   good clocks only carry their initial offset and drift. Under the same condition no committed
+//   timestamp is ahead of true time by more than any synchronized reading can be (tolerance max
+//   plus a round trip, at most windowMax, plus a good clock's error): a far-off primary's clock
+//   never reaches the log.
 
 import { assert } from "../stdx/assert.js";
+import { clockOffsetToleranceMaxUs, clockWindowMaxUs } from "../vsr/clock.js";
 import { Prepare, readU64 } from "../vsr/header.js";
 import type { Message } from "../vsr/message_pool.js";
 import type { Replica } from "../vsr/replica.js";
@@ -27,7 +31,8 @@ export class ClockChecker {
     /** True when every quorum of clocks holds a good one, so cluster time must be accurate. */
     readonly quorumGood: boolean;
     private opLast = 0;
-    private timestampLastUs = 0;
+    /** The timestamp of the latest op committed (the log's time). */
+    timestampLastUs = 0;
     /** The worst |error| of any good clock so far. */
     private goodErrorMaxUs = 0;
     private ticks = 0;
@@ -57,10 +62,16 @@ export class ClockChecker {
         const timestampUs = readU64(view, prepare.offset + Prepare.timestamp);
         // The commit checker fails a first commit out of op order; this check needs no gap.
         if (op === this.opLast + 1 && timestampUs <= this.timestampLastUs) {
+            const how = timestampUs === this.timestampLastUs ? "repeats" : "goes back from";
             this.fail(
-                `op ${op} timestamp ${timestampUs} <= op ${this.opLast} timestamp ` +
+                `op ${op} timestamp ${timestampUs} ${how} op ${this.opLast} timestamp ` +
                     `${this.timestampLastUs}: prepare timestamps must strictly increase`,
             );
+        }
+        const aheadUs = timestampUs - this.times[0]!.trueRealtimeUs();
+        const aheadMaxUs = clockOffsetToleranceMaxUs + clockWindowMaxUs + this.goodErrorMaxUs;
+        if (this.quorumGood && aheadUs > aheadMaxUs) {
+            this.fail(`op ${op} timestamp is ${aheadUs} us ahead of true time (max ${aheadMaxUs})`);
         }
         this.opLast = op;
         this.timestampLastUs = timestampUs;

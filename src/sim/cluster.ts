@@ -194,7 +194,8 @@ export class Cluster {
     readonly times: SimTime[] = [];
     /** Per replica: 1 when its clock jumps or is far off (see ClockOptions). */
     readonly clockBad: Uint8Array;
-    private readonly farOffReplica: number;
+    /** The replica whose clock starts far off (-1: none). */
+    readonly farOffReplica: number;
     readonly stateMachines: KvStateMachine[] = [];
     private readonly regions: ArenaRegion[] = [];
     private readonly buses: ReplicaBus[] = [];

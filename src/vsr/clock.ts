@@ -111,8 +111,8 @@ export class Marzullo {
     /**
      * Sweeps the sorted bounds counting open intervals; each lower bound that reaches the best
      * count so far opens a candidate up to the next bound. Ties go to the narrower candidate.
-     * Worked example: [0,10], [5,15], [12,20] → counts 1, 2 (at 5..10), 1, 2 (at 12..15): both
-     * candidates have two sources and width 5, so the first, [5,10], wins.
+     * Worked example: [0,10], [5,15], [12,20] → one source on 0..5, two on 5..10, one on
+     * 10..12, two on 12..15: both candidates have two sources; [12,15] (width 3) beats [5,10].
      */
     smallestInterval(): void {
         assert(this.count % 2 === 0);
