@@ -50,8 +50,8 @@ import {
     Request,
     commandCount,
     invalidHeader,
-    readU64,
     setChecksums,
+    u64IsZero,
     validBodyChecksum,
     validHeaderChecksum,
 } from "../vsr/header.js";
@@ -663,7 +663,7 @@ export class NodeBus implements MessageBus {
         if (command === Command.ping) {
             // A hello (time zero) names the peer; a clock ping also goes to the replica.
             const result = this.onPing(connection, message.offset);
-            const hello = readU64(this.view, message.offset + Ping.pingMonotonicUs) === 0;
+            const hello = u64IsZero(this.view, message.offset + Ping.pingMonotonicUs);
             if (result === accepted && !hello) this.onMessageCallback(message);
             return result;
         }

@@ -15,7 +15,7 @@ import type { PRNG } from "../stdx/prng.js";
 import type { Time } from "../vsr/interfaces.js";
 
 /** 2026-01-01T00:00:00Z in microseconds: a fixed epoch, so runs never depend on the host clock. */
-const epochUs = 1_767_225_600_000_000;
+export const epochUs = 1_767_225_600_000_000;
 const hourUs = 3600 * 1_000_000;
 
 /** Faults beyond the fixed offset (which every SimTime takes). */
@@ -35,13 +35,18 @@ export const noClockFaults: ClockFaults = {
 
 export class SimTime implements Time {
     ticks = 0;
-    private readonly tickUs: number;
+    readonly tickUs: number;
     private readonly offsetUs: number;
     private readonly faults: ClockFaults;
     private readonly prng: PRNG | null;
     /** The sum of the jumps so far. */
     private jumpsUs = 0;
     jumps = 0;
+    /**
+     * [0]: the wall clock at this tick, computed once per tick: realtimeUs() stays a load that
+     * V8 inlines (a double returned from a call it does not inline is boxed).
+     */
+    private readonly nowUs = new Float64Array(1);
 
     /** offsetUs: the wall clock's error at tick 0. */
     constructor(
@@ -60,10 +65,16 @@ export class SimTime implements Time {
         this.offsetUs = offsetUs;
         this.faults = faults;
         this.prng = prng;
+        this.nowUs[0] = epochUs + this.errorUs();
     }
 
     tick(): void {
         this.ticks++;
+        this.jump();
+        this.nowUs[0] = epochUs + this.ticks * this.tickUs + this.errorUs();
+    }
+
+    private jump(): void {
         const prng = this.prng;
         if (prng === null || this.faults.jumpProbability === 0) return;
         if (!prng.chance(this.faults.jumpProbability)) return;
@@ -89,6 +100,6 @@ export class SimTime implements Time {
     }
 
     realtimeUs(): number {
-        return epochUs + this.ticks * this.tickUs + this.errorUs();
+        return this.nowUs[0]!;
     }
 }

@@ -33,6 +33,7 @@ import type { PRNG } from "../stdx/prng.js";
 import { type Config, replicasMax } from "../constants.js";
 import type { Time } from "./interfaces.js";
 import { Timeout } from "./timeout.js";
+import { Frame, Pong } from "./header.js";
 
 /** The widest disagreement still called synchronized (TigerBeetle: 10 s). */
 export const clockOffsetToleranceMaxUs = 10_000_000;
@@ -157,18 +158,24 @@ export interface ClockStats {
     windowsExpired: number;
 }
 
+// Indices into Samples.at: times kept in a Float64Array, because a double stored in a plain
+// field, or passed to a call V8 does not inline, may be boxed (a heap number per store).
+/** Monotonic time when the samples began. */
+const monotonicAt = 0;
+/** Wall clock when the samples began: offsets are relative to it plus monotonic time since. */
+const realtimeAt = 1;
+/** The agreed offset interval, and the tolerance it was found at. */
+const lowerAt = 2;
+const upperAt = 3;
+const toleranceAt = 4;
+
 /** A set of per-source samples with the time it began: the epoch in use, or the window. */
 class Samples {
     readonly offsetUs: Float64Array;
     readonly delayUs: Float64Array;
     readonly sampled: Uint8Array;
-    monotonicUs = 0;
-    realtimeUs = 0;
+    readonly at = new Float64Array(5);
     synchronized = false;
-    /** The agreed offset interval (relative to realtimeUs + monotonic time elapsed). */
-    lowerUs = 0;
-    upperUs = 0;
-    toleranceUs = 0;
     learned = false;
 
     constructor(sourceCount: number) {
@@ -177,18 +184,17 @@ class Samples {
         this.sampled = new Uint8Array(sourceCount);
     }
 
-    reset(self: number, monotonicUs: number, realtimeUs: number): void {
+    /** Starts over at `now` ([0] monotonic, [1] wall clock), with only our own sample. */
+    reset(self: number, now: Float64Array): void {
         this.sampled.fill(0);
         this.offsetUs.fill(0);
         this.delayUs.fill(0);
         // A replica's own reading has no offset and no delay.
         this.sampled[self] = 1;
-        this.monotonicUs = monotonicUs;
-        this.realtimeUs = realtimeUs;
+        this.at.fill(0);
+        this.at[monotonicAt] = now[0]!;
+        this.at[realtimeAt] = now[1]!;
         this.synchronized = false;
-        this.lowerUs = 0;
-        this.upperUs = 0;
-        this.toleranceUs = 0;
         this.learned = false;
     }
 
@@ -196,12 +202,8 @@ class Samples {
         this.offsetUs.set(other.offsetUs);
         this.delayUs.set(other.delayUs);
         this.sampled.set(other.sampled);
-        this.monotonicUs = other.monotonicUs;
-        this.realtimeUs = other.realtimeUs;
+        this.at.set(other.at);
         this.synchronized = other.synchronized;
-        this.lowerUs = other.lowerUs;
-        this.upperUs = other.upperUs;
-        this.toleranceUs = other.toleranceUs;
         this.learned = other.learned;
     }
 
@@ -234,6 +236,18 @@ export class Clock {
     private readonly epoch: Samples;
     private readonly window: Samples;
     private readonly marzullo: Marzullo;
+    /**
+     * A sample's m0, t1, m2 between learn()/learnPong() and learnSample(): values above 2^31
+     * passed as arguments to a call V8 does not inline would be boxed (a heap number each).
+     */
+    private readonly sample = new Float64Array(3);
+    /**
+     * Read once per tick: [0] monotonic, [1] wall clock. Pings and window starts use it, so
+     * code that runs a few times a second reads no time through a call (see `sample`).
+     */
+    private readonly now = new Float64Array(2);
+    /** [0]: cluster time when readSynchronized() last returned true. */
+    readonly synchronizedUs = new Float64Array(1);
     /** Fires every clockPingIntervalUs (in ticks): the replica then pings every peer. */
     readonly pingTimeout: Timeout;
     readonly stats: ClockStats = {
@@ -260,11 +274,13 @@ export class Clock {
         this.epoch = new Samples(replicaCount);
         this.window = new Samples(replicaCount);
         this.marzullo = new Marzullo(replicaCount);
+        this.now[0] = time.monotonicUs();
+        this.now[1] = time.realtimeUs();
         const config = options.config;
         const pingTicks = Math.max(1, Math.round(clockPingIntervalUs / (config.tickMs * 1000)));
         this.pingTimeout = new Timeout("ping", pingTicks, config.backoffTicksMax, options.prng);
-        this.epoch.reset(replica, time.monotonicUs(), time.realtimeUs());
-        this.window.reset(replica, time.monotonicUs(), time.realtimeUs());
+        this.epoch.reset(replica, this.now);
+        this.window.reset(replica, this.now);
     }
 
     monotonicUs(): number {
@@ -282,6 +298,43 @@ export class Clock {
 
     /** Learns from a pong: `m0` our ping's monotonic time, `t1` the peer's wall clock. */
     learn(source: number, m0Us: number, t1Us: number, m2Us: number): void {
+        this.sample[0] = m0Us;
+        this.sample[1] = t1Us;
+        this.sample[2] = m2Us;
+        this.learnSample(source);
+    }
+
+    /** Learns from a valid pong at `base` (its u64 fields read in place), received now. */
+    learnPong(view: DataView, base: number): void {
+        const m0 = base + Pong.pingMonotonicUs;
+        const t1 = base + Pong.pongRealtimeUs;
+        this.sample[0] = view.getUint32(m0, true) + view.getUint32(m0 + 4, true) * 0x1_0000_0000;
+        this.sample[1] = view.getUint32(t1, true) + view.getUint32(t1 + 4, true) * 0x1_0000_0000;
+        this.sample[2] = this.time.monotonicUs();
+        this.learnSample(view.getUint8(base + Frame.replica));
+    }
+
+    /** Writes this tick's monotonic time (never 0: a hello's) into a ping at `offset`. */
+    writeMonotonicUs(view: DataView, offset: number): void {
+        let timeUs = this.now[0]!;
+        if (timeUs === 0) timeUs = 1;
+        assert(Number.isSafeInteger(timeUs));
+        view.setUint32(offset, timeUs >>> 0, true);
+        view.setUint32(offset + 4, Math.floor(timeUs / 0x1_0000_0000), true);
+    }
+
+    /** Writes our raw wall clock into a pong at `offset`. */
+    writeRealtimeUs(view: DataView, offset: number): void {
+        const timeUs = this.time.realtimeUs();
+        assert(Number.isSafeInteger(timeUs) && timeUs > 0);
+        view.setUint32(offset, timeUs >>> 0, true);
+        view.setUint32(offset + 4, Math.floor(timeUs / 0x1_0000_0000), true);
+    }
+
+    private learnSample(source: number): void {
+        const m0Us = this.sample[0]!;
+        const t1Us = this.sample[1]!;
+        const m2Us = this.sample[2]!;
         assert(source !== this.replica);
         assert(source >= 0 && source < this.replicaCount);
         assert(m0Us >= 0 && t1Us >= 0 && m2Us >= 0);
@@ -289,17 +342,18 @@ export class Clock {
         const window = this.window;
         // m0 after m2 cannot come from our own ping; m0 before the window belongs to a
         // discarded window (its offset would be measured against another start).
-        if (m0Us > m2Us || m0Us < window.monotonicUs) {
+        const windowMonotonicUs = window.at[monotonicAt]!;
+        if (m0Us > m2Us || m0Us < windowMonotonicUs) {
             this.stats.samplesRejected++;
             return;
         }
-        const elapsedUs = m2Us - window.monotonicUs;
+        const elapsedUs = m2Us - windowMonotonicUs;
         if (elapsedUs > clockWindowMaxUs) {
             this.stats.samplesRejected++;
             return;
         }
         const delayUs = Math.floor((m2Us - m0Us) / 2);
-        const offsetUs = t1Us + delayUs - (window.realtimeUs + elapsedUs);
+        const offsetUs = t1Us + delayUs - (window.at[realtimeAt]! + elapsedUs);
         // The smaller the delay, the tighter the bound: keep the best sample per source (a
         // newer one wins a tie).
         if (window.sampled[source] === 0 || delayUs <= window.delayUs[source]!) {
@@ -313,23 +367,26 @@ export class Clock {
 
     /** Called every tick: synchronizes a ready window, expires an old epoch. */
     tick(): void {
+        this.now[0] = this.time.monotonicUs();
+        this.now[1] = this.time.realtimeUs();
         if (this.synchronizationDisabled) return;
         this.synchronize();
-        if (this.time.monotonicUs() - this.epoch.monotonicUs >= clockEpochMaxUs) {
+        if (this.now[0]! - this.epoch.at[monotonicAt]! >= clockEpochMaxUs) {
             if (this.epoch.synchronized) this.stats.epochsExpired++;
-            this.epoch.reset(this.replica, this.time.monotonicUs(), this.time.realtimeUs());
+            this.epoch.reset(this.replica, this.now);
         }
-        assert(this.window.monotonicUs >= this.epoch.monotonicUs || !this.epoch.synchronized);
+        const windowMonotonicUs = this.window.at[monotonicAt]!;
+        assert(windowMonotonicUs >= this.epoch.at[monotonicAt]! || !this.epoch.synchronized);
     }
 
     private synchronize(): void {
         const window = this.window;
         assert(!window.synchronized);
-        const elapsedUs = this.time.monotonicUs() - window.monotonicUs;
+        const elapsedUs = this.now[0]! - window.at[monotonicAt]!;
         if (elapsedUs < clockWindowMinUs) return;
         if (elapsedUs >= clockWindowMaxUs) {
             this.stats.windowsExpired++;
-            window.reset(this.replica, this.time.monotonicUs(), this.time.realtimeUs());
+            window.reset(this.replica, this.now);
             return;
         }
         if (!window.learned) return;
@@ -340,16 +397,16 @@ export class Clock {
             this.agree(toleranceUs);
             if (this.marzullo.sourcesTrue < this.quorum) break;
             window.synchronized = true;
-            window.lowerUs = this.marzullo.lowerUs;
-            window.upperUs = this.marzullo.upperUs;
-            window.toleranceUs = toleranceUs;
+            window.at[lowerAt] = this.marzullo.lowerUs;
+            window.at[upperAt] = this.marzullo.upperUs;
+            window.at[toleranceAt] = toleranceUs;
             if (toleranceUs === 0) break;
             toleranceUs = Math.floor(toleranceUs / 2);
         }
         if (!window.synchronized) return;
-        assert(window.lowerUs <= window.upperUs);
+        assert(window.at[lowerAt]! <= window.at[upperAt]!);
         this.epoch.copyFrom(window);
-        window.reset(this.replica, this.time.monotonicUs(), this.time.realtimeUs());
+        window.reset(this.replica, this.now);
         this.stats.synchronizations++;
     }
 
@@ -371,12 +428,27 @@ export class Clock {
      * of clocks agrees (the primary then stamps prepares from the log alone; see Replica).
      */
     realtimeSynchronizedUs(): number | null {
+        return this.readSynchronized() ? this.synchronizedUs[0]! : null;
+    }
+
+    /** The same without allocating: true and synchronizedUs set, or false when unsynchronized. */
+    readSynchronized(): boolean {
         const realtimeUs = this.time.realtimeUs();
-        if (this.synchronizationDisabled) return realtimeUs;
+        if (this.synchronizationDisabled) {
+            this.synchronizedUs[0] = realtimeUs;
+            return true;
+        }
         const epoch = this.epoch;
-        if (!epoch.synchronized) return null;
-        const baseUs = epoch.realtimeUs + (this.time.monotonicUs() - epoch.monotonicUs);
-        return Math.min(Math.max(realtimeUs, baseUs + epoch.lowerUs), baseUs + epoch.upperUs);
+        if (!epoch.synchronized) return false;
+        const at = epoch.at;
+        const baseUs = at[realtimeAt]! + (this.time.monotonicUs() - at[monotonicAt]!);
+        const lowerUs = baseUs + at[lowerAt]!;
+        const upperUs = baseUs + at[upperAt]!;
+        assert(lowerUs <= upperUs);
+        this.synchronizedUs[0] =
+            realtimeUs < lowerUs ? lowerUs : realtimeUs > upperUs ? upperUs : realtimeUs;
+        assert(this.synchronizedUs[0]! > 0);
+        return true;
     }
 
     /**
@@ -387,6 +459,6 @@ export class Clock {
     errorBoundUs(): number {
         if (this.synchronizationDisabled) return 0;
         assert(this.epoch.synchronized);
-        return this.epoch.toleranceUs + 2 * this.epoch.delayMaxUs();
+        return this.epoch.at[toleranceAt]! + 2 * this.epoch.delayMaxUs();
     }
 }

@@ -183,6 +183,11 @@ export function u128IsZero(view: DataView, offset: number): boolean {
     );
 }
 
+/** Compares both halves as u32s: no double (readU64 of a time above 2^31 may box one). */
+export function u64IsZero(view: DataView, offset: number): boolean {
+    return (view.getUint32(offset, true) | view.getUint32(offset + 4, true)) === 0;
+}
+
 export function headerCommand(view: DataView, base: number): number {
     return view.getUint8(base + Frame.command);
 }
@@ -398,8 +403,8 @@ function invalidCommand(
             return invalidHeaderArray(bodySize);
         case Command.pong:
             // A pong answers a clock ping, never a hello (whose time is zero).
-            if (readU64(view, base + Pong.pingMonotonicUs) === 0) return "pong ping time == 0";
-            if (readU64(view, base + Pong.pongRealtimeUs) === 0) return "pong realtime == 0";
+            if (u64IsZero(view, base + Pong.pingMonotonicUs)) return "pong ping time == 0";
+            if (u64IsZero(view, base + Pong.pongRealtimeUs)) return "pong realtime == 0";
             return bodySize === 0 ? null : "body not empty";
         case Command.requestHeaders:
             if (

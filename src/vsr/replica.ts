@@ -63,6 +63,7 @@ import {
     setChecksums,
     u128Equal,
     u128IsZero,
+    u64IsZero,
     validBodyChecksum,
     validHeaderChecksum,
     writeRootPrepare,
@@ -997,7 +998,7 @@ export class Replica {
             ? this.journal.headerOffset(this.journal.slotOf(this.op)) + Frame.checksum
             : this.commitMinChecksum;
         assert(this.journal.hasHeader(this.op) || this.op === this.commitMin);
-        this.prepareTimestampUs = this.prepareTimestampNextUs();
+        this.stampTimestamp();
         const size = headerSizeOf(this.memory, base); // Set by packRequests; setFrame resets it.
         this.setFrame(base, Command.prepare);
         this.memory.setUint32(base + Frame.size, size, true);
@@ -2436,8 +2437,7 @@ export class Replica {
         this.clock.pingTimeout.reset();
         if (this.replicaCount === 1) return;
         const message = this.acquireHeader(Command.ping);
-        // Zero is the message bus's connection hello, never a clock ping.
-        this.writeTimeUs(message.offset + Ping.pingMonotonicUs, this.clock.monotonicUs() || 1);
+        this.clock.writeMonotonicUs(this.memory, message.offset + Ping.pingMonotonicUs);
         this.broadcast(message);
     }
 
@@ -2446,16 +2446,15 @@ export class Replica {
         const base = message.offset;
         const source = headerReplica(this.memory, base);
         if (source === this.replica) return;
-        if (readU64(this.memory, base + Ping.pingMonotonicUs) === 0) return; // A bus hello.
+        if (u64IsZero(this.memory, base + Ping.pingMonotonicUs)) return; // A bus hello.
         const pong = this.acquireHeader(Command.pong);
         this.bytes.copyWithin(
             pong.offset + Pong.pingMonotonicUs,
             base + Ping.pingMonotonicUs,
             base + Ping.pingMonotonicUs + 8,
         );
-        const realtimeUs = this.clock.realtimeUs();
-        assert(realtimeUs > 0);
-        this.writeTimeUs(pong.offset + Pong.pongRealtimeUs, realtimeUs);
+        this.clock.writeRealtimeUs(this.memory, pong.offset + Pong.pongRealtimeUs);
+        assert(!u64IsZero(this.memory, pong.offset + Pong.pongRealtimeUs));
         this.sendTo(source, pong);
     }
 
@@ -2463,35 +2462,29 @@ export class Replica {
         const base = message.offset;
         const source = headerReplica(this.memory, base);
         if (source === this.replica || this.replicaCount === 1) return;
-        this.clock.learn(
-            source,
-            readU64(this.memory, base + Pong.pingMonotonicUs),
-            readU64(this.memory, base + Pong.pongRealtimeUs),
-            this.clock.monotonicUs(),
-        );
-    }
-
-    /** A u64 time written as halves in place (a call with a value above 2^31 would box it). */
-    private writeTimeUs(offset: number, timeUs: number): void {
-        assert(Number.isSafeInteger(timeUs) && timeUs > 0);
-        this.memory.setUint32(offset, timeUs >>> 0, true);
-        this.memory.setUint32(offset + 4, Math.floor(timeUs / 0x1_0000_0000), true);
+        this.clock.learnPong(this.memory, base);
     }
 
     /**
-     * The next prepare's timestamp: strictly above the previous one, which the primary learns
+     * Sets the next prepare's timestamp: strictly above the previous one, which the primary learns
      * from the log's head when it takes over (primaryFinishViewChange) or recovers (recoverLog);
      * and cluster time when a quorum of clocks agrees. Unsynchronized, the primary does not trust
      * its own wall clock (it may be an hour off, or have jumped): it stamps the previous
      * timestamp + 1 until a quorum agrees, so one bad clock never drags the log's time with it.
      */
-    private prepareTimestampNextUs(): number {
-        // Test-only: the raw wall clock, which a jump or a new primary's slower clock sends back.
-        if (this.faults.timestampFromLocalClock) return this.time.realtimeUs();
+    private stampTimestamp(): void {
+        if (this.faults.timestampFromLocalClock) {
+            // Test-only: the raw wall clock, which a jump or a slower new primary sends back.
+            this.prepareTimestampUs = this.time.realtimeUs();
+            return;
+        }
         const nextUs = this.prepareTimestampUs + 1;
-        const clusterUs = this.clock.realtimeSynchronizedUs();
-        if (clusterUs === null || clusterUs < nextUs) return nextUs;
-        return clusterUs;
+        const synchronized = this.clock.readSynchronized();
+        // Read from the clock's field, not returned: no heap number per prepare.
+        this.prepareTimestampUs = synchronized
+            ? Math.max(nextUs, this.clock.synchronizedUs[0]!)
+            : nextUs;
+        assert(this.prepareTimestampUs >= nextUs || this.faults.timestampFromLocalClock);
     }
 
     // ---------------------------------------------------------------------------------------
