@@ -26,7 +26,9 @@
 // Left out on purpose: TigerBeetle's asymmetric-delay correction, which can move a sample outside
 // its own ± delay bound; without it every interval provably contains the source's true offset.
 //
-// Memory: per-source samples in typed arrays sized at construction; no allocation after.
+// Memory: per-source samples in typed arrays sized at construction; no allocation after. Times
+// (µs, above 2^31) cross calls only through Float64Arrays or as u32 halves written in place: V8
+// boxes a double passed to, or returned from, a call it does not inline (a heap number each).
 
 import { assert } from "../stdx/assert.js";
 import type { PRNG } from "../stdx/prng.js";
@@ -283,15 +285,6 @@ export class Clock {
         this.window.reset(replica, this.now);
     }
 
-    monotonicUs(): number {
-        return this.time.monotonicUs();
-    }
-
-    /** This replica's raw wall clock: for pongs only (peers judge it), never for timestamps. */
-    realtimeUs(): number {
-        return this.time.realtimeUs();
-    }
-
     get synchronized(): boolean {
         return this.synchronizationDisabled || this.epoch.synchronized;
     }
@@ -323,7 +316,7 @@ export class Clock {
         view.setUint32(offset + 4, Math.floor(timeUs / 0x1_0000_0000), true);
     }
 
-    /** Writes our raw wall clock into a pong at `offset`. */
+    /** Writes our raw wall clock into a pong at `offset`: peers judge it; it stamps nothing. */
     writeRealtimeUs(view: DataView, offset: number): void {
         const timeUs = this.time.realtimeUs();
         assert(Number.isSafeInteger(timeUs) && timeUs > 0);
