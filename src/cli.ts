@@ -51,7 +51,8 @@ function simClientsMax(replicaCount: number = replicasMax): number {
     return 255 - replicaCount;
 }
 
-const simUsage = `usage: vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--storm] [--json]
+const simUsage = `usage: vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--storm]
+               [--json]
   One deterministic simulation: the seed draws the cluster's shape, its faults and the
   workload; --replicas (1..6) and --clients (1..${simClientsMax()}) override the draw;
   --ticks (0..${simTicksMax}) is the length of the faulty phase (default 20000);

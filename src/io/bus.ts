@@ -50,11 +50,13 @@ import {
     Eviction,
     EvictionReason,
     Frame,
+    Ping,
     Reply,
     Request,
     commandCount,
     invalidHeader,
     setChecksums,
+    u64IsZero,
     validBodyChecksum,
     validHeaderChecksum,
 } from "../vsr/header.js";
@@ -723,7 +725,13 @@ export class NodeBus implements MessageBus {
     /** Applies the connection's role rules to a valid message and delivers it. */
     private route(connection: Connection, message: Message): number {
         const command = this.view.getUint8(message.offset + Frame.command);
-        if (command === Command.ping) return this.onPing(connection, message.offset);
+        if (command === Command.ping) {
+            // A hello (time zero) names the peer; a clock ping also goes to the replica.
+            const result = this.onPing(connection, message.offset);
+            const hello = u64IsZero(this.view, message.offset + Ping.pingMonotonicUs);
+            if (result === accepted && !hello) this.onMessageCallback(message);
+            return result;
+        }
         if (connection.role === Role.pending) this.becomeClient(connection);
         if (connection.role === Role.client) {
             if (command !== Command.request) return DropReason.clientSentReplicaCommand;

@@ -43,6 +43,7 @@ import {
     noStorageFaults,
 } from "./storage.js";
 import { SimTime } from "./time.js";
+import { ClockChecker } from "./clock_checker.js";
 
 export interface ClusterOptions {
     readonly seed: number;
@@ -56,7 +57,7 @@ export interface ClusterOptions {
     readonly faults: ReplicaFaults | null;
     readonly storageFaults: StorageFaultOptions;
     readonly crashes: CrashOptions;
-    readonly clockOffsetUsMax: number;
+    readonly clock: ClockOptions;
     readonly checkInvariants: boolean;
     readonly opsMax: number;
 }
@@ -90,6 +91,33 @@ class ReplicaBus implements MessageBus {
         this.cluster.network.send(this.replica, this.cluster.replicas.length + client, message);
     }
 }
+
+/**
+ * Clock faults (see src/sim/time.ts). Good clocks carry only an offset and drift; a jumping
+ * clock or the far-off one is bad (the clock checker counts them against the quorum).
+ */
+export interface ClockOptions {
+    /** Every clock starts within ± this of true time. */
+    readonly offsetUsMax: number;
+    /** Every clock's rate error is drawn uniformly in ± this (µs per second). */
+    readonly driftPpmMax: number;
+    /** Each replica's clock jumps with this probability (drawn once per replica). */
+    readonly jumpingProbability: number;
+    /** On a jumping clock: the chance of a jump per tick, and its size bound (either way). */
+    readonly jumpProbability: number;
+    readonly jumpUsMax: number;
+    /** One replica, drawn, starts this far off (either way; 0: none). */
+    readonly farOffUs: number;
+}
+
+export const noClockFaultOptions: ClockOptions = {
+    offsetUsMax: 0,
+    driftPpmMax: 0,
+    jumpingProbability: 0,
+    jumpProbability: 0,
+    jumpUsMax: 0,
+    farOffUs: 0,
+};
 
 export interface CrashOptions {
     /** Per tick and replica while up. */
@@ -176,6 +204,10 @@ export class Cluster {
     readonly replicas: Replica[] = [];
     readonly storages: SimStorage[] = [];
     readonly times: SimTime[] = [];
+    /** Per replica: 1 when its clock jumps or is far off (see ClockOptions). */
+    readonly clockBad: Uint8Array;
+    /** The replica whose clock starts far off (-1: none). */
+    readonly farOffReplica: number;
     readonly stateMachines: KvStateMachine[] = [];
     /** Per replica: what the checkers digest (rebuilt with the replica at a restart). */
     readonly states: ReplicaState[] = [];
@@ -193,6 +225,7 @@ export class Cluster {
     crashOptions: CrashOptions;
     readonly clients: SimClient[] = [];
     readonly checkers: Checkers;
+    readonly clockChecker: ClockChecker;
     ticks = 0;
 
     constructor(options: ClusterOptions) {
@@ -216,6 +249,9 @@ export class Cluster {
         );
         this.up = new Uint8Array(options.replicaCount).fill(1);
         this.restartTicks = new Float64Array(options.replicaCount);
+        this.clockBad = new Uint8Array(options.replicaCount);
+        this.farOffReplica =
+            options.clock.farOffUs === 0 ? -1 : this.prng.int(options.replicaCount);
         for (let index = 0; index < options.replicaCount; index++) this.createReplica(index);
         const scratchOffset = this.arena.allocate(config.clientsMax * 64, 16);
         this.checkers = new Checkers(
@@ -232,6 +268,12 @@ export class Cluster {
                 seed: options.seed,
             },
             this.arena,
+        );
+        this.clockChecker = new ClockChecker(
+            this.times,
+            this.clockBad,
+            this.replicas[0]!.quorums.replication,
+            (reason) => this.checkers.fail(reason),
         );
         for (let index = 0; index < options.clientCount; index++) this.createClient(index);
         this.arena.seal();
@@ -272,11 +314,7 @@ export class Cluster {
     private createReplica(index: number): void {
         const options = this.options;
         const config = options.config;
-        const offsetUs =
-            options.clockOffsetUsMax === 0
-                ? 0
-                : this.prng.range(-options.clockOffsetUsMax, options.clockOffsetUsMax);
-        this.times.push(new SimTime(config.tickMs, offsetUs));
+        this.times.push(this.createTime(index));
         const storage = new SimStorage(
             {
                 ...options.storage,
@@ -303,6 +341,25 @@ export class Cluster {
         this.states.push(replicaState(replica, stateMachine));
     }
 
+    /** The replica's clock, with the faults drawn for it (see ClockOptions). */
+    private createTime(index: number): SimTime {
+        const clock = this.options.clock;
+        const prng = this.prng;
+        let offsetUs =
+            clock.offsetUsMax === 0 ? 0 : prng.range(-clock.offsetUsMax, clock.offsetUsMax);
+        if (index === this.farOffReplica)
+            offsetUs += prng.chance(0.5) ? clock.farOffUs : -clock.farOffUs;
+        const jumping = clock.jumpingProbability > 0 && prng.chance(clock.jumpingProbability);
+        const faults = {
+            driftPpm:
+                clock.driftPpmMax === 0 ? 0 : prng.range(-clock.driftPpmMax, clock.driftPpmMax),
+            jumpProbability: jumping ? clock.jumpProbability : 0,
+            jumpUsMax: jumping ? clock.jumpUsMax : 0,
+        };
+        this.clockBad[index] = jumping || index === this.farOffReplica ? 1 : 0;
+        return new SimTime(this.options.config.tickMs, offsetUs, faults, new PRNG(prng.u53()));
+    }
+
     /** A replica (and its state machine) over the replica's arena region, as after a boot. */
     private buildReplica(index: number): { replica: Replica; stateMachine: KvStateMachine } {
         const options = this.options;
@@ -325,7 +382,10 @@ export class Cluster {
             stateMachine,
             prng: this.replicaPrngs[index]!,
             hooks: {
-                onCommit: (replicaIndex, op, prepare) => this.onCommit(replicaIndex, op, prepare),
+                onCommit: (replicaIndex, op, prepare) => {
+                    this.onCommit(replicaIndex, op, prepare);
+                    this.clockChecker.onCommit(op, prepare, this.arena.view);
+                },
                 onStateSync: (replicaIndex, op) => {
                     this.checkers.onStateSync(replicaIndex, op);
                     this.checkers.onStateSyncState(replicaIndex, op, this.states[replicaIndex]!);
@@ -479,6 +539,7 @@ export class Cluster {
             if (this.prng.chance(this.crashOptions.crashProbability)) this.crash(index);
         }
         for (const client of this.clients) client.tick();
+        this.clockChecker.tick(this.replicas, this.up);
     }
 
     private tickDown(index: number): void {

@@ -18,7 +18,13 @@ import { type Config, test as testConfig } from "../constants.js";
 import { checksum } from "../vsr/checksum.js";
 import { type Replica, Status, type ReplicaFaults } from "../vsr/replica.js";
 import { stateDigestSize } from "./checkers.js";
-import { Cluster, type ClusterOptions, type CrashOptions, noCrashes } from "./cluster.js";
+import {
+    type ClockOptions,
+    Cluster,
+    type ClusterOptions,
+    type CrashOptions,
+    noCrashes,
+} from "./cluster.js";
 import type { StorageFaultOptions } from "./storage.js";
 import { swarmNetworkOptions } from "./network.js";
 
@@ -107,9 +113,26 @@ export function swarmClusterOptions(options: SimOptions): ClusterOptions {
             ? stormStorageFaults(replicaCount)
             : swarmStorageFaults(prng, replicaCount),
         crashes: options.storm ? stormCrashes : swarmCrashes(prng),
-        clockOffsetUsMax: prng.chance(0.5) ? 2_000_000 : 0,
+        clock: swarmClockOptions(prng),
         checkInvariants: options.checkInvariants,
         opsMax: options.ticks + options.livenessTicksMax + 16,
+    };
+}
+
+/**
+ * Clock faults per seed: offsets (up to 2 s) and drift (up to 500 ppm) on half the seeds each;
+ * jumping clocks (steps up to 20 s either way, about one a minute) on a third; one replica up to
+ * 2 h off on a third. Other seeds keep perfect clocks.
+ */
+function swarmClockOptions(prng: PRNG): ClockOptions {
+    const jumping = prng.chance(0.33);
+    return {
+        offsetUsMax: prng.chance(0.5) ? prng.range(1, 2_000_000) : 0,
+        driftPpmMax: prng.chance(0.5) ? prng.range(1, 500) : 0,
+        jumpingProbability: jumping ? 0.2 + 0.8 * prng.float() : 0,
+        jumpProbability: jumping ? 1 / prng.range(1_000, 20_000) : 0,
+        jumpUsMax: jumping ? prng.range(1_000, 20_000_000) : 0,
+        farOffUs: prng.chance(0.33) ? prng.range(60, 7_200) * 1_000_000 : 0,
     };
 }
 

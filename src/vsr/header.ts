@@ -21,8 +21,13 @@ import { checksum, checksumEquals } from "./checksum.js";
 
 export const Command = {
     reserved: 0,
-    /** Connection hello and keepalive between replicas; handled by the message bus. */
+    /**
+     * Replica to replica, every ping interval: carries the sender's monotonic time for clock
+     * sync. The message bus also sends one, with a zero time, as its connection hello.
+     */
     ping: 1,
+    /** The answer to a ping: echoes its monotonic time and adds the responder's wall clock. */
+    pong: 2,
     request: 5,
     prepare: 6,
     prepareOk: 7,
@@ -138,7 +143,10 @@ export const StartView = { op: 128, commitMax: 136, reserved: 144 } as const;
 export const RequestHeaders = { opMin: 128, opMax: 136, reserved: 144 } as const;
 export const RequestPrepare = { prepareChecksum: 128, prepareOp: 144, reserved: 152 } as const;
 export const Headers = { reserved: 128 } as const;
-export const Ping = { reserved: 128 } as const;
+/** pingMonotonicUs: the sender's monotonic clock when it sent the ping (0: a bus hello). */
+export const Ping = { pingMonotonicUs: 128, reserved: 136 } as const;
+/** The ping's monotonic time echoed, and the responder's wall clock when it answered. */
+export const Pong = { pingMonotonicUs: 128, pongRealtimeUs: 136, reserved: 144 } as const;
 /** commitMin: the requester's (it needs a checkpoint above it); offset: the stream byte wanted. */
 export const RequestSync = { commitMin: 128, offset: 136, reserved: 144 } as const;
 /** A chunk of the checkpoint at checkpointOp: body = stream bytes [offset, offset + body size). */
@@ -186,6 +194,11 @@ export function u128IsZero(view: DataView, offset: number): boolean {
             view.getUint32(offset + 12, true)) ===
         0
     );
+}
+
+/** Compares both halves as u32s: no double (readU64 of a time above 2^31 may box one). */
+export function u64IsZero(view: DataView, offset: number): boolean {
+    return (view.getUint32(offset, true) | view.getUint32(offset + 4, true)) === 0;
 }
 
 export function headerCommand(view: DataView, base: number): number {
@@ -266,6 +279,7 @@ function buildReservedFrom(): number[] {
     table[Command.requestPrepare] = RequestPrepare.reserved;
     table[Command.headers] = Headers.reserved;
     table[Command.ping] = Ping.reserved;
+    table[Command.pong] = Pong.reserved;
     table[Command.requestSync] = RequestSync.reserved;
     table[Command.sync] = Sync.reserved;
     table[Command.eviction] = Eviction.reserved;
@@ -350,6 +364,12 @@ function highHalvesSafe(view: DataView, base: number, command: number): boolean 
             return (
                 safe(view, base + RequestSync.commitMin) && safe(view, base + RequestSync.offset)
             );
+        case Command.ping:
+            return safe(view, base + Ping.pingMonotonicUs);
+        case Command.pong:
+            return (
+                safe(view, base + Pong.pingMonotonicUs) && safe(view, base + Pong.pongRealtimeUs)
+            );
         case Command.sync:
             return (
                 safe(view, base + Sync.checkpointOp) &&
@@ -383,20 +403,7 @@ function invalidCommand(
             if (readU64(view, base + Reply.op) === 0) return "reply op == 0";
             return null;
         case Command.doViewChange:
-            if (view.getUint32(base + DoViewChange.logView, true) > headerView(view, base)) {
-                return "log_view > view";
-            }
-            if (
-                readU64(view, base + DoViewChange.commitMax) > readU64(view, base + DoViewChange.op)
-            ) {
-                return "commit_max > op";
-            }
-            if (
-                readU64(view, base + DoViewChange.headersOp) > readU64(view, base + DoViewChange.op)
-            ) {
-                return "headers_op > op";
-            }
-            return invalidHeaderArray(bodySize);
+            return invalidDoViewChange(view, base, bodySize);
         case Command.startView:
             if (readU64(view, base + StartView.commitMax) > readU64(view, base + StartView.op)) {
                 return "commit_max > op";
@@ -404,6 +411,11 @@ function invalidCommand(
             return invalidHeaderArray(bodySize);
         case Command.headers:
             return invalidHeaderArray(bodySize);
+        case Command.pong:
+            // A pong answers a clock ping, never a hello (whose time is zero).
+            if (u64IsZero(view, base + Pong.pingMonotonicUs)) return "pong ping time == 0";
+            if (u64IsZero(view, base + Pong.pongRealtimeUs)) return "pong realtime == 0";
+            return bodySize === 0 ? null : "body not empty";
         case Command.requestHeaders:
             if (
                 readU64(view, base + RequestHeaders.opMin) >
@@ -430,6 +442,16 @@ function invalidCommand(
         default:
             return bodySize === 0 ? null : "body not empty";
     }
+}
+
+function invalidDoViewChange(view: DataView, base: number, bodySize: number): string | null {
+    const op = readU64(view, base + DoViewChange.op);
+    if (view.getUint32(base + DoViewChange.logView, true) > headerView(view, base)) {
+        return "log_view > view";
+    }
+    if (readU64(view, base + DoViewChange.commitMax) > op) return "commit_max > op";
+    if (readU64(view, base + DoViewChange.headersOp) > op) return "headers_op > op";
+    return invalidHeaderArray(bodySize);
 }
 
 function invalidRequest(
@@ -501,6 +523,8 @@ for (const table of [
     Eviction,
     RequestSync,
     Sync,
+    Ping,
+    Pong,
 ]) {
     assertLayout(table, Frame.custom);
 }

@@ -8,8 +8,13 @@ import { assert } from "../stdx/assert.js";
 import type { Message } from "./message_pool.js";
 
 export interface Time {
-    /** Wall-clock time in microseconds since the Unix epoch (for prepare timestamps only). */
+    /**
+     * Wall-clock time in microseconds since the Unix epoch. It may jump either way and drift:
+     * the replica reads it only through its Clock (src/vsr/clock.ts).
+     */
     realtimeUs(): number;
+    /** Microseconds since an arbitrary start; never goes backwards (clock-sync round trips). */
+    monotonicUs(): number;
 }
 
 export const IoResult = {

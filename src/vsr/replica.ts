@@ -42,6 +42,8 @@ import {
     EvictionReason,
     Frame,
     Operation,
+    Ping,
+    Pong,
     Prepare,
     PrepareOk,
     Reply,
@@ -61,6 +63,7 @@ import {
     setChecksums,
     u128Equal,
     u128IsZero,
+    u64IsZero,
     validBodyChecksum,
     validHeaderChecksum,
     writeRootPrepare,
@@ -72,6 +75,7 @@ import type { Layout } from "./layout.js";
 import type { Message, MessagePool } from "./message_pool.js";
 import { ClientSessions } from "./client_sessions.js";
 import { Timeout } from "./timeout.js";
+import { Clock } from "./clock.js";
 import { Checkpointer } from "./checkpoint.js";
 import { Superblock, SuperblockField, formatVersion, viewHeadersMax } from "./superblock.js";
 
@@ -123,6 +127,8 @@ export interface ReplicaFaults {
     truncateOneNackShort: boolean;
     /** State sync discards the log above the installed checkpoint (ops it acknowledged). */
     stateSyncDropsLog: boolean;
+    /** The primary stamps prepares with its raw wall clock (no cluster time, no monotonicity). */
+    timestampFromLocalClock: boolean;
 }
 
 export const noReplicaFaults: ReplicaFaults = {
@@ -135,6 +141,7 @@ export const noReplicaFaults: ReplicaFaults = {
     backupCommitsPastPrimary: false,
     truncateOneNackShort: false,
     stateSyncDropsLog: false,
+    timestampFromLocalClock: false,
 };
 
 /** Observers for the simulator's checkers (null in production). */
@@ -196,6 +203,8 @@ export class Replica {
     private readonly faults: ReplicaFaults;
     readonly journal: Journal;
     readonly sessions: ClientSessions;
+    /** Cluster time from ping/pong samples (Marzullo over a replication quorum of clocks). */
+    readonly clock: Clock;
     private readonly superblock: Superblock;
     private readonly checkpointer: Checkpointer;
 
@@ -335,11 +344,9 @@ export class Replica {
         this.headTargetChecksum = options.arena.allocate(16, 16);
         this.checkpointPendingChecksum = options.arena.allocate(16, 16);
         this.pipelineOks = new Uint32Array(config.pipelinePrepareQueueMax);
-        for (let i = 0; i < config.pipelinePrepareQueueMax; i++) this.pipeline.push(null);
-        for (let i = 0; i < this.derived.requestQueueMax; i++) this.requestQueue.push(null);
-        for (let i = 0; i < options.replicaCount; i++) this.doViewChanges.push(null);
+        this.fillQueues();
         this.canonicalOffsets = new Float64Array(Replica.canonicalWalkMax(config));
-
+        this.clock = new Clock(options, this.quorums.replication);
         const timeout = (name: string, afterTicks: number): Timeout =>
             new Timeout(name, afterTicks, config.backoffTicksMax, options.prng);
         const c = config;
@@ -369,6 +376,13 @@ export class Replica {
         this.checkpointWriteCallback(ok);
 
     /** Pool messages one replica may hold at once, by arithmetic (see the comment per term). */
+    /** Every queue is sized once, here: a slot per entry, null while free. */
+    private fillQueues(): void {
+        for (let i = 0; i < this.config.pipelinePrepareQueueMax; i++) this.pipeline.push(null);
+        for (let i = 0; i < this.derived.requestQueueMax; i++) this.requestQueue.push(null);
+        for (let i = 0; i < this.replicaCount; i++) this.doViewChanges.push(null);
+    }
+
     static messagesMax(config: Config, replicaCount: number): number {
         assert(replicaCount >= 1);
         return (
@@ -631,6 +645,7 @@ export class Replica {
         this.sessions.releaseAll();
         this.checkpointer.releaseAll();
         this.stopAllTimeouts();
+        this.clock.pingTimeout.stop();
     }
 
     // ---------------------------------------------------------------------------------------
@@ -639,6 +654,7 @@ export class Replica {
     tick(): void {
         this.ticks++;
         if (this.status === Status.recovering) return;
+        this.tickClock();
         this.prepareTimeout.tick();
         this.commitMessageTimeout.tick();
         this.normalHeartbeatTimeout.tick();
@@ -816,6 +832,10 @@ export class Replica {
                 return this.onRequestSync(message);
             case Command.sync:
                 return this.onSync(message);
+            case Command.ping:
+                return this.onPing(message);
+            case Command.pong:
+                return this.onPong(message);
             default:
                 // Replies and evictions are for clients: a replica ignores them.
                 this.stats.messagesInvalid++;
@@ -1018,7 +1038,7 @@ export class Replica {
             ? this.journal.headerOffset(this.journal.slotOf(this.op)) + Frame.checksum
             : this.commitMinChecksum;
         assert(this.journal.hasHeader(this.op) || this.op === this.commitMin);
-        this.prepareTimestampUs = Math.max(this.prepareTimestampUs + 1, this.time.realtimeUs());
+        this.stampTimestamp();
         const size = headerSizeOf(this.memory, base); // Set by packRequests; setFrame resets it.
         this.setFrame(base, Command.prepare);
         this.memory.setUint32(base + Frame.size, size, true);
@@ -2646,6 +2666,72 @@ export class Replica {
             if (replica !== this.replica) this.bus.sendToReplica(replica, message);
         }
         if (release) this.pool.unref(message);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Clock: ping/pong samples, cluster time, prepare timestamps (see src/vsr/clock.ts).
+
+    /** The ping timeout lives in the clock and runs in every status but recovering. */
+    private tickClock(): void {
+        const pingTimeout = this.clock.pingTimeout;
+        if (!pingTimeout.running) pingTimeout.startWithJitter();
+        this.clock.tick();
+        pingTimeout.tick();
+        if (pingTimeout.fired()) this.onPingTimeout();
+    }
+
+    private onPingTimeout(): void {
+        this.clock.pingTimeout.reset();
+        if (this.replicaCount === 1) return;
+        const message = this.acquireHeader(Command.ping);
+        this.clock.writeMonotonicUs(this.memory, message.offset + Ping.pingMonotonicUs);
+        this.broadcast(message);
+    }
+
+    /** Answers a clock ping with our wall clock; the peer turns it into an offset sample. */
+    private onPing(message: Message): void {
+        const base = message.offset;
+        const source = headerReplica(this.memory, base);
+        if (source === this.replica) return;
+        if (u64IsZero(this.memory, base + Ping.pingMonotonicUs)) return; // A bus hello.
+        const pong = this.acquireHeader(Command.pong);
+        this.bytes.copyWithin(
+            pong.offset + Pong.pingMonotonicUs,
+            base + Ping.pingMonotonicUs,
+            base + Ping.pingMonotonicUs + 8,
+        );
+        this.clock.writeRealtimeUs(this.memory, pong.offset + Pong.pongRealtimeUs);
+        assert(!u64IsZero(this.memory, pong.offset + Pong.pongRealtimeUs));
+        this.sendTo(source, pong);
+    }
+
+    private onPong(message: Message): void {
+        const base = message.offset;
+        const source = headerReplica(this.memory, base);
+        if (source === this.replica || this.replicaCount === 1) return;
+        this.clock.learnPong(this.memory, base);
+    }
+
+    /**
+     * Sets the next prepare's timestamp: strictly above the previous one, which the primary learns
+     * from the log's head when it takes over (primaryFinishViewChange) or recovers (recoverLog);
+     * and cluster time when a quorum of clocks agrees. Unsynchronized, the primary does not trust
+     * its own wall clock (it may be an hour off, or have jumped): it stamps the previous
+     * timestamp + 1 until a quorum agrees, so one bad clock never drags the log's time with it.
+     */
+    private stampTimestamp(): void {
+        if (this.faults.timestampFromLocalClock) {
+            // Test-only: the raw wall clock, which a jump or a slower new primary sends back.
+            this.prepareTimestampUs = this.time.realtimeUs();
+            return;
+        }
+        const nextUs = this.prepareTimestampUs + 1;
+        const synchronized = this.clock.readSynchronized();
+        // Read from the clock's field, not returned: no heap number per prepare.
+        this.prepareTimestampUs = synchronized
+            ? Math.max(nextUs, this.clock.synchronizedUs[0]!)
+            : nextUs;
+        assert(this.prepareTimestampUs >= nextUs || this.faults.timestampFromLocalClock);
     }
 
     // ---------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import {
     Headers,
     Operation,
     Ping,
+    Pong,
     Prepare,
     PrepareOk,
     Reply,
@@ -180,6 +181,7 @@ const u8 = fc.integer({ min: 0, max: 0xff });
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const u32Positive = fc.integer({ min: 1, max: 0xffff_ffff });
 const u64 = fc.maxSafeNat();
+const positiveU64 = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
 const u64Positive = fc.integer({ min: 1, max: u64Max });
 const u128 = fc.uint8Array({ minLength: 16, maxLength: 16 });
 const u128NonZero = u128.filter((bytes) => bytes.some((byte) => byte !== 0));
@@ -469,8 +471,26 @@ function fieldsOnlyArbitrary(
 }
 
 const arbitraries: ReadonlyMap<number, fc.Arbitrary<Message>> = new Map([
-    // The replica-to-replica hello: the custom area is all reserved and the body is empty.
-    [Command.ping, fieldsOnlyArbitrary(Command.ping, fc.constant([]))],
+    // A clock ping (a zero time is the bus's hello): one u64 field and an empty body.
+    [
+        Command.ping,
+        fieldsOnlyArbitrary(
+            Command.ping,
+            u64.map((time) => [field("pingMonotonicUs", Ping.pingMonotonicUs, 8, time)]),
+        ),
+    ],
+    [
+        Command.pong,
+        fieldsOnlyArbitrary(
+            Command.pong,
+            fc
+                .tuple(positiveU64, positiveU64)
+                .map(([ping, pong]) => [
+                    field("pingMonotonicUs", Pong.pingMonotonicUs, 8, ping),
+                    field("pongRealtimeUs", Pong.pongRealtimeUs, 8, pong),
+                ]),
+        ),
+    ],
     [Command.request, requestArbitrary()],
     [Command.prepare, prepareArbitrary(entryEventsMax)],
     [
@@ -769,6 +789,8 @@ test("random bytes of any length never make a validator throw", () => {
 
 /** Offsets of the u64 fields of each command: their high halves must stay ≤ 0x1f_ffff. */
 const u64Offsets: ReadonlyMap<number, readonly number[]> = new Map([
+    [Command.ping, [Ping.pingMonotonicUs]],
+    [Command.pong, [Pong.pingMonotonicUs, Pong.pongRealtimeUs]],
     [Command.prepare, [Prepare.op, Prepare.commit, Prepare.timestamp]],
     [Command.prepareOk, [PrepareOk.op, PrepareOk.commitMin]],
     [Command.request, [Request.session]],
@@ -788,6 +810,7 @@ const u64Offsets: ReadonlyMap<number, readonly number[]> = new Map([
 
 const reservedFrom: ReadonlyMap<number, number> = new Map([
     [Command.ping, Ping.reserved],
+    [Command.pong, Pong.reserved],
     [Command.request, Request.reserved],
     [Command.prepare, Prepare.reserved],
     [Command.prepareOk, PrepareOk.reserved],
@@ -1266,6 +1289,22 @@ const commandCounterexamples: Counterexample[] = [
             ),
     },
     {
+        name: "a pong to a hello (ping time 0)",
+        reason: "pong ping time == 0",
+        arbitrary: oneField(
+            Command.pong,
+            "pingMonotonicUs",
+            Pong.pingMonotonicUs,
+            8,
+            fc.constant(0),
+        ),
+    },
+    {
+        name: "a pong without a wall clock",
+        reason: "pong realtime == 0",
+        arbitrary: oneField(Command.pong, "pongRealtimeUs", Pong.pongRealtimeUs, 8, fc.constant(0)),
+    },
+    {
         name: "an eviction of client 0",
         reason: "eviction client == 0",
         arbitrary: oneField(Command.eviction, "client", Eviction.client, 16, zero128),
@@ -1381,6 +1420,7 @@ for (const command of headerArrayCommands) {
 
 const emptyBodyCommands: readonly number[] = [
     Command.ping,
+    Command.pong,
     Command.prepareOk,
     Command.commit,
     Command.startViewChange,
@@ -1698,7 +1738,14 @@ const layouts: ReadonlyArray<{
         table: Ping,
         start: Frame.custom,
         end: headerSize,
-        widths: { reserved: 0 },
+        widths: { pingMonotonicUs: 8, reserved: 0 },
+    },
+    {
+        name: "Pong",
+        table: Pong,
+        start: Frame.custom,
+        end: headerSize,
+        widths: { pingMonotonicUs: 8, pongRealtimeUs: 8, reserved: 0 },
     },
     {
         name: "RequestSync",

@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { Cluster, type CrashOptions } from "../../src/sim/cluster.js";
+import { Cluster, type CrashOptions, noClockFaultOptions } from "../../src/sim/cluster.js";
 import { noStorageFaults } from "../../src/sim/storage.js";
 import { defaultSimOptions, swarmClusterOptions } from "../../src/sim/vopr.js";
 import { Command, Sync, headerCommand, setChecksums } from "../../src/vsr/header.js";
@@ -41,7 +41,7 @@ function calmCluster(seed: number): Cluster {
         workload: { ...options.workload, thinkTicksMean: 2 },
         storageFaults: noStorageFaults,
         crashes: downUntilRestarted,
-        clockOffsetUsMax: 0,
+        clock: noClockFaultOptions,
     });
 }
 

@@ -12,7 +12,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { headerSize } from "../../src/constants.js";
-import { Cluster, type CrashOptions } from "../../src/sim/cluster.js";
+import { Cluster, type CrashOptions, noClockFaultOptions } from "../../src/sim/cluster.js";
 import { noStorageFaults } from "../../src/sim/storage.js";
 import { defaultSimOptions, swarmClusterOptions } from "../../src/sim/vopr.js";
 import { Status } from "../../src/vsr/replica.js";
@@ -43,7 +43,7 @@ function calmCluster(seed: number, replicaCount: number): Cluster {
         workload: { ...options.workload, thinkTicksMean: 2 },
         storageFaults: noStorageFaults,
         crashes: downUntilRestarted,
-        clockOffsetUsMax: 0,
+        clock: noClockFaultOptions,
     });
 }
 
