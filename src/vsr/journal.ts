@@ -36,6 +36,7 @@ import {
     Frame,
     headerCommand,
     headerSizeOf,
+    headerView,
     invalidHeader,
     prepareOp,
     u128Equal,
@@ -610,7 +611,12 @@ export class Journal {
                 relation = Relation.identical;
             } else if (headerOp < op) relation = Relation.headerOlder;
             else if (headerOp > op) relation = Relation.headerNewer;
-            else relation = Relation.sameOpDifferent;
+            else if (headerView(view, header) < headerView(view, message.offset)) {
+                // The op prepared again in a later view (its header write was lost): a header
+                // is written only after its prepare is durable, and a later view's log never
+                // brings back an older view's prepare of an op, so the prepare is the newer.
+                relation = Relation.headerOlder;
+            } else relation = Relation.sameOpDifferent;
         }
         const prepareIsMax =
             prepareKind === SlotKind.valid && prepareOp(view, message.offset) === opMax;

@@ -434,6 +434,34 @@ test("journal recovery takes the highest op from either ring for the @E/@F disti
     assert.equal(journal.faultyCount, 2);
 });
 
+test("journal recovery keeps a prepare of a later view beside its op's older header (case @M)", () => {
+    // Slot 5: H is op 5 prepared in view 0; P is op 5 prepared again in view 1, durable, whose
+    // header write was lost. A header is written only after its prepare is durable, so P is the
+    // newer: installed as recovered (not faulty). The reverse (H newer) stays @O, faulty.
+    for (const [headerViewNumber, prepareViewNumber, label] of [
+        [0, 1, "@M"],
+        [1, 0, "@O"],
+    ] as const) {
+        const world = new World();
+        const storage = world.createStorage(4);
+        const { scratchHeader, scratchPrepare } = world;
+        world.buildPrepare(scratchHeader, { op: caseSlot, view: headerViewNumber });
+        world.putDiskHeader(storage, caseSlot, scratchHeader);
+        world.buildPrepare(scratchPrepare, { op: caseSlot, view: prepareViewNumber });
+        world.putDiskPrepare(storage, caseSlot, scratchPrepare);
+        const journal = world.createJournal(storage, ignoreDurable);
+        recover(journal, storage, false);
+        assert.equal(journal.recoveryCases[caseSlot], caseIndex(label));
+        const recovered = label === "@M";
+        assert.equal(journal.isFaulty(caseSlot), !recovered);
+        assert.equal(journal.isDurable(caseSlot), recovered);
+        if (recovered) {
+            assert.ok(journal.hasHeaderWithChecksum(caseSlot, scratchPrepare + Frame.checksum));
+        }
+        journal.releaseAll();
+    }
+});
+
 // ---------------------------------------------------------------------------------------------
 // The table itself: complete, unambiguous, and TigerBeetle's decisions.
 
