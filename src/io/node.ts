@@ -15,7 +15,11 @@ import { checksumAttach } from "../vsr/checksum.js";
 import { alignUp, layout, superblockCopies, superblockCopySize } from "../vsr/layout.js";
 import { MessagePool } from "../vsr/message_pool.js";
 import { Replica, Status } from "../vsr/replica.js";
-import { SuperblockField, invalidSuperblockCopy } from "../vsr/superblock.js";
+import {
+    SuperblockField,
+    invalidSuperblockCopy,
+    superblockCorruptError,
+} from "../vsr/superblock.js";
 import { type HttpAnswer, NodeBus } from "./bus.js";
 import { DirectStorage } from "./storage_direct.js";
 import { RealTime } from "./time.js";
@@ -64,6 +68,9 @@ export function readIdentity(path: string): DataFileIdentity {
             best = base;
             bestSequence = sequence;
         }
+    }
+    if (best < 0 && bytes.some((byte) => byte !== 0)) {
+        throw new NodeError(`${path}: ${superblockCorruptError}`);
     }
     if (best < 0) throw new NodeError(`${path} has no valid superblock (not a vsr data file?)`);
     return {
