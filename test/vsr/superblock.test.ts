@@ -360,7 +360,7 @@ function openEio(storage: EioStorage): { superblock: Superblock; ok: boolean } {
     return { superblock, ok: result === true };
 }
 
-test("a failed read of all copies falls back to one read per copy and skips the failing one", () => {
+test("a failed read of all copies falls back to a read per copy and skips the failing one", () => {
     for (let bad = 0; bad < superblockCopies; bad++) {
         const disk = formatted(11 + bad);
         const written = write(disk, openOrFail(disk), 1);
