@@ -1907,8 +1907,9 @@ export class Replica {
             if (!this.journal.isTrusted(op) || this.journal.prepare(op) === null) return;
         }
         this.commitJournal();
-        // Execution may pause at a checkpoint: finish once it resumes and catches up.
-        if (this.commitMin < this.commitMax) return;
+        // Execution may pause at a checkpoint: finish once it resumes and catches up. Without
+        // state (awaiting state sync) it cannot execute at all: it leads once synced.
+        if (this.commitMin < this.commitMax || this.stateMissing) return;
         this.primaryFinishViewChange();
     }
 
@@ -2259,7 +2260,7 @@ export class Replica {
         if (op === this.commitMin && !this.stateMissing) return;
         const offset = readU64(this.memory, base + Sync.offset);
         const size = headerSizeOf(this.memory, base) - headerSize;
-        if (op !== this.syncTargetOp) {
+        if (!this.syncSameStream(base, op)) {
             // Another checkpoint than the one being assembled: start over, from its first byte.
             if (offset !== 0) {
                 this.syncTargetOp = 0;
@@ -2280,6 +2281,21 @@ export class Replica {
         this.syncOffset += size;
         if (this.syncOffset < this.syncStreamSize) return this.sendRequestSync();
         this.syncInstall();
+    }
+
+    /**
+     * True when the chunk belongs to the stream being assembled. Two peers' streams of the same
+     * checkpoint op may differ (one lost a reply from its disk and serves its table without it),
+     * so the stream's size and checksums name it, not the op alone.
+     */
+    private syncSameStream(base: number, op: number): boolean {
+        if (op !== this.syncTargetOp) return false;
+        if (readU64(this.memory, base + Sync.streamSize) !== this.syncStreamSize) return false;
+        const checkpointer = this.checkpointer;
+        return (
+            u128Equal(this.memory, base + Sync.kvChecksum, checkpointer.kvChecksum) &&
+            u128Equal(this.memory, base + Sync.sessionsChecksum, checkpointer.sessionsChecksum)
+        );
     }
 
     /** The whole stream arrived: verify, install, and make it this replica's checkpoint. */

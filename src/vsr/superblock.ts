@@ -7,6 +7,10 @@
 // one by one and skips those that fail, so one bad sector costs one copy, not the superblock.
 // Open fails only when no copy is valid: `corrupt` then says whether the zone held anything at
 // all (a corrupt file, to be reformatted and synced from peers) or nothing (never formatted).
+// When the copies disagree (a write cut short by a crash, a corrupt or unreadable copy), open
+// rewrites every copy with the chosen image (same sequence) before it reports success: the
+// replica acts on what it chose, so a crash in the next write (tearing the one copy that held
+// it) must not bring back an older image.
 //
 // Copy layout (2 sectors = 8 KiB, little-endian):
 //    0 checksum u128 (covers bytes 32..8192)    16 copy index u8 (excluded: copies are equal)
@@ -205,8 +209,10 @@ export class Superblock {
         if (this.reading) {
             if (!this.openReadNext()) return;
             this.reading = false;
+            const ok = this.chooseNewest();
+            if (ok && this.copiesAgreeing < superblockCopies) return this.openRepair();
             this.doneCallback = null;
-            callback(this.chooseNewest());
+            callback(ok);
             return;
         }
         assert(this.writing);
@@ -245,6 +251,21 @@ export class Superblock {
         return false;
     }
 
+    /** Open's repair: writes the chosen image (staged, its sequence kept) to every copy. */
+    private openRepair(): void {
+        assert(!this.writing && !this.reading);
+        this.writing = true;
+        this.writeErrors = 0;
+        this.copy = 0;
+        this.copiesRepaired++;
+        this.writeCopy();
+    }
+
+    /** Opens that found the copies disagreeing and rewrote them. */
+    copiesRepaired = 0;
+    /** After chooseNewest: copies valid and identical to the chosen one. */
+    private copiesAgreeing = 0;
+
     private chooseNewest(): boolean {
         let best = -1;
         let bestSequence = -1;
@@ -269,6 +290,14 @@ export class Superblock {
         }
         if (best < 0) return false;
         this.corrupt = false;
+        this.copiesAgreeing = 0;
+        for (let copy = 0; copy < superblockCopies; copy++) {
+            const base = this.readBuffer + copy * superblockCopySize;
+            if (this.copyReadFailed[copy] === 1) continue;
+            if (checksumEquals(this.bytes, best + 32, superblockCopySize - 32, this.bytes, base)) {
+                this.copiesAgreeing++;
+            }
+        }
         this.bytes.copyWithin(this.durable, best, best + superblockCopySize);
         this.bytes.copyWithin(this.staged, best, best + superblockCopySize);
         return true;
