@@ -771,7 +771,11 @@ export class Replica {
     private onRepairTimeout(): void {
         this.repairTimeout.startWithJitter();
         if (this.syncing) {
-            this.syncPeer = this.repairPeer(); // The chunk or its answer was lost: ask again.
+            // The chunk or its answer was lost: ask again; another peer if this one made no
+            // progress since the last timeout (switching while chunks flow restarts the stream
+            // whenever two peers' streams differ).
+            if (this.syncOffset === this.syncOffsetAtTimeout) this.syncPeer = this.repairPeer();
+            this.syncOffsetAtTimeout = this.syncOffset;
             this.sendRequestSync();
         }
         this.repair();
@@ -2188,6 +2192,8 @@ export class Replica {
     /** Started without state (the checkpoint was unreadable): syncing until one installs. */
     stateMissing = false;
     private syncPeer = 0;
+    /** syncOffset when the repair timeout last fired (to tell a stalled sync). */
+    private syncOffsetAtTimeout = -1;
     private syncTargetOp = 0;
     private syncOffset = 0;
     private syncStreamSize = 0;
@@ -2261,7 +2267,10 @@ export class Replica {
         const offset = readU64(this.memory, base + Sync.offset);
         const size = headerSizeOf(this.memory, base) - headerSize;
         if (!this.syncSameStream(base, op)) {
-            // Another checkpoint than the one being assembled: start over, from its first byte.
+            // Another stream than the one being assembled: a stale chunk from a peer asked
+            // before (ignored), or the peer asked now serves another checkpoint: start over,
+            // from its first byte.
+            if (headerReplica(this.memory, base) !== this.syncPeer) return;
             if (offset !== 0) {
                 this.syncTargetOp = 0;
                 this.syncOffset = 0;
