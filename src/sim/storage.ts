@@ -6,7 +6,8 @@
 //
 // Fault model, each drawn per seed and applied one sector at a time, only where the fault atlas
 // (ReplicaAtlas below) says the cluster survives it. Every zone is faulted:
-// - superblock: any copy but one per replica (a replica always keeps one good, newest copy);
+// - superblock: any copy but one per replica, which is never torn by a crash either (so a
+//   replica always keeps one good, newest copy);
 // - WAL headers and WAL prepares: a slot (its prepare and its header sector) is faultable on
 //   one replica only, fewer than a replication quorum, so an intact copy of every acknowledged
 //   prepare survives; multi-sector reads (recovery reads the whole header ring at once) fault
@@ -415,13 +416,15 @@ export class ReplicaAtlas implements FaultAtlas {
 
     /**
      * Torn writes follow the atlas in the WAL (a prepare torn on every replica could be one
-     * they all acknowledged, or block a view change); elsewhere they are always survivable.
+     * they all acknowledged, or block a view change) and in the superblock (a tear of the one
+     * copy faults never touch, beside faulted others, would leave no valid copy); elsewhere
+     * they are always survivable.
      */
     tearable(offset: number, size: number): boolean {
         assert(size > 0);
         const zone = this.zone(offset);
-        const wal = zone === Zone.walHeaders || zone === Zone.walPrepares;
-        return !wal || this.faultable(offset);
+        if (zone === Zone.clientReplies || zone === Zone.checkpoints) return true;
+        return this.faultable(offset);
     }
 
     misdirectTarget(offset: number, size: number): number {
