@@ -162,7 +162,7 @@ function toJson(result: SimResult): Record<string, unknown> {
         replicas_awaiting_sync: result.replicasAwaitingSync,
         state_syncs: result.stateSyncs,
         par_repairs: result.parRepairs,
-        faults: result.faults,
+        faults: { ...result.faults, zones: result.faultZones },
         fingerprint: result.fingerprint,
     };
 }
@@ -182,7 +182,11 @@ function printHuman(result: SimResult, reproduce: string): void {
     const faults = Object.entries(result.faults)
         .map(([name, count]) => `${name}=${count}`)
         .join(" ");
+    const zones = Object.entries(result.faultZones)
+        .map(([name, count]) => `${name}=${count}`)
+        .join(" ");
     out.write(`faults: ${faults}\n`);
+    out.write(`faults per zone: ${zones}\n`);
     if (result.result === "pass") {
         out.write("result=pass\n");
     } else {

@@ -28,7 +28,11 @@ import {
 } from "../vsr/layout.js";
 import { MessagePool } from "../vsr/message_pool.js";
 import { Replica, Status } from "../vsr/replica.js";
-import { SuperblockField, invalidSuperblockCopy } from "../vsr/superblock.js";
+import {
+    SuperblockField,
+    invalidSuperblockCopy,
+    superblockCorruptError,
+} from "../vsr/superblock.js";
 import { type HttpAnswer, NodeBus } from "./bus.js";
 import { JsonLog, type LogFn, type LogThreshold } from "./log.js";
 import { Histogram, exponentialBounds, writeHeader, writeSample } from "./metrics.js";
@@ -79,6 +83,9 @@ export function readIdentity(path: string): DataFileIdentity {
             best = base;
             bestSequence = sequence;
         }
+    }
+    if (best < 0 && bytes.some((byte) => byte !== 0)) {
+        throw new NodeError(`${path}: ${superblockCorruptError}`);
     }
     if (best < 0) throw new NodeError(`${path} has no valid superblock (not a vsr data file?)`);
     return {
@@ -411,6 +418,21 @@ export class Node {
                 "vsr_events_committed_total",
                 "KV events (puts, gets, deletes) executed.",
                 stats.eventsCommitted,
+            ],
+            [
+                "vsr_journal_faulty_repaired_total",
+                "Faulty WAL slots (found by recovery) repaired from peers.",
+                replica.journal.faultyRepaired,
+            ],
+            [
+                "vsr_checkpoints_unreadable_total",
+                "Checkpoints found unreadable at start-up (replaced by state sync).",
+                stats.checkpointsUnreadable,
+            ],
+            [
+                "vsr_replies_repaired_total",
+                "Client replies lost from the disk and repaired from a peer.",
+                stats.repliesRepaired,
             ],
         ];
     }

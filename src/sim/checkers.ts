@@ -216,14 +216,15 @@ export class Checkers {
     /**
      * A restarted replica resumes from its durable checkpoint at `checkpointOp` (= commitMin):
      * never beyond the history, never before what was durable at the crash, in the same state
-     * as every replica that executed that op.
+     * as every replica that executed that op (`state` null: it started without state, which a
+     * state sync installs and reports later).
      */
     onRecovered(
         replica: number,
         commitMin: number,
         viewDurable: number,
         checkpointOp: number,
-        state: ReplicaState,
+        state: ReplicaState | null,
     ): void {
         if (this.replicaDown[replica] !== 1) this.fail(`replica ${replica} recovered while up`);
         this.replicaDown[replica] = 0;
@@ -241,7 +242,9 @@ export class Checkers {
             this.fail(`replica ${replica} recovered at op ${commitMin}, not ${checkpointOp}`);
         }
         this.replicaCommit[replica] = commitMin;
-        if (checkpointOp > 0) this.onCheckpointState(replica, checkpointOp, state, "recovered");
+        if (checkpointOp > 0 && state !== null) {
+            this.onCheckpointState(replica, checkpointOp, state, "recovered");
+        }
     }
 
     /**

@@ -8,7 +8,7 @@
 
 import { assert } from "../stdx/assert.js";
 import { PRNG } from "../stdx/prng.js";
-import { type Config, headerSize, sectorSize } from "../constants.js";
+import { type Config, sectorSize } from "../constants.js";
 import { KvStateMachine } from "../state_machine/kv.js";
 import { Arena, type ArenaRegion } from "../vsr/arena.js";
 import { formatSuperblockZone } from "../vsr/format.js";
@@ -36,7 +36,7 @@ import { Checkers, type ReplicaState } from "./checkers.js";
 import { SimClient, type WorkloadOptions } from "./client.js";
 import { Network, type NetworkOptions } from "./network.js";
 import {
-    type FaultAtlas,
+    ReplicaAtlas,
     SimStorage,
     type StorageFaultOptions,
     type StorageOptions,
@@ -127,72 +127,7 @@ export interface CrashOptions {
     readonly downTicksMax: number;
 }
 
-const headersPerSector = sectorSize / headerSize;
-
 export const noCrashes: CrashOptions = { crashProbability: 0, downTicksMin: 1, downTicksMax: 1 };
-
-/**
- * Where storage faults may land. Each WAL slot may be faulty on exactly one replica, the owner
- * of its redundant-header sector (sector mod replicaCount), for its prepare and its header
- * alike: fewer than a replication quorum for any replica count of two or more, so an intact
- * copy of every acknowledged prepare survives. Superblock, client replies and checkpoints are
- * never faulted (only torn by a crash, which they are built to survive).
- */
-class ReplicaAtlas implements FaultAtlas {
-    private readonly replica: number;
-    private readonly replicaCount: number;
-    private readonly dataLayout: Layout;
-    private readonly messageSizeMax: number;
-
-    constructor(replica: number, replicaCount: number, dataLayout: Layout, config: Config) {
-        this.replica = replica;
-        this.replicaCount = replicaCount;
-        this.dataLayout = dataLayout;
-        this.messageSizeMax = config.messageSizeMax;
-    }
-
-    private owner(index: number): boolean {
-        return this.replicaCount >= 2 && index % this.replicaCount === this.replica;
-    }
-
-    faultable(offset: number, size: number): boolean {
-        const zone = this.dataLayout;
-        if (offset >= zone.walHeadersOffset && offset + size <= zone.walPreparesOffset) {
-            return size === sectorSize && this.owner((offset - zone.walHeadersOffset) / sectorSize);
-        }
-        const prepares = zone.walPreparesOffset;
-        if (offset >= prepares && offset + size <= prepares + zone.walPreparesSize) {
-            const slot = Math.floor((offset - prepares) / this.messageSizeMax);
-            const last = Math.floor((offset + size - 1 - prepares) / this.messageSizeMax);
-            return slot === last && this.owner(Math.floor(slot / headersPerSector));
-        }
-        return false;
-    }
-
-    /**
-     * Torn writes follow the atlas in the WAL (a prepare torn on every replica could be one
-     * they all acknowledged, or block a view change); elsewhere they are always survivable.
-     */
-    tearable(offset: number, size: number): boolean {
-        const zone = this.dataLayout;
-        const wal = offset >= zone.walHeadersOffset && offset < zone.clientRepliesOffset;
-        return !wal || this.faultable(offset, size);
-    }
-
-    misdirectTarget(offset: number, size: number): number {
-        const prepares = this.dataLayout.walPreparesOffset;
-        if (!this.faultable(offset, size) || offset < prepares) return -1;
-        // With two replicas one nack truncates an op: a misdirected prepare whose header write
-        // is then lost in a crash leaves a replica unaware of an op it acknowledged, which two
-        // replicas cannot survive. (TigerBeetle's VOPR likewise limits faults by replica count.)
-        if (this.replicaCount <= 2) return -1;
-        // Another slot of the same header sector: one this replica may have faulty as well.
-        const slot = Math.floor((offset - prepares) / this.messageSizeMax);
-        const first = slot - (slot % headersPerSector);
-        const target = first + ((slot - first + 1) % headersPerSector);
-        return offset + (target - slot) * this.messageSizeMax;
-    }
-}
 
 export class Cluster {
     readonly options: ClusterOptions;
@@ -467,7 +402,9 @@ export class Cluster {
             replica.commitMin,
             replica.viewDurable,
             replica.checkpointOp,
-            this.states[index]!,
+            // Started without state (its checkpoint was unreadable): nothing to compare until
+            // state sync installs one (onStateSyncState).
+            replica.stateMissing ? null : this.states[index]!,
         );
         this.up[index] = 1;
     }

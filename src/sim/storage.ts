@@ -4,21 +4,33 @@
 // sizes and buffers are asserted sector-aligned, exactly as the direct-I/O implementation needs,
 // so the simulator catches an unaligned access the real disk would refuse.
 //
-// Fault model, each drawn per seed and applied only where the cluster can survive it (the
-// `faultable(offset, size)` predicate: the cluster's fault atlas, which allows a WAL slot to be
-// faulty on fewer replicas than a replication quorum, and never the superblock or checkpoints):
+// Fault model, each drawn per seed and applied one sector at a time, only where the fault atlas
+// (ReplicaAtlas below) says the cluster survives it. Every zone is faulted:
+// - superblock: any copy but one per replica, which is never torn by a crash either (so a
+//   replica always keeps one good, newest copy);
+// - WAL headers and WAL prepares: a slot (its prepare and its header sector) is faultable on
+//   one replica only, fewer than a replication quorum, so an intact copy of every acknowledged
+//   prepare survives; multi-sector reads (recovery reads the whole header ring at once) fault
+//   whichever sector the fault lands on;
+// - client replies: entry e of the client table on replica e mod replicaCount only (three or
+//   more replicas), so every reply survives on a peer;
+// - checkpoints: on one replica of the cluster only (the last), which state-syncs from a peer.
+// Kinds of fault:
 // - latent sector errors: a read marks one sector of its range bad; reads of a bad sector
-//   return it corrupted (one byte flipped, the same way every time) until it is rewritten;
+//   either return it corrupted (one byte flipped, the same way every time) or fail whole with
+//   IoResult.error (EIO, as a disk does), until the sector is rewritten;
 // - write corruption: a write lands with one sector corrupted (persistently, as above);
 // - misdirected writes: a write lands at another offset of the same zone (the caller names the
 //   alternative through the atlas) and the intended place keeps its old bytes;
 // - crashes: each write in flight is lost, completed, or torn (a random subset of its sectors
 //   written); no completion is ever delivered for an I/O in flight at a crash.
+// Faults are counted per zone (stats.zoneFaults, in Zone order).
 
 import { assert } from "../stdx/assert.js";
 import type { PRNG } from "../stdx/prng.js";
-import { sectorSize } from "../constants.js";
+import { type Config, headerSize, sectorSize } from "../constants.js";
 import type { Arena } from "../vsr/arena.js";
+import { type Layout, superblockCopies, superblockCopySize } from "../vsr/layout.js";
 import {
     assertStorageIo,
     IoResult,
@@ -50,9 +62,33 @@ export const noStorageFaults: StorageFaultOptions = {
     crashTornProbability: 0,
 };
 
+/** The data file's zones, for the atlas and the per-zone fault counters. */
+export const Zone = {
+    superblock: 0,
+    walHeaders: 1,
+    walPrepares: 2,
+    clientReplies: 3,
+    checkpoints: 4,
+} as const;
+export const zoneCount = 5;
+/** Zone names as reported by `vsr sim --json` (faults.zones), in Zone order. */
+export const zoneNames: readonly string[] = [
+    "superblock",
+    "wal_headers",
+    "wal_prepares",
+    "client_replies",
+    "checkpoints",
+];
+
+/** What a bad sector does when read: come back corrupted, or fail the whole read (EIO). */
+const SectorFault = { none: 0, corrupt: 1, eio: 2 } as const;
+
 /** Where faults may land (the cluster's atlas); `misdirectTarget` returns -1 when none may. */
 export interface FaultAtlas {
-    faultable(offset: number, size: number): boolean;
+    /** The zone (a Zone value) of the sector at `offset`. */
+    zone(offset: number): number;
+    /** Whether a fault may land on the one sector at `offset`. */
+    faultable(offset: number): boolean;
     /** Whether a write in flight at a crash may be torn here (else it is lost or lands whole). */
     tearable(offset: number, size: number): boolean;
     misdirectTarget(offset: number, size: number): number;
@@ -63,6 +99,8 @@ export interface StorageStats {
     writeFaults: number;
     misdirectedWrites: number;
     tornWrites: number;
+    /** Read and write faults placed, per zone (Zone order). */
+    readonly zoneFaults: Float64Array;
 }
 
 export class SimStorage implements Storage {
@@ -87,13 +125,14 @@ export class SimStorage implements Storage {
     writesCompleted = 0;
     faults: StorageFaultOptions = noStorageFaults;
     atlas: FaultAtlas | null = null;
-    /** One byte per sector: 1 while a latent error or a corrupt write sits there. */
+    /** One byte per sector: a SectorFault while a latent error or a corrupt write sits there. */
     private readonly badSectors: Uint8Array;
     readonly stats: StorageStats = {
         readFaults: 0,
         writeFaults: 0,
         misdirectedWrites: 0,
         tornWrites: 0,
+        zoneFaults: new Float64Array(zoneCount),
     };
 
     constructor(options: StorageOptions, arena: Arena, prng: PRNG) {
@@ -189,16 +228,17 @@ export class SimStorage implements Storage {
         const bufferOffset = this.bufferOffsets[slot] ?? 0;
         const size = this.sizes[slot] ?? 0;
         const offset = this.offsets[slot] ?? 0;
+        let result: IoResult = IoResult.ok;
         if (this.writes[slot] === 1) {
             this.completeWrite(bufferOffset, size, offset);
             this.writesCompleted++;
         } else {
-            this.completeRead(bufferOffset, size, offset);
+            result = this.completeRead(bufferOffset, size, offset);
             this.readsCompleted++;
         }
         this.completions[slot] = null;
         this.pendingCount--;
-        completion.result = IoResult.ok;
+        completion.result = result;
         completion.callback(completion);
     }
 
@@ -213,34 +253,45 @@ export class SimStorage implements Storage {
             }
         }
         this.writeSectors(bufferOffset, size, target);
-        const faultable = atlas !== null && atlas.faultable(target, size);
-        if (faultable && this.prng.chance(this.faults.writeFaultProbability)) {
-            this.corruptSector(target + this.prng.int(size / sectorSize) * sectorSize);
-            this.stats.writeFaults++;
+        if (atlas !== null && this.prng.chance(this.faults.writeFaultProbability)) {
+            const sector = target + this.prng.int(size / sectorSize) * sectorSize;
+            if (atlas.faultable(sector)) {
+                this.corruptSector(sector, SectorFault.corrupt);
+                this.stats.writeFaults++;
+                this.stats.zoneFaults[atlas.zone(sector)]! += 1;
+            }
         }
     }
 
-    private completeRead(bufferOffset: number, size: number, offset: number): void {
+    /** Copies the range to the arena; a bad sector comes back corrupted, or fails it (EIO). */
+    private completeRead(bufferOffset: number, size: number, offset: number): IoResult {
         const atlas = this.atlas;
-        if (
-            atlas !== null &&
-            atlas.faultable(offset, size) &&
-            this.prng.chance(this.faults.readFaultProbability)
-        ) {
-            this.corruptSector(offset + this.prng.int(size / sectorSize) * sectorSize);
-            this.stats.readFaults++;
+        if (atlas !== null && this.prng.chance(this.faults.readFaultProbability)) {
+            // One sector of the range, wherever it lies: a multi-sector read (the superblock's
+            // copies, the WAL header ring at recovery) is hit like any other.
+            const sector = offset + this.prng.int(size / sectorSize) * sectorSize;
+            if (atlas.faultable(sector)) {
+                const eio = this.prng.chance(0.5);
+                this.corruptSector(sector, eio ? SectorFault.eio : SectorFault.corrupt);
+                this.stats.readFaults++;
+                this.stats.zoneFaults[atlas.zone(sector)]! += 1;
+            }
         }
         copyWords(this.dataWords, offset >> 2, this.arenaWords, bufferOffset >> 2, size >> 2);
+        let result: IoResult = IoResult.ok;
         // Bad sectors read back corrupted: one byte flipped at a position derived from the
         // sector's index, so a re-read gives the same wrong bytes (a latent sector error).
         for (let sector = offset / sectorSize; sector < (offset + size) / sectorSize; sector++) {
-            if (this.badSectors[sector] === 0) continue;
+            const fault = this.badSectors[sector] ?? SectorFault.none;
+            if (fault === SectorFault.none) continue;
+            if (fault === SectorFault.eio) result = IoResult.error;
             // Within the sector's first 512 bytes: where a prepare's header and body start, so
             // that a fault lands on bytes that matter rather than on zero padding.
             const within = (sector * 7919) % 512;
             const position = bufferOffset + (sector * sectorSize - offset) + within;
             this.arena.bytes[position] = (this.arena.bytes[position] ?? 0) ^ 0x5a;
         }
+        return result;
     }
 
     /** Copies a written range to the disk image; rewritten sectors are good again (remapped). */
@@ -249,8 +300,9 @@ export class SimStorage implements Storage {
         this.badSectors.fill(0, offset / sectorSize, (offset + size) / sectorSize);
     }
 
-    private corruptSector(offset: number): void {
-        this.badSectors[offset / sectorSize] = 1;
+    private corruptSector(offset: number, fault: number): void {
+        assert(fault === SectorFault.corrupt || fault === SectorFault.eio);
+        this.badSectors[offset / sectorSize] = fault;
     }
 
     /**
@@ -283,18 +335,111 @@ export class SimStorage implements Storage {
                 }
             }
             // A torn single-sector write lands partially: the sector is left corrupt.
-            if (size === sectorSize) this.corruptSector(offset);
+            if (size === sectorSize) this.corruptSector(offset, SectorFault.corrupt);
             return;
         }
         if (this.prng.chance(0.5)) this.writeSectors(bufferOffset, size, offset);
     }
 
-    /** True when any sector in the range is bad (for the atlas's bookkeeping in tests). */
+    /** Bad sectors (latent errors and corrupt writes) on the disk now, for tests. */
     badSectorCount(): number {
         let count = 0;
-        for (let sector = 0; sector < this.badSectors.length; sector++)
-            count += this.badSectors[sector] ?? 0;
+        for (let sector = 0; sector < this.badSectors.length; sector++) {
+            if (this.badSectors[sector] !== SectorFault.none) count++;
+        }
         return count;
+    }
+}
+
+const headersPerSector = sectorSize / headerSize;
+
+/**
+ * The fault atlas of one replica of a cluster: where a fault may land so that the cluster
+ * survives it (see the fault model at the top of this file).
+ */
+export class ReplicaAtlas implements FaultAtlas {
+    private readonly replica: number;
+    private readonly replicaCount: number;
+    private readonly dataLayout: Layout;
+    private readonly messageSizeMax: number;
+    private readonly clientsMax: number;
+
+    constructor(replica: number, replicaCount: number, dataLayout: Layout, config: Config) {
+        assert(replica >= 0 && replica < replicaCount);
+        assert(dataLayout.walHeadersOffset === superblockCopies * superblockCopySize);
+        this.replica = replica;
+        this.replicaCount = replicaCount;
+        this.dataLayout = dataLayout;
+        this.messageSizeMax = config.messageSizeMax;
+        this.clientsMax = config.clientsMax;
+    }
+
+    zone(offset: number): number {
+        const zones = this.dataLayout;
+        assert(offset >= 0 && offset < zones.totalSize);
+        if (offset < zones.walHeadersOffset) return Zone.superblock;
+        if (offset < zones.walPreparesOffset) return Zone.walHeaders;
+        if (offset < zones.clientRepliesOffset) return Zone.walPrepares;
+        if (offset < zones.checkpointOffset) return Zone.clientReplies;
+        return Zone.checkpoints;
+    }
+
+    /** One replica of two or more owns each index: fewer than any replication quorum. */
+    private owner(index: number): boolean {
+        return this.replicaCount >= 2 && index % this.replicaCount === this.replica;
+    }
+
+    faultable(offset: number): boolean {
+        assert(offset % sectorSize === 0);
+        const zones = this.dataLayout;
+        switch (this.zone(offset)) {
+            case Zone.superblock:
+                // Every copy but one: the untouched copy holds the newest durable superblock.
+                return Math.floor(offset / superblockCopySize) !== this.replica % superblockCopies;
+            case Zone.walHeaders:
+                return this.owner((offset - zones.walHeadersOffset) / sectorSize);
+            case Zone.walPrepares: {
+                const slot = Math.floor((offset - zones.walPreparesOffset) / this.messageSizeMax);
+                return this.owner(Math.floor(slot / headersPerSector));
+            }
+            case Zone.clientReplies: {
+                // With two replicas a reply lost on one might also be missing on the other
+                // (state-synced from the first before it repaired it): three or more only.
+                const slot = Math.floor((offset - zones.clientRepliesOffset) / this.messageSizeMax);
+                return this.replicaCount >= 3 && this.owner(slot % this.clientsMax);
+            }
+            default:
+                // One replica's checkpoints only: its peers keep good ones to sync it from.
+                return this.replicaCount >= 2 && this.replica === this.replicaCount - 1;
+        }
+    }
+
+    /**
+     * Torn writes follow the atlas in the WAL (a prepare torn on every replica could be one
+     * they all acknowledged, or block a view change) and in the superblock (a tear of the one
+     * copy faults never touch, beside faulted others, would leave no valid copy); elsewhere
+     * they are always survivable.
+     */
+    tearable(offset: number, size: number): boolean {
+        assert(size > 0);
+        const zone = this.zone(offset);
+        if (zone === Zone.clientReplies || zone === Zone.checkpoints) return true;
+        return this.faultable(offset);
+    }
+
+    misdirectTarget(offset: number, size: number): number {
+        if (this.zone(offset) !== Zone.walPrepares || !this.faultable(offset)) return -1;
+        const prepares = this.dataLayout.walPreparesOffset;
+        const slot = Math.floor((offset - prepares) / this.messageSizeMax);
+        assert(Math.floor((offset + size - 1 - prepares) / this.messageSizeMax) === slot);
+        // With two replicas one nack truncates an op: a misdirected prepare whose header write
+        // is then lost in a crash leaves a replica unaware of an op it acknowledged, which two
+        // replicas cannot survive. (TigerBeetle's VOPR likewise limits faults by replica count.)
+        if (this.replicaCount <= 2) return -1;
+        // Another slot of the same header sector: one this replica may have faulty as well.
+        const first = slot - (slot % headersPerSector);
+        const target = first + ((slot - first + 1) % headersPerSector);
+        return offset + (target - slot) * this.messageSizeMax;
     }
 }
 

@@ -25,7 +25,7 @@ import {
     type CrashOptions,
     noCrashes,
 } from "./cluster.js";
-import type { StorageFaultOptions } from "./storage.js";
+import { type StorageFaultOptions, zoneCount, zoneNames } from "./storage.js";
 import { swarmNetworkOptions } from "./network.js";
 
 export interface SimOptions {
@@ -58,6 +58,8 @@ export interface SimResult {
     readonly stateSyncs: number;
     readonly parRepairs: number;
     readonly faults: Record<string, number>;
+    /** Storage read and write faults per zone of the data file (`faults.zones` in JSON). */
+    readonly faultZones: Record<string, number>;
     readonly fingerprint: string;
 }
 
@@ -230,6 +232,7 @@ function converged(cluster: Cluster): string | null {
     for (const replica of cluster.replicas) {
         if (cluster.up[replica.replica] === 0) return `replica ${replica.replica} is down`;
         if (replica.status !== Status.normal) return `replica ${replica.replica} is not normal`;
+        if (replica.stateMissing) return `replica ${replica.replica} awaits its state (sync)`;
         if (replica.commitMin !== commitTarget) {
             return `replica ${replica.replica} commit ${replica.commitMin} != ${commitTarget}`;
         }
@@ -270,6 +273,7 @@ function stateDivergence(cluster: Cluster): void {
     for (let a = 0; a < replicaCount; a++) {
         for (let b = a + 1; b < replicaCount; b++) {
             if (cluster.up[a] === 0 || cluster.up[b] === 0) continue;
+            if (cluster.replicas[a]!.stateMissing || cluster.replicas[b]!.stateMissing) continue;
             const op = cluster.replicas[a]!.commitMin;
             if (op !== cluster.replicas[b]!.commitMin) continue;
             for (let byte = 0; byte < stateDigestSize; byte++) {
@@ -342,8 +346,20 @@ function summarize(
             torn_writes: sumStorage(cluster, "tornWrites"),
             misdirected_writes: sumStorage(cluster, "misdirectedWrites"),
         },
+        faultZones: zoneFaults(cluster),
         fingerprint: fingerprint(cluster),
     };
+}
+
+/** Storage faults per zone across replicas, by zone name. */
+function zoneFaults(cluster: Cluster): Record<string, number> {
+    const zones: Record<string, number> = {};
+    for (let zone = 0; zone < zoneCount; zone++) {
+        let total = 0;
+        for (const storage of cluster.storages) total += storage.stats.zoneFaults[zone]!;
+        zones[zoneNames[zone]!] = total;
+    }
+    return zones;
 }
 
 /** Faulty WAL slots (found by recovery) repaired from peers, across the run. */

@@ -10,6 +10,11 @@
 // image and table against the checksums the superblock recorded, and each reply against its own
 // header checksum and the table.
 //
+// A reply that fails to read (EIO, checksum, wrong client or op) is left out: the session
+// stays, with its reply missing, and the replica repairs it from a peer (request_reply). A KV
+// image or client table that fails is the whole checkpoint failing: the replica then starts
+// without state and state-syncs from a peer instead of refusing to start.
+//
 // A write first snapshots the state (a copy of the KV image into a region of its own, the
 // client table serialized, a reference on every reply), so execution resumes at once and the
 // disk writes proceed from the snapshot.
@@ -351,11 +356,13 @@ export class Checkpointer implements StorageCompletion {
 
     callback(completion: StorageCompletion): void {
         assert(completion === this);
-        if (this.result !== IoResult.ok) this.ok = false;
+        const failed = this.result !== IoResult.ok;
+        const replyRead = this.step === Step.replies && !this.writing;
+        if (failed && !replyRead) this.ok = false;
         if (this.step === Step.kv) return this.afterKv();
         if (this.step === Step.sessions) return this.afterSessions();
         assert(this.step === Step.replies);
-        if (!this.writing) this.afterReplyRead();
+        if (replyRead) this.afterReplyRead(failed);
         this.entry++;
         this.nextReply();
     }
@@ -432,17 +439,21 @@ export class Checkpointer implements StorageCompletion {
         return size >= headerSize && size <= this.messageSizeMax ? size : 0;
     }
 
-    private afterReplyRead(): void {
+    private afterReplyRead(failed: boolean): void {
         const message = this.readMessage;
         assert(message !== null);
         this.readMessage = null;
         const entryOffset = this.sessionsBuffer + this.entry * sessionEntrySize;
-        if (this.replyValid(message, entryOffset)) {
+        if (!failed && this.replyValid(message, entryOffset)) {
             this.readReplies[this.entry] = message;
         } else {
+            this.repliesMissing++;
             this.pool.unref(message);
         }
     }
+
+    /** Replies a checkpoint read left out (unreadable or corrupt): repaired from peers. */
+    repliesMissing = 0;
 
     private replyValid(message: Message, entryOffset: number): boolean {
         const base = message.offset;

@@ -74,6 +74,22 @@ export class ClientSessions {
         return this.replies[entry] ?? null;
     }
 
+    /** The op of the entry's latest reply. */
+    replyOp(entry: number): number {
+        return this.replyOps[entry] ?? 0;
+    }
+
+    /** A session whose latest reply was lost (a corrupt checkpoint reply): to repair. */
+    replyMissing(entry: number): boolean {
+        return !this.free(entry) && this.replies[entry] === null;
+    }
+
+    /** Restores a missing reply from a peer's copy (the caller checked client, op, session). */
+    repairReply(entry: number, reply: Message): void {
+        assert(this.replyMissing(entry));
+        this.replies[entry] = this.pool.ref(reply);
+    }
+
     /** Writes the entry's client id at arena offset `targetOffset` (for eviction messages). */
     writeClientId(entry: number, targetOffset: number): void {
         for (let word = 0; word < 4; word++) {

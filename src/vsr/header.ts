@@ -44,9 +44,11 @@ export const Command = {
     requestSync: 18,
     /** State sync: a chunk of a checkpoint (KV image, client table, replies as one stream). */
     sync: 19,
+    /** Reply repair: ask a peer for a session's latest reply (lost from this replica's disk). */
+    requestReply: 20,
 } as const;
 export type Command = (typeof Command)[keyof typeof Command];
-export const commandCount = 20; // One past the highest ordinal.
+export const commandCount = 21; // One past the highest ordinal.
 
 /** Operations below 128 belong to VSR; the state machine's start at 128. */
 export const Operation = {
@@ -159,6 +161,8 @@ export const Sync = {
     anchorChecksum: 184, // The checksum of the prepare at checkpointOp.
     reserved: 200,
 } as const;
+/** The client whose latest reply (of the op at replyOp) is wanted; answered with that reply. */
+export const RequestReply = { client: 128, replyOp: 144, reserved: 152 } as const;
 /** session: the session the eviction ends, so a client ignores an eviction of an older one. */
 export const Eviction = { client: 128, session: 144, reason: 152, reserved: 153 } as const;
 
@@ -283,6 +287,7 @@ function buildReservedFrom(): number[] {
     table[Command.requestSync] = RequestSync.reserved;
     table[Command.sync] = Sync.reserved;
     table[Command.eviction] = Eviction.reserved;
+    table[Command.requestReply] = RequestReply.reserved;
     return table;
 }
 
@@ -360,6 +365,8 @@ function highHalvesSafe(view: DataView, base: number, command: number): boolean 
             return safe(view, base + RequestPrepare.prepareOp);
         case Command.eviction:
             return safe(view, base + Eviction.session);
+        case Command.requestReply:
+            return safe(view, base + RequestReply.replyOp);
         case Command.requestSync:
             return (
                 safe(view, base + RequestSync.commitMin) && safe(view, base + RequestSync.offset)
@@ -423,6 +430,10 @@ function invalidCommand(
             ) {
                 return "op_min > op_max";
             }
+            return bodySize === 0 ? null : "body not empty";
+        case Command.requestReply:
+            if (u128IsZero(view, base + RequestReply.client)) return "request_reply client == 0";
+            if (readU64(view, base + RequestReply.replyOp) === 0) return "request_reply op == 0";
             return bodySize === 0 ? null : "body not empty";
         case Command.eviction:
             if (u128IsZero(view, base + Eviction.client)) return "eviction client == 0";
@@ -525,6 +536,7 @@ for (const table of [
     Sync,
     Ping,
     Pong,
+    RequestReply,
 ]) {
     assertLayout(table, Frame.custom);
 }

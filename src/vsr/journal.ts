@@ -20,12 +20,17 @@
 // a newer one; a sector that changes while written is marked dirty and written again (coalesced)
 // once the write in flight completes. Errors: a failed prepare write is retried (the prepare
 // stays not durable, never acknowledged, until a write succeeds); a failed header-sector write is
-// retried; a failed recovery read makes the slot (or every header) invalid, so recovery marks it
-// faulty and repairs it from peers.
+// retried; a failed recovery read makes the slot (or the header sector) invalid, so recovery marks
+// it faulty and repairs it from peers (see below).
 //
 // Invariants: a prepare is present only under a header with its checksum; durable implies
 // present; at most one write per slot and one per header sector is in flight (a newer prepare
 // waits for it).
+//
+// Recovery reads the headers ring in one read. If it fails (EIO: a latent sector error), it is
+// read again one sector at a time: a sector that still fails leaves its slots' headers invalid
+// (not reserved), and a prepare whose read fails is invalid, so the decision table marks those
+// slots faulty for protocol-aware repair instead of failing the whole recovery.
 
 import { assert } from "../stdx/assert.js";
 import { type Config, headerSize, sectorSize } from "../constants.js";
@@ -87,6 +92,8 @@ class RecoveryRead implements StorageCompletion {
     readonly journal: Journal;
     /** The slot being read (-1: the headers ring). */
     slot = -1;
+    /** The headers-ring sector being read alone after the whole read failed (-1: none). */
+    sector = -1;
     message: Message | null = null;
 
     constructor(journal: Journal) {
@@ -132,6 +139,12 @@ export class Journal {
     private readonly trustedSlots: Uint8Array;
     /** Recovery scratch: the redundant headers ring as read from disk. */
     private readonly recoveryHeaders: number;
+    /** Recovery scratch, per headers-ring sector: 1 when its read failed. */
+    private readonly recoveryHeaderSectorsFailed: Uint8Array;
+    /** Recovery scratch, per slot: 1 when its prepare's read failed. */
+    private readonly recoveryPreparesFailed: Uint8Array;
+    /** Recovery reads that failed (whole ring, sectors, prepares): each made slots faulty. */
+    recoveryReadErrors = 0;
     private writePendingCount = 0;
     /** Per header sector: a write of it is in flight. */
     private readonly sectorWriting: Uint8Array;
@@ -146,8 +159,6 @@ export class Journal {
     writesCompleted = 0;
     /** Failed prepare and header-sector writes (each retried). */
     writeErrors = 0;
-    /** Failed recovery reads (the slots they covered were recovered as faulty). */
-    readErrors = 0;
 
     constructor(
         config: Config,
@@ -178,6 +189,8 @@ export class Journal {
         this.sectorWriting = new Uint8Array(this.slotCount / headersPerSector);
         this.sectorDirty = new Uint8Array(this.slotCount / headersPerSector);
         this.recoveryHeaders = arena.allocate(dataLayout.walHeadersSize, sectorSize);
+        this.recoveryHeaderSectorsFailed = new Uint8Array(dataLayout.walHeadersSize / sectorSize);
+        this.recoveryPreparesFailed = new Uint8Array(this.slotCount);
         this.recoveryRead = new RecoveryRead(this);
         const sectors = arena.allocate(config.journalWritesMax * sectorSize, sectorSize);
         for (let index = 0; index < config.journalWritesMax; index++) {
@@ -515,6 +528,9 @@ export class Journal {
             this.recoveryCases = new Int32Array(this.slotCount);
         }
         this.recoveryRead.slot = -1;
+        this.recoveryRead.sector = -1;
+        this.recoveryHeaderSectorsFailed.fill(0);
+        this.recoveryPreparesFailed.fill(0);
         this.storage.read(
             this.recoveryRead,
             this.recoveryHeaders,
@@ -524,16 +540,11 @@ export class Journal {
     }
 
     recoveryReadCallback(read: RecoveryRead): void {
-        if (read.result !== IoResult.ok) {
-            // Unreadable is corrupt: the slot (or every header) is classified invalid, so it is
-            // faulty and repaired from peers, or decided by its other half where that is safe.
-            this.readErrors++;
-            const offset = read.slot < 0 ? this.recoveryHeaders : (read.message?.offset ?? -1);
-            const size = read.slot < 0 ? this.layout.walHeadersSize : headerSize;
-            assert(offset >= 0);
-            this.arena.bytes.fill(0xff, offset, offset + size);
-        }
+        const failed = read.result !== IoResult.ok;
+        if (failed) this.recoveryReadErrors++;
+        if (read.slot < 0 && !this.recoveryHeadersRead(read, failed)) return;
         if (read.slot >= 0) {
+            if (failed) this.recoveryPreparesFailed[read.slot] = 1;
             this.recoveryPrepares[read.slot] = read.message;
             read.message = null;
         }
@@ -546,6 +557,31 @@ export class Journal {
         }
         this.recoveryClassify();
         this.recoveryDone(true);
+    }
+
+    /**
+     * A read of the headers ring completed: on failure, falls back to (or goes on with) reads of
+     * one sector at a time. Returns true once the ring is read, as well as it can be.
+     */
+    private recoveryHeadersRead(read: RecoveryRead, failed: boolean): boolean {
+        assert(read.slot === -1 && read.message === null);
+        const sectors = this.recoveryHeaderSectorsFailed.length;
+        if (read.sector < 0) {
+            if (!failed) return true;
+            read.sector = 0;
+        } else {
+            if (failed) this.recoveryHeaderSectorsFailed[read.sector] = 1;
+            read.sector++;
+            if (read.sector === sectors) return true;
+        }
+        const offset = read.sector * sectorSize;
+        this.storage.read(
+            read,
+            this.recoveryHeaders + offset,
+            sectorSize,
+            this.layout.walHeadersOffset + offset,
+        );
+        return false;
     }
 
     private recoveryDone(ok: boolean): void {
@@ -562,6 +598,10 @@ export class Journal {
 
     private slotKind(base: number, slot: number, isPrepare: boolean): SlotKind {
         const view = this.arena.view;
+        const failed = isPrepare
+            ? this.recoveryPreparesFailed[slot] === 1
+            : this.recoveryHeaderSectorsFailed[Math.floor(slot / headersPerSector)] === 1;
+        if (failed) return SlotKind.invalid; // Unreadable: whatever it held, it may matter.
         if (allZero(this.arena.bytes, base, headerSize)) return SlotKind.reserved;
         if (!validHeaderChecksum(this.arena.bytes, base)) return SlotKind.invalid;
         if (invalidHeader(view, base, this.messageSizeMax) !== null) return SlotKind.invalid;

@@ -50,6 +50,7 @@ import {
     Request,
     RequestHeaders,
     RequestPrepare,
+    RequestReply,
     RequestSync,
     StartView,
     Sync,
@@ -77,7 +78,13 @@ import { ClientSessions } from "./client_sessions.js";
 import { Timeout } from "./timeout.js";
 import { Clock } from "./clock.js";
 import { Checkpointer } from "./checkpoint.js";
-import { Superblock, SuperblockField, formatVersion, viewHeadersMax } from "./superblock.js";
+import {
+    Superblock,
+    SuperblockField,
+    formatVersion,
+    superblockCorruptError,
+    viewHeadersMax,
+} from "./superblock.js";
 
 /** Repair timeouts in a row without a new sync chunk before another peer is asked. */
 const syncStallsMax = 8;
@@ -183,6 +190,12 @@ export interface ReplicaStats {
     stateSyncs: number;
     /** KV events executed (what users call operations; a prepare batches many). */
     eventsCommitted: number;
+    /** request_reply messages sent for session replies lost from this replica's disk. */
+    replyRepairsRequested: number;
+    /** Lost session replies restored from a peer's copy. */
+    repliesRepaired: number;
+    /** Starts whose checkpoint could not be read (the state came from a peer instead). */
+    checkpointsUnreadable: number;
 }
 
 export class Replica {
@@ -288,6 +301,9 @@ export class Replica {
         windowFull: 0,
         stateSyncs: 0,
         eventsCommitted: 0,
+        replyRepairsRequested: 0,
+        repliesRepaired: 0,
+        checkpointsUnreadable: 0,
     };
 
     private readonly prepareTimeout: Timeout;
@@ -452,6 +468,7 @@ export class Replica {
     }
 
     private openSuperblockCallback(ok: boolean): void {
+        if (!ok && this.superblock.corrupt) return this.openFinish(superblockCorruptError);
         if (!ok) return this.openFinish("no valid superblock: not a formatted data file");
         const superblock = this.superblock;
         const durable = superblock.durable;
@@ -480,8 +497,11 @@ export class Replica {
     }
 
     private openCheckpointCallback(ok: boolean): void {
-        if (!ok) return this.openFinish("the checkpoint does not match its checksums");
-        if (this.checkpointOp > 0) {
+        if (!ok && this.replicaCount === 1) {
+            return this.openFinish("the checkpoint is corrupt and a single replica has no peer");
+        }
+        if (!ok) this.openWithoutState();
+        else if (this.checkpointOp > 0) {
             const anchor = this.superblock.durable + SuperblockField.checkpointOpChecksum;
             this.checkpointer.snapshot(this.checkpointOp, anchor);
         }
@@ -512,6 +532,27 @@ export class Replica {
         }
         this.openFinish(null);
         this.rejoin();
+        if (this.stateMissing) this.sendRequestSync();
+    }
+
+    /**
+     * The checkpoint the superblock names cannot be read (a bad sector, a corrupt copy): start
+     * without state, at the checkpoint's op, and fetch that checkpoint (or a newer one) from a
+     * peer by state sync. Until it is installed nothing executes, no request is taken and no
+     * checkpoint is served; the WAL and the VSR state (view, log) are intact, so the replica
+     * still acknowledges prepares and votes in view changes.
+     */
+    private openWithoutState(): void {
+        assert(this.checkpointOp > 0);
+        assert(!this.syncing);
+        this.stateMachine.reset();
+        this.sessions.clear();
+        this.stats.checkpointsUnreadable++;
+        this.stateMissing = true;
+        this.syncing = true;
+        this.syncTargetOp = 0;
+        this.syncOffset = 0;
+        this.syncPeer = this.repairPeer();
     }
 
     /** Rebuilds the log from the recovered WAL and the superblock's log suffix. */
@@ -782,6 +823,7 @@ export class Replica {
         this.repairTimeout.startWithJitter();
         if (this.syncing) this.syncRetry();
         this.repair();
+        this.repairReplies();
     }
 
     private onPrimaryAbdicateTimeout(): void {
@@ -836,8 +878,12 @@ export class Replica {
                 return this.onPing(message);
             case Command.pong:
                 return this.onPong(message);
+            case Command.requestReply:
+                return this.onRequestReply(message);
+            case Command.reply:
+                return this.onReplyRepair(message);
             default:
-                // Replies and evictions are for clients: a replica ignores them.
+                // Evictions are for clients: a replica ignores them.
                 this.stats.messagesInvalid++;
                 return;
         }
@@ -863,7 +909,8 @@ export class Replica {
     // Normal operation: requests, prepares, prepare_oks, commits, replies.
 
     private onRequest(message: Message): void {
-        if (this.status !== Status.normal || !this.primary) {
+        // Without state (awaiting state sync) the client table is unknown: take nothing.
+        if (this.status !== Status.normal || !this.primary || this.stateMissing) {
             this.stats.requestsDropped++;
             return;
         }
@@ -1419,12 +1466,15 @@ export class Replica {
 
     private resendReply(entry: number): void {
         const reply = this.sessions.reply(entry);
-        if (reply !== null) this.bus.sendToClient(reply);
+        if (reply === null) return this.replyRepairRequest(entry);
+        this.bus.sendToClient(reply);
     }
 
     private resendReplyIfSame(entry: number, request: Message): void {
         const reply = this.sessions.reply(entry);
-        if (reply === null) return;
+        // The request committed but its reply was lost from disk: never execute it again; fetch
+        // the reply from a peer (it goes to the client when it arrives, and answers the retry).
+        if (reply === null) return this.replyRepairRequest(entry);
         if (
             !u128Equal(
                 this.memory,
@@ -1999,8 +2049,9 @@ export class Replica {
             if (!this.journal.isTrusted(op) || this.journal.prepare(op) === null) return;
         }
         this.commitJournal();
-        // Execution may pause at a checkpoint: finish once it resumes and catches up.
-        if (this.commitMin < this.commitMax) return;
+        // Execution may pause at a checkpoint: finish once it resumes and catches up. Without
+        // state (awaiting state sync) it cannot execute at all: it leads once synced.
+        if (this.commitMin < this.commitMax || this.stateMissing) return;
         this.primaryFinishViewChange();
     }
 
@@ -2283,6 +2334,8 @@ export class Replica {
     // stands (there is no third log).
 
     private syncing = false;
+    /** Started without state (the checkpoint was unreadable): syncing until one installs. */
+    stateMissing = false;
     /** The replica asked: chunks from any other are ignored. */
     private syncPeer = 0;
     private syncTargetOp = 0;
@@ -2348,7 +2401,10 @@ export class Replica {
 
     private sendRequestSync(): void {
         const message = this.acquireHeader(Command.requestSync);
-        writeU64(this.memory, message.offset + RequestSync.commitMin, this.commitMin);
+        // Without state, even a checkpoint at commitMin itself will do: ask for one above the op
+        // before it (peers serve a snapshot newer than the commitMin they are sent).
+        const commitMin = this.stateMissing ? this.commitMin - 1 : this.commitMin;
+        writeU64(this.memory, message.offset + RequestSync.commitMin, commitMin);
         writeU64(this.memory, message.offset + RequestSync.offset, this.syncOffset);
         this.sendTo(this.syncPeer, message);
     }
@@ -2395,7 +2451,9 @@ export class Replica {
         const base = message.offset;
         if (!this.syncing || headerReplica(this.memory, base) !== this.syncPeer) return;
         const op = readU64(this.memory, base + Sync.checkpointOp);
-        if (op <= this.commitMin || op % this.config.checkpointOps !== 0) return;
+        if (op < this.commitMin || op % this.config.checkpointOps !== 0) return;
+        // At its own op only when started without state (its checkpoint was unreadable).
+        if (op === this.commitMin && !this.stateMissing) return;
         if (op < this.syncTargetOp) return; // A late chunk of an older checkpoint.
         const offset = readU64(this.memory, base + Sync.offset);
         const size = headerSizeOf(this.memory, base) - headerSize;
@@ -2483,12 +2541,20 @@ export class Replica {
 
     /** The whole stream arrived and its anchor is confirmed: verify, install, checkpoint it. */
     private syncInstall(): void {
-        assert(this.syncing && this.syncConfirmed && this.syncTargetOp > this.commitMin);
-        assert(this.syncOffset === this.syncStreamSize);
+        assert(this.syncing && this.syncConfirmed && this.syncOffset === this.syncStreamSize);
+        // Without state, the checkpoint at its own op will do (it was unreadable).
+        assert(this.syncTargetOp > (this.stateMissing ? this.commitMin - 1 : this.commitMin));
         const kv = this.checkpointer.kvChecksum;
         const ok = this.checkpointer.receiveInstall(kv, this.checkpointer.sessionsChecksum);
         this.syncing = false;
-        if (!ok) return; // Corrupt in transit or a peer's mix-up: the next trigger starts over.
+        if (!ok) {
+            // Corrupt in transit or a peer's mix-up: the next trigger starts over (without
+            // state, that is the next repair timeout: the replica stays syncing).
+            if (this.stateMissing) this.syncing = true;
+            this.syncRestart();
+            return;
+        }
+        this.stateMissing = false;
         const op = this.syncTargetOp;
         // The log above the checkpoint stays: this replica may have acknowledged those ops
         // (it fell behind in execution, not necessarily in its log).
@@ -2634,6 +2700,59 @@ export class Replica {
     }
 
     // ---------------------------------------------------------------------------------------
+    // Reply repair: a session's latest reply lost from this replica's disk (a corrupt or
+    // unreadable reply of the checkpoint) is fetched from a peer, whose copy of the same reply
+    // (same client, op and session; the body is the same deterministic result) replaces it.
+    // Until then the client's retry of that request is neither executed again nor answered:
+    // it triggers the repair, and the reply goes to the client as soon as it arrives.
+
+    /** Asks every peer for the reply of `entry` (a header-only message, so broadcast). */
+    private replyRepairRequest(entry: number): void {
+        assert(this.sessions.replyMissing(entry));
+        if (this.replicaCount === 1) return;
+        const message = this.acquireHeader(Command.requestReply);
+        this.sessions.writeClientId(entry, message.offset + RequestReply.client);
+        writeU64(this.memory, message.offset + RequestReply.replyOp, this.sessions.replyOp(entry));
+        this.stats.replyRepairsRequested++;
+        this.broadcast(message);
+    }
+
+    /** From the repair timeout: every session whose reply is missing asks again. */
+    private repairReplies(): void {
+        if (this.stateMissing) return;
+        for (let entry = 0; entry < this.sessions.entriesMax; entry++) {
+            if (this.sessions.replyMissing(entry)) this.replyRepairRequest(entry);
+        }
+    }
+
+    private onRequestReply(message: Message): void {
+        const base = message.offset;
+        const replica = headerReplica(this.memory, base);
+        if (replica === this.replica) return;
+        const entry = this.sessions.find(base + RequestReply.client);
+        if (entry < 0) return;
+        const reply = this.sessions.reply(entry);
+        if (reply === null) return;
+        if (this.sessions.replyOp(entry) !== readU64(this.memory, base + RequestReply.replyOp)) {
+            return; // Another reply (the session moved on, or this replica lags): no answer.
+        }
+        this.bus.sendToReplica(replica, reply);
+    }
+
+    /** A peer's copy of a reply this replica lost (valid() checked both checksums). */
+    private onReplyRepair(message: Message): void {
+        const base = message.offset;
+        if (headerReplica(this.memory, base) === this.replica) return;
+        const entry = this.sessions.find(base + Reply.client);
+        if (entry < 0 || !this.sessions.replyMissing(entry)) return;
+        if (readU64(this.memory, base + Reply.op) !== this.sessions.replyOp(entry)) return;
+        if (readU64(this.memory, base + Reply.session) !== this.sessions.session(entry)) return;
+        this.sessions.repairReply(entry, message);
+        this.stats.repliesRepaired++;
+        if (this.status === Status.normal && this.primary) this.bus.sendToClient(message);
+    }
+
+    // ---------------------------------------------------------------------------------------
     // Sending.
 
     private setFrame(base: number, command: number): void {
@@ -2763,7 +2882,10 @@ export class Replica {
         assert(this.sessions.count <= this.sessions.entriesMax);
         assert(!u128IsZero(this.memory, this.commitMinChecksum));
         if (this.syncing && this.syncTargetOp > 0) {
-            assert(this.syncOffset <= this.syncStreamSize && this.syncTargetOp > this.commitMin);
+            assert(this.syncOffset <= this.syncStreamSize);
+            // Without state, the checkpoint at its own op will do (it was unreadable).
+            const opMin = this.stateMissing ? this.commitMin : this.commitMin + 1;
+            assert(this.syncTargetOp >= opMin);
         }
         this.journal.invariants();
     }

@@ -3,6 +3,14 @@
 // Every update writes all copies one at a time with the next sequence number; open reads all
 // copies and takes the valid copy with the highest sequence. A replica acts on a new view only
 // once the superblock that records it is durable, so a crash never makes it forget a promise.
+// Open reads every copy in one read; if that read fails (EIO on one sector), it reads the copies
+// one by one and skips those that fail, so one bad sector costs one copy, not the superblock.
+// Open fails only when no copy is valid: `corrupt` then says whether the zone held anything at
+// all (a corrupt file, to be reformatted and synced from peers) or nothing (never formatted).
+// When the copies disagree (a write cut short by a crash, a corrupt or unreadable copy), open
+// rewrites every copy with the chosen image (same sequence) before it reports success: the
+// replica acts on what it chose, so a crash in the next write (tearing the one copy that held
+// it) must not bring back an older image.
 //
 // Copy layout (2 sectors = 8 KiB, little-endian):
 //    0 checksum u128 (covers bytes 32..8192)    16 copy index u8 (excluded: copies are equal)
@@ -26,6 +34,10 @@ import { IoResult, type Storage, type StorageCompletion } from "./interfaces.js"
 import { superblockCopies, superblockCopySize } from "./layout.js";
 
 export const formatVersion = 1;
+/** The operator's one line when no superblock copy survives (the replica refuses to start). */
+export const superblockCorruptError =
+    "every superblock copy is corrupt: reformat this data file (vsr format, same flags) " +
+    "and start it again; it will sync from its peers";
 export const viewHeadersMax = sectorSize / headerSize;
 
 export const SuperblockField = {
@@ -106,6 +118,14 @@ export class Superblock {
     private readonly io: SuperblockIo;
     private copy = 0;
     private reading = false;
+    /** Open's fallback: reading copy `copy` alone (the read of all copies failed). */
+    private readingCopies = false;
+    /** Per copy during open: 1 when its read failed. */
+    private readonly copyReadFailed: Uint8Array;
+    /** After a failed open: some copy held non-zero bytes (corrupt, not unformatted). */
+    corrupt = false;
+    /** Copies skipped at open because their read failed (latent sector errors). */
+    copyReadErrors = 0;
     writing = false;
     private doneCallback: ((ok: boolean) => void) | null = null;
     writeErrors = 0;
@@ -117,6 +137,7 @@ export class Superblock {
         this.staged = allocator.allocate(superblockCopySize, sectorSize);
         this.durable = allocator.allocate(superblockCopySize, sectorSize);
         this.readBuffer = allocator.allocate(superblockCopies * superblockCopySize, sectorSize);
+        this.copyReadFailed = new Uint8Array(superblockCopies);
         this.io = new SuperblockIo(this);
     }
 
@@ -175,6 +196,9 @@ export class Superblock {
     open(callback: (ok: boolean) => void): void {
         assert(!this.writing && !this.reading);
         this.reading = true;
+        this.readingCopies = false;
+        this.copyReadFailed.fill(0);
+        this.corrupt = false;
         this.doneCallback = callback;
         this.storage.read(this.io, this.readBuffer, superblockCopies * superblockCopySize, 0);
     }
@@ -183,9 +207,12 @@ export class Superblock {
         const callback = this.doneCallback;
         assert(callback !== null);
         if (this.reading) {
+            if (!this.openReadNext()) return;
             this.reading = false;
+            const ok = this.chooseNewest();
+            if (ok && this.copiesAgreeing < superblockCopies) return this.openRepair();
             this.doneCallback = null;
-            callback(this.io.result === IoResult.ok && this.chooseNewest());
+            callback(ok);
             return;
         }
         assert(this.writing);
@@ -201,13 +228,60 @@ export class Superblock {
         callback(true);
     }
 
+    /**
+     * After an open read completes: starts the next per-copy read when the read of all copies
+     * failed (or a per-copy read is done and copies remain); returns true once all are read.
+     */
+    private openReadNext(): boolean {
+        const failed = this.io.result !== IoResult.ok;
+        if (!this.readingCopies) {
+            if (!failed) return true;
+            this.readingCopies = true;
+            this.copy = 0;
+        } else {
+            if (failed) {
+                this.copyReadFailed[this.copy] = 1;
+                this.copyReadErrors++;
+            }
+            this.copy++;
+            if (this.copy === superblockCopies) return true;
+        }
+        const offset = this.copy * superblockCopySize;
+        this.storage.read(this.io, this.readBuffer + offset, superblockCopySize, offset);
+        return false;
+    }
+
+    /** Open's repair: writes the chosen image (staged, its sequence kept) to every copy. */
+    private openRepair(): void {
+        assert(!this.writing && !this.reading);
+        this.writing = true;
+        this.writeErrors = 0;
+        this.copy = 0;
+        this.copiesRepaired++;
+        this.writeCopy();
+    }
+
+    /** Opens that found the copies disagreeing and rewrote them. */
+    copiesRepaired = 0;
+    /** After chooseNewest: copies valid and identical to the chosen one. */
+    private copiesAgreeing = 0;
+
     private chooseNewest(): boolean {
         let best = -1;
         let bestSequence = -1;
         for (let copy = 0; copy < superblockCopies; copy++) {
             const base = this.readBuffer + copy * superblockCopySize;
-            if (invalidSuperblockCopy(this.bytes, this.view, base) !== null) continue;
-            if (this.view.getUint8(base + SuperblockField.copy) !== copy) continue; // Misdirected.
+            if (this.copyReadFailed[copy] === 1) {
+                this.corrupt = true;
+                continue;
+            }
+            if (
+                invalidSuperblockCopy(this.bytes, this.view, base) !== null ||
+                this.view.getUint8(base + SuperblockField.copy) !== copy // Misdirected.
+            ) {
+                if (!allZero(this.bytes, base, superblockCopySize)) this.corrupt = true;
+                continue;
+            }
             const sequence = this.u64(base, SuperblockField.sequence);
             if (sequence > bestSequence) {
                 best = base;
@@ -215,8 +289,22 @@ export class Superblock {
             }
         }
         if (best < 0) return false;
+        this.corrupt = false;
+        this.copiesAgreeing = 0;
+        for (let copy = 0; copy < superblockCopies; copy++) {
+            const base = this.readBuffer + copy * superblockCopySize;
+            if (this.copyReadFailed[copy] === 1) continue;
+            if (checksumEquals(this.bytes, best + 32, superblockCopySize - 32, this.bytes, base)) {
+                this.copiesAgreeing++;
+            }
+        }
         this.bytes.copyWithin(this.durable, best, best + superblockCopySize);
         this.bytes.copyWithin(this.staged, best, best + superblockCopySize);
         return true;
     }
+}
+
+function allZero(bytes: Uint8Array, offset: number, size: number): boolean {
+    for (let index = offset; index < offset + size; index++) if (bytes[index] !== 0) return false;
+    return true;
 }

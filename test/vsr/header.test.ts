@@ -31,6 +31,7 @@ import {
     Request,
     RequestHeaders,
     RequestPrepare,
+    RequestReply,
     RequestSync,
     StartView,
     StartViewChange,
@@ -591,6 +592,18 @@ const arbitraries: ReadonlyMap<number, fc.Arbitrary<Message>> = new Map([
         ),
     ],
     [Command.sync, syncArbitrary()],
+    [
+        Command.requestReply,
+        fieldsOnlyArbitrary(
+            Command.requestReply,
+            fc
+                .tuple(u128NonZero, u64Positive)
+                .map(([client, replyOp]) => [
+                    field("client", RequestReply.client, 16, client),
+                    field("replyOp", RequestReply.replyOp, 8, replyOp),
+                ]),
+        ),
+    ],
 ]);
 
 const commandNames = Object.entries(Command).filter(([, command]) => command !== Command.reserved);
@@ -806,6 +819,7 @@ const u64Offsets: ReadonlyMap<number, readonly number[]> = new Map([
     [Command.eviction, [Eviction.session]],
     [Command.requestSync, [RequestSync.commitMin, RequestSync.offset]],
     [Command.sync, [Sync.checkpointOp, Sync.offset, Sync.streamSize]],
+    [Command.requestReply, [RequestReply.replyOp]],
 ]);
 
 const reservedFrom: ReadonlyMap<number, number> = new Map([
@@ -825,6 +839,7 @@ const reservedFrom: ReadonlyMap<number, number> = new Map([
     [Command.eviction, Eviction.reserved],
     [Command.requestSync, RequestSync.reserved],
     [Command.sync, Sync.reserved],
+    [Command.requestReply, RequestReply.reserved],
 ]);
 
 const plausible = fc.record({
@@ -1753,6 +1768,13 @@ const layouts: ReadonlyArray<{
         start: Frame.custom,
         end: headerSize,
         widths: { commitMin: 8, offset: 8, reserved: 0 },
+    },
+    {
+        name: "RequestReply",
+        table: RequestReply,
+        start: Frame.custom,
+        end: headerSize,
+        widths: { client: 16, replyOp: 8, reserved: 0 },
     },
     {
         name: "Sync",

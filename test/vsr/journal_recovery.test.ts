@@ -42,6 +42,7 @@ import {
     setChecksums,
     writeU64,
 } from "../../src/vsr/header.js";
+import type { Storage } from "../../src/vsr/interfaces.js";
 import { Journal } from "../../src/vsr/journal.js";
 import {
     Decision,
@@ -54,6 +55,7 @@ import {
 } from "../../src/vsr/journal_recovery.js";
 import { layout } from "../../src/vsr/layout.js";
 import { MessagePool } from "../../src/vsr/message_pool.js";
+import { EioStorage } from "./eio_storage.js";
 
 const slotCount = config.journalSlotCount; // 64
 const messageSizeMax = config.messageSizeMax; // 4096: one sector per prepare slot.
@@ -115,7 +117,7 @@ class World {
     }
 
     /** A new process's journal over `storage` (the region is wiped, as after a restart). */
-    createJournal(storage: SimStorage, durableCallback: (op: number) => void): Journal {
+    createJournal(storage: Storage, durableCallback: (op: number) => void): Journal {
         this.region.reset();
         return new Journal(config, this.region, this.pool, storage, dataLayout, durableCallback);
     }
@@ -460,6 +462,58 @@ test("journal recovery keeps a prepare of a later view beside its op's older hea
         }
         journal.releaseAll();
     }
+});
+
+/** Clean slots 5 (header sector 0) and 20 (sector 1), recovered through `eio`'s failures. */
+function recoverThroughEio(badOffsets: (storage: SimStorage) => number[]): {
+    journal: Journal;
+    eio: EioStorage;
+} {
+    const world = new World();
+    const storage = world.createStorage(5);
+    for (const op of [caseSlot, caseSlot + 15]) {
+        world.buildPrepare(world.scratchPrepare, { op });
+        world.putDiskHeader(storage, op, world.scratchPrepare);
+        world.putDiskPrepare(storage, op, world.scratchPrepare);
+    }
+    const eio = new EioStorage(storage, badOffsets(storage));
+    const journal = world.createJournal(eio, ignoreDurable);
+    let result: boolean | null = null;
+    journal.recover(cluster, false, (ok) => {
+        result = ok;
+    });
+    for (let ticks = 0; result === null; ticks++) {
+        assert.ok(ticks < 100_000, "recovery did not finish");
+        storage.tick();
+    }
+    assert.equal(result, true, "read errors never fail recovery");
+    return { journal, eio };
+}
+
+test("journal recovery re-reads the header ring sector by sector when its one read fails", () => {
+    // EIO on header sector 0 (slots 0..15): the ring read fails, then only that sector's read.
+    const { journal, eio } = recoverThroughEio(() => [dataLayout.walHeadersOffset]);
+    assert.equal(eio.readsFailed, 2);
+    assert.equal(journal.recoveryReadErrors, 2);
+    // Slot 5's header is unreadable (invalid, not reserved) beside a valid prepare below the
+    // highest op (20): @E, faulty, for repair from peers. Slot 20, in a good sector, is clean.
+    assert.equal(journal.recoveryCases[caseSlot], caseIndex("@E"));
+    assert.equal(journal.isFaulty(caseSlot), true);
+    assert.equal(journal.recoveryCases[caseSlot + 15], caseIndex("@P"));
+    assert.ok(journal.prepare(caseSlot + 15) !== null);
+    // Empty slots of the failed sector are faulty too (@D: a header was perhaps there): all 16
+    // slots of sector 0 and none of the others.
+    assert.equal(journal.recoveryCases[caseSlot + 1], caseIndex("@D"));
+    assert.equal(journal.faultyCount, sectorSize / headerSize);
+});
+
+test("journal recovery treats a prepare whose read fails as invalid (faulty, not fatal)", () => {
+    const { journal, eio } = recoverThroughEio(() => [diskPrepareOffset(caseSlot + 15)]);
+    assert.equal(eio.readsFailed, 1);
+    assert.equal(journal.recoveryCases[caseSlot + 15], caseIndex("@C"));
+    assert.equal(journal.isFaulty(caseSlot + 15), true);
+    assert.equal(journal.recoveryCases[caseSlot], caseIndex("@P"));
+    assert.equal(journal.faultyCount, 1);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import { IoResult, type Storage, type StorageCompletion } from "../../src/vsr/in
 import { formatSuperblockZone, superblockZoneSize } from "../../src/vsr/format.js";
 import { Frame, writeRootPrepare } from "../../src/vsr/header.js";
 import { superblockCopies, superblockCopySize } from "../../src/vsr/layout.js";
+import { EioStorage } from "./eio_storage.js";
 import { Superblock, SuperblockField, formatVersion } from "../../src/vsr/superblock.js";
 
 const cluster = 42;
@@ -345,6 +346,47 @@ test("a write whose every copy fails is not reported durable", () => {
 
 test("a zeroed superblock zone does not open", () => {
     assert.equal(open(createStorage(6)), null);
+});
+
+/** Opens over `storage` and returns the superblock and whether open succeeded. */
+function openEio(storage: EioStorage): { superblock: Superblock; ok: boolean } {
+    region.reset();
+    const superblock = new Superblock(region, storage);
+    let result: boolean | null = null;
+    superblock.open((ok) => {
+        result = ok;
+    });
+    pump(storage.inner, () => result !== null);
+    return { superblock, ok: result === true };
+}
+
+test("a failed read of all copies falls back to a read per copy and skips the failing one", () => {
+    for (let bad = 0; bad < superblockCopies; bad++) {
+        const disk = formatted(11 + bad);
+        const written = write(disk, openOrFail(disk), 1);
+        const storage = new EioStorage(disk, [bad * superblockCopySize + sectorSize]);
+        const { superblock, ok } = openEio(storage);
+        assert.equal(ok, true, `copy ${bad} unreadable`);
+        assert.equal(storage.readsFailed, 2, "the read of all copies, then the bad copy's");
+        assert.equal(superblock.copyReadErrors, 1);
+        assert.ok(sameImage(image(superblock.durable), written));
+    }
+});
+
+test("with every copy corrupt or unreadable, open fails and calls the zone corrupt", () => {
+    const disk = formatted(15);
+    write(disk, openOrFail(disk), 1);
+    for (let copy = 1; copy < superblockCopies; copy++) flipByte(disk, copy, 200 + copy, 0x10);
+    const { superblock, ok } = openEio(new EioStorage(disk, [0]));
+    assert.equal(ok, false);
+    assert.equal(superblock.copyReadErrors, 1);
+    assert.equal(superblock.corrupt, true, "not mistaken for an unformatted file");
+});
+
+test("an all-zero superblock zone is unformatted, not corrupt", () => {
+    const { superblock, ok } = openEio(new EioStorage(createStorage(16), []));
+    assert.equal(ok, false);
+    assert.equal(superblock.corrupt, false);
 });
 
 // ---------------------------------------------------------------------------------------------
