@@ -356,7 +356,8 @@ class KeySearch {
         const stuck = this.stuckOp;
         const window: number[] = [];
         for (let op = 0; op < this.count; op++) {
-            const overlaps = this.call[op]! <= this.ret[stuck]! && this.ret[op]! >= this.call[stuck]!;
+            const overlaps =
+                this.call[op]! <= this.ret[stuck]! && this.ret[op]! >= this.call[stuck]!;
             if (overlaps || op === this.stuckWriter) window.push(this.index[op] as number);
         }
         return {

@@ -21,9 +21,7 @@ export function bruteLinearizable(history: readonly HistoryOp[]): boolean {
             // Every known op that returned before this call must already be placed.
             const blocked = ops.some(
                 (other, index) =>
-                    !done[index] &&
-                    outcome(other) === "ok" &&
-                    (other.return as number) < op.call,
+                    !done[index] && outcome(other) === "ok" && (other.return as number) < op.call,
             );
             if (blocked) continue;
             const key = op.input.key;
