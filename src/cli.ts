@@ -10,6 +10,7 @@ process.env["UV_THREADPOOL_SIZE"] ??= "16";
 import fs from "node:fs";
 import { parseArgs } from "node:util";
 import { commandBenchmark } from "./client/benchmark.js";
+import { commandChaos } from "./chaos/command.js";
 import { commandClient, commandLoad } from "./client/commands.js";
 import { type Address, NodeError, defaultConfig, runNode } from "./io/node.js";
 import { createDataFile } from "./io/storage_direct.js";
@@ -44,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
                 return await commandLoad(argv.slice(1));
             case "benchmark":
                 return await commandBenchmark(argv.slice(1));
+            case "chaos":
+                return await commandChaos(argv.slice(1));
             case "help":
             case "--help":
             case undefined:
