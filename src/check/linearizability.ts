@@ -15,7 +15,8 @@
 // Unknown outcomes (return null) have a call event and no return: they may be linearized at any
 // point after their call or never, so the search ends as soon as every known operation is
 // linearized. An unknown get constrains nothing and is dropped; failed operations never happened
-// and are dropped.
+// and are dropped. An unknown put whose value nobody read can only matter to a delete's `found`:
+// each key is searched first without those, and again with them only if that fails.
 // Time limit: the search counts its steps and reads the clock every 1024 of them; past the
 // deadline the key's verdict is "unknown", and the history's verdict is false if any key is
 // non-linearizable, else "unknown" if any key ran out of time, else true.
@@ -79,9 +80,18 @@ export function checkLinearizable(
     const keysTimedOut: string[] = [];
     for (const [key, indexes] of byKey) {
         opsChecked += indexes.length;
-        const search = new KeySearch(history, indexes);
-        const verdict = search.run(nowMs, deadlineMs);
+        // First without the unknown puts nobody read (they can only matter to a delete's
+        // `found`): if that passes, so does the whole; if not, the whole decides.
+        const read = readValues(history, indexes);
+        const pruned = indexes.filter((index) => !unreadUnknownPut(history, index, read));
+        let search = new KeySearch(history, pruned);
+        let verdict = search.run(nowMs, deadlineMs);
         statesVisited += search.statesVisited;
+        if (verdict !== true && pruned.length < indexes.length) {
+            search = new KeySearch(history, indexes);
+            verdict = search.run(nowMs, deadlineMs);
+            statesVisited += search.statesVisited;
+        }
         if (verdict === "unknown") keysTimedOut.push(key);
         if (verdict === false) {
             failure = search.failure(key);
@@ -91,6 +101,25 @@ export function checkLinearizable(
     const linearizable: Verdict =
         failure !== null ? false : keysTimedOut.length > 0 ? "unknown" : true;
     return { linearizable, keys: byKey.size, opsChecked, statesVisited, failure, keysTimedOut };
+}
+
+function readValues(history: readonly HistoryOp[], indexes: readonly number[]): Set<string> {
+    const read = new Set<string>();
+    for (const index of indexes) {
+        const op = history[index] as HistoryOp;
+        const value = op.output?.value ?? null;
+        if (op.input.op === "get" && value !== null) read.add(value);
+    }
+    return read;
+}
+
+function unreadUnknownPut(
+    history: readonly HistoryOp[],
+    index: number,
+    read: Set<string>,
+): boolean {
+    const op = history[index] as HistoryOp;
+    return op.input.op === "put" && op.return === null && !read.has(op.input.value as string);
 }
 
 /** The search over one key's operations, sorted by call time. */
@@ -104,6 +133,8 @@ class KeySearch {
     /** delete: 1 found, 0 not found, 2 unknown. */
     private readonly found: Uint8Array;
     private readonly known: Uint8Array;
+    /** The operations with an unknown outcome, in call order (for the memo key). */
+    private readonly unknownOps: Int32Array;
     private readonly call: Float64Array;
     private readonly ret: Float64Array;
     private readonly values: (string | null)[] = [null];
@@ -151,6 +182,9 @@ class KeySearch {
         this.callEvent = new Int32Array(count);
         this.returnEvent = new Int32Array(count).fill(-1);
         this.decode();
+        this.unknownOps = Int32Array.from(
+            Array.from({ length: count }, (_, op) => op).filter((op) => this.known[op] === 0),
+        );
         const eventCount = count + this.knownLeft;
         this.head = eventCount;
         this.eventOp = new Int32Array(eventCount);
@@ -304,8 +338,9 @@ class KeySearch {
             if (this.known[op] === 1 && this.linearized[op] === 1) key += `,${op}`;
         }
         key += "|";
-        for (let op = 0; op < this.count; op++) {
-            if (this.known[op] === 0 && this.linearized[op] === 1) key += `${op},`;
+        for (let index = 0; index < this.unknownOps.length; index++) {
+            const op = this.unknownOps[index] as number;
+            if (this.linearized[op] === 1) key += `${op},`;
         }
         return key;
     }
