@@ -161,7 +161,10 @@ class ChaosRun {
 
     async run(): Promise<number> {
         const { options, cluster } = this;
-        this.say(`vsr chaos: seed=${options.seed} replicas=${options.replicas} in ${cluster.dir}`);
+        // Always (also with --json): the seed reproduces the run, the directory names its files.
+        process.stderr.write(
+            `vsr chaos: seed=${options.seed} replicas=${options.replicas} in ${cluster.dir}\n`,
+        );
         await cluster.setup();
         for (let replica = 0; replica < options.replicas; replica++) cluster.start(replica);
         await this.waitConverged(readyTimeoutMs, "ready");
