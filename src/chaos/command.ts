@@ -21,6 +21,7 @@ import { ChaosCluster, ChaosError, type ReplicaStatus } from "./cluster.js";
 import { renderHtml } from "./html.js";
 import { type FaultCounts, Nemesis } from "./nemesis.js";
 import { availability, lostWrites, maxRecoveryMs } from "./stats.js";
+import { StatusSampler } from "./views.js";
 import { Workload, sleep } from "./workload.js";
 
 const usage = `usage:
@@ -146,6 +147,7 @@ class ChaosRun {
     readonly cluster: ChaosCluster;
     private readonly startNs = process.hrtime.bigint();
     private workload: Workload | null = null;
+    private sampler: StatusSampler | null = null;
     private cleaning: Promise<void> | null = null;
 
     constructor(options: ChaosOptions) {
@@ -182,6 +184,8 @@ class ChaosRun {
         const workStartNs = this.nowNs();
         const workEndNs = workStartNs + options.durationS * 1e9;
         const progress = this.progress(workload, nemesis, workStartNs);
+        this.sampler = new StatusSampler(cluster, this.nowNs);
+        this.sampler.start();
         workload.start();
         await nemesis.run(workEndNs);
         await sleep(Math.max(0, (workEndNs - this.nowNs()) / 1e6));
@@ -192,6 +196,7 @@ class ChaosRun {
         const quietStartNs = this.nowNs();
         const converged = await this.waitConverged(convergeTimeoutMs, "converged");
         const convergeMs = Math.round((this.nowNs() - quietStartNs) / 1e6);
+        this.sampler.stop();
         const finalReads = await this.finalReads(workload);
         workload.close();
         const history = workload.history;
@@ -324,11 +329,13 @@ class ChaosRun {
     private write(history: readonly HistoryOp[], nemesis: Nemesis, report: ChaosReport): void {
         const { options } = this;
         if (options.history !== null) {
-            const lines = [...history, ...nemesis.records].map((record) => JSON.stringify(record));
+            const records = [...history, ...nemesis.records, ...(this.sampler?.records ?? [])];
+            const lines = records.map((record) => JSON.stringify(record));
             fs.writeFileSync(options.history, lines.join("\n") + "\n");
         }
         if (options.html !== null) {
-            fs.writeFileSync(options.html, renderHtml(history, nemesis.records, report));
+            const samples = this.sampler?.records ?? [];
+            fs.writeFileSync(options.html, renderHtml(history, nemesis.records, report, samples));
         }
         for (const crash of this.cluster.crashes) {
             process.stderr.write(
@@ -373,6 +380,7 @@ class ChaosRun {
     cleanup(): Promise<void> {
         if (this.cleaning === null) {
             this.workload?.close();
+            this.sampler?.stop();
             this.cleaning = this.cluster.cleanup();
         }
         return this.cleaning;

@@ -1,7 +1,9 @@
 // `vsr chaos --html`: the history as a self-contained HTML page of SVG timelines. One lane per
 // client, each operation a bar from call to return (an unknown outcome runs to the end of the
 // view, hatched; a failed one is outlined only), coloured by kind; faults are bands across every
-// lane with their kind and detail; every bar has a tooltip with the full record.
+// lane with their kind and detail; every bar has a tooltip with the full record. Above the
+// clients, one lane per replica shows its sampled status (views.ts): primary, backup, view
+// change, recovering or down.
 // On a non-linearizable verdict the checker's failing window (the operation stuck at its return,
 // the operations overlapping it and the write that set the state) is outlined in red on the
 // overview and drawn again in a zoomed timeline of that key alone, around the window.
@@ -10,6 +12,7 @@
 
 import { type HistoryOp, type NemesisRecord, outcome } from "../check/history.js";
 import type { ChaosReport } from "./command.js";
+import type { ReplicaStatusRecord } from "./views.js";
 
 const barsMax = 40_000;
 const laneHeightPx = 14;
@@ -29,12 +32,22 @@ interface View {
     readonly endNs: number;
     readonly widthPx: number;
     readonly marked: ReadonlySet<number>;
+    readonly samples: readonly ReplicaStatusRecord[];
 }
+
+const statusColours: Record<string, string> = {
+    primary: "#222",
+    normal: "#aaa",
+    view_change: "#fdd835",
+    recovering: "#7e57c2",
+    down: "#eee",
+};
 
 export function renderHtml(
     history: readonly HistoryOp[],
     faults: readonly NemesisRecord[],
     report: ChaosReport,
+    samples: readonly ReplicaStatusRecord[] = [],
 ): string {
     const failure = report.check.failure;
     const marked = new Set<number>(failure?.opIndexes ?? []);
@@ -49,6 +62,7 @@ export function renderHtml(
         endNs,
         widthPx: Math.min(20_000, Math.max(1200, Math.round(endNs / 1e7))),
         marked,
+        samples,
     });
     let zoom = "";
     if (failure !== null) {
@@ -63,7 +77,7 @@ export function renderHtml(
             `<h2>Failing window: key ${escape(failure.key)} (value there: ` +
             `${escape(String(failure.state))}), operation #${failure.stuckIndex} cannot ` +
             `take effect before its return</h2>\n` +
-            svg({ ops, faults, startNs: from, endNs: to, widthPx: 1600, marked });
+            svg({ ops, faults, startNs: from, endNs: to, widthPx: 1600, marked, samples });
     }
     const note =
         history.length > barsMax
@@ -88,7 +102,11 @@ function legend(): string {
     return (
         `<p>${item(colours.put, "put")}${item(colours.get, "get")}` +
         `${item(colours.delete, "delete")}hatched: unknown outcome; outline only: failed; ` +
-        `red outline: the failing window. Bands: ` +
+        `red outline: the failing window. Replica lanes: ` +
+        Object.entries(statusColours)
+            .map(([status, colour]) => item(colour, status))
+            .join("") +
+        `Bands: ` +
         Object.entries(faultColours)
             .map(([kind, colour]) => item(colour, kind))
             .join("") +
@@ -97,8 +115,9 @@ function legend(): string {
 }
 
 function svg(view: View): string {
+    const replicas = 1 + Math.max(-1, ...view.samples.map((s) => s.replica_status.replica));
     const lanes = [...new Set(view.ops.map(({ op }) => op.client_id))].sort((a, b) => a - b);
-    const heightPx = (lanes.length + 2) * laneHeightPx;
+    const heightPx = (replicas + lanes.length + 2) * laneHeightPx;
     const spanNs = Math.max(1, view.endNs - view.startNs);
     const x = (ns: number): number =>
         marginLeftPx +
@@ -122,25 +141,53 @@ function svg(view: View): string {
                 `${escape(fault.nemesis)}</text>`,
         );
     }
+    for (let replica = 0; replica < replicas; replica++) {
+        parts.push(...statusLane(view, replica, x));
+    }
     lanes.forEach((lane, row) => {
-        parts.push(
-            `<text x="2" y="${(row + 2) * laneHeightPx - 3}" font-size="10">client ${lane}</text>`,
-        );
+        const y = (replicas + row + 2) * laneHeightPx - 3;
+        parts.push(`<text x="2" y="${y}" font-size="10">client ${lane}</text>`);
     });
-    for (const { op, index } of view.ops) parts.push(bar(op, index, view, lanes, x));
+    for (const { op, index } of view.ops) {
+        parts.push(bar(op, index, view, lanes.indexOf(op.client_id) + replicas, x));
+    }
     parts.push(`</svg>`);
     return parts.join("\n");
+}
+
+/** One lane of a replica's sampled status: primary, backup, view change, recovering, down. */
+function statusLane(view: View, replica: number, x: (ns: number) => number): string[] {
+    const y = (replica + 1) * laneHeightPx + 2;
+    const parts = [
+        `<text x="2" y="${y + laneHeightPx - 5}" font-size="10">replica ${replica}</text>`,
+    ];
+    const mine = view.samples
+        .map((sample) => sample.replica_status)
+        .filter((sample) => sample.replica === replica);
+    mine.forEach((sample, index) => {
+        const end = mine[index + 1]?.at ?? view.endNs;
+        if (end < view.startNs || sample.at > view.endNs) return;
+        const name = sample.primary && sample.status === "normal" ? "primary" : sample.status;
+        const left = x(sample.at);
+        const width = Math.max(1, x(end) - left);
+        parts.push(
+            `<rect x="${left.toFixed(1)}" y="${y}" width="${width.toFixed(1)}" ` +
+                `height="${laneHeightPx - 4}" fill="${statusColours[name] ?? "#f06292"}">` +
+                `<title>replica ${replica}: ${escape(name)} view ${sample.view}</title></rect>`,
+        );
+    });
+    return parts;
 }
 
 function bar(
     op: HistoryOp,
     index: number,
     view: View,
-    lanes: readonly number[],
+    row: number,
     x: (ns: number) => number,
 ): string {
     const fate = outcome(op);
-    const y = (lanes.indexOf(op.client_id) + 1) * laneHeightPx + 2;
+    const y = (row + 1) * laneHeightPx + 2;
     const left = x(op.call);
     const width = Math.max(1.5, x(op.return ?? view.endNs) - left);
     const colour = colours[op.input.op];

@@ -11,8 +11,9 @@
 //           before it was sent, or rejected by the state machine). The checker ignores it.
 //   unknown return null, output null (timeout, connection lost, session evicted): the operation
 //           may have taken effect at any time after its call, or never.
-// Nemesis records ({nemesis: kind, detail, start, end}) may share the file; they carry no
-// client_id and the checker skips them.
+// Nemesis records ({nemesis: kind, detail, start, end}) and replica status samples
+// ({replica_status: {...}}) may share the file; they carry no client_id and the checker skips
+// them.
 
 export type OpKind = "put" | "get" | "delete";
 
@@ -70,6 +71,7 @@ export function parseHistory(text: string): { ops: HistoryOp[]; nemesis: Nemesis
         if (typeof record !== "object" || record === null) {
             throw new Error(`history line ${index + 1} is not an object`);
         }
+        if ("replica_status" in record) continue; // Samples of /status, for people.
         if ("nemesis" in record) nemesis.push(record as NemesisRecord);
         else ops.push(validOp(record as HistoryOp, index + 1));
     }
