@@ -15,6 +15,7 @@ import fs from "node:fs";
 import { parseArgs } from "node:util";
 import { UsageError, integerFlag, isParseArgsError } from "../cli_args.js";
 import { production } from "../constants.js";
+import { PRNG } from "../stdx/prng.js";
 import type { HistoryOp } from "../check/history.js";
 import { type CheckResult, checkLinearizable } from "../check/linearizability.js";
 import { ChaosCluster, ChaosError, type ReplicaStatus } from "./cluster.js";
@@ -135,6 +136,8 @@ export interface ChaosReport {
     readonly converged: boolean;
     readonly converge_ms: number;
     readonly crashes: number;
+    /** Episodes after which the cluster was not whole again (all normal, one view) in 10 s. */
+    readonly slow_recoveries: number;
     readonly check: {
         readonly ms: number;
         readonly states: number;
@@ -170,17 +173,19 @@ class ChaosRun {
         await cluster.setup();
         for (let replica = 0; replica < options.replicas; replica++) cluster.start(replica);
         await this.waitConverged(readyTimeoutMs, "ready");
+        // One seed, two streams: the workload's and the nemesis's draws never interleave.
+        const seeds = new PRNG(options.seed);
         const workload = new Workload({
             clients: options.clients,
             keys: options.keys,
-            seed: options.seed,
+            seed: seeds.u53(),
             cluster: cluster.cluster,
             addresses: cluster.clientAddresses,
             callTimeoutMs,
             nowNs: this.nowNs,
         });
         this.workload = workload;
-        const nemesis = new Nemesis(cluster, options.seed ^ 0x5eed, this.nowNs);
+        const nemesis = new Nemesis(cluster, seeds.u53(), this.nowNs);
         const workStartNs = this.nowNs();
         const workEndNs = workStartNs + options.durationS * 1e9;
         const progress = this.progress(workload, nemesis, workStartNs);
@@ -322,6 +327,7 @@ class ChaosRun {
             converged: converged && finalReads.length === this.options.keys,
             converge_ms: convergeMs,
             crashes: this.cluster.crashes.length,
+            slow_recoveries: nemesis.healthyWaitsTimedOut,
             check: { ms: checkMs, states: check.statesVisited, failure: check.failure },
         };
     }

@@ -2,7 +2,7 @@
 // at a time (fault, hold, heal, rest). Kinds come from a shuffled bag of the four, refilled when
 // empty, so every kind occurs in any run of four episodes (a 60 s run has about eight).
 //   kill        kill -9 of 1..f replicas (the primary half of the time), restarted after the hold.
-//   pause       SIGSTOP of 1..f replicas (the primary half of the time) for 3-7 s, longer than
+//   pause       SIGSTOP of 1..f replicas (the primary half of the time) for 3-5 s, longer than
 //               the 2 s heartbeat timeout after which backups start a view change; then SIGCONT.
 //   partition   cuts replica ↔ replica paths (PathProxy): the primary isolated, a random
 //               majority/minority split, or a bridge (one replica sees both sides, the sides do
@@ -10,7 +10,10 @@
 //   corruption  kill -9 of one replica, then random sectors of one zone of its data file are
 //               overwritten while it is down (atlas.ts decides where), restarted after the hold.
 // At most f replicas are ever down or paused at once (f = (replicas - 1) / 2), so a quorum can
-// always make progress once the episode heals. A replica that exits on its own (a crash: a
+// always make progress once the episode heals: before each episode the nemesis waits (up to
+// 10 s) until every replica answers normal in one view, since a restarted replica still
+// opening its data file is as down as a killed one. Holds are 1.5-4 s (pauses 3-5 s), rests
+// 1-2 s after the cluster is whole again. A replica that exits on its own (a crash: a
 // finding) is restarted at the next episode and reported. healAll() ends every fault.
 
 import type { NemesisRecord } from "../check/history.js";
@@ -18,6 +21,10 @@ import { PRNG } from "../stdx/prng.js";
 import { CorruptionAtlas } from "./atlas.js";
 import type { ChaosCluster } from "./cluster.js";
 import { sleep } from "./workload.js";
+
+/** The longest hold: pauses of 3-5 s (longer than the 2 s heartbeat timeout), others 1.5-4 s. */
+const holdMsMax = 5000;
+const healthyWaitMsMax = 10_000;
 
 export type FaultKind = "kill" | "pause" | "partition" | "corruption";
 export const faultKinds: readonly FaultKind[] = ["kill", "pause", "partition", "corruption"];
@@ -42,6 +49,8 @@ export class Nemesis {
     private readonly down = new Set<number>();
     private stopped = false;
     crashesRestarted = 0;
+    /** Episodes started although the cluster had not recovered within healthyWaitMsMax. */
+    healthyWaitsTimedOut = 0;
 
     constructor(cluster: ChaosCluster, seed: number, nowNs: () => number) {
         this.cluster = cluster;
@@ -56,14 +65,31 @@ export class Nemesis {
 
     /** Runs episodes until `endNs` leaves no room for another, or stop(). */
     async run(endNs: number): Promise<void> {
-        const holdMaxNs = 8e9;
         while (!this.stopped) {
-            await sleep(this.prng.range(1000, 3000));
             this.restartCrashed();
-            if (this.stopped || this.nowNs() + holdMaxNs > endNs) break;
+            await this.waitHealthy(healthyWaitMsMax);
+            await sleep(this.prng.range(1000, 2000));
+            if (this.stopped || this.nowNs() + (holdMsMax + 1000) * 1e6 > endNs) break;
             if (this.faultsMax === 0) continue; // One replica: nothing it could survive.
             await this.episode(this.nextKind());
         }
+    }
+
+    /**
+     * Until every replica answers normal in one view (a restarted replica has rejoined), or
+     * timeoutMs: a replica still starting up counts as down, and faults must not pile up past f.
+     */
+    private async waitHealthy(timeoutMs: number): Promise<void> {
+        const deadline = performance.now() + timeoutMs;
+        while (!this.stopped && performance.now() < deadline) {
+            const statuses = await this.cluster.statuses();
+            const view = statuses[0]?.view;
+            if (statuses.every((status) => status?.status === "normal" && status.view === view)) {
+                return;
+            }
+            await sleep(100);
+        }
+        this.healthyWaitsTimedOut++;
     }
 
     stop(): void {
@@ -86,10 +112,8 @@ export class Nemesis {
         const start = this.nowNs();
         let detail = "";
         let heal: () => Promise<void> | void;
-        const holdMs = this.prng.range(
-            kind === "pause" ? 3000 : 2000,
-            kind === "pause" ? 7000 : 6000,
-        );
+        const holdMs =
+            kind === "pause" ? this.prng.range(3000, holdMsMax) : this.prng.range(1500, 4000);
         if (kind === "kill" || kind === "pause") {
             const victims = await this.victims(this.prng.range(1, this.faultsMax));
             detail = `replicas ${victims.join(",")}`;

@@ -91,6 +91,7 @@ function report(failure: ChaosReport["check"]["failure"]): ChaosReport {
         converged: true,
         converge_ms: 0,
         crashes: 0,
+        slow_recoveries: 0,
         check: { ms: 0, states: 0, failure },
     };
 }
