@@ -3,7 +3,8 @@
 # run is a whole local cluster: never in parallel on a small machine), then a summary table.
 #   scripts/chaos_soak.sh [duration-s=300] [runs=1] [replicas=3] [out-dir]
 # Each run's JSON goes to <out-dir>/seed-<seed>.json; a failing run also keeps its history
-# (.jsonl) and timeline (.html) there and prints its reproduction command. The summary has, per
+# (.jsonl) and timeline (.html) there (every run does with CHAOS_SOAK_KEEP=1) and prints its
+# reproduction command. The summary has, per
 # run: ops, unknown outcomes, faults by kind, availability, the longest unavailability and the
 # longest recovery after a fault healed, and the verdict. Exits 1 if any run failed.
 set -uo pipefail
@@ -24,7 +25,7 @@ for run in $(seq "$runs"); do
     if node dist/src/cli.js chaos --seed="$seed" --replicas="$replicas" --duration-s="$duration" \
         --check-time-limit-s="$check_limit" --json --history="$base.jsonl" --html="$base.html" \
         >"$base.json"; then
-        rm -f "$base.jsonl" "$base.html"
+        [ "${CHAOS_SOAK_KEEP:-0}" = 1 ] || rm -f "$base.jsonl" "$base.html"
     else
         failed=$((failed + 1))
         echo "FAIL seed=$seed: $(head -c 400 "$base.json")"
