@@ -20,7 +20,7 @@ import type { HistoryOp } from "../check/history.js";
 import { type CheckResult, checkLinearizable } from "../check/linearizability.js";
 import { ChaosCluster, ChaosError, type ReplicaStatus } from "./cluster.js";
 import { renderHtml } from "./html.js";
-import { type FaultCounts, Nemesis } from "./nemesis.js";
+import { type FaultCounts, Nemesis, healthyWaitMs } from "./nemesis.js";
 import { availability, lostWrites, maxRecoveryMs } from "./stats.js";
 import { StatusSampler } from "./views.js";
 import { Workload, sleep } from "./workload.js";
@@ -136,7 +136,7 @@ export interface ChaosReport {
     readonly converged: boolean;
     readonly converge_ms: number;
     readonly crashes: number;
-    /** Episodes after which the cluster was not whole again (all normal, one view) in 10 s. */
+    /** Episodes after which the cluster was not whole again (all normal, one view) in time. */
     readonly slow_recoveries: number;
     readonly check: {
         readonly ms: number;
@@ -185,7 +185,8 @@ class ChaosRun {
             nowNs: this.nowNs,
         });
         this.workload = workload;
-        const nemesis = new Nemesis(cluster, seeds.u53(), this.nowNs);
+        const waitMs = healthyWaitMs(options.durationS);
+        const nemesis = new Nemesis(cluster, seeds.u53(), this.nowNs, waitMs);
         const workStartNs = this.nowNs();
         const workEndNs = workStartNs + options.durationS * 1e9;
         const progress = this.progress(workload, nemesis, workStartNs);

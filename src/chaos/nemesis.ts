@@ -11,10 +11,11 @@
 //               overwritten while it is down (atlas.ts decides where), restarted after the hold.
 // At most f replicas are ever down or paused at once (f = (replicas - 1) / 2), so a quorum can
 // always make progress once the episode heals: before each episode the nemesis waits (up to
-// 10 s) until every replica answers normal in one view, since a restarted replica still
-// opening its data file is as down as a killed one. Holds are 1.5-4 s (pauses 3-5 s), rests
-// 1-2 s after the cluster is whole again. A replica that exits on its own (a crash: a
-// finding) is restarted at the next episode and reported. healAll() ends every fault.
+// 10 s, see healthyWaitMs) until every replica answers normal in one view, since a restarted
+// replica still opening its data file is as down as a killed one. Holds are 1.5-4 s (pauses
+// 3-5 s), rests 0.5-1.5 s after the cluster is whole again. A replica that exits on its own
+// (a crash: a finding) is restarted at the next episode and reported. healAll() ends every
+// fault.
 
 import type { NemesisRecord } from "../check/history.js";
 import { PRNG } from "../stdx/prng.js";
@@ -24,7 +25,14 @@ import { sleep } from "./workload.js";
 
 /** The longest hold: pauses of 3-5 s (longer than the 2 s heartbeat timeout), others 1.5-4 s. */
 const holdMsMax = 5000;
-const healthyWaitMsMax = 10_000;
+/**
+ * The wait for a whole cluster before an episode: 10 s, or a twelfth of a short run, so that a
+ * 60 s run on a slow machine still has room for four episodes (one of each kind): 4 × (5 s wait
+ * + 1.5 s rest + 5 s hold + ~1 s of kills and status reads) < 60 s - 6 s.
+ */
+export function healthyWaitMs(durationS: number): number {
+    return Math.min(10_000, Math.max(2000, Math.round((durationS * 1000) / 12)));
+}
 
 export type FaultKind = "kill" | "pause" | "partition" | "corruption";
 export const faultKinds: readonly FaultKind[] = ["kill", "pause", "partition", "corruption"];
@@ -49,14 +57,17 @@ export class Nemesis {
     private readonly down = new Set<number>();
     private stopped = false;
     crashesRestarted = 0;
-    /** Episodes started although the cluster had not recovered within healthyWaitMsMax. */
+    /** Episodes started although the cluster had not recovered within healthyWaitMs. */
     healthyWaitsTimedOut = 0;
 
-    constructor(cluster: ChaosCluster, seed: number, nowNs: () => number) {
+    private readonly healthyWaitMs: number;
+
+    constructor(cluster: ChaosCluster, seed: number, nowNs: () => number, healthyWaitMs: number) {
         this.cluster = cluster;
         this.prng = new PRNG(seed);
         this.atlas = new CorruptionAtlas(cluster.replicaCount);
         this.nowNs = nowNs;
+        this.healthyWaitMs = healthyWaitMs;
     }
 
     get faultsMax(): number {
@@ -67,8 +78,8 @@ export class Nemesis {
     async run(endNs: number): Promise<void> {
         while (!this.stopped) {
             this.restartCrashed();
-            await this.waitHealthy(healthyWaitMsMax);
-            await sleep(this.prng.range(1000, 2000));
+            await this.waitHealthy(this.healthyWaitMs);
+            await sleep(this.prng.range(500, 1500));
             if (this.stopped || this.nowNs() + (holdMsMax + 1000) * 1e6 > endNs) break;
             if (this.faultsMax === 0) continue; // One replica: nothing it could survive.
             await this.episode(this.nextKind());

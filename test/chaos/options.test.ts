@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseOptions } from "../../src/chaos/command.js";
-import { Nemesis } from "../../src/chaos/nemesis.js";
+import { Nemesis, healthyWaitMs } from "../../src/chaos/nemesis.js";
 import { ChaosCluster } from "../../src/chaos/cluster.js";
 import { UsageError } from "../../src/cli_args.js";
 import { PRNG } from "../../src/stdx/prng.js";
@@ -29,8 +29,10 @@ test("vsr chaos takes seeds up to 2^53 and derives its streams from them", async
     const seeds = new PRNG(options.seed);
     const cluster = new ChaosCluster(5);
     try {
-        const nemesis = new Nemesis(cluster, seeds.u53(), () => 0);
+        const nemesis = new Nemesis(cluster, seeds.u53(), () => 0, healthyWaitMs(60));
         assert.equal(nemesis.faultsMax, 2);
+        assert.equal(healthyWaitMs(60), 5000);
+        assert.equal(healthyWaitMs(1800), 10_000);
     } finally {
         await cluster.cleanup();
     }
