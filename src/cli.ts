@@ -10,6 +10,7 @@ process.env["UV_THREADPOOL_SIZE"] ??= "16";
 import fs from "node:fs";
 import { parseArgs } from "node:util";
 import { commandBenchmark } from "./client/benchmark.js";
+import { commandChaos } from "./chaos/command.js";
 import { commandClient, commandLoad } from "./client/commands.js";
 import { type Address, NodeError, defaultConfig, runNode } from "./io/node.js";
 import { type LogThreshold, logThresholds } from "./io/log.js";
@@ -28,6 +29,7 @@ const usage = `usage: vsr <command> [flags]   (vsr <command> --help for its flag
   load        closed-loop load against a running cluster
   benchmark   start a local cluster and measure it
   sim         run one deterministic simulation of a whole cluster
+  chaos       run a real local cluster under a nemesis and check linearizability
   vsr --version   print the version`;
 
 const formatUsage = `usage: vsr format --cluster=<u32> --replica=<i> --replica-count=<n> <path>
@@ -83,6 +85,8 @@ async function main(argv: string[]): Promise<number> {
                 return await commandLoad(args);
             case "benchmark":
                 return await commandBenchmark(args);
+            case "chaos":
+                return await commandChaos(args);
             case "help":
             case "--help":
             case "-h":

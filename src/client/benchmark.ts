@@ -60,7 +60,7 @@ export interface BenchmarkRun extends LoadReport {
     readonly clients: number;
 }
 
-interface StatusJson {
+export interface StatusJson {
     readonly cluster: number;
     readonly replica: number;
     readonly status: string;
@@ -133,8 +133,8 @@ function parseOptions(args: string[]): BenchmarkOptions {
     };
 }
 
-/** A child process of the benchmark, with the tail of its stderr for error messages. */
-class Child {
+/** A child process of the benchmark (and of `vsr chaos`), with the tail of its stderr. */
+export class Child {
     readonly name: string;
     readonly process: ChildProcess;
     stderr = "";
@@ -426,7 +426,7 @@ function cells(values: readonly string[]): string {
     return values.map((value) => value.padStart(9)).join("");
 }
 
-async function fetchStatus(port: number): Promise<StatusJson | null> {
+export async function fetchStatus(port: number): Promise<StatusJson | null> {
     try {
         const response = await fetch(`http://127.0.0.1:${port}/status`, {
             signal: AbortSignal.timeout(statusTimeoutMs),
