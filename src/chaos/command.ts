@@ -25,8 +25,8 @@ import { availability, lostWrites, maxRecoveryMs } from "./stats.js";
 import { StatusSampler } from "./views.js";
 import { Workload, sleep } from "./workload.js";
 
-const usage = `usage: vsr chaos [--replicas=3|5] [--clients=8] [--keys=4] [--duration-s=60] [--seed=N]
-                 [--json] [--history=<file>] [--html=<file>] [--check-time-limit-s=120]
+const usage = `usage: vsr chaos [--replicas=3|5] [--clients=8] [--keys=4] [--duration-s=60]
+                 [--seed=N] [--json] [--history=<file>] [--html=<file>] [--check-time-limit-s=120]
   Starts a local cluster of real replica processes with a fault proxy on every replica path,
   runs long-lived clients doing get/put/delete on a few keys while a nemesis drawn from --seed
   kills (-9), pauses (SIGSTOP), partitions and corrupts (while down) replicas, at most f at a
