@@ -28,7 +28,7 @@ function seedsWhere(count: number, wanted: (options: ClusterOptions) => boolean)
 
 test("seeds with drift, jumps and a far-off clock pass every checker (replicas>=3)", () => {
     const candidates = seedsWhere(
-        12,
+        40,
         (options) =>
             options.replicaCount >= 3 &&
             options.clock.driftPpmMax > 0 &&
@@ -94,7 +94,7 @@ test("the same primary stamping from its raw clock is caught running an hour ahe
 
 test("prepare timestamps from the raw local clock are caught by the seed set", () => {
     const seeds = seedsWhere(
-        16,
+        32,
         (options) => options.clock.farOffUs > 0 || options.clock.jumpingProbability > 0,
     );
     const reasons: string[] = [];
@@ -106,7 +106,7 @@ test("prepare timestamps from the raw local clock are caught by the seed set", (
         });
         if (result.result === "safety") reasons.push(String(result.reason));
     }
-    assert.ok(reasons.length >= 10, `caught ${reasons.length} of ${seeds.length} seeds`);
+    assert.ok(reasons.length >= 16, `caught ${reasons.length} of ${seeds.length} seeds`);
     const went = (pattern: RegExp): number =>
         reasons.filter((reason) => pattern.test(reason)).length;
     assert.ok(went(/goes back from/) >= 1, "a timestamp went back");
