@@ -9,57 +9,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { Cluster, type CrashOptions, noClockFaultOptions } from "../../src/sim/cluster.js";
-import { noStorageFaults } from "../../src/sim/storage.js";
-import { defaultSimOptions, swarmClusterOptions } from "../../src/sim/vopr.js";
+import { calmCluster, tickUntil } from "../sim/scenario.js";
 import { Command, Sync, headerCommand, setChecksums } from "../../src/vsr/header.js";
 import type { Message } from "../../src/vsr/message_pool.js";
 import { Status } from "../../src/vsr/replica.js";
-
-const downUntilRestarted: CrashOptions = {
-    crashProbability: 0,
-    downTicksMin: 1e9,
-    downTicksMax: 1e9,
-};
-
-function calmCluster(seed: number): Cluster {
-    const options = swarmClusterOptions({
-        ...defaultSimOptions(seed),
-        replicaCount: 3,
-        clientCount: 2,
-    });
-    return new Cluster({
-        ...options,
-        network: {
-            ...options.network,
-            packetLossProbability: 0,
-            packetReplayProbability: 0,
-            partitionMode: "none",
-            pathClogProbability: 0,
-            swizzleClogProbability: 0,
-        },
-        workload: { ...options.workload, thinkTicksMean: 2 },
-        storageFaults: noStorageFaults,
-        crashes: downUntilRestarted,
-        clock: noClockFaultOptions,
-    });
-}
-
-function tickUntil(cluster: Cluster, ticksMax: number, done: () => boolean): boolean {
-    for (let tick = 0; tick < ticksMax; tick++) {
-        if (done()) return true;
-        cluster.tick();
-        assert.equal(cluster.checkers.violation, null, `seed ${cluster.options.seed}`);
-    }
-    return done();
-}
 
 for (const seed of [1, 2, 3]) {
     const name =
         "a lagging replica does not install a checkpoint whose anchor no other log confirms " +
         `(replicas=3, seed=${seed})`;
     test(name, () => {
-        const cluster = calmCluster(seed);
+        const cluster = calmCluster(seed, 3);
         const config = cluster.options.config;
         cluster.crash(2);
         const r0 = cluster.replicas[0]!;

@@ -12,49 +12,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { headerSize } from "../../src/constants.js";
-import { Cluster, type CrashOptions, noClockFaultOptions } from "../../src/sim/cluster.js";
-import { noStorageFaults } from "../../src/sim/storage.js";
-import { defaultSimOptions, swarmClusterOptions } from "../../src/sim/vopr.js";
+import type { Cluster } from "../../src/sim/cluster.js";
+import { calmCluster, tickUntil } from "../sim/scenario.js";
 import { Status } from "../../src/vsr/replica.js";
-
-/** Crashed replicas stay down until the scenario restarts them. */
-const downUntilRestarted: CrashOptions = {
-    crashProbability: 0,
-    downTicksMin: 1e9,
-    downTicksMax: 1e9,
-};
-
-function calmCluster(seed: number, replicaCount: number): Cluster {
-    const options = swarmClusterOptions({
-        ...defaultSimOptions(seed),
-        replicaCount,
-        clientCount: 2,
-    });
-    return new Cluster({
-        ...options,
-        network: {
-            ...options.network,
-            packetLossProbability: 0,
-            packetReplayProbability: 0,
-            partitionMode: "none",
-            pathClogProbability: 0,
-            swizzleClogProbability: 0,
-        },
-        workload: { ...options.workload, thinkTicksMean: 2 },
-        storageFaults: noStorageFaults,
-        crashes: downUntilRestarted,
-        clock: noClockFaultOptions,
-    });
-}
-
-function tickUntil(cluster: Cluster, ticksMax: number, done: () => boolean): boolean {
-    for (let tick = 0; tick < ticksMax; tick++) {
-        if (done()) return true;
-        cluster.tick();
-        assert.equal(cluster.checkers.violation, null, `seed ${cluster.options.seed}`);
-    }
-    return done();
-}
 
 /** Flips a byte of the WAL header and of the prepare in the slot of `op`: both unreadable. */
 function corruptSlot(cluster: Cluster, replica: number, op: number): void {

@@ -1,0 +1,49 @@
+// Hand-driven scenarios on a small simulated cluster: a calm network, no random storage faults,
+// crashes or clock faults, so every fault a scenario test needs is placed on purpose.
+
+import assert from "node:assert/strict";
+
+import { Cluster, type CrashOptions, noClockFaultOptions } from "../../src/sim/cluster.js";
+import { noStorageFaults } from "../../src/sim/storage.js";
+import { defaultSimOptions, swarmClusterOptions } from "../../src/sim/vopr.js";
+
+/** Crashed replicas stay down until the scenario restarts them. */
+const downUntilRestarted: CrashOptions = {
+    crashProbability: 0,
+    downTicksMin: 1e9,
+    downTicksMax: 1e9,
+};
+
+/** The seed's cluster with every random fault off (delay and reordering stay). */
+export function calmCluster(seed: number, replicaCount: number): Cluster {
+    const options = swarmClusterOptions({
+        ...defaultSimOptions(seed),
+        replicaCount,
+        clientCount: 2,
+    });
+    return new Cluster({
+        ...options,
+        network: {
+            ...options.network,
+            packetLossProbability: 0,
+            packetReplayProbability: 0,
+            partitionMode: "none",
+            pathClogProbability: 0,
+            swizzleClogProbability: 0,
+        },
+        workload: { ...options.workload, thinkTicksMean: 2 },
+        storageFaults: noStorageFaults,
+        crashes: downUntilRestarted,
+        clock: noClockFaultOptions,
+    });
+}
+
+/** Ticks until `done` (true) or `ticksMax` ticks (then done's answer); every tick is checked. */
+export function tickUntil(cluster: Cluster, ticksMax: number, done: () => boolean): boolean {
+    for (let tick = 0; tick < ticksMax; tick++) {
+        if (done()) return true;
+        cluster.tick();
+        assert.equal(cluster.checkers.violation, null, `seed ${cluster.options.seed}`);
+    }
+    return done();
+}
