@@ -474,9 +474,26 @@ export class Journal {
         }
     }
 
-    /** Marks the slot of `op` faulty: recovery knows the op existed but not its prepare. */
+    /**
+     * Marks the slot of `op` faulty: recovery knows the op existed but not its prepare. A header
+     * of an older op left in the slot (an earlier wrap this replica never overwrote, e.g. it
+     * skipped those ops by state sync) is dropped: otherwise the slot would be neither `op`'s
+     * header nor faulty for `op` (isFaulty reads a stale header as another op's), and `op` would
+     * vanish from the log below its head (storm seed 99).
+     */
     markFaultyOp(op: number): void {
-        this.markFaulty(this.slotOf(op));
+        assert(!this.hasHeader(op));
+        const slot = this.slotOf(op);
+        const offset = this.headerOffset(slot);
+        const view = this.arena.view;
+        if (headerCommand(view, offset) === Command.prepare) {
+            assert(prepareOp(view, offset) < op);
+            this.releasePrepare(slot);
+            this.trustedSlots[slot] = 0;
+            this.arena.bytes.fill(0, offset, offset + headerSize);
+        }
+        this.markFaulty(slot);
+        assert(this.isFaulty(op));
     }
 
     private markFaulty(slot: number): void {

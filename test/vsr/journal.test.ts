@@ -3,6 +3,7 @@
 // failed prepare and header writes are retried, and a prepare is reported durable only once its
 // own bytes are on disk. A model-based property drives random puts, completions (any order) and
 // failures; every failure prints its seed.
+// Recovery marks an op faulty over a stale header of an older wrap (storm seed 99).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -236,4 +237,21 @@ test("random puts, completions in any order and failures keep the journal's prom
         }),
         { seed: Number(process.env.FC_SEED ?? 0x5eed), numRuns: 200 },
     );
+});
+
+test("storm seed 99: an op marked faulty over a stale header of an older wrap is faulty", () => {
+    // Recovery marks faulty the ops up to log_view's op whose slots lost them; a slot still
+    // holding an older wrap's op (skipped by state sync) read as that op's, so the new op was
+    // neither in the log nor faulty and the replica's invariants failed.
+    const w = world();
+    const slotCount = config.journalSlotCount;
+    put(w, 3, 0);
+    drain(w);
+    const op = 3 + 2 * slotCount;
+    assert.equal(w.journal.hasHeader(op), false);
+    w.journal.markFaultyOp(op);
+    assert.equal(w.journal.isFaulty(op), true);
+    assert.equal(w.journal.hasHeader(3), false);
+    assert.equal(w.journal.prepare(3), null);
+    w.journal.invariants();
 });
