@@ -1,5 +1,5 @@
 // The client library: put / get / delete against a vsr-node cluster, with batching, retries and
-// at-most-once execution through a registered session (see research/tigerbeetle.md §4).
+// at-most-once execution through a registered session (see docs/design.md, Protocol: Clients).
 //
 // Session: the first call sends `register` (session 0, request = a register attempt counter, so
 // every attempt has its own checksum); the reply's session number is then carried by every
