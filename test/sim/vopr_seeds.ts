@@ -4,6 +4,7 @@
 // seed). Every run must pass every checker; a failure names its reproduction command.
 
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { type SimResult, defaultSimOptions, runSimulation } from "../../src/sim/vopr.js";
 import type { ReplicaFaults } from "../../src/vsr/replica.js";
 
@@ -83,4 +84,53 @@ export function runCiSeeds(first: number, count: number, kind: SeedKind): SeedTo
         if (storage) totals.seedsWithStorageFaults++;
     }
     return totals;
+}
+
+/**
+ * Registers the test of one half (0 or 1) of the default CI seeds: every seed passes, and the
+ * swarm gives a good share of them storage faults of each kind. One file per half, so node's
+ * runner uses both cores.
+ */
+export function testDefaultHalf(half: 0 | 1): void {
+    const count = ciDefaultSeedCount / 2;
+    const first = 1 + half * count;
+    const name = `default seeds ${first}..${first + count - 1} pass every checker`;
+    test(`${name}, a good share with storage faults`, () => {
+        const totals = runCiSeeds(first, count, "default");
+        const share = (seeds: number | undefined): number => (seeds ?? 0) / totals.seeds;
+        // Swarm: each kind is on for some seeds, off for others (shares measured at ~0.3-0.75).
+        assert.ok(share(totals.seedsWithStorageFaults) >= 0.5, "storage faults on half the seeds");
+        for (const kind of ["storage_write_faults", "misdirected_writes", "storage_read_faults"]) {
+            assert.ok(share(totals.seedsWith[kind]) >= 0.15, kind);
+            assert.ok(share(totals.seedsWith[kind]) <= 0.9, kind);
+        }
+        assert.ok(share(totals.seedsWith["crashes"]) >= 0.4, "crashes");
+        assert.ok(totals.stateSyncs > 0 && totals.parRepairs > 0);
+    });
+}
+
+/**
+ * Registers the test of one half (0 or 1) of the storm CI seeds: every seed passes under
+ * frequent crashes, torn writes and storage faults, and the storm exercises every fault kind,
+ * state sync and protocol-aware repair.
+ */
+export function testStormHalf(half: 0 | 1): void {
+    const count = ciStormSeedCount / 2;
+    const first = 1 + half * count;
+    const name = `storm seeds ${first}..${first + count - 1} pass every checker`;
+    test(`${name} and exercise every fault`, () => {
+        const totals = runCiSeeds(first, count, "storm");
+        for (const kind of [
+            "crashes",
+            "restarts",
+            "storage_read_faults",
+            "storage_write_faults",
+            "torn_writes",
+            "misdirected_writes",
+        ]) {
+            assert.ok((totals.faults[kind] ?? 0) > 0, kind);
+        }
+        assert.ok(totals.stateSyncs > 0, "state syncs");
+        assert.ok(totals.parRepairs > 0, "PAR repairs");
+    });
 }
