@@ -9,12 +9,15 @@
 // durable prepare beside a stale header, which recovery can fix locally; a header never claims a
 // prepare that is not on disk.
 //
-// Durability (what prepare_ok promises): a prepare is durable once its own write completed
-// without error, before the header sector lands. The headers ring is a redundant index: recovery
-// classifies a durable prepare beside a stale, zero, torn or lost header as fixable (@F, @G, @M)
-// or faulty (@E, @O: never nacked, repaired from peers), never as absent, so an acknowledged
-// prepare is never forgotten by a header write that did not happen. A crash may tear either
-// write (the simulator's storage tears any write in flight on the replica that owns the slot).
+// Durability (what prepare_ok promises): a prepare is durable once its own write completed and
+// then a write of its header sector holding its header completed, both without error. Waiting
+// for the header matters: a prepare write that is lost silently (misdirected to another slot)
+// leaves the slot's older prepare intact and self-consistent, which recovery could only read as
+// "this op never arrived" — a nack of an acknowledged op (storm seed 1335 truncated a committed
+// op that way). With the header durable too, that slot reads as a header without its prepare:
+// faulty, never nacked, repaired from peers. A header write lost the same way leaves the newer
+// prepare beside an older header, which recovery keeps (@M). A crash may tear either write (the
+// simulator's storage tears any write in flight on the replica that owns the slot).
 //
 // Header sectors: at most one write per sector is in flight, so an older image never lands after
 // a newer one; a sector that changes while written is marked dirty and written again (coalesced)
@@ -75,10 +78,16 @@ class JournalWrite implements StorageCompletion {
     message: Message | null = null;
     /** 0: writing the prepare; 1: writing the redundant header sector. */
     stage = 0;
+    /**
+     * Stage 1, per slot of the sector: the slot's generation + 1 when its header is in the image
+     * (0: not in it). On success, a slot whose generation is unchanged is durable.
+     */
+    readonly sectorGenerations: Float64Array;
 
     constructor(journal: Journal, sectorOffset: number) {
         this.journal = journal;
         this.sectorOffset = sectorOffset;
+        this.sectorGenerations = new Float64Array(headersPerSector);
     }
 
     callback(completion: StorageCompletion): void {
@@ -122,6 +131,10 @@ export class Journal {
     readonly headersOffset: number;
     private readonly prepares: (Message | null)[] = [];
     private readonly durable: Uint8Array;
+    /** Per slot: the prepare's own write completed (its header sector may still be pending). */
+    private readonly written: Uint8Array;
+    /** Per slot: bumped whenever the slot's prepare is replaced or dropped. */
+    private readonly generations: Float64Array;
     private readonly writing: Uint8Array;
     private readonly writePending: Uint8Array;
     /**
@@ -181,6 +194,8 @@ export class Journal {
         arena.bytes.fill(0, this.headersOffset, this.headersOffset + this.slotCount * headerSize);
         for (let slot = 0; slot < this.slotCount; slot++) this.prepares.push(null);
         this.durable = new Uint8Array(this.slotCount);
+        this.written = new Uint8Array(this.slotCount);
+        this.generations = new Float64Array(this.slotCount);
         this.writing = new Uint8Array(this.slotCount);
         this.writePending = new Uint8Array(this.slotCount);
         this.faulty = new Uint8Array(this.slotCount);
@@ -273,7 +288,7 @@ export class Journal {
         if (this.prepares[slot] !== null) return; // Already held (a duplicate or a repair race).
         this.clearFaulty(slot);
         this.prepares[slot] = this.pool.ref(message);
-        this.durable[slot] = 0;
+        this.slotReset(slot);
         if (this.writing[slot] === 1) {
             this.markWritePending(slot);
             return;
@@ -285,8 +300,15 @@ export class Journal {
         const message = this.prepares[slot] ?? null;
         if (message === null) return;
         this.prepares[slot] = null;
-        this.durable[slot] = 0;
+        this.slotReset(slot);
         this.pool.unref(message);
+    }
+
+    /** The slot's prepare changed: nothing of it is written yet, older images do not count. */
+    private slotReset(slot: number): void {
+        this.durable[slot] = 0;
+        this.written[slot] = 0;
+        this.generations[slot] = (this.generations[slot] ?? 0) + 1;
     }
 
     private markWritePending(slot: number): void {
@@ -336,12 +358,11 @@ export class Journal {
             return;
         }
         const sector = Math.floor(slot / headersPerSector);
-        if (current === message) this.durable[slot] = 1;
+        if (current === message) this.written[slot] = 1;
         this.writePrepareDone(write);
         if (current === message) {
-            // The header sector follows; the prepare itself is durable already (see the top).
+            // Durable (and acknowledged) once its header sector lands too (see the top).
             this.headerSectorWrite(write, sector);
-            this.durableCallback(prepareOp(this.arena.view, message.offset));
         } else {
             this.writeRelease(write);
         }
@@ -361,7 +382,7 @@ export class Journal {
         if (this.writePending[slot] === 1) {
             this.writePending[slot] = 0;
             this.writePendingCount--;
-            if (this.prepares[slot] !== null && this.durable[slot] === 0) this.writeStartWith(slot);
+            if (this.prepares[slot] !== null && this.written[slot] === 0) this.writeStartWith(slot);
         }
     }
 
@@ -391,11 +412,13 @@ export class Journal {
         for (let index = 0; index < headersPerSector; index++) {
             const slot = first + index;
             const target = write.sectorOffset + index * headerSize;
-            if (this.durable[slot] === 1) {
+            if (this.written[slot] === 1) {
                 const source = this.headerOffset(slot);
                 bytes.copyWithin(target, source, source + headerSize);
+                write.sectorGenerations[index] = (this.generations[slot] ?? 0) + 1;
             } else {
                 bytes.fill(0, target, target + headerSize);
+                write.sectorGenerations[index] = 0;
             }
         }
         const offset = this.layout.walHeadersOffset + sector * sectorSize;
@@ -408,12 +431,39 @@ export class Journal {
         this.sectorWriting[sector] = 0;
         write.sector = -1;
         write.stage = 0;
+        let durableSlots = 0; // Bit i: slot first + i became durable with this image.
         if (write.result !== IoResult.ok) {
             this.writeErrors++;
             this.sectorDirty[sector] = 1; // Retried: the headers on disk are stale meanwhile.
+        } else {
+            durableSlots = this.sectorLanded(write, sector);
         }
-        if (this.sectorDirty[sector] === 1) return this.headerSectorWrite(write, sector);
-        this.writeRelease(write);
+        if (this.sectorDirty[sector] === 1) this.headerSectorWrite(write, sector);
+        else this.writeRelease(write);
+        // Callbacks last: the replica may write again from inside them.
+        const first = sector * headersPerSector;
+        for (let index = 0; index < headersPerSector; index++) {
+            if ((durableSlots & (1 << index)) === 0) continue;
+            const message = this.prepares[first + index] ?? null;
+            if (message === null || this.durable[first + index] === 0) continue;
+            this.durableCallback(prepareOp(this.arena.view, message.offset));
+        }
+    }
+
+    /** Marks durable each written slot whose header this image held; returns them as bits. */
+    private sectorLanded(write: JournalWrite, sector: number): number {
+        const first = sector * headersPerSector;
+        let durableSlots = 0;
+        for (let index = 0; index < headersPerSector; index++) {
+            const slot = first + index;
+            const generation = write.sectorGenerations[index] ?? 0;
+            if (generation === 0 || generation !== (this.generations[slot] ?? 0) + 1) continue;
+            if (this.written[slot] === 0 || this.durable[slot] === 1) continue;
+            assert(this.prepares[slot] !== null);
+            this.durable[slot] = 1;
+            durableSlots |= 1 << index;
+        }
+        return durableSlots;
     }
 
     /** Returns a write to the free list and starts a waiting prepare write with it. */
@@ -430,7 +480,7 @@ export class Journal {
             if (this.writePending[slot] === 0 || this.writing[slot] === 1) continue;
             this.writePending[slot] = 0;
             this.writePendingCount--;
-            if (this.prepares[slot] !== null && this.durable[slot] === 0) this.writeStart(slot);
+            if (this.prepares[slot] !== null && this.written[slot] === 0) this.writeStart(slot);
         }
     }
 
@@ -694,6 +744,7 @@ export class Journal {
         assert(this.prepares[slot] === null);
         this.prepares[slot] = this.pool.ref(message);
         this.durable[slot] = 1;
+        this.written[slot] = 1;
     }
 
     /**
@@ -709,8 +760,9 @@ export class Journal {
                 const header = this.headerOffset(slot);
                 assert(u128Equal(view, header + Frame.checksum, message.offset + Frame.checksum));
                 assert(this.faulty[slot] === 0);
+                assert(this.durable[slot] === 0 || this.written[slot] === 1);
             } else {
-                assert(this.durable[slot] === 0);
+                assert(this.durable[slot] === 0 && this.written[slot] === 0);
             }
             slotsWriting += this.writing[slot] ?? 0;
         }

@@ -79,7 +79,9 @@ export const teeth: readonly Tooth[] = [
         fault: "stateSyncDropsLog",
         bug: "a state sync that drops the log above its checkpoint",
         kind: "storm",
-        withinSeeds: 30,
+        // Caught at seed 58 since prepare_ok waits for the header sector too: every storm
+        // schedule shifted, and the state syncs that expose it happen on other seeds now.
+        withinSeeds: 70,
     },
     {
         fault: "timestampFromLocalClock",

@@ -92,13 +92,16 @@ function world(): World {
     const storage = new ManualStorage(arena, dataLayout);
     const durableOps: number[] = [];
     const journal = new Journal(config, arena, pool, storage, dataLayout, (op) => {
-        // Durable means the prepare's own bytes are on disk now.
+        // Durable means the prepare's own bytes and its header are both on disk now.
         const slot = op % config.journalSlotCount;
         const onDisk = dataLayout.walPreparesOffset + slot * config.messageSizeMax;
+        const headerOnDisk = dataLayout.walHeadersOffset + slot * headerSize;
         const header = journal.headerOffset(slot);
         const diskView = new DataView(storage.disk.buffer);
         for (let index = 0; index < 16; index++) {
             assert.equal(diskView.getUint8(onDisk + index), arena.view.getUint8(header + index));
+            const headerByte = diskView.getUint8(headerOnDisk + index);
+            assert.equal(headerByte, arena.view.getUint8(header + index));
         }
         durableOps.push(op);
     });
@@ -151,22 +154,25 @@ test("header-sector writes of one sector are serialized, and the newest image la
     put(w, 1, 0);
     put(w, 2, 0); // Same header sector as op 1.
     assert.equal(w.storage.pending.length, 2);
-    // Op 2's prepare lands first: its header sector write starts.
+    // Op 2's prepare lands first: its header sector write starts (not durable before it lands).
     w.storage.complete(1, true);
-    assert.deepEqual(w.durableOps, [2]);
+    assert.deepEqual(w.durableOps, []);
     // Op 1's prepare lands while op 2's sector write is in flight: no second write of the sector.
     w.storage.complete(0, true);
+    assert.deepEqual(w.durableOps, []);
+    assert.equal(w.storage.pending.length, 1);
+    // The write in flight (without op 1's header) lands: op 2 is durable, op 1 not yet; the
+    // sector is written again, and with it op 1 becomes durable.
+    w.storage.complete(0, true);
+    assert.deepEqual(w.durableOps, [2]);
+    assert.equal(w.storage.pending.length, 1);
+    w.storage.complete(0, true);
     assert.deepEqual(w.durableOps, [2, 1]);
-    assert.equal(w.storage.pending.length, 1);
-    // The write in flight (without op 1's header) lands, then the sector is written again.
-    w.storage.complete(0, true);
-    assert.equal(w.storage.pending.length, 1);
-    w.storage.complete(0, true);
     assert.equal(w.storage.pending.length, 0);
     assertHeadersOnDisk(w);
 });
 
-test("a failed prepare write is retried and is durable only once a write succeeds", () => {
+test("a failed prepare or header write is retried; durable only once both succeeded", () => {
     const w = world();
     put(w, 3, 0);
     w.storage.complete(0, false);
@@ -175,10 +181,12 @@ test("a failed prepare write is retried and is durable only once a write succeed
     assert.equal(w.journal.writeErrors, 1);
     assert.equal(w.storage.pending.length, 1, "the retry is in flight");
     w.storage.complete(0, true);
-    assert.deepEqual(w.durableOps, [3]);
+    assert.deepEqual(w.durableOps, [], "durable only once its header lands too");
     w.storage.complete(0, false); // The header sector write fails: retried.
     assert.equal(w.storage.pending.length, 1);
+    assert.deepEqual(w.durableOps, []);
     w.storage.complete(0, true);
+    assert.deepEqual(w.durableOps, [3]);
     assertHeadersOnDisk(w);
 });
 

@@ -620,6 +620,12 @@ interface Model {
      * whose disk bytes were not corrupted or overwritten since; 0 when none.
      */
     readonly intact: Int32Array;
+    /**
+     * Per slot: its prepare bytes were flipped since the slot's latest append. A prepare becomes
+     * durable only when its header sector lands, which may be after such a flip of the prepare
+     * already written: that prepare is then not intact even though its callback fires.
+     */
+    readonly corrupted: Uint8Array;
     readonly coverage: Coverage;
 }
 
@@ -642,7 +648,8 @@ class Harness {
     readonly model: Model;
     journal: Journal;
     private readonly durableCallback = (op: number): void => {
-        this.model.intact[op % slotCount] = op;
+        const slot = op % slotCount;
+        if (this.model.corrupted[slot] === 0) this.model.intact[slot] = op;
     };
 
     constructor(seed: number, model: Model) {
@@ -658,6 +665,7 @@ class Harness {
         const message = pool.acquire();
         this.world.buildPrepare(message.offset, { op });
         this.model.intact[op % slotCount] = 0; // Overwritten: durable again once its write is.
+        this.model.corrupted[op % slotCount] = 0;
         this.journal.setHeader(message.offset);
         this.journal.putPrepare(message);
         pool.unref(message);
@@ -714,7 +722,10 @@ class Harness {
                     `slot ${slot}: durable op ${intact} not recovered (case ${row})`,
                 );
             }
-            if (op >= 1 && journal.prepare(op) !== null) model.intact[slot] = op;
+            if (op >= 1 && journal.prepare(op) !== null) {
+                model.intact[slot] = op;
+                model.corrupted[slot] = 0; // Read back whole: these bytes are the durable ones.
+            }
         }
     }
 }
@@ -761,6 +772,7 @@ class CorruptPrepareCommand implements JournalCommand {
         const offset = diskPrepareOffset(this.slot) + this.byte;
         harness.storage.data[offset] = (harness.storage.data[offset] ?? 0) ^ this.mask;
         model.intact[this.slot] = 0;
+        model.corrupted[this.slot] = 1;
     }
     toString(): string {
         return `corruptPrepare(slot=${this.slot}, byte=${this.byte}, mask=${this.mask})`;
@@ -846,6 +858,7 @@ function modelTest(solo: boolean, numRuns: number): Coverage {
                     solo,
                     nextOp: 1,
                     intact: new Int32Array(slotCount),
+                    corrupted: new Uint8Array(slotCount),
                     coverage,
                 };
                 const harness = new Harness(seed, model);
