@@ -430,6 +430,11 @@ export class Node {
                 stats.checkpointsUnreadable,
             ],
             [
+                "vsr_superblock_write_retries_total",
+                "Superblock writes that failed on some copy and were written again.",
+                stats.superblockWriteRetries,
+            ],
+            [
                 "vsr_replies_repaired_total",
                 "Client replies lost from the disk and repaired from a peer.",
                 stats.repliesRepaired,

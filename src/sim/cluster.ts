@@ -8,7 +8,7 @@
 
 import { assert } from "../stdx/assert.js";
 import { PRNG } from "../stdx/prng.js";
-import { type Config, sectorSize } from "../constants.js";
+import { type Config, headerSize, sectorSize } from "../constants.js";
 import { KvStateMachine } from "../state_machine/kv.js";
 import { Arena, type ArenaRegion } from "../vsr/arena.js";
 import { formatSuperblockZone } from "../vsr/format.js";
@@ -345,11 +345,18 @@ export class Cluster {
         const slotOffset =
             this.dataLayout.walPreparesOffset +
             (op % config.journalSlotCount) * config.messageSizeMax;
+        // The redundant header too: prepare_ok waits for its header sector (journal.ts).
+        const headerOffset =
+            this.dataLayout.walHeadersOffset + (op % config.journalSlotCount) * headerSize;
         const data = this.storages[index]!.data;
         const bytes = this.arena.bytes;
         const acked = message.offset + PrepareOk.prepareChecksum;
         for (let byte = 0; byte < 16; byte++) {
-            if (data[slotOffset + Frame.checksum + byte] === bytes[acked + byte]) continue;
+            if (
+                data[slotOffset + Frame.checksum + byte] === bytes[acked + byte] &&
+                data[headerOffset + Frame.checksum + byte] === bytes[acked + byte]
+            )
+                continue;
             this.checkers.fail(`replica ${index} acknowledged op ${op} before it was durable`);
             return;
         }

@@ -20,6 +20,9 @@
 //   either return it corrupted (one byte flipped, the same way every time) or fail whole with
 //   IoResult.error (EIO, as a disk does), until the sector is rewritten;
 // - write corruption: a write lands with one sector corrupted (persistently, as above);
+// - write errors: a write fails with IoResult.error (EIO) after none of it, or (where a crash
+//   could tear it) a prefix of its sectors, landed; only in zones whose writer retries until a
+//   write succeeds (superblock, WAL headers, WAL prepares: see FaultAtlas.writeRetried);
 // - misdirected writes: a write lands at another offset of the same zone (the caller names the
 //   alternative through the atlas) and the intended place keeps its old bytes;
 // - crashes: each write in flight is lost, completed, or torn (a random subset of its sectors
@@ -53,6 +56,8 @@ export interface StorageFaultOptions {
     readonly writeFaultProbability: number;
     readonly misdirectProbability: number;
     readonly crashTornProbability: number;
+    /** A write fails with EIO (see the fault model above). */
+    readonly writeErrorProbability: number;
 }
 
 export const noStorageFaults: StorageFaultOptions = {
@@ -60,6 +65,7 @@ export const noStorageFaults: StorageFaultOptions = {
     writeFaultProbability: 0,
     misdirectProbability: 0,
     crashTornProbability: 0,
+    writeErrorProbability: 0,
 };
 
 /** The data file's zones, for the atlas and the per-zone fault counters. */
@@ -91,12 +97,16 @@ export interface FaultAtlas {
     faultable(offset: number): boolean;
     /** Whether a write in flight at a crash may be torn here (else it is lost or lands whole). */
     tearable(offset: number, size: number): boolean;
+    /** Whether the zone's writer retries a failed write (so an EIO may be returned there). */
+    writeRetried(offset: number): boolean;
     misdirectTarget(offset: number, size: number): number;
 }
 
 export interface StorageStats {
     readFaults: number;
     writeFaults: number;
+    /** Writes failed with EIO. */
+    writeErrors: number;
     misdirectedWrites: number;
     tornWrites: number;
     /** Read and write faults placed, per zone (Zone order). */
@@ -130,6 +140,7 @@ export class SimStorage implements Storage {
     readonly stats: StorageStats = {
         readFaults: 0,
         writeFaults: 0,
+        writeErrors: 0,
         misdirectedWrites: 0,
         tornWrites: 0,
         zoneFaults: new Float64Array(zoneCount),
@@ -230,7 +241,7 @@ export class SimStorage implements Storage {
         const offset = this.offsets[slot] ?? 0;
         let result: IoResult = IoResult.ok;
         if (this.writes[slot] === 1) {
-            this.completeWrite(bufferOffset, size, offset);
+            result = this.completeWrite(bufferOffset, size, offset);
             this.writesCompleted++;
         } else {
             result = this.completeRead(bufferOffset, size, offset);
@@ -242,8 +253,17 @@ export class SimStorage implements Storage {
         completion.callback(completion);
     }
 
-    private completeWrite(bufferOffset: number, size: number, offset: number): void {
+    private completeWrite(bufferOffset: number, size: number, offset: number): IoResult {
         const atlas = this.atlas;
+        if (
+            atlas !== null &&
+            this.faults.writeErrorProbability > 0 &&
+            atlas.writeRetried(offset) &&
+            this.prng.chance(this.faults.writeErrorProbability)
+        ) {
+            this.writeError(bufferOffset, size, offset, atlas);
+            return IoResult.error;
+        }
         let target = offset;
         if (atlas !== null && this.prng.chance(this.faults.misdirectProbability)) {
             const misdirected = atlas.misdirectTarget(offset, size);
@@ -261,6 +281,21 @@ export class SimStorage implements Storage {
                 this.stats.zoneFaults[atlas.zone(sector)]! += 1;
             }
         }
+        return IoResult.ok;
+    }
+
+    /** An EIO: nothing lands, or (where a crash could tear the write) a prefix of its sectors. */
+    private writeError(
+        bufferOffset: number,
+        size: number,
+        offset: number,
+        atlas: FaultAtlas,
+    ): void {
+        this.stats.writeErrors++;
+        this.stats.zoneFaults[atlas.zone(offset)]! += 1;
+        if (!atlas.tearable(offset, size)) return;
+        const sectors = this.prng.int(size / sectorSize);
+        if (sectors > 0) this.writeSectors(bufferOffset, sectors * sectorSize, offset);
     }
 
     /** Copies the range to the arena; a bad sector comes back corrupted, or fails it (EIO). */
@@ -425,6 +460,16 @@ export class ReplicaAtlas implements FaultAtlas {
         const zone = this.zone(offset);
         if (zone === Zone.clientReplies || zone === Zone.checkpoints) return true;
         return this.faultable(offset);
+    }
+
+    /**
+     * The superblock and the WAL retry a failed write until one succeeds (and act on nothing it
+     * carried before); checkpoints and client replies are written by the checkpointer, which
+     * treats a write error as fatal.
+     */
+    writeRetried(offset: number): boolean {
+        const zone = this.zone(offset);
+        return zone === Zone.superblock || zone === Zone.walHeaders || zone === Zone.walPrepares;
     }
 
     misdirectTarget(offset: number, size: number): number {

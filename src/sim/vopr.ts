@@ -150,6 +150,7 @@ function swarmStorageFaults(prng: PRNG, replicaCount: number): StorageFaultOptio
         writeFaultProbability: swarmRate(prng, on, 0.6, 0.05),
         misdirectProbability: swarmRate(prng, on, 0.5, 0.05),
         crashTornProbability: prng.chance(0.8) ? prng.float() : 0,
+        writeErrorProbability: swarmRate(prng, on, 0.4, 0.02),
     };
 }
 
@@ -166,6 +167,7 @@ function stormStorageFaults(replicaCount: number): StorageFaultOptions {
         writeFaultProbability: on,
         misdirectProbability: on,
         crashTornProbability: 1,
+        writeErrorProbability: on / 5,
     };
 }
 
@@ -345,6 +347,7 @@ function summarize(
             storage_write_faults: sumStorage(cluster, "writeFaults"),
             torn_writes: sumStorage(cluster, "tornWrites"),
             misdirected_writes: sumStorage(cluster, "misdirectedWrites"),
+            storage_write_errors: sumStorage(cluster, "writeErrors"),
         },
         faultZones: zoneFaults(cluster),
         fingerprint: fingerprint(cluster),
@@ -371,7 +374,7 @@ function parRepairs(cluster: Cluster): number {
 
 function sumStorage(
     cluster: Cluster,
-    kind: "readFaults" | "writeFaults" | "tornWrites" | "misdirectedWrites",
+    kind: "readFaults" | "writeFaults" | "writeErrors" | "tornWrites" | "misdirectedWrites",
 ): number {
     let total = 0;
     for (const storage of cluster.storages) total += storage.stats[kind];

@@ -26,6 +26,11 @@
 // retried; a failed recovery read makes the slot (or the header sector) invalid, so recovery marks
 // it faulty and repairs it from peers (see below).
 //
+// Recovery rewrites, before it reports done, every header sector holding a slot it fixed (a
+// valid prepare beside a stale header), so "durable" means the same after a restart. A sector
+// image never writes zeros for a faulty slot: its known header, else an invalid one (see
+// faultyHeaderImage), so a faulty slot is faulty again after the next crash.
+//
 // Invariants: a prepare is present only under a header with its checksum; durable implies
 // present; at most one write per slot and one per header sector is in flight (a newer prepare
 // waits for it).
@@ -158,6 +163,12 @@ export class Journal {
     private readonly recoveryPreparesFailed: Uint8Array;
     /** Recovery reads that failed (whole ring, sectors, prepares): each made slots faulty. */
     recoveryReadErrors = 0;
+    /** Recovery scratch, per header sector: a slot in it was fixed (its header is stale). */
+    private readonly recoveryRewriteSectors: Uint8Array;
+    /** The header sector recovery is rewriting (before it reports done), else -1. */
+    private recoveryRewriteSector = -1;
+    /** Header sectors recovery rewrote because a slot's header on disk was stale. */
+    recoveryHeadersRewritten = 0;
     private writePendingCount = 0;
     /** Per header sector: a write of it is in flight. */
     private readonly sectorWriting: Uint8Array;
@@ -206,6 +217,7 @@ export class Journal {
         this.recoveryHeaders = arena.allocate(dataLayout.walHeadersSize, sectorSize);
         this.recoveryHeaderSectorsFailed = new Uint8Array(dataLayout.walHeadersSize / sectorSize);
         this.recoveryPreparesFailed = new Uint8Array(this.slotCount);
+        this.recoveryRewriteSectors = new Uint8Array(this.slotCount / headersPerSector);
         this.recoveryRead = new RecoveryRead(this);
         const sectors = arena.allocate(config.journalWritesMax * sectorSize, sectorSize);
         for (let index = 0; index < config.journalWritesMax; index++) {
@@ -412,17 +424,35 @@ export class Journal {
         for (let index = 0; index < headersPerSector; index++) {
             const slot = first + index;
             const target = write.sectorOffset + index * headerSize;
+            write.sectorGenerations[index] = 0;
             if (this.written[slot] === 1) {
                 const source = this.headerOffset(slot);
                 bytes.copyWithin(target, source, source + headerSize);
                 write.sectorGenerations[index] = (this.generations[slot] ?? 0) + 1;
+            } else if (this.faulty[slot] === 1) {
+                this.faultyHeaderImage(slot, target);
             } else {
                 bytes.fill(0, target, target + headerSize);
-                write.sectorGenerations[index] = 0;
             }
         }
         const offset = this.layout.walHeadersOffset + sector * sectorSize;
         this.storage.write(write, write.sectorOffset, sectorSize, offset);
+    }
+
+    /**
+     * A faulty slot keeps what recovery must see again after a crash: its header when known (a
+     * claim: the slot stays faulty, @C/@K/@N), else an invalid header (@A/@B/@E). Zeros would
+     * turn "unknown" into "never written" and a stale prepare beside it into @G: installed as
+     * the slot's op, and the newer op it hides nacked in a view change.
+     */
+    private faultyHeaderImage(slot: number, target: number): void {
+        const source = this.headerOffset(slot);
+        const bytes = this.arena.bytes;
+        if (headerCommand(this.arena.view, source) === Command.prepare) {
+            bytes.copyWithin(target, source, source + headerSize);
+        } else {
+            bytes.fill(0xff, target, target + headerSize); // No valid checksum: invalid.
+        }
     }
 
     private headerSectorCallback(write: JournalWrite): void {
@@ -440,6 +470,10 @@ export class Journal {
         }
         if (this.sectorDirty[sector] === 1) this.headerSectorWrite(write, sector);
         else this.writeRelease(write);
+        if (sector === this.recoveryRewriteSector && this.sectorWriting[sector] === 0) {
+            assert(durableSlots === 0); // Recovered slots are durable already.
+            return this.recoveryRewriteNext(sector + 1);
+        }
         // Callbacks last: the replica may write again from inside them.
         const first = sector * headersPerSector;
         for (let index = 0; index < headersPerSector; index++) {
@@ -598,6 +632,7 @@ export class Journal {
         this.recoveryRead.sector = -1;
         this.recoveryHeaderSectorsFailed.fill(0);
         this.recoveryPreparesFailed.fill(0);
+        this.recoveryRewriteSectors.fill(0);
         this.storage.read(
             this.recoveryRead,
             this.recoveryHeaders,
@@ -623,7 +658,7 @@ export class Journal {
             return;
         }
         this.recoveryClassify();
-        this.recoveryDone(true);
+        this.recoveryDone();
     }
 
     /**
@@ -651,16 +686,31 @@ export class Journal {
         return false;
     }
 
-    private recoveryDone(ok: boolean): void {
-        const callback = this.recoveryCallback;
-        assert(callback !== null);
-        this.recoveryCallback = null;
+    private recoveryDone(): void {
+        assert(this.recoveryCallback !== null);
         for (let slot = 0; slot < this.slotCount; slot++) {
             const message = this.recoveryPrepares[slot] ?? null;
             if (message !== null) this.pool.unref(message);
             this.recoveryPrepares[slot] = null;
         }
-        callback(ok);
+        this.recoveryRewriteNext(0);
+    }
+
+    /** Rewrites, one at a time, the header sectors from `from` on that hold a fixed slot. */
+    private recoveryRewriteNext(from: number): void {
+        this.recoveryRewriteSector = -1;
+        for (let sector = from; sector < this.recoveryRewriteSectors.length; sector++) {
+            if (this.recoveryRewriteSectors[sector] === 0) continue;
+            const write = this.writesFree.pop();
+            assert(write !== undefined); // Nothing else writes while recovery runs.
+            this.recoveryRewriteSector = sector;
+            this.recoveryHeadersRewritten++;
+            return this.headerSectorWrite(write, sector);
+        }
+        const callback = this.recoveryCallback;
+        assert(callback !== null);
+        this.recoveryCallback = null;
+        callback(true);
     }
 
     private slotKind(base: number, slot: number, isPrepare: boolean): SlotKind {
@@ -732,6 +782,11 @@ export class Journal {
         this.recoveryCases[slot] = recoveryCases.indexOf(row);
         if (decision === Decision.clean || decision === Decision.fix) {
             this.installRecovered(slot, message);
+            // The header on disk is stale: rewrite its sector before recovery reports done, so
+            // that "durable" (prepare_ok) keeps meaning prepare and header on disk.
+            if (decision === Decision.fix) {
+                this.recoveryRewriteSectors[Math.floor(slot / headersPerSector)] = 1;
+            }
         } else if (decision === Decision.faulty) {
             if (headerKind === SlotKind.valid) this.setHeader(header);
             this.markFaulty(slot);

@@ -196,6 +196,8 @@ export interface ReplicaStats {
     repliesRepaired: number;
     /** Starts whose checkpoint could not be read (the state came from a peer instead). */
     checkpointsUnreadable: number;
+    /** Superblock writes that failed (EIO on a copy) and were written again. */
+    superblockWriteRetries: number;
 }
 
 export class Replica {
@@ -304,6 +306,7 @@ export class Replica {
         replyRepairsRequested: 0,
         repliesRepaired: 0,
         checkpointsUnreadable: 0,
+        superblockWriteRetries: 0,
     };
 
     private readonly prepareTimeout: Timeout;
@@ -2254,7 +2257,13 @@ export class Replica {
     }
 
     private superblockWriteCallback(ok: boolean): void {
-        assert(ok);
+        if (!ok) {
+            // EIO on some copy: nothing it carried counts as durable yet. Write again, with the
+            // latest state (a queued write is folded in); every waiter waits for that one.
+            this.stats.superblockWriteRetries++;
+            this.superblockQueued = false;
+            return this.superblockFlush();
+        }
         const durable = this.superblock.durable;
         this.viewDurable = this.superblock.u32(durable, SuperblockField.view);
         this.logViewDurable = this.superblock.u32(durable, SuperblockField.logView);

@@ -129,6 +129,10 @@ export class Superblock {
     writing = false;
     private doneCallback: ((ok: boolean) => void) | null = null;
     writeErrors = 0;
+    /** Some copy write of the write in flight failed. */
+    private writeFailed = false;
+    /** The write in flight is open's repair of disagreeing copies (best effort). */
+    private repairing = false;
 
     constructor(allocator: Allocator, storage: Storage) {
         this.storage = storage;
@@ -170,6 +174,7 @@ export class Superblock {
     write(callback: (ok: boolean) => void): void {
         assert(!this.writing && !this.reading);
         this.writing = true;
+        this.writeFailed = false;
         this.doneCallback = callback;
         const sequence = this.u64(this.durable, SuperblockField.sequence) + 1;
         writeU64(this.view, this.staged + SuperblockField.sequence, sequence);
@@ -216,14 +221,23 @@ export class Superblock {
             return;
         }
         assert(this.writing);
-        if (this.io.result !== IoResult.ok) this.writeErrors++;
+        if (this.io.result !== IoResult.ok) {
+            this.writeErrors++;
+            this.writeFailed = true;
+        }
         this.copy++;
         if (this.copy < superblockCopies) return this.writeCopy();
         this.writing = false;
         this.doneCallback = null;
-        // A failed copy write means the state may not be durable: the caller must not act on
-        // it (the replica crashes, as TigerBeetle does on a write EIO).
-        if (this.writeErrors > 0) return callback(false);
+        if (this.repairing) {
+            // The chosen image is durable already (in at least one valid copy): a failed repair
+            // leaves copies disagreeing, which the next write (of every copy) resolves.
+            this.repairing = false;
+            return callback(true);
+        }
+        // A failed copy write means the staged state may not be durable: the caller must not
+        // act on it, and writes again (durable keeps the last image known to be on disk).
+        if (this.writeFailed) return callback(false);
         this.bytes.copyWithin(this.durable, this.staged, this.staged + superblockCopySize);
         callback(true);
     }
@@ -255,7 +269,8 @@ export class Superblock {
     private openRepair(): void {
         assert(!this.writing && !this.reading);
         this.writing = true;
-        this.writeErrors = 0;
+        this.writeFailed = false;
+        this.repairing = true;
         this.copy = 0;
         this.copiesRepaired++;
         this.writeCopy();

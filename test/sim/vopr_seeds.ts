@@ -47,6 +47,7 @@ const storageKinds = [
     "storage_write_faults",
     "torn_writes",
     "misdirected_writes",
+    "storage_write_errors",
 ];
 
 /** Runs seeds [first, first + count) of a kind; every one must pass. */
@@ -127,6 +128,7 @@ export function testStormHalf(half: 0 | 1): void {
             "storage_write_faults",
             "torn_writes",
             "misdirected_writes",
+            "storage_write_errors",
         ]) {
             assert.ok((totals.faults[kind] ?? 0) > 0, kind);
         }

@@ -706,6 +706,16 @@ class Harness {
                     );
                     assert.ok(journal.isDurable(op));
                     assert.equal(journal.isFaulty(op), false);
+                    // Durable = prepare and header on disk: recovery rewrote a stale header
+                    // (a fixed slot) before it reported done.
+                    const onDisk = diskHeaderOffset(slot);
+                    assert.ok(
+                        this.world.sameBytes(header, scratchCanonical, headerSize) &&
+                            this.storage.data
+                                .subarray(onDisk, onDisk + headerSize)
+                                .every((byte, index) => byte === view.getUint8(header + index)),
+                        `slot ${slot}: op ${op} recovered durable, but its header is not on disk`,
+                    );
                 }
             }
             const row = recoveryCases[journal.recoveryCases[slot] ?? -1]?.label ?? "?";

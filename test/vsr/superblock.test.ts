@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 
 import { headerSize, sectorSize } from "../../src/constants.js";
-import { SimStorage, noStorageFaults } from "../../src/sim/storage.js";
+import { type FaultAtlas, SimStorage, noStorageFaults } from "../../src/sim/storage.js";
 import { PRNG } from "../../src/stdx/prng.js";
 import { Arena, type ArenaRegion } from "../../src/vsr/arena.js";
 import { checksumAttach } from "../../src/vsr/checksum.js";
@@ -342,6 +342,36 @@ test("a write whose every copy fails is not reported durable", () => {
     for (let tick = 0; tick < superblockCopies && result === null; tick++) storage.tick();
     assert.equal(superblock.writeErrors, superblockCopies);
     assert.equal(result, false);
+});
+
+/** A fault atlas that lets every superblock write fail (the superblock's writer retries). */
+const writeErrorAtlas: FaultAtlas = {
+    zone: () => 0,
+    faultable: () => false,
+    tearable: () => false,
+    writeRetried: () => true,
+    misdirectTarget: () => -1,
+};
+
+test("after a failed write durable stays put; the next write lands as its successor", () => {
+    const storage = formatted(4);
+    const superblock = openOrFail(storage);
+    const before = image(superblock.durable);
+    storage.atlas = writeErrorAtlas;
+    storage.faults = { ...noStorageFaults, writeErrorProbability: 1 };
+    let result: boolean | null = null;
+    startWrite(superblock, 1, (ok) => {
+        result = ok;
+    });
+    pump(storage, () => result !== null);
+    assert.equal(result, false);
+    assert.equal(storage.stats.writeErrors, superblockCopies);
+    assert.ok(sameImage(image(superblock.durable), before), "durable must not move on a failure");
+    storage.faults = noStorageFaults;
+    const written = write(storage, superblock, 1);
+    assert.equal(sequenceOf(written), sequenceOf(before) + 1, "the retry keeps the sequence");
+    const reopened = openOrFail(storage);
+    assert.ok(sameImage(image(reopened.durable), written));
 });
 
 test("a zeroed superblock zone does not open", () => {
