@@ -5,7 +5,10 @@
 // status normal in one view with one primary, then runs the closed-loop load generator
 // (runLoad, in this process, over WebSockets) once per client count: 1, 8 and 64 clients by
 // default, or only the --clients given. It prints one table row per run (ops/s and p50/p99/p999/
-// max latency in ms) or, with --json, one JSON object, and always cleans up.
+// max latency in ms, then what the run cost: young GCs per 100k ops on the busiest replica and in
+// the load generator, the largest replica RSS, and CPU seconds per million ops summed over every
+// process — sampled from each replica's /metrics before and after the run) or, with --json, one
+// JSON object, and always cleans up.
 //
 // Cleanup invariant: every child is stopped (SIGTERM, then SIGKILL after stopTimeoutMs) and the
 // temporary directory removed, on success, on failure (a child that exits early, a cluster that
@@ -20,6 +23,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { production } from "../constants.js";
 import { Client, eventsPerRequestMax } from "./client.js";
@@ -58,6 +62,21 @@ interface BenchmarkOptions {
 
 export interface BenchmarkRun extends LoadReport {
     readonly clients: number;
+    /** Per replica: young (scavenge) GCs during the run per 100,000 ops. */
+    readonly replica_young_gcs_per_100k_ops: number[];
+    /** The load generator's (this process's) young GCs during the run per 100,000 ops. */
+    readonly client_young_gcs_per_100k_ops: number;
+    /** Per replica: resident set size at the end of the run. */
+    readonly replica_rss_mib: number[];
+    /** CPU seconds (user + system) per million ops, replicas and load generator summed. */
+    readonly cpu_s_per_million_ops: number;
+}
+
+/** What a process has used so far, from /metrics (replicas) or node's own counters. */
+interface ProcessSample {
+    readonly youngGcs: number;
+    readonly cpuSeconds: number;
+    readonly rssBytes: number;
 }
 
 export interface StatusJson {
@@ -315,6 +334,9 @@ class LocalBenchmark {
     private async load(addresses: readonly string[], clients: number): Promise<BenchmarkRun> {
         const { batch, durationS, valueBytes } = this.options;
         const messageSizeMax = production.messageSizeMax;
+        const before = await this.sampleReplicas();
+        const clientGcs = new YoungGcCounter();
+        const clientCpuBefore = process.cpuUsage();
         const progress = process.stderr.isTTY === true && !this.options.json;
         const loaded = await runLoad(
             {
@@ -338,6 +360,9 @@ class LocalBenchmark {
                     callTimeoutMs: 30_000,
                 }),
         );
+        clientGcs.stop();
+        const clientCpu = process.cpuUsage(clientCpuBefore);
+        const after = await this.sampleReplicas();
         if (progress) process.stderr.write("\r\u001b[K");
         for (const child of this.children) {
             if (child.exited && child.name.startsWith("replica")) {
@@ -353,7 +378,33 @@ class LocalBenchmark {
         if (loaded.report.ops === 0) {
             throw new BenchmarkError(`the run with ${clients} clients completed no operation`);
         }
-        return { clients, ...loaded.report };
+        const ops = loaded.report.ops;
+        const per100k = (count: number): number => round2((count * 100_000) / ops);
+        let cpuSeconds = (clientCpu.user + clientCpu.system) / 1e6;
+        for (let replica = 0; replica < after.length; replica++) {
+            cpuSeconds += after[replica]!.cpuSeconds - before[replica]!.cpuSeconds;
+        }
+        return {
+            clients,
+            ...loaded.report,
+            replica_young_gcs_per_100k_ops: after.map((sample, replica) =>
+                per100k(sample.youngGcs - before[replica]!.youngGcs),
+            ),
+            client_young_gcs_per_100k_ops: per100k(clientGcs.count),
+            replica_rss_mib: after.map((sample) => round2(sample.rssBytes / 2 ** 20)),
+            cpu_s_per_million_ops: round2((cpuSeconds * 1e6) / ops),
+        };
+    }
+
+    /** Every replica's process counters (a replica that does not answer fails the run). */
+    private async sampleReplicas(): Promise<ProcessSample[]> {
+        const samples = await Promise.all(this.ports.map((port) => fetchProcessSample(port)));
+        return samples.map((sample, replica) => {
+            if (sample === null) {
+                throw new BenchmarkError(`replica ${replica} did not answer /metrics`);
+            }
+            return sample;
+        });
     }
 
     private printHeader(): void {
@@ -380,6 +431,10 @@ class LocalBenchmark {
                 ms(latency.p999),
                 ms(latency.max),
                 String(run.errors),
+                String(Math.max(...run.replica_young_gcs_per_100k_ops)),
+                String(run.client_young_gcs_per_100k_ops),
+                String(Math.max(...run.replica_rss_mib).toFixed(0)),
+                String(run.cpu_s_per_million_ops),
             ])}\n`,
         );
     }
@@ -420,10 +475,69 @@ class LocalBenchmark {
     }
 }
 
-const tableColumns = ["clients", "ops/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors"];
+const tableColumns = [
+    "clients",
+    "ops/s",
+    "p50 ms",
+    "p99 ms",
+    "p999 ms",
+    "max ms",
+    "errors",
+    "GC/100k", // Young GCs per 100k ops, on the busiest replica.
+    "cGC/100k", // The same in the load generator.
+    "RSS MiB", // The largest replica's.
+    "CPU s/1M", // CPU seconds per million ops, every process summed.
+];
 
 function cells(values: readonly string[]): string {
-    return values.map((value) => value.padStart(9)).join("");
+    return values.map((value) => value.padStart(10)).join("");
+}
+
+function round2(value: number): number {
+    return Math.round(value * 100) / 100;
+}
+
+/** Counts this process's young GCs from construction to stop(). */
+class YoungGcCounter {
+    count = 0;
+    private readonly observer = new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) {
+            const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+            if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) this.count++;
+        }
+    });
+
+    constructor() {
+        this.observer.observe({ entryTypes: ["gc"] });
+    }
+
+    stop(): void {
+        this.observer.disconnect();
+    }
+}
+
+/** A replica's GC, CPU and RSS counters from its /metrics, or null if it does not answer. */
+export async function fetchProcessSample(port: number): Promise<ProcessSample | null> {
+    try {
+        const response = await fetch(`http://127.0.0.1:${port}/metrics`, {
+            signal: AbortSignal.timeout(statusTimeoutMs),
+        });
+        if (response.status !== 200) return null;
+        const text = await response.text();
+        const value = (pattern: RegExp): number => {
+            const match = pattern.exec(text);
+            if (match === null) throw new BenchmarkError(`/metrics lacks ${pattern.source}`);
+            return Number(match[1]);
+        };
+        return {
+            youngGcs: value(/^vsr_gc_total\{kind="young"\} (\S+)$/m),
+            cpuSeconds: value(/^process_cpu_seconds_total (\S+)$/m),
+            rssBytes: value(/^process_resident_memory_bytes (\S+)$/m),
+        };
+    } catch (error) {
+        if (error instanceof BenchmarkError) throw error;
+        return null;
+    }
 }
 
 export async function fetchStatus(port: number): Promise<StatusJson | null> {

@@ -343,6 +343,22 @@ export class Node {
         writeHeader(lines, "vsr_gc_total", "counter", "Garbage collections, by kind.");
         lines.push(`vsr_gc_total{kind="young"} ${this.gcYoung}`);
         lines.push(`vsr_gc_total{kind="major"} ${this.gcMajor}`);
+        // The standard process metrics (Prometheus naming), read on scrape only.
+        const cpu = process.cpuUsage();
+        writeSample(
+            lines,
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time of the replica process.",
+            (cpu.user + cpu.system) / 1e6,
+        );
+        writeSample(
+            lines,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident set size of the replica process.",
+            process.memoryUsage.rss(),
+        );
         this.viewChangeSeconds.writeFamily(lines);
         this.checkpointSeconds.writeFamily(lines);
         this.journalWriteSeconds.writeFamily(lines);

@@ -1,0 +1,31 @@
+// `vsr benchmark` end to end, in a child process: a one-replica cluster, one short run, --json.
+// Beside throughput and latency it reports what the run cost, sampled from each replica's
+// /metrics: young GCs per 100k ops (replicas and load generator), RSS per replica, and CPU
+// seconds per million ops.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { BenchmarkRun } from "../../src/client/benchmark.js";
+import { Scope } from "./harness.js";
+
+test("vsr benchmark --json reports GCs per 100k ops, RSS per replica and CPU per op", {
+    timeout: 120_000,
+}, async (t) => {
+    const scope = Scope.create(t);
+    const args = ["benchmark", "--replicas=1", "--duration-s=2", "--clients=4", "--json"];
+    const proc = await scope.run(args, { timeoutMs: 110_000 });
+    assert.equal(proc.exit?.code, 0, proc.describe());
+    const report = JSON.parse(proc.stdout) as { replicas: number; runs: BenchmarkRun[] };
+    assert.equal(report.replicas, 1);
+    assert.equal(report.runs.length, 1);
+    const run = report.runs[0]!;
+    assert.equal(run.clients, 4);
+    assert.ok(run.ops > 0, "the run completed operations");
+    assert.equal(run.replica_young_gcs_per_100k_ops.length, 1);
+    assert.ok(run.replica_young_gcs_per_100k_ops[0]! >= 0);
+    assert.ok(run.client_young_gcs_per_100k_ops >= 0);
+    assert.equal(run.replica_rss_mib.length, 1);
+    // The replica holds its arena resident: well above an idle node process, below the budget.
+    assert.ok(run.replica_rss_mib[0]! > 32 && run.replica_rss_mib[0]! < 1024, proc.stdout);
+    assert.ok(run.cpu_s_per_million_ops > 0, proc.stdout);
+});
