@@ -32,11 +32,11 @@ import { WebSocketTransport } from "./transport.js";
 import { UsageError, integerFlag, runSubcommand } from "../cli_args.js";
 
 const usage = `usage:
-  vsr benchmark [--replicas=3] [--duration-s=10] [--clients=N] [--batch=1] [--value-bytes=16]
-                [--json]
+  vsr benchmark [--replicas=3] [--duration-s=10] [--clients=N[,N...]] [--batch=1]
+                [--value-bytes=16] [--json]
   Formats temporary data files, starts a local cluster of --replicas child processes on
   127.0.0.1, and runs the load generator for --duration-s seconds per run: with 1, 8 and 64
-  clients in turn, or only with --clients=N when given (N at most ${production.clientsMax}: the
+  clients in turn, or with each --clients count given (each at most ${production.clientsMax}: the
   cluster's client sessions). Prints ops/s and latency percentiles per run; --json prints one
   object. Everything is stopped and removed afterwards, also on failure or Ctrl-C.`;
 
@@ -139,11 +139,16 @@ function parseOptions(args: string[]): BenchmarkOptions {
         },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const clients = integerFlag("clients", values.clients, 1, production.clientsMax);
+    const clients =
+        values.clients === undefined
+            ? null
+            : values.clients
+                  .split(",")
+                  .map((text) => integerFlag("clients", text, 1, production.clientsMax)!);
     return {
         replicas: integerFlag("replicas", values.replicas, 1, 6) ?? 3,
         durationS: integerFlag("duration-s", values["duration-s"], 1, 3600) ?? 10,
-        clientCounts: clients === null ? clientCountsDefault : [clients],
+        clientCounts: clients === null ? clientCountsDefault : clients,
         batch:
             integerFlag("batch", values.batch, 1, eventsPerRequestMax(production.messageSizeMax)) ??
             1,
