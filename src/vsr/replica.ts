@@ -2566,8 +2566,17 @@ export class Replica {
         }
         this.op = Math.max(this.op, op);
         // Ops above that do not chain to the checkpoint belong to an older log: no longer
-        // vouched for (a durable one is still never nacked).
-        if (this.op > op && !this.parentOfEquals(op + 1, this.checkpointPendingChecksum)) {
+        // vouched for (a durable one is still never nacked). A hole at op + 1 proves nothing:
+        // the trusted ops above are still the log of log_view, and dropping their trust would
+        // leave a backup nothing to repair towards (storm seed 248). Executing them stays safe:
+        // ops up to commitMax were committed in log_view's log, so they chain to the checkpoint
+        // (commitJournal asserts it), and ops above it wait for that view's commit number.
+        const above = op + 1;
+        if (
+            this.op > op &&
+            this.journal.hasHeader(above) &&
+            !this.parentOfEquals(above, this.checkpointPendingChecksum)
+        ) {
             this.journal.distrustAll();
         }
         this.copyU128(this.commitMinChecksum, this.checkpointPendingChecksum);
