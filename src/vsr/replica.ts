@@ -1745,8 +1745,9 @@ export class Replica {
     /**
      * Chooses the new view's log from the do_view_change quorum (TigerBeetle's rule): canonical
      * messages are those with the highest log_view; ops above the highest committed op are kept
-     * unless a nack quorum proves them uncommitted; an op with no canonical header or no copy
-     * anywhere makes the primary wait for more do_view_changes. Returns true once installed.
+     * unless a nack quorum proves them uncommitted; an op with no canonical header, or with no
+     * copy any do_view_change proves while some are still missing, makes the primary wait for
+     * more do_view_changes. Returns true once installed.
      *
      * The walk reaches the highest op of any canonical log, its unknown head included: a
      * canonical replica that cannot name an op it may have acknowledged does not let it be
@@ -1795,7 +1796,10 @@ export class Replica {
                 opHead = op - 1;
                 break;
             }
-            if (canonicalOffset < 0 || this.countCopies(op, canonicalOffset) === 0) return false;
+            if (canonicalOffset < 0) return false;
+            if (this.countCopies(op, canonicalOffset) === 0 && !this.doViewChangesFromAll()) {
+                return false;
+            }
         }
         assert(opHead >= opHeadMin && opHead <= opHeadMax);
         // A primary must be able to announce the log: a suffix of at least its head's header.
@@ -1807,6 +1811,20 @@ export class Replica {
             return false;
         }
         this.primaryInstallLog(opHeadMin, opHead, commitMaxAll, anchorOffset);
+        return true;
+    }
+
+    /**
+     * True once every replica's do_view_change is in. Then waiting cannot help an op whose
+     * canonical header no do_view_change proves present (replicas in view_change do not repair,
+     * so the messages do not change): the op stays, its prepare is fetched by checksum from
+     * whichever peer holds it outside its suffix (storm seed 1304: the only copies were on an
+     * older log_view's replica whose suffix began higher up).
+     */
+    private doViewChangesFromAll(): boolean {
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            if (this.doViewChanges[replica] === null) return false;
+        }
         return true;
     }
 

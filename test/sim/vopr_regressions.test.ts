@@ -1,0 +1,38 @@
+// Goal: seeds that once failed stay fixed. Method: each named seed runs whole, as the sweep ran it
+// (CI ticks), and must pass every checker. Each is listed with the cause it found; where a hand
+// scenario reproduces that cause, the scenario is named too. (A seed's run changes with any
+// protocol change, so it may later pass without reaching its old fault: the scenarios are the
+// lasting guard, the seeds the original shape of each failure.)
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { reproduce, runCiSeed } from "./vopr_seeds.js";
+
+const stormRegressions: readonly { seed: number; cause: string }[] = [
+    {
+        seed: 248,
+        cause:
+            "state sync distrusted the log above a hole at checkpoint + 1; the backup never " +
+            "executed again (scenario: test/vsr/liveness_scenario.test.ts)",
+    },
+    { seed: 645, cause: "as 248, the replica in view_change stopped vouching for its log" },
+    { seed: 819, cause: "as 645" },
+    { seed: 864, cause: "as 645" },
+    {
+        seed: 1304,
+        cause:
+            "a new primary with every do_view_change in waited forever for a copy of a " +
+            "canonical op that only an older log_view's replica held, below its suffix",
+    },
+];
+
+for (const { seed, cause } of stormRegressions) {
+    test(`storm seed ${seed} passes every checker (a former failure)`, () => {
+        const result = runCiSeed(seed, "storm", null);
+        assert.equal(
+            result.result,
+            "pass",
+            `${result.reason}\ncause once: ${cause}\nreproduce: ${reproduce(seed, "storm")}`,
+        );
+    });
+}
