@@ -1754,7 +1754,11 @@ export class Replica {
      * dropped without a nack quorum. Only known headers bound which ops were committed.
      */
     private primaryChooseLog(): boolean {
+        assert(this.status === Status.viewChange && this.primary);
+        assert(!this.viewChangeLogInstalled && this.doViewChanges[this.replica] !== null);
         const logViewMax = this.doViewChangeLogViewMax();
+        // Its own do_view_change is in the quorum: the chosen log is never older than its own.
+        assert(logViewMax >= this.logView);
         let opHeadMax = 0;
         let opHeadKnown = 0;
         let logViewOpMin = Number.MAX_SAFE_INTEGER;
@@ -1979,6 +1983,8 @@ export class Replica {
         logViewMax: number,
         logViewOpMin: number,
     ): number {
+        assert(op > this.commitMin); // The walk starts above every committed op it knows.
+        assert(canonicalOffset < 0 || prepareOp(this.memory, canonicalOffset) === op);
         // Without a canonical header, another header counts as a nack only if the canonical
         // replicas are sure the op is gone (else it may well be the canonical op itself).
         const headersNack = canonicalOffset >= 0 || !this.canonicalUnknown(op, logViewMax);
@@ -2048,7 +2054,10 @@ export class Replica {
             this.journal.trust(opHeadMin);
         }
         for (let op = opHeadMin + 1; op <= opHead; op++) {
-            this.journal.setHeader(this.canonicalOffsets[op - opHeadMin - 1] ?? -1);
+            // The walk kept only ops with a canonical header (primaryChooseLog).
+            const canonicalOffset = this.canonicalOffsets[op - opHeadMin - 1] ?? -1;
+            assert(canonicalOffset >= 0 && prepareOp(this.memory, canonicalOffset) === op);
+            this.journal.setHeader(canonicalOffset);
             this.journal.trust(op);
         }
         this.op = opHead;
@@ -2176,6 +2185,7 @@ export class Replica {
         const suffixMin = Math.max(this.commitMin + 1, op - count + 1);
         if (op > this.commitMin) this.extendChain(suffixMin);
         assert(this.view === view && (op <= this.commitMin || this.journal.isTrusted(op)));
+        assert(this.commitMin <= this.op && this.status === Status.viewChange);
         this.logView = view;
         this.logViewOp = op;
         this.superblockFlush();
@@ -2194,7 +2204,8 @@ export class Replica {
     /** The start_view suffix must be ops op, op-1, … chained by parent checksums. */
     private startViewValid(message: Message, op: number, count: number): boolean {
         const base = message.offset;
-        if (count > op + 1) return false;
+        // At least the head's header: without it the log could not be announced (and trusted).
+        if (count < 1 || count > op + 1) return false;
         for (let index = 0; index < count; index++) {
             const offset = base + headerSize + index * headerSize;
             if (!this.embeddedHeaderValid(offset)) return false;
@@ -2583,21 +2594,26 @@ export class Replica {
             this.op = op;
         }
         this.op = Math.max(this.op, op);
-        // Ops above that do not chain to the checkpoint belong to an older log: no longer
-        // vouched for (a durable one is still never nacked). A hole at op + 1 proves nothing:
-        // the trusted ops above are still the log of log_view, and dropping their trust would
-        // leave a backup nothing to repair towards (storm seed 248). Executing them stays safe:
-        // ops up to commitMax were committed in log_view's log, so they chain to the checkpoint
+        // A trusted op + 1 that does not chain to the checkpoint proves log_view's log older
+        // than the checkpoint: nothing above is vouched for any more (a durable op is still
+        // never nacked). A hole or an untrusted header at op + 1 proves nothing: the trusted
+        // ops above are still the log of log_view, and dropping their trust would leave a
+        // backup nothing to repair towards (storm seed 248). Executing them stays safe: ops up
+        // to commitMax were committed in log_view's log, so they chain to the checkpoint
         // (commitJournal asserts it), and ops above it wait for that view's commit number.
         const above = op + 1;
         if (
             this.op > op &&
-            this.journal.hasHeader(above) &&
+            this.journal.isTrusted(above) &&
             !this.parentOfEquals(above, this.checkpointPendingChecksum)
         ) {
             this.journal.distrustAll();
         }
         this.copyU128(this.commitMinChecksum, this.checkpointPendingChecksum);
+        assert(this.commitMin === op && this.op >= op && !this.stateMissing);
+        // Whatever stays trusted above the checkpoint chains to it.
+        const chained = this.parentOfEquals(above, this.commitMinChecksum);
+        assert(this.op === op || !this.journal.isTrusted(above) || chained);
         this.headTargetOp = 0;
         this.stats.stateSyncs++;
         if (this.hooks !== null) this.hooks.onStateSync(this.replica, op);
