@@ -1748,15 +1748,20 @@ export class Replica {
     /**
      * Chooses the new view's log from the do_view_change quorum (TigerBeetle's rule): canonical
      * messages are those with the highest log_view; ops above the highest committed op are kept
-     * unless a nack quorum proves them uncommitted; an op with no canonical header or no copy
-     * anywhere makes the primary wait for more do_view_changes. Returns true once installed.
+     * unless a nack quorum proves them uncommitted; an op with no canonical header, or with no
+     * copy any do_view_change proves while some are still missing, makes the primary wait for
+     * more do_view_changes. Returns true once installed.
      *
      * The walk reaches the highest op of any canonical log, its unknown head included: a
      * canonical replica that cannot name an op it may have acknowledged does not let it be
      * dropped without a nack quorum. Only known headers bound which ops were committed.
      */
     private primaryChooseLog(): boolean {
+        assert(this.status === Status.viewChange && this.primary);
+        assert(!this.viewChangeLogInstalled && this.doViewChanges[this.replica] !== null);
         const logViewMax = this.doViewChangeLogViewMax();
+        // Its own do_view_change is in the quorum: the chosen log is never older than its own.
+        assert(logViewMax >= this.logView);
         let opHeadMax = 0;
         let opHeadKnown = 0;
         let logViewOpMin = Number.MAX_SAFE_INTEGER;
@@ -1798,7 +1803,10 @@ export class Replica {
                 opHead = op - 1;
                 break;
             }
-            if (canonicalOffset < 0 || this.countCopies(op, canonicalOffset) === 0) return false;
+            if (canonicalOffset < 0) return false;
+            if (this.countCopies(op, canonicalOffset) === 0 && !this.doViewChangesFromAll()) {
+                return false;
+            }
         }
         assert(opHead >= opHeadMin && opHead <= opHeadMax);
         // A primary must be able to announce the log: a suffix of at least its head's header.
@@ -1810,6 +1818,20 @@ export class Replica {
             return false;
         }
         this.primaryInstallLog(opHeadMin, opHead, commitMaxAll, anchorOffset);
+        return true;
+    }
+
+    /**
+     * True once every replica's do_view_change is in. Then waiting cannot help an op whose
+     * canonical header no do_view_change proves present (replicas in view_change do not repair,
+     * so the messages do not change): the op stays, its prepare is fetched by checksum from
+     * whichever peer holds it outside its suffix (storm seed 1304: the only copies were on an
+     * older log_view's replica whose suffix began higher up).
+     */
+    private doViewChangesFromAll(): boolean {
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            if (this.doViewChanges[replica] === null) return false;
+        }
         return true;
     }
 
@@ -1964,6 +1986,8 @@ export class Replica {
         logViewMax: number,
         logViewOpMin: number,
     ): number {
+        assert(op > this.commitMin); // The walk starts above every committed op it knows.
+        assert(canonicalOffset < 0 || prepareOp(this.memory, canonicalOffset) === op);
         // Without a canonical header, another header counts as a nack only if the canonical
         // replicas are sure the op is gone (else it may well be the canonical op itself).
         const headersNack = canonicalOffset >= 0 || !this.canonicalUnknown(op, logViewMax);
@@ -2033,7 +2057,10 @@ export class Replica {
             this.journal.trust(opHeadMin);
         }
         for (let op = opHeadMin + 1; op <= opHead; op++) {
-            this.journal.setHeader(this.canonicalOffsets[op - opHeadMin - 1] ?? -1);
+            // The walk kept only ops with a canonical header (primaryChooseLog).
+            const canonicalOffset = this.canonicalOffsets[op - opHeadMin - 1] ?? -1;
+            assert(canonicalOffset >= 0 && prepareOp(this.memory, canonicalOffset) === op);
+            this.journal.setHeader(canonicalOffset);
             this.journal.trust(op);
         }
         this.op = opHead;
@@ -2161,6 +2188,7 @@ export class Replica {
         const suffixMin = Math.max(this.commitMin + 1, op - count + 1);
         if (op > this.commitMin) this.extendChain(suffixMin);
         assert(this.view === view && (op <= this.commitMin || this.journal.isTrusted(op)));
+        assert(this.commitMin <= this.op && this.status === Status.viewChange);
         this.logView = view;
         this.logViewOp = op;
         this.superblockFlush();
@@ -2179,7 +2207,8 @@ export class Replica {
     /** The start_view suffix must be ops op, op-1, … chained by parent checksums. */
     private startViewValid(message: Message, op: number, count: number): boolean {
         const base = message.offset;
-        if (count > op + 1) return false;
+        // At least the head's header: without it the log could not be announced (and trusted).
+        if (count < 1 || count > op + 1) return false;
         for (let index = 0; index < count; index++) {
             const offset = base + headerSize + index * headerSize;
             if (!this.embeddedHeaderValid(offset)) return false;
@@ -2574,12 +2603,26 @@ export class Replica {
             this.op = op;
         }
         this.op = Math.max(this.op, op);
-        // Ops above that do not chain to the checkpoint belong to an older log: no longer
-        // vouched for (a durable one is still never nacked).
-        if (this.op > op && !this.parentOfEquals(op + 1, this.checkpointPendingChecksum)) {
+        // A trusted op + 1 that does not chain to the checkpoint proves log_view's log older
+        // than the checkpoint: nothing above is vouched for any more (a durable op is still
+        // never nacked). A hole or an untrusted header at op + 1 proves nothing: the trusted
+        // ops above are still the log of log_view, and dropping their trust would leave a
+        // backup nothing to repair towards (storm seed 248). Executing them stays safe: ops up
+        // to commitMax were committed in log_view's log, so they chain to the checkpoint
+        // (commitJournal asserts it), and ops above it wait for that view's commit number.
+        const above = op + 1;
+        if (
+            this.op > op &&
+            this.journal.isTrusted(above) &&
+            !this.parentOfEquals(above, this.checkpointPendingChecksum)
+        ) {
             this.journal.distrustAll();
         }
         this.copyU128(this.commitMinChecksum, this.checkpointPendingChecksum);
+        assert(this.commitMin === op && this.op >= op && !this.stateMissing);
+        // Whatever stays trusted above the checkpoint chains to it.
+        const chained = this.parentOfEquals(above, this.commitMinChecksum);
+        assert(this.op === op || !this.journal.isTrusted(above) || chained);
         this.headTargetOp = 0;
         this.stats.stateSyncs++;
         if (this.hooks !== null) this.hooks.onStateSync(this.replica, op);
