@@ -19,6 +19,7 @@ import { assert } from "../stdx/assert.js";
 import { PRNG } from "../stdx/prng.js";
 import { Arena } from "../vsr/arena.js";
 import { checksumAttach } from "../vsr/checksum.js";
+import { Grid } from "../vsr/grid.js";
 import {
     type Layout,
     alignUp,
@@ -213,6 +214,7 @@ export class Node {
         const arena = new Arena(
             MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
                 2 * alignUp(kvSize) + // The KV table and its checkpoint snapshot.
+                Grid.arenaBytes(dataLayout) +
                 2 * dataLayout.walHeadersSize +
                 (config.journalWritesMax + 64) * 4096 +
                 (2 + superblockCopies) * superblockCopySize,

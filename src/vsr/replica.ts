@@ -219,7 +219,8 @@ export class Replica {
     /** Cluster time from ping/pong samples (Marzullo over a replication quorum of clocks). */
     readonly clock: Clock;
     private readonly superblock: Superblock;
-    private readonly checkpointer: Checkpointer;
+    /** Public for metrics (blocks and bytes per checkpoint); the replica alone drives it. */
+    readonly checkpointer: Checkpointer;
 
     status: Status = Status.normal;
     view = 0;
@@ -485,14 +486,12 @@ export class Replica {
         this.checkpointOp = superblock.u64(durable, SuperblockField.checkpointOp);
         this.checkpointCopy = superblock.u32(durable, SuperblockField.checkpointCopy);
         if (this.checkpointOp === 0) return this.openCheckpointCallback(true);
-        this.copyU128(this.checkpointer.kvChecksum, durable + SuperblockField.kvChecksum);
-        this.copyU128(
-            this.checkpointer.sessionsChecksum,
-            durable + SuperblockField.sessionsChecksum,
-        );
         this.stateMachine.reset();
-        this.checkpointer.read(this.checkpointCopy, (readOk) =>
-            this.openCheckpointCallback(readOk),
+        this.checkpointer.read(
+            this.checkpointCopy,
+            durable + SuperblockField.indexChecksum,
+            durable + SuperblockField.sessionsChecksum,
+            (readOk) => this.openCheckpointCallback(readOk),
         );
     }
 
@@ -2233,7 +2232,8 @@ export class Replica {
                 SuperblockField.checkpointOpChecksum,
                 this.checkpointPendingChecksum,
             );
-            superblock.setU128(SuperblockField.kvChecksum, this.checkpointer.kvChecksum);
+            const index = this.checkpointer.grid.indexChecksum;
+            superblock.setU128(SuperblockField.indexChecksum, index);
             superblock.setU128(
                 SuperblockField.sessionsChecksum,
                 this.checkpointer.sessionsChecksum,
