@@ -265,6 +265,7 @@ export class Cluster {
             cluster: options.cluster,
             replica: index,
             replicaCount: options.replicaCount,
+            kvEntriesMax: config.kvEntriesMax,
         });
         storage.faults = options.storageFaults;
         storage.atlas = new ReplicaAtlas(index, options.replicaCount, this.dataLayout, config);

@@ -11,9 +11,11 @@
 // - the delta: every slot whose dirty bit is set, unless it is empty and no block records it;
 // - cleaning: a prefix of the index, oldest first, is dropped and its slots whose latest record
 //   it holds are emitted again from the snapshot (an empty one is dropped with the prefix: all
-//   its records were in it). Budget: the delta's record count plus one block's worth, and more
-//   whenever the index would otherwise exceed gridIndexBlocksMax (see layout.ts for why 3T
-//   blocks always suffice). Blocks whose records are all superseded leave the index for free.
+//   its records were in it). Budget: as many records as the delta (so a checkpoint writes at
+//   most twice its change), and more whenever the index would otherwise exceed
+//   gridIndexBlocksMax (see layout.ts for why 3T blocks always suffice): garbage may build up
+//   to half the index, then cleaning keeps pace with it. Blocks whose records are all
+//   superseded leave the index for free.
 // - emitted slots go in slot order into blocks at the lowest addresses that neither the durable
 //   index nor the new one names (copy-on-write: a crash at any point leaves the durable index's
 //   blocks intact). A block dropped by checkpoint N is therefore reusable once N is durable.
@@ -175,6 +177,18 @@ export class Grid {
     }
 
     /** Blocks the durable index names (after recovery or once the last seal is durable). */
+    get slotCount(): number {
+        return this.zones.kvSlotCount;
+    }
+
+    get blockSize(): number {
+        return this.zones.gridBlockSize;
+    }
+
+    get blockCount(): number {
+        return this.zones.gridBlockCount;
+    }
+
     get durableBlocks(): number {
         return this.promotePending ? this.newCount : this.durableCount;
     }
@@ -273,7 +287,7 @@ export class Grid {
     /** Drops an oldest prefix of the index (and dead blocks), re-emitting its live slots. */
     private clean(deltaRecords: number): void {
         const perBlock = this.zones.gridRecordsPerBlock;
-        const budget = deltaRecords + perBlock;
+        const budget = deltaRecords;
         let remaining = 0;
         for (let index = 0; index < this.durableCount; index++) {
             if (this.liveCount[this.durableOrder[index]!]! > 0) remaining++;

@@ -483,6 +483,10 @@ export class Replica {
         if (view.getUint8(durable + SuperblockField.replicaCount) !== this.replicaCount) {
             return this.openFinish("the data file was formatted for another replica count");
         }
+        const kvEntriesMax = superblock.u32(durable, SuperblockField.kvEntriesMax);
+        if (kvEntriesMax !== this.checkpointer.grid.slotCount) {
+            return this.openFinish("the data file was formatted for another KV capacity");
+        }
         this.checkpointOp = superblock.u64(durable, SuperblockField.checkpointOp);
         this.checkpointCopy = superblock.u32(durable, SuperblockField.checkpointCopy);
         if (this.checkpointOp === 0) return this.openCheckpointCallback(true);

@@ -22,6 +22,7 @@
 //  128 index_checksum u128 (the block index)   144 sessions_checksum u128   160 checkpoint_size u32
 //  168 log_view_op u64 (the head when log_view's log was installed: WAL entries above it from
 //      older views were truncated in memory before a crash)
+//  176 kv_entries_max u32 (the KV table's capacity, chosen by `vsr format --kv-entries`)
 //  4096.. view headers: the log suffix (newest first) when log_view was set, 256 B each.
 // Worked example: copy 2 of the test preset's file lives at bytes 16384..24575.
 
@@ -61,6 +62,7 @@ export const SuperblockField = {
     sessionsChecksum: 144,
     checkpointSize: 160,
     logViewOp: 168,
+    kvEntriesMax: 176,
     viewHeaders: sectorSize,
 } as const;
 
