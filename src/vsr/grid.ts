@@ -103,9 +103,13 @@ export class Grid {
     /** Per address: slots whose latest record the block holds, and records it holds. */
     private readonly liveCount: Int32Array;
     private readonly recordCounts: Int32Array;
-    /** The image's columns (offset of slot 0, width per slot), from the state machine. */
+    /** The image's columns: byte offset of slot 0, width per slot in words. */
     private readonly columnOffsets: Int32Array;
     private readonly columnWidths: Int32Array;
+    /** The whole arena as words (slot bytes are copied word by word). */
+    private readonly words: Int32Array;
+    /** Per address: its records' slots (recordsPerBlock each): cleaning costs its records. */
+    private readonly blockSlots: Int32Array;
     private readonly flags: Uint8Array;
     private readonly durableOrder: Int32Array;
     private durableCount = 0;
@@ -131,6 +135,7 @@ export class Grid {
             slots * 4 + // latestBlock
             blocks * (4 + 4 + 1 + 4 + 4) + // liveCount, recordCounts, flags, both orders
             Math.ceil(slots / 32) * 4 + // emit
+            blocks * zones.gridRecordsPerBlock * 4 + // blockSlots
             8 * 4096 // Alignment.
         );
     }
@@ -148,11 +153,13 @@ export class Grid {
         this.columnWidths = new Int32Array(columns.length);
         let width = 0;
         for (let column = 0; column < columns.length; column++) {
+            assert(columns[column]!.offset % 4 === 0 && columns[column]!.width % 4 === 0);
             this.columnOffsets[column] = columns[column]!.offset;
-            this.columnWidths[column] = columns[column]!.width;
+            this.columnWidths[column] = columns[column]!.width >>> 2;
             width += columns[column]!.width;
         }
         assert(4 + width === zones.gridRecordSize);
+        assert(stateMachine.imageOffset % 4 === 0 && snapshotOffset % 4 === 0);
         this.zones = zones;
         this.stateMachine = stateMachine;
         this.bytes = allocator.bytes;
@@ -173,6 +180,9 @@ export class Grid {
         this.newOrder = new Int32Array(buffer, allocator.allocate(blocks * 4, 8), blocks);
         const words = Math.ceil(slots / 32);
         this.emit = new Uint32Array(buffer, allocator.allocate(words * 4, 8), words);
+        const listed = blocks * zones.gridRecordsPerBlock;
+        this.blockSlots = new Int32Array(buffer, allocator.allocate(listed * 4, 8), listed);
+        this.words = new Int32Array(buffer);
         this.recoverBegin();
     }
 
@@ -319,17 +329,22 @@ export class Grid {
         this.recordsCleaned = cleaned;
     }
 
-    /** Re-emits every slot whose latest record a cleaned block holds: one scan of the slots. */
+    /** Re-emits every slot whose latest record a cleaned block holds (its record list). */
     private cleanSlots(): void {
         const latest = this.latestBlock;
-        for (let slot = 0; slot < latest.length; slot++) {
-            const address = latest[slot]!;
-            if (address < 0 || (this.flags[address]! & flagCleaned) === 0) continue;
-            if (this.slotEmpty(this.snapshotOffset, slot)) latest[slot] = latestNone;
-            else this.emitSlot(slot);
-        }
-        for (let address = 0; address < this.liveCount.length; address++) {
-            if ((this.flags[address]! & flagCleaned) !== 0) this.liveCount[address] = 0;
+        const perBlock = this.zones.gridRecordsPerBlock;
+        for (let index = 0; index < this.durableCount; index++) {
+            const address = this.durableOrder[index]!;
+            if ((this.flags[address]! & flagCleaned) === 0) continue;
+            if (this.liveCount[address] === 0) continue;
+            const first = address * perBlock;
+            for (let record = 0; record < this.recordCounts[address]!; record++) {
+                const slot = this.blockSlots[first + record]!;
+                if (latest[slot] !== address) continue;
+                if (this.slotEmpty(this.snapshotOffset, slot)) latest[slot] = latestNone;
+                else this.emitSlot(slot);
+            }
+            this.liveCount[address] = 0;
         }
     }
 
@@ -346,6 +361,7 @@ export class Grid {
             const record = base + gridBlockHeaderSize + count * zones.gridRecordSize;
             this.view.setUint32(record, slot, true);
             this.copySlotOut(this.snapshotOffset, slot, record + 4);
+            this.blockSlots[address * zones.gridRecordsPerBlock + count] = slot;
             this.latestBlock[slot] = address;
             count++;
             this.emitCursor = slot + 1;
@@ -493,6 +509,7 @@ export class Grid {
             if (previous >= 0) this.liveCount[previous]! -= 1;
             this.copySlotIn(at + 4, image, slot);
             this.latestBlock[slot] = address;
+            this.blockSlots[address * zones.gridRecordsPerBlock + record] = slot;
         }
         this.liveCount[address] = count;
         this.recordCounts[address] = count;
@@ -513,43 +530,49 @@ export class Grid {
     // -----------------------------------------------------------------------------------------
     // Slot bytes, column by column.
 
+    // Every offset and width here is a multiple of 4 (asserted in the constructor): the bytes
+    // move as int32 words, a slot's 104 bytes in 26 reads and writes.
+
     private copySlot(from: number, to: number, slot: number): void {
+        const words = this.words;
         for (let column = 0; column < this.columnOffsets.length; column++) {
             const width = this.columnWidths[column]!;
-            const at = this.columnOffsets[column]! + slot * width;
-            this.bytes.copyWithin(to + at, from + at, from + at + width);
+            const at = (this.columnOffsets[column]! >>> 2) + slot * width;
+            const source = (from >>> 2) + at;
+            const target = (to >>> 2) + at;
+            for (let word = 0; word < width; word++) words[target + word] = words[source + word]!;
         }
     }
 
     /** Copies slot `slot` of the image at `image` to `target`, columns back to back. */
     private copySlotOut(image: number, slot: number, target: number): void {
-        let offset = target;
+        const words = this.words;
+        let to = target >>> 2;
         for (let column = 0; column < this.columnOffsets.length; column++) {
             const width = this.columnWidths[column]!;
-            const at = image + this.columnOffsets[column]! + slot * width;
-            this.bytes.copyWithin(offset, at, at + width);
-            offset += width;
+            const from = ((image + this.columnOffsets[column]!) >>> 2) + slot * width;
+            for (let word = 0; word < width; word++) words[to + word] = words[from + word]!;
+            to += width;
         }
     }
 
     private copySlotIn(source: number, image: number, slot: number): void {
-        let offset = source;
+        const words = this.words;
+        let from = source >>> 2;
         for (let column = 0; column < this.columnOffsets.length; column++) {
             const width = this.columnWidths[column]!;
-            const at = image + this.columnOffsets[column]! + slot * width;
-            this.bytes.copyWithin(at, offset, offset + width);
-            offset += width;
+            const to = ((image + this.columnOffsets[column]!) >>> 2) + slot * width;
+            for (let word = 0; word < width; word++) words[to + word] = words[from + word]!;
+            from += width;
         }
     }
 
     private slotEmpty(image: number, slot: number): boolean {
-        const bytes = this.bytes;
+        const words = this.words;
         for (let column = 0; column < this.columnOffsets.length; column++) {
             const width = this.columnWidths[column]!;
-            const at = image + this.columnOffsets[column]! + slot * width;
-            for (let index = at; index < at + width; index++) {
-                if (bytes[index] !== 0) return false;
-            }
+            const at = ((image + this.columnOffsets[column]!) >>> 2) + slot * width;
+            for (let word = at; word < at + width; word++) if (words[word] !== 0) return false;
         }
         return true;
     }

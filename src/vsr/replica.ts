@@ -2225,6 +2225,7 @@ export class Replica {
         superblock.setU32(SuperblockField.cluster, this.cluster);
         superblock.setU8(SuperblockField.replica, this.replica);
         superblock.setU8(SuperblockField.replicaCount, this.replicaCount);
+        superblock.setU32(SuperblockField.kvEntriesMax, this.checkpointer.grid.slotCount);
         superblock.setU32(SuperblockField.view, this.view);
         superblock.setU32(SuperblockField.logView, this.logView);
         superblock.setU64(SuperblockField.logViewOp, this.logViewOp);
