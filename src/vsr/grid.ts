@@ -290,7 +290,9 @@ export class Grid {
         for (let address = 0; address < flags.length; address++) {
             flags[address] = (flags[address]! & flagNew) === 0 ? 0 : flagDurable;
         }
-        this.durableOrder.set(this.newOrder.subarray(0, this.newCount));
+        for (let index = 0; index < this.newCount; index++) {
+            this.durableOrder[index] = this.newOrder[index]!;
+        }
         this.durableCount = this.newCount;
     }
 
