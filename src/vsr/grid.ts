@@ -184,6 +184,9 @@ export class Grid {
         this.blockSlots = new Int32Array(buffer, allocator.allocate(listed * 4, 8), listed);
         this.words = new Int32Array(buffer);
         this.recoverBegin();
+        // A fresh arena is zeroed, and so is a fresh table but for its header (which every
+        // refresh copies): the first checkpoint then copies its dirty slots, not the table.
+        this.snapshotStale = !this.wordsZero(snapshotOffset, stateMachine.imageSize);
     }
 
     /** Blocks the durable index names (after recovery or once the last seal is durable). */
@@ -567,6 +570,15 @@ export class Grid {
             for (let word = 0; word < width; word++) words[to + word] = words[from + word]!;
             from += width;
         }
+    }
+
+    private wordsZero(offset: number, size: number): boolean {
+        const words = this.words;
+        const first = offset >>> 2;
+        for (let word = first; word < first + (size >>> 2); word++) {
+            if (words[word] !== 0) return false;
+        }
+        return true;
     }
 
     private slotEmpty(image: number, slot: number): boolean {
