@@ -1,6 +1,7 @@
 // Runs every benchmark suite in turn: `npm run bench` (add `-- --smoke` for a quick pass, or
 // `-- --json` for machine-readable lines). One suite per subject lives beside this file.
 
+import { main as checkpoint } from "./checkpoint.bench.js";
 import { main as checksum } from "./checksum.bench.js";
 import { main as journal } from "./journal.bench.js";
 import { main as kv } from "./kv.bench.js";
@@ -11,6 +12,7 @@ const suites: Array<[string, (options: { json: boolean; smoke: boolean }) => Pro
     ["checksum", checksum],
     ["kv", kv],
     ["journal", journal],
+    ["checkpoint", checkpoint],
     ["sim", sim],
 ];
 for (const [name, suite] of suites) {

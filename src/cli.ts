@@ -12,7 +12,15 @@ import { parseArgs } from "node:util";
 import { commandBenchmark } from "./client/benchmark.js";
 import { commandChaos } from "./chaos/command.js";
 import { commandClient, commandLoad } from "./client/commands.js";
-import { type Address, NodeError, defaultConfig, runNode } from "./io/node.js";
+import {
+    type Address,
+    NodeError,
+    defaultConfig,
+    fileConfig,
+    kvEntriesLimit,
+    nodeArenaBytes,
+    runNode,
+} from "./io/node.js";
 import { type LogThreshold, logThresholds } from "./io/log.js";
 import { createDataFile } from "./io/storage_direct.js";
 import { KvStateMachine } from "./state_machine/kv.js";
@@ -32,10 +40,17 @@ const usage = `usage: vsr <command> [flags]   (vsr <command> --help for its flag
   chaos       run a real local cluster under a nemesis and check linearizability
   vsr --version   print the version`;
 
-const formatUsage = `usage: vsr format --cluster=<u32> --replica=<i> --replica-count=<n> <path>
+/** The smallest --kv-entries (a table of 16 entries holds 14 keys). */
+const kvEntriesMin = 16;
+
+const formatUsage = `usage: vsr format --cluster=<u32> --replica=<i> --replica-count=<n>
+                  [--kv-entries=<n>] <path>
   Creates the data file of replica <i> (0-based) of a cluster of <n> replicas (1..6), with the
   cluster id <u32> that every replica and client of the cluster must share. Refuses to
-  overwrite an existing file. Prints the zone sizes.`;
+  overwrite an existing file. Prints the zone sizes and the memory the replica will hold.
+  --kv-entries=<n>   the KV table's capacity, a power of two in [${kvEntriesMin}, ${kvEntriesLimit}]
+                     (default ${defaultConfig.kvEntriesMax}); at most 7/8 of it holds keys,
+                     beyond that a put answers table_full. \`vsr start\` reads it from the file.`;
 
 const startUsage = `usage: vsr start --addresses=<host:port,...> <path>
   Runs the replica of the data file <path> on addresses[replica] (the file knows its replica
@@ -218,8 +233,13 @@ function commandFormat(args: string[]): number {
             cluster: { type: "string" },
             replica: { type: "string" },
             "replica-count": { type: "string" },
+            "kv-entries": { type: "string" },
         },
     });
+    const kvEntries = integerFlag("kv-entries", values["kv-entries"], kvEntriesMin, kvEntriesLimit);
+    if (kvEntries !== null && (kvEntries & (kvEntries - 1)) !== 0) {
+        throw new UsageError(`--kv-entries must be a power of two, not ${kvEntries}`);
+    }
     const cluster = integerFlag("cluster", values.cluster, 0, 0xffff_ffff);
     const replicaCount = integerFlag("replica-count", values["replica-count"], 1, 6);
     if (cluster === null) throw new UsageError("--cluster is required");
@@ -227,22 +247,31 @@ function commandFormat(args: string[]): number {
     const replica = integerFlag("replica", values.replica, 0, replicaCount - 1);
     if (replica === null) throw new UsageError("--replica is required");
     const path = onePath(positionals);
-    const config = defaultConfig;
-    const zones = layout(config, KvStateMachine.sizeBytes(config.kvEntriesMax));
+    const config = fileConfig(defaultConfig, kvEntries ?? defaultConfig.kvEntriesMax);
+    const kvEntriesMax = config.kvEntriesMax;
+    const kvSize = KvStateMachine.sizeBytes(kvEntriesMax);
+    const zones = layout(config, kvSize);
     createDataFile(path, zones.totalSize, (fd) => {
         const image = new Uint8Array(superblockZoneSize);
-        formatSuperblockZone(image, 0, { cluster, replica, replicaCount });
+        formatSuperblockZone(image, 0, { cluster, replica, replicaCount, kvEntriesMax });
         fs.writeSync(fd, image, 0, image.length, zones.superblockOffset);
     });
     const mib = (bytes: number): string => (bytes / (1024 * 1024)).toFixed(2) + " MiB";
+    const grid = zones.gridBlockCount * zones.gridBlockSize;
     process.stdout.write(
-        `formatted ${path}: cluster=${cluster} replica=${replica} replica_count=${replicaCount}\n` +
+        `formatted ${path}: cluster=${cluster} replica=${replica} replica_count=${replicaCount}` +
+            ` kv_entries=${kvEntriesMax}\n` +
             `  superblock      ${mib(zones.walHeadersOffset)}\n` +
             `  wal headers     ${mib(zones.walHeadersSize)}\n` +
             `  wal prepares    ${mib(zones.walPreparesSize)}\n` +
             `  client replies  ${mib(zones.clientRepliesSize)}\n` +
-            `  checkpoints     ${mib(2 * zones.checkpointCopySize)}\n` +
-            `  total           ${mib(zones.totalSize)}\n`,
+            `  checkpoints     ${mib(2 * zones.checkpointCopySize)}` +
+            ` (block index and client table, two copies)\n` +
+            `  grid            ${mib(grid)} (${zones.gridBlockCount} blocks of` +
+            ` ${zones.gridBlockSize / 1024} KiB)\n` +
+            `  total           ${mib(zones.totalSize)}\n` +
+            `memory: KV table ${mib(kvSize)}, arena ${mib(nodeArenaBytes(config, replicaCount))}` +
+            ` (table, its checkpoint snapshot, grid metadata, messages, WAL buffers)\n`,
     );
     return 0;
 }

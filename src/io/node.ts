@@ -13,12 +13,13 @@
 
 import fs from "node:fs";
 import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks";
-import { type Config, production } from "../constants.js";
+import { type Config, isPowerOfTwo, production, verify } from "../constants.js";
 import { KvStateMachine } from "../state_machine/kv.js";
 import { assert } from "../stdx/assert.js";
 import { PRNG } from "../stdx/prng.js";
 import { Arena } from "../vsr/arena.js";
 import { checksumAttach } from "../vsr/checksum.js";
+import { Grid } from "../vsr/grid.js";
 import {
     type Layout,
     alignUp,
@@ -49,6 +50,8 @@ export interface DataFileIdentity {
     readonly cluster: number;
     readonly replica: number;
     readonly replicaCount: number;
+    /** The KV capacity chosen at format time (`vsr format --kv-entries`). */
+    readonly kvEntriesMax: number;
 }
 
 export class NodeError extends Error {
@@ -92,7 +95,28 @@ export function readIdentity(path: string): DataFileIdentity {
         cluster: view.getUint32(best + SuperblockField.cluster, true),
         replica: view.getUint8(best + SuperblockField.replica),
         replicaCount: view.getUint8(best + SuperblockField.replicaCount),
+        kvEntriesMax: view.getUint32(best + SuperblockField.kvEntriesMax, true),
     };
+}
+
+/** A data file's configuration: the preset with the KV capacity the file was formatted for. */
+export function fileConfig(preset: Config, kvEntriesMax: number): Config {
+    return verify({ ...preset, kvEntriesMax });
+}
+
+/** Bytes of the arena a replica of `config` allocates at start (its memory, but for the heap). */
+export function nodeArenaBytes(config: Config, replicaCount: number): number {
+    const kvSize = KvStateMachine.sizeBytes(config.kvEntriesMax);
+    const dataLayout = layout(config, kvSize);
+    const messagesMax = nodeMessagesMax(config, replicaCount);
+    return (
+        MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
+        2 * alignUp(kvSize) + // The KV table and its checkpoint snapshot.
+        Grid.arenaBytes(dataLayout) +
+        2 * dataLayout.walHeadersSize +
+        (config.journalWritesMax + 64) * 4096 +
+        (2 + superblockCopies) * superblockCopySize
+    );
 }
 
 export interface NodeOptions {
@@ -122,9 +146,11 @@ function storageZones(zones: Layout, journal: Histogram, superblock: Histogram):
         { name: "wal_prepares", offset: zones.walPreparesOffset, writeSeconds: journal },
         { name: "client_replies", offset: zones.clientRepliesOffset, writeSeconds: null },
         { name: "checkpoints", offset: zones.checkpointOffset, writeSeconds: null },
+        { name: "grid", offset: zones.gridOffset, writeSeconds: null },
     ];
 }
 const checkpointZone = 4;
+const gridZone = 5;
 
 /** The replica's state at the last sample, to notice what changed. */
 class Sample {
@@ -196,10 +222,16 @@ export class Node {
     readonly startedMs = Date.now();
 
     constructor(options: NodeOptions) {
-        const config = options.config;
-        this.options = options;
         this.identity = readIdentity(options.path);
         const { cluster, replica, replicaCount } = this.identity;
+        if (
+            !isPowerOfTwo(this.identity.kvEntriesMax) ||
+            this.identity.kvEntriesMax > kvEntriesLimit
+        ) {
+            throw new NodeError(`${options.path}: the superblock's KV capacity is not valid`);
+        }
+        const config = fileConfig(options.config, this.identity.kvEntriesMax);
+        this.options = { ...options, config };
         this.log = new JsonLog(options.logThreshold, replica, options.logWrite).log;
         if (options.addresses.length !== replicaCount) {
             throw new NodeError(
@@ -210,13 +242,7 @@ export class Node {
         const kvSize = KvStateMachine.sizeBytes(config.kvEntriesMax);
         const dataLayout = layout(config, kvSize);
         const messagesMax = nodeMessagesMax(config, replicaCount);
-        const arena = new Arena(
-            MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
-                2 * alignUp(kvSize) + // The KV table and its checkpoint snapshot.
-                2 * dataLayout.walHeadersSize +
-                (config.journalWritesMax + 64) * 4096 +
-                (2 + superblockCopies) * superblockCopySize,
-        );
+        const arena = new Arena(nodeArenaBytes(config, replicaCount));
         checksumAttach(arena.memory);
         this.lockPath = lockDataFile(options.path);
         const pool = new MessagePool(arena, config.messageSizeMax, messagesMax);
@@ -370,6 +396,8 @@ export class Node {
     /** [name, help, value] of each gauge sampled from the replica. */
     private gauges(): [string, string, number][] {
         const replica = this.replica;
+        const checkpointer = replica.checkpointer;
+        const grid = checkpointer.grid;
         const primary = replica.primary && replica.status === Status.normal;
         return [
             ["vsr_view", "The replica's current view.", replica.view],
@@ -383,6 +411,37 @@ export class Node {
                 replica.commitMax - replica.commitMin,
             ],
             ["vsr_checkpoint_op", "The op of the latest durable checkpoint.", replica.checkpointOp],
+            [
+                "vsr_checkpoint_blocks_written",
+                "Grid blocks the latest checkpoint wrote (its delta and cleaning).",
+                grid.blocksWritten,
+            ],
+            [
+                "vsr_checkpoint_bytes_written",
+                "Bytes of the KV image the latest checkpoint wrote (grid blocks and block index).",
+                grid.blocksWritten * grid.blockSize + checkpointer.indexBytesWritten,
+            ],
+            [
+                "vsr_checkpoint_records_written",
+                "Slot records the latest checkpoint wrote, of which cleaning re-emitted some.",
+                grid.recordsWritten,
+            ],
+            [
+                "vsr_checkpoint_records_cleaned",
+                "Slot records the latest checkpoint re-emitted to free the oldest blocks.",
+                grid.recordsCleaned,
+            ],
+            [
+                "vsr_grid_blocks_used",
+                "Grid blocks the durable block index names.",
+                grid.durableBlocks,
+            ],
+            ["vsr_grid_blocks", "Grid blocks in the data file.", grid.blockCount],
+            [
+                "vsr_kv_entries_max",
+                "The KV table's capacity (vsr format --kv-entries).",
+                grid.slotCount,
+            ],
             ["vsr_status", "0 normal, 1 view change, 2 recovering.", replica.status],
             [
                 "vsr_primary",
@@ -431,6 +490,11 @@ export class Node {
             ],
             ["vsr_state_syncs_total", "Checkpoints installed from a peer.", stats.stateSyncs],
             [
+                "vsr_checkpoint_blocks_written_total",
+                "Grid blocks written by checkpoints since start.",
+                replica.checkpointer.grid.blocksWrittenTotal,
+            ],
+            [
                 "vsr_events_committed_total",
                 "KV events (puts, gets, deletes) executed.",
                 stats.eventsCommitted,
@@ -458,12 +522,18 @@ export class Node {
         ];
     }
 
+    /** Bytes written to checkpoint copies and grid blocks: a change means a checkpoint runs. */
+    private checkpointBytesWritten(): number {
+        const written = this.storage.zoneBytesWritten;
+        return written[checkpointZone]! + written[gridZone]!;
+    }
+
     /** Compares the replica's state with the last sample; logs and times what changed. */
     private observe(): void {
         const replica = this.replica;
         const sample = this.sample;
         if (replica.status !== sample.status || replica.view !== sample.view) this.observeView();
-        const checkpointBytes = this.storage.zoneBytesWritten[checkpointZone]!;
+        const checkpointBytes = this.checkpointBytesWritten();
         if (checkpointBytes !== sample.checkpointBytesWritten) {
             sample.checkpointBytesWritten = checkpointBytes;
             if (sample.checkpointStartedMs === 0) sample.checkpointStartedMs = performance.now();
@@ -561,7 +631,7 @@ export class Node {
         sample.checkpointOp = replica.checkpointOp;
         sample.stateSyncs = replica.stats.stateSyncs;
         sample.repairsRequested = replica.stats.repairsRequested;
-        sample.checkpointBytesWritten = this.storage.zoneBytesWritten[checkpointZone]!;
+        sample.checkpointBytesWritten = this.checkpointBytesWritten();
         this.log(
             `recovered: view ${replica.view}, op ${replica.op}, commit ${replica.commitMin}`,
             "recovered",
@@ -646,3 +716,5 @@ export async function runNode(options: NodeOptions): Promise<number> {
 }
 
 export const defaultConfig = production;
+/** The largest --kv-entries: two tables (live and snapshot) must fit the 4 GiB arena. */
+export const kvEntriesLimit = 1 << 23;

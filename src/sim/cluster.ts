@@ -31,6 +31,7 @@ import {
 } from "../vsr/layout.js";
 import { type Message, MessagePool } from "../vsr/message_pool.js";
 import { Replica, type ReplicaFaults, Status } from "../vsr/replica.js";
+import { Grid } from "../vsr/grid.js";
 import { checksumAttach } from "../vsr/checksum.js";
 import { Checkers, type ReplicaState } from "./checkers.js";
 import { SimClient, type WorkloadOptions } from "./client.js";
@@ -231,7 +232,8 @@ export class Cluster {
             config.journalWritesMax * sectorSize +
             (2 + superblockCopies) * superblockCopySize +
             dataLayout.checkpointSessionsSize +
-            2 * dataLayout.checkpointKvSize + // The KV table and its checkpoint snapshot.
+            2 * alignUp(dataLayout.kvImageSize) + // The KV table and its checkpoint snapshot.
+            Grid.arenaBytes(dataLayout) +
             16 * sectorSize // Alignment slack and small fields.
         );
     }
@@ -263,6 +265,7 @@ export class Cluster {
             cluster: options.cluster,
             replica: index,
             replicaCount: options.replicaCount,
+            kvEntriesMax: config.kvEntriesMax,
         });
         storage.faults = options.storageFaults;
         storage.atlas = new ReplicaAtlas(index, options.replicaCount, this.dataLayout, config);

@@ -14,7 +14,8 @@
 //   whichever sector the fault lands on;
 // - client replies: entry e of the client table on replica e mod replicaCount only (three or
 //   more replicas), so every reply survives on a peer;
-// - checkpoints: on one replica of the cluster only (the last), which state-syncs from a peer.
+// - checkpoints and grid (block indexes, client tables, grid blocks): on one replica of the
+//   cluster only (the last), which state-syncs from a peer.
 // Kinds of fault:
 // - latent sector errors: a read marks one sector of its range bad; reads of a bad sector
 //   either return it corrupted (one byte flipped, the same way every time) or fail whole with
@@ -75,8 +76,9 @@ export const Zone = {
     walPrepares: 2,
     clientReplies: 3,
     checkpoints: 4,
+    grid: 5,
 } as const;
-export const zoneCount = 5;
+export const zoneCount = 6;
 /** Zone names as reported by `vsr sim --json` (faults.zones), in Zone order. */
 export const zoneNames: readonly string[] = [
     "superblock",
@@ -84,6 +86,7 @@ export const zoneNames: readonly string[] = [
     "wal_prepares",
     "client_replies",
     "checkpoints",
+    "grid",
 ];
 
 /** What a bad sector does when read: come back corrupted, or fail the whole read (EIO). */
@@ -416,7 +419,8 @@ export class ReplicaAtlas implements FaultAtlas {
         if (offset < zones.walPreparesOffset) return Zone.walHeaders;
         if (offset < zones.clientRepliesOffset) return Zone.walPrepares;
         if (offset < zones.checkpointOffset) return Zone.clientReplies;
-        return Zone.checkpoints;
+        if (offset < zones.gridOffset) return Zone.checkpoints;
+        return Zone.grid;
     }
 
     /** One replica of two or more owns each index: fewer than any replication quorum. */
@@ -444,7 +448,8 @@ export class ReplicaAtlas implements FaultAtlas {
                 return this.replicaCount >= 3 && this.owner(slot % this.clientsMax);
             }
             default:
-                // One replica's checkpoints only: its peers keep good ones to sync it from.
+                // One replica's checkpoints (block indexes, client tables and grid blocks) only:
+                // its peers keep good ones to sync it from.
                 return this.replicaCount >= 2 && this.replica === this.replicaCount - 1;
         }
     }
@@ -458,7 +463,9 @@ export class ReplicaAtlas implements FaultAtlas {
     tearable(offset: number, size: number): boolean {
         assert(size > 0);
         const zone = this.zone(offset);
-        if (zone === Zone.clientReplies || zone === Zone.checkpoints) return true;
+        if (zone === Zone.clientReplies || zone === Zone.checkpoints || zone === Zone.grid) {
+            return true;
+        }
         return this.faultable(offset);
     }
 

@@ -16,12 +16,17 @@
 // slot is all zero bytes; every entry is reachable from its home slot (hash & mask) without
 // crossing an empty slot; header count = occupied slots ≤ countMax. The image is a pure function
 // of the event sequence (no randomness, no addresses), so replicas agree byte for byte.
+// Dirty tracking: every slot whose bytes change (put, delete, a backward shift's move and clear)
+// gets its bit set in `dirty`, which the checkpointer reads and clears: a checkpoint writes only
+// those slots (see src/vsr/grid.ts). reset() clears the bits (recovery and state sync rebuild
+// the image wholesale and tell the checkpointer themselves).
 // Events and results are read and written as int32 words, so input and output must start at
 // 4-byte-aligned addresses (every event and result size is a multiple of 4). commit() creates no
 // objects when they live in `memory`'s buffer (the arena); another buffer costs one Int32Array
 // view the first time it is seen (tests and tools only).
 
 import { assert, unreachable } from "../stdx/assert.js";
+import type { SlotColumn } from "../vsr/interfaces.js";
 
 export const eventSize = 128;
 export const resultSize = 80;
@@ -79,6 +84,10 @@ export class KvStateMachine {
     readonly countMax: number;
     readonly imageOffset: number;
     readonly imageSize: number;
+    readonly slotCount: number;
+    /** Per slot: metadata (8 B), key (32 B), value (64 B), each in its own column. */
+    readonly slotColumns: readonly SlotColumn[];
+    readonly dirty: Uint32Array;
 
     private readonly memory: Uint8Array;
     /** All of `memory`'s buffer as words: events and results in the arena are read through it. */
@@ -113,6 +122,14 @@ export class KvStateMachine {
         this.countMax = entriesMax - Math.max(1, entriesMax >>> 3);
         this.imageOffset = offset;
         this.imageSize = sizeBytes;
+        this.slotCount = entriesMax;
+        const keysOffset = headerSize + entriesMax * metaSizePerSlot;
+        this.slotColumns = [
+            { offset: headerSize, width: metaSizePerSlot },
+            { offset: keysOffset, width: keySizeMax },
+            { offset: keysOffset + entriesMax * keySizeMax, width: valueSizeMax },
+        ];
+        this.dirty = new Uint32Array(Math.ceil(entriesMax / 32));
         this.memory = memory;
         this.memoryWords = wordsOf(memory.buffer);
         this.slotMask = entriesMax - 1;
@@ -147,6 +164,7 @@ export class KvStateMachine {
         this.metas.fill(0);
         this.keys.fill(0);
         this.values.fill(0);
+        this.dirty.fill(0);
         this.header[1] = this.entriesMax;
         assert(this.count === 0);
     }
@@ -299,6 +317,7 @@ export class KvStateMachine {
             this.header[0] = this.count + 1;
         }
         assert(this.metas[slot * 2] === hash);
+        this.dirty[slot >>> 5]! |= 1 << (slot & 31);
         this.metas[slot * 2 + 1] = keySize | (valueSize << 8);
         // The event's value padding is validated zero, so copying all words keeps ours zero.
         const values = this.values;
@@ -340,6 +359,7 @@ export class KvStateMachine {
         assert(source !== target);
         assert(this.metas[source * 2 + 1] !== 0);
         const metas = this.metas;
+        this.dirty[target >>> 5]! |= 1 << (target & 31);
         metas[target * 2] = metas[source * 2]!;
         metas[target * 2 + 1] = metas[source * 2 + 1]!;
         const keys = this.keys;
@@ -353,6 +373,7 @@ export class KvStateMachine {
     }
 
     private clear(slot: number): void {
+        this.dirty[slot >>> 5]! |= 1 << (slot & 31);
         this.metas[slot * 2] = 0;
         this.metas[slot * 2 + 1] = 0;
         for (let word = 0; word < keyWordCount; word++) this.keys[slot * keyWordCount + word] = 0;

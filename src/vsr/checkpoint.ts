@@ -1,23 +1,25 @@
-// Checkpoints: the state machine's image, the client table and every session's latest reply,
-// written to one of two alternating copies so that the previous checkpoint stays intact until
-// the superblock points at the new one. Recovery = the checkpoint the superblock names + the
-// WAL's ops after it. While a checkpoint is written the replica stops executing ops (the image
-// is written straight from the live state, without a copy), and resumes once the superblock
-// that names it is durable.
+// Checkpoints: the state machine's image (incrementally, as slot records in grid blocks under a
+// block index: see grid.ts), the client table and every session's latest reply. The index and
+// the table go to one of two alternating copies, so that the previous checkpoint stays intact
+// until the superblock points at the new one; grid blocks are copy-on-write. Recovery = the
+// checkpoint the superblock names + the WAL's ops after it.
 //
-// Steps of a write: KV image → serialized client table → each session's reply (into the copy's
-// half of the client-replies zone). A read runs the same steps the other way and checks the
-// image and table against the checksums the superblock recorded, and each reply against its own
-// header checksum and the table.
+// Steps of a write: grid blocks (one at a time, the delta since the last checkpoint plus a
+// bounded amount of cleaning) → block index → serialized client table → each session's reply
+// (into the copy's half of the client-replies zone). A read: block index (checked against the
+// checksum the superblock recorded) → every block it names, applied oldest first (each checked
+// against its own checksum and the index's) → client table (checked likewise) → each reply
+// against its own header checksum and the table.
 //
 // A reply that fails to read (EIO, checksum, wrong client or op) is left out: the session
-// stays, with its reply missing, and the replica repairs it from a peer (request_reply). A KV
-// image or client table that fails is the whole checkpoint failing: the replica then starts
-// without state and state-syncs from a peer instead of refusing to start.
+// stays, with its reply missing, and the replica repairs it from a peer (request_reply). An
+// index, block or client table that fails is the whole checkpoint failing: the replica then
+// starts without state and state-syncs from a peer instead of refusing to start.
 //
-// A write first snapshots the state (a copy of the KV image into a region of its own, the
-// client table serialized, a reference on every reply), so execution resumes at once and the
-// disk writes proceed from the snapshot.
+// A write first snapshots the state: the slots changed since the last snapshot are copied into
+// a region of their own (cost ∝ the change), the client table is serialized and every reply
+// referenced, so execution resumes at once and the disk writes proceed from the snapshot. The
+// snapshot also serves state sync to peers (its whole-image checksum computed on first demand).
 
 import { assert } from "../stdx/assert.js";
 import { headerSize, sectorSize } from "../constants.js";
@@ -36,10 +38,11 @@ import {
     validHeaderChecksum,
 } from "./header.js";
 import { IoResult, type StateMachine, type Storage, type StorageCompletion } from "./interfaces.js";
+import { Grid } from "./grid.js";
 import { type Layout, alignUp, sessionEntrySize } from "./layout.js";
 import type { Message, MessagePool } from "./message_pool.js";
 
-const Step = { idle: 0, kv: 1, sessions: 2, replies: 3 } as const;
+const Step = { idle: 0, blocks: 1, index: 2, sessions: 3, replies: 4 } as const;
 
 export class Checkpointer implements StorageCompletion {
     result: IoResult = IoResult.ok;
@@ -54,9 +57,17 @@ export class Checkpointer implements StorageCompletion {
     private readonly clientsMax: number;
     /** Arena offset of the serialized client table (sector-aligned, checkpointSessionsSize). */
     private readonly sessionsBuffer: number;
-    /** Arena offsets of the checksums of the last image written or expected on read. */
+    /** The grid: incremental image checkpoints (its index checksum goes to the superblock). */
+    readonly grid: Grid;
+    /**
+     * Arena offsets of checksums: of the snapshot's whole image (state sync; computed when a
+     * peer first asks: kvChecksumStale), of the client table written or expected on read.
+     */
     readonly kvChecksum: number;
+    private kvChecksumStale = true;
     readonly sessionsChecksum: number;
+    /** Blocks to read at recovery (the index's count) and the next one. */
+    private blocksToRead = 0;
     private step: number = Step.idle;
     private writing = false;
     private copy = 0;
@@ -86,7 +97,7 @@ export class Checkpointer implements StorageCompletion {
         messageSizeMax: number,
     ) {
         assert(stateMachine.imageOffset % sectorSize === 0);
-        assert(alignUp(stateMachine.imageSize) === dataLayout.checkpointKvSize);
+        assert(stateMachine.imageSize === dataLayout.kvImageSize);
         this.storage = storage;
         this.layout = dataLayout;
         this.pool = pool;
@@ -101,7 +112,8 @@ export class Checkpointer implements StorageCompletion {
         this.sessionsChecksum = allocator.allocate(16, 16);
         for (let entry = 0; entry < this.clientsMax; entry++) this.readReplies.push(null);
         for (let entry = 0; entry < this.clientsMax; entry++) this.snapshotReplies.push(null);
-        this.snapshotOffset = allocator.allocate(dataLayout.checkpointKvSize, sectorSize);
+        this.snapshotOffset = allocator.allocate(alignUp(stateMachine.imageSize), sectorSize);
+        this.grid = new Grid(allocator, dataLayout, stateMachine, this.snapshotOffset);
         this.snapshotAnchor = allocator.allocate(16, 16);
         for (let entry = 0; entry < this.clientsMax; entry++) this.syncReplies.push(null);
     }
@@ -143,6 +155,11 @@ export class Checkpointer implements StorageCompletion {
      */
     serveStream(offset: number, target: number, sizeMax: number): number {
         assert(this.snapshotOp > 0);
+        if (this.kvChecksumStale) {
+            const size = this.stateMachine.imageSize;
+            checksum(this.bytes, this.snapshotOffset, size, this.bytes, this.kvChecksum);
+            this.kvChecksumStale = false;
+        }
         const total = this.streamSize();
         const size = Math.min(sizeMax, total - offset);
         assert(size >= 0);
@@ -202,6 +219,7 @@ export class Checkpointer implements StorageCompletion {
         this.releaseSync();
         this.releaseSnapshot();
         this.snapshotOp = 0; // The region now holds a stream in assembly, not a snapshot.
+        this.grid.snapshotStale = true;
     }
 
     /** Stores stream bytes [offset, offset + size) from the arena at `source`. */
@@ -239,8 +257,11 @@ export class Checkpointer implements StorageCompletion {
             this.releaseSync();
             return false;
         }
-        const kvSize = this.layout.checkpointKvSize;
+        const kvSize = image.imageSize;
         this.bytes.copyWithin(image.imageOffset, this.snapshotOffset, this.snapshotOffset + kvSize);
+        // The snapshot region is the new image, which the grid's blocks know nothing of.
+        this.grid.snapshotStale = false;
+        this.grid.rebase = true;
         this.sessions.clear();
         for (let entry = 0; entry < this.clientsMax; entry++) {
             const entryOffset = this.sessionsBuffer + entry * sessionEntrySize;
@@ -289,7 +310,7 @@ export class Checkpointer implements StorageCompletion {
         );
     }
 
-    /** Writes the live state to checkpoint copy `copy` (checksums into kvChecksum, …). */
+    /** Writes the live state as checkpoint `op` into copy `copy` and the grid. */
     write(copy: number, op: number, anchorOffset: number, callback: (ok: boolean) => void): void {
         assert(this.step === Step.idle);
         assert(copy === 0 || copy === 1);
@@ -298,10 +319,29 @@ export class Checkpointer implements StorageCompletion {
         this.ok = true;
         this.doneCallback = callback;
         this.snapshot(op, anchorOffset);
-        this.step = Step.kv;
-        const kvSize = this.layout.checkpointKvSize;
-        this.storage.write(this, this.snapshotOffset, kvSize, this.copyOffset(copy));
+        this.grid.stage(op);
+        this.step = Step.blocks;
+        this.writeBlock();
     }
+
+    /** Writes the grid's next block, or once none is left, the index. */
+    private writeBlock(): void {
+        const grid = this.grid;
+        const zones = this.layout;
+        const address = grid.nextBlock();
+        if (address >= 0) {
+            const offset = zones.gridOffset + address * zones.gridBlockSize;
+            this.storage.write(this, grid.blockBuffer, zones.gridBlockSize, offset);
+            return;
+        }
+        const size = grid.sealIndex();
+        this.indexBytesWritten = size;
+        this.step = Step.index;
+        this.storage.write(this, grid.indexBuffer, size, this.copyOffset(this.copy));
+    }
+
+    /** Bytes of the last index written (with its blocks, the checkpoint's image cost). */
+    indexBytesWritten = 0;
 
     /**
      * Takes a snapshot of the live state at `op` (no I/O): the basis of a checkpoint write, or,
@@ -310,13 +350,11 @@ export class Checkpointer implements StorageCompletion {
     snapshot(op: number, anchorOffset: number): void {
         assert(this.step === Step.idle);
         assert(op > 0);
-        const image = this.stateMachine;
-        const kvSize = this.layout.checkpointKvSize;
         this.releaseSnapshot();
         this.snapshotOp = op;
         this.bytes.copyWithin(this.snapshotAnchor, anchorOffset, anchorOffset + 16);
-        this.bytes.copyWithin(this.snapshotOffset, image.imageOffset, image.imageOffset + kvSize);
-        checksum(this.bytes, this.snapshotOffset, image.imageSize, this.bytes, this.kvChecksum);
+        this.grid.refreshSnapshot();
+        this.kvChecksumStale = true;
         for (let entry = 0; entry < this.clientsMax; entry++) {
             const reply = this.sessions.reply(entry);
             this.snapshotReplies[entry] = reply === null ? null : this.pool.ref(reply);
@@ -334,24 +372,29 @@ export class Checkpointer implements StorageCompletion {
     }
 
     /**
-     * Restores copy `copy` into the state machine and the (empty) client table, checking the
-     * checksums already placed at kvChecksum and sessionsChecksum.
+     * Restores copy `copy` and the grid blocks its index names into the (reset) state machine
+     * and the (empty) client table; `indexChecksum` and `sessionsChecksum` are the superblock's.
      */
-    read(copy: number, callback: (ok: boolean) => void): void {
+    read(
+        copy: number,
+        indexChecksum: number,
+        sessionsChecksum: number,
+        callback: (ok: boolean) => void,
+    ): void {
         assert(this.step === Step.idle);
         assert(this.sessions.count === 0);
         this.writing = false;
         this.copy = copy;
         this.ok = true;
         this.doneCallback = callback;
-        this.step = Step.kv;
-        const image = this.stateMachine;
-        this.storage.read(
-            this,
-            image.imageOffset,
-            this.layout.checkpointKvSize,
-            this.copyOffset(copy),
-        );
+        this.bytes.copyWithin(this.sessionsChecksum, sessionsChecksum, sessionsChecksum + 16);
+        this.grid.recoverBegin();
+        this.bytes.copyWithin(this.grid.indexChecksum, indexChecksum, indexChecksum + 16);
+        this.blocksToRead = -1;
+        this.entry = 0;
+        this.step = Step.index;
+        const size = this.layout.checkpointIndexSize;
+        this.storage.read(this, this.grid.indexBuffer, size, this.copyOffset(copy));
     }
 
     callback(completion: StorageCompletion): void {
@@ -359,7 +402,8 @@ export class Checkpointer implements StorageCompletion {
         const failed = this.result !== IoResult.ok;
         const replyRead = this.step === Step.replies && !this.writing;
         if (failed && !replyRead) this.ok = false;
-        if (this.step === Step.kv) return this.afterKv();
+        if (this.step === Step.blocks) return this.afterBlock();
+        if (this.step === Step.index) return this.afterIndex();
         if (this.step === Step.sessions) return this.afterSessions();
         assert(this.step === Step.replies);
         if (replyRead) this.afterReplyRead(failed);
@@ -367,22 +411,48 @@ export class Checkpointer implements StorageCompletion {
         this.nextReply();
     }
 
-    private afterKv(): void {
-        const image = this.stateMachine;
-        if (
-            !this.writing &&
-            !checksumEquals(
-                this.bytes,
-                image.imageOffset,
-                image.imageSize,
-                this.bytes,
-                this.kvChecksum,
-            )
-        ) {
-            this.ok = false;
+    private afterBlock(): void {
+        if (this.writing) {
+            if (!this.ok) return this.finish();
+            return this.writeBlock();
         }
+        if (this.ok && !this.grid.recoverBlock(this.entry)) this.ok = false;
+        if (!this.ok) return this.finish();
+        this.entry++;
+        this.readBlock();
+    }
+
+    /** Reads the index's next block, or once all are applied, the client table. */
+    private readBlock(): void {
+        if (this.entry < this.blocksToRead) {
+            const zones = this.layout;
+            const address = this.grid.recoverAddress(this.entry);
+            if (address < 0) {
+                this.ok = false;
+                return this.finish();
+            }
+            const offset = zones.gridOffset + address * zones.gridBlockSize;
+            this.storage.read(this, this.grid.blockBuffer, zones.gridBlockSize, offset);
+            return;
+        }
+        this.grid.recoverFinish();
+        this.sessionsIo();
+    }
+
+    private afterIndex(): void {
+        if (this.writing) return this.sessionsIo();
+        if (this.ok) this.blocksToRead = this.grid.recoverIndex(this.grid.indexChecksum);
+        if (this.blocksToRead < 0) this.ok = false;
+        if (!this.ok) return this.finish();
+        this.step = Step.blocks;
+        this.entry = 0;
+        this.readBlock();
+    }
+
+    /** Writes or reads the client table (after the index on a write, the blocks on a read). */
+    private sessionsIo(): void {
         this.step = Step.sessions;
-        const offset = this.copyOffset(this.copy) + this.layout.checkpointKvSize;
+        const offset = this.copyOffset(this.copy) + this.layout.checkpointIndexSize;
         const size = this.layout.checkpointSessionsSize;
         if (this.writing) this.storage.write(this, this.sessionsBuffer, size, offset);
         else this.storage.read(this, this.sessionsBuffer, size, offset);
@@ -478,6 +548,8 @@ export class Checkpointer implements StorageCompletion {
             this.writes++;
             return callback(this.ok);
         }
+        // A checkpoint that failed to read is replaced by state sync: forget its blocks.
+        if (!this.ok) this.grid.recoverBegin();
         for (let entry = 0; entry < this.clientsMax; entry++) {
             const reply = this.readReplies[entry] ?? null;
             this.readReplies[entry] = null;

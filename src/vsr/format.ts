@@ -3,7 +3,7 @@
 // zeros, which recovery reads as never-written slots. Used by `vsr format` and the simulator.
 
 import { assert } from "../stdx/assert.js";
-import { headerSize } from "../constants.js";
+import { headerSize, isPowerOfTwo } from "../constants.js";
 import { Frame, writeRootPrepare, writeU64 } from "./header.js";
 import { superblockCopies, superblockCopySize } from "./layout.js";
 import { SuperblockField, formatVersion, sealSuperblockCopy } from "./superblock.js";
@@ -15,6 +15,8 @@ export interface FormatOptions {
     readonly cluster: number;
     readonly replica: number;
     readonly replicaCount: number;
+    /** The KV table's capacity (a power of two): it sizes the table, grid and arena. */
+    readonly kvEntriesMax: number;
 }
 
 /** Writes the superblock zone's initial bytes into target[offset, offset + superblockZoneSize). */
@@ -29,6 +31,8 @@ export function formatSuperblockZone(target: Uint8Array, offset: number, options
     view.setUint32(image + SuperblockField.cluster, options.cluster, true);
     view.setUint8(image + SuperblockField.replica, options.replica);
     view.setUint8(image + SuperblockField.replicaCount, options.replicaCount);
+    assert(isPowerOfTwo(options.kvEntriesMax));
+    view.setUint32(image + SuperblockField.kvEntriesMax, options.kvEntriesMax, true);
     writeU64(view, image + SuperblockField.sequence, 1);
     // The root prepare's checksum anchors the chain while no checkpoint exists. Build it in the
     // second copy's space (overwritten below) to avoid a scratch buffer.

@@ -89,4 +89,18 @@ export interface StateMachine {
     reset(): void;
     readonly imageOffset: number;
     readonly imageSize: number;
+    /**
+     * The image after its 64-byte header is `slotCount` slots stored in columns: slot s owns
+     * bytes [offset + s * width, + width) of each column (offsets from the image's start). A
+     * slot is empty iff all its bytes are zero.
+     */
+    readonly slotCount: number;
+    readonly slotColumns: readonly SlotColumn[];
+    /** Bit s (word s >>> 5, bit s & 31) is set when slot s changed; the checkpointer clears. */
+    readonly dirty: Uint32Array;
+}
+
+export interface SlotColumn {
+    readonly offset: number;
+    readonly width: number;
 }

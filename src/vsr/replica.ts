@@ -221,7 +221,8 @@ export class Replica {
     /** Cluster time from ping/pong samples (Marzullo over a replication quorum of clocks). */
     readonly clock: Clock;
     private readonly superblock: Superblock;
-    private readonly checkpointer: Checkpointer;
+    /** Public for metrics (blocks and bytes per checkpoint); the replica alone drives it. */
+    readonly checkpointer: Checkpointer;
 
     status: Status = Status.normal;
     view = 0;
@@ -485,17 +486,19 @@ export class Replica {
         if (view.getUint8(durable + SuperblockField.replicaCount) !== this.replicaCount) {
             return this.openFinish("the data file was formatted for another replica count");
         }
+        const kvEntriesMax = superblock.u32(durable, SuperblockField.kvEntriesMax);
+        if (kvEntriesMax !== this.checkpointer.grid.slotCount) {
+            return this.openFinish("the data file was formatted for another KV capacity");
+        }
         this.checkpointOp = superblock.u64(durable, SuperblockField.checkpointOp);
         this.checkpointCopy = superblock.u32(durable, SuperblockField.checkpointCopy);
         if (this.checkpointOp === 0) return this.openCheckpointCallback(true);
-        this.copyU128(this.checkpointer.kvChecksum, durable + SuperblockField.kvChecksum);
-        this.copyU128(
-            this.checkpointer.sessionsChecksum,
-            durable + SuperblockField.sessionsChecksum,
-        );
         this.stateMachine.reset();
-        this.checkpointer.read(this.checkpointCopy, (readOk) =>
-            this.openCheckpointCallback(readOk),
+        this.checkpointer.read(
+            this.checkpointCopy,
+            durable + SuperblockField.indexChecksum,
+            durable + SuperblockField.sessionsChecksum,
+            (readOk) => this.openCheckpointCallback(readOk),
         );
     }
 
@@ -2254,6 +2257,7 @@ export class Replica {
         superblock.setU32(SuperblockField.cluster, this.cluster);
         superblock.setU8(SuperblockField.replica, this.replica);
         superblock.setU8(SuperblockField.replicaCount, this.replicaCount);
+        superblock.setU32(SuperblockField.kvEntriesMax, this.checkpointer.grid.slotCount);
         superblock.setU32(SuperblockField.view, this.view);
         superblock.setU32(SuperblockField.logView, this.logView);
         superblock.setU64(SuperblockField.logViewOp, this.logViewOp);
@@ -2265,7 +2269,8 @@ export class Replica {
                 SuperblockField.checkpointOpChecksum,
                 this.checkpointPendingChecksum,
             );
-            superblock.setU128(SuperblockField.kvChecksum, this.checkpointer.kvChecksum);
+            const index = this.checkpointer.grid.indexChecksum;
+            superblock.setU128(SuperblockField.indexChecksum, index);
             superblock.setU128(
                 SuperblockField.sessionsChecksum,
                 this.checkpointer.sessionsChecksum,

@@ -19,9 +19,10 @@
 //   80 view u32   84 log_view u32   88 checkpoint_op u64   96 commit_max u64
 //  104 checkpoint_copy u32   108 view_headers_count u32
 //  112 checkpoint_op_checksum u128 (the prepare at checkpoint_op: the hash chain's anchor)
-//  128 kv_checksum u128   144 sessions_checksum u128   160 checkpoint_size u32
+//  128 index_checksum u128 (the block index)   144 sessions_checksum u128   160 checkpoint_size u32
 //  168 log_view_op u64 (the head when log_view's log was installed: WAL entries above it from
 //      older views were truncated in memory before a crash)
+//  176 kv_entries_max u32 (the KV table's capacity, chosen by `vsr format --kv-entries`)
 //  4096.. view headers: the log suffix (newest first) when log_view was set, 256 B each.
 // Worked example: copy 2 of the test preset's file lives at bytes 16384..24575.
 
@@ -33,7 +34,8 @@ import { readU64, writeU64 } from "./header.js";
 import { IoResult, type Storage, type StorageCompletion } from "./interfaces.js";
 import { superblockCopies, superblockCopySize } from "./layout.js";
 
-export const formatVersion = 1;
+/** 2: the KV image as grid blocks under a block index (1: whole images). */
+export const formatVersion = 2;
 /** The operator's one line when no superblock copy survives (the replica refuses to start). */
 export const superblockCorruptError =
     "every superblock copy is corrupt: reformat this data file (vsr format, same flags) " +
@@ -56,10 +58,11 @@ export const SuperblockField = {
     checkpointCopy: 104,
     viewHeadersCount: 108,
     checkpointOpChecksum: 112,
-    kvChecksum: 128,
+    indexChecksum: 128,
     sessionsChecksum: 144,
     checkpointSize: 160,
     logViewOp: 168,
+    kvEntriesMax: 176,
     viewHeaders: sectorSize,
 } as const;
 

@@ -53,6 +53,14 @@ test("usage errors are one line pointing at --help, exit 2", { timeout: 60_000 }
         [["sim", "--seed=x"], /^vsr sim: --seed must be an unsigned integer/],
         [["sim"], /^vsr sim: --seed is required \(see vsr sim --help\)$/],
         [["format", "--cluster=1", "--replica=3", "--replica-count=3", "f"], /--replica must/],
+        [
+            ["format", "--cluster=1", "--replica=0", "--replica-count=1", "--kv-entries=1000", "f"],
+            /^vsr format: --kv-entries must be a power of two, not 1000/,
+        ],
+        [
+            ["format", "--cluster=1", "--replica=0", "--replica-count=1", "--kv-entries=8", "f"],
+            /^vsr format: --kv-entries must be between 16 and 8388608/,
+        ],
         [["client", "--addresses=127.0.0.1:1", "get", "k"], /^vsr client: --cluster=<u32> is/],
         [["load", "--cluster=1", "--addresses=127.0.0.1:1", "--clients=0"], /--clients must/],
         [["benchmark", "--replicas=9"], /^vsr benchmark: --replicas must be between 1 and 6/],

@@ -266,11 +266,15 @@ export class LocalCluster {
         this.nodes = ports.map(() => null);
     }
 
-    /** Formats one data file per replica (`vsr format`, checked), named `<name>_<i>.vsr`. */
+    /**
+     * Formats one data file per replica (`vsr format`, checked), named `<name>_<i>.vsr`, with
+     * `formatArgs` (e.g. --kv-entries) added.
+     */
     static async format(
         scope: Scope,
         replicaCount: number,
         name = "replica",
+        formatArgs: readonly string[] = [],
     ): Promise<LocalCluster> {
         const ports = await freePorts(replicaCount);
         const cluster = new LocalCluster(scope, randomCluster(), ports, name);
@@ -281,6 +285,7 @@ export class LocalCluster {
                     `--cluster=${cluster.cluster}`,
                     `--replica=${replica}`,
                     `--replica-count=${replicaCount}`,
+                    ...formatArgs,
                     cluster.files[replica]!,
                 ],
                 { timeoutMs: 60_000 },

@@ -1,8 +1,8 @@
 // End-to-end: a replica whose data file is damaged outside the superblock repairs from its peers.
 // Method: a 3-replica cluster on O_DIRECT data files takes load (`vsr load --verify`) for several
 // checkpoints; one backup is killed and random sectors of every zone but the superblock (WAL
-// headers, WAL prepares, client replies, both checkpoint copies) are overwritten with random
-// bytes; it restarts from that file. It must start (not refuse), state-sync the checkpoint it can
+// headers, WAL prepares, client replies, both checkpoint copies, grid blocks) are overwritten
+// with random bytes; it restarts from that file. It must start (not refuse), state-sync the checkpoint it can
 // no longer read, repair its WAL from peers, converge with them, and then carry the cluster as
 // one of a quorum of two while another replica is down, with no acknowledged write lost.
 // The sectors come from a seeded PRNG whose seed is printed (a failure replays with
@@ -74,18 +74,25 @@ function damagePlan(zones: Layout): ZoneDamage[] {
             size: zones.clientRepliesSize,
             sectors: 16,
         },
-        // Each copy's KV image: whichever copy the superblock names, it no longer reads back.
+        // Each copy's block index (its first sector, always written): whichever copy the
+        // superblock names, it no longer reads back.
         {
             name: "checkpoint_0",
             offset: zones.checkpointOffset,
-            size: zones.checkpointKvSize,
-            sectors: 8,
+            size: sectorSize,
+            sectors: 1,
         },
         {
             name: "checkpoint_1",
             offset: zones.checkpointOffset + zones.checkpointCopySize,
-            size: zones.checkpointKvSize,
-            sectors: 8,
+            size: sectorSize,
+            sectors: 1,
+        },
+        {
+            name: "grid",
+            offset: zones.gridOffset,
+            size: zones.gridBlockCount * zones.gridBlockSize,
+            sectors: 16,
         },
         { name: "checkpoints", offset: zones.checkpointOffset, size: checkpoints, sectors: 16 },
     ];

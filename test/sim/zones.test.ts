@@ -1,9 +1,10 @@
 // Goal: the simulator faults every zone of the data file, and replicas repair each from peers.
 // Method: storm seeds (frequent crashes and storage faults) must fault every zone and still pass
-// every checker; then two targeted runs on a calm 3-replica cluster: a crashed replica's
-// checkpoint copies (or its stored client replies) are corrupted on its disk, and after the
-// restart it must not refuse to start but state-sync the checkpoint (or fetch the replies with
-// request_reply), converge with its peers on the same state, and leave no reply missing.
+// every checker; then targeted runs on a calm 3-replica cluster: a crashed replica's
+// checkpoint copies (or its grid blocks, or its stored client replies) are corrupted on its
+// disk, and after the restart it must not refuse to start but state-sync the checkpoint (or
+// fetch the replies with request_reply), converge with its peers on the same state, and leave
+// no reply missing.
 // Every run is replayable from its seed (printed in assertion messages).
 
 import assert from "node:assert/strict";
@@ -100,6 +101,22 @@ test("a replica whose checkpoint is corrupt on disk state-syncs it instead of re
     for (let copy = 0; copy < 2; copy++) {
         const offset = zones.checkpointOffset + copy * zones.checkpointCopySize + sectorSize;
         data[offset + 7] = (data[offset + 7] ?? 0) ^ 0xff;
+    }
+    converge(cluster);
+    const replica = cluster.replicas[victim]!;
+    assert.equal(replica.stats.checkpointsUnreadable, 1);
+    assert.ok(replica.stats.stateSyncs >= 1);
+});
+
+test("a replica whose grid blocks are corrupt on disk state-syncs instead of refusing", () => {
+    const cluster = calmCluster(23);
+    crashAfterCheckpoints(cluster);
+    const zones = cluster.dataLayout;
+    const data = cluster.storages[victim]!.data;
+    // One byte of every block's records: whichever blocks the durable index names.
+    for (let address = 0; address < zones.gridBlockCount; address++) {
+        const offset = zones.gridOffset + address * zones.gridBlockSize + 100;
+        data[offset] = (data[offset] ?? 0) ^ 0xff;
     }
     converge(cluster);
     const replica = cluster.replicas[victim]!;

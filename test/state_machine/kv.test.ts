@@ -372,6 +372,63 @@ test("two tables fed the same events have byte-identical images", () => {
     );
 });
 
+/** Slots whose bytes differ between two images of a table of `entriesMax`, by its columns. */
+function changedSlots(table: KvStateMachine, before: Uint8Array, after: Uint8Array): number[] {
+    const changed: number[] = [];
+    for (let slot = 0; slot < table.slotCount; slot++) {
+        const differs = table.slotColumns.some((column) => {
+            const at = column.offset + slot * column.width;
+            for (let index = at; index < at + column.width; index++) {
+                if (before[index] !== after[index]) return true;
+            }
+            return false;
+        });
+        if (differs) changed.push(slot);
+    }
+    return changed;
+}
+
+test("every slot a batch changes (puts, deletes, backward shifts) is marked dirty", () => {
+    const sequence = fc.array(fc.array(modelOp, { minLength: 1, maxLength: 12 }), {
+        maxLength: 40,
+    });
+    fc.assert(
+        fc.property(fc.constantFrom(8, 16, 32), sequence, (entriesMax, batches) => {
+            const harness = new Harness(entriesMax, 12);
+            const table = harness.table;
+            for (const batch of batches) {
+                const before = harness.image();
+                table.dirty.fill(0);
+                harness.run(
+                    batch.map(({ kind, keyIndex, value }) => ({
+                        kind,
+                        key: keySpace[keyIndex]!,
+                        value: kind === EventKind.put ? value : null,
+                    })),
+                );
+                const changed = changedSlots(table, before, harness.image());
+                for (const slot of changed) {
+                    assert.ok((table.dirty[slot >>> 5]! & (1 << (slot & 31))) !== 0, `${slot}`);
+                }
+                // No more than the changed slots and one per put (an overwrite with the same
+                // value marks its slot without changing it).
+                let marked = 0;
+                for (let slot = 0; slot < entriesMax; slot++) {
+                    if ((table.dirty[slot >>> 5]! & (1 << (slot & 31))) !== 0) marked++;
+                }
+                const puts = batch.filter((op) => op.kind === EventKind.put).length;
+                assert.ok(marked <= changed.length + puts, `${marked} marked`);
+            }
+            table.reset();
+            assert.ok(
+                table.dirty.every((word) => word === 0),
+                "reset clears the dirty bits",
+            );
+        }),
+        { numRuns: 300 },
+    );
+});
+
 /** The home slot of a key in a table of 16, read from the image's documented layout. */
 function homeSlot(key: Uint8Array): number {
     const harness = new Harness(16, 1);

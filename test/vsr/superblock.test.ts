@@ -52,7 +52,7 @@ function createStorage(seed: number): SimStorage {
 
 function formatted(seed: number, replica = 1, replicaCount = 3): SimStorage {
     const storage = createStorage(seed);
-    formatSuperblockZone(storage.data, 0, { cluster, replica, replicaCount });
+    formatSuperblockZone(storage.data, 0, { cluster, replica, replicaCount, kvEntriesMax: 256 });
     return storage;
 }
 
