@@ -5,7 +5,7 @@
 "use strict";
 
 const pollIntervalMs = 1000;
-const chartWidthPx = 460;
+const chartWidthPx = 420;
 const chartHeightPx = 200;
 const state = { updates: 0, failures: 0, charts: null, last: null };
 
