@@ -344,7 +344,9 @@ function renderSummary() {
     box.dataset.replicas = failure.replicas.join(",");
     const op = failure.op === null ? "" : ` · op <b>${failure.op}</b>`;
     const replicas =
-        failure.replicas.length === 0 ? "" : ` · replicas <b>${failure.replicas.join(", ")}</b>`;
+        failure.replicas.length === 0
+            ? ""
+            : ` · replica${failure.replicas.length > 1 ? "s" : ""} <b>${failure.replicas.join(", ")}</b>`;
     box.innerHTML = `<h2>${escape(failure.kind)} failure at tick ${failure.tick}${op}${replicas}</h2><pre>${escape(failure.check)}</pre>`;
 }
 
