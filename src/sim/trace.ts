@@ -111,7 +111,9 @@ export class TraceRecorder {
     private cloggedMask = 0;
     // Series: the bucket being filled and the finished ones.
     private bucketTicks = bucketTicksFirst;
-    private readonly series: TraceSeries;
+    /** Finished buckets (flush() closes the one being filled). */
+    readonly series: TraceSeries;
+    private readonly bucketsLimit: number;
     private requestNumbers = 0;
     private repliesSeen = 0;
     private droppedSeen = 0;
@@ -120,7 +122,10 @@ export class TraceRecorder {
     private bucketDropped = 0;
     private lastTick = 0;
 
-    constructor(cluster: Cluster) {
+    /** bucketsLimit: even, at least 2 (tests use a small one to see buckets merge). */
+    constructor(cluster: Cluster, bucketsLimit = bucketsMax) {
+        assert(bucketsLimit >= 2 && bucketsLimit % 2 === 0);
+        this.bucketsLimit = bucketsLimit;
         const count = cluster.replicas.length;
         this.replicaCount = count;
         this.status = new Int8Array(count).fill(-2); // -2: not seen yet, so tick 0 records.
@@ -286,7 +291,8 @@ export class TraceRecorder {
         this.repliesSeen = replies;
     }
 
-    private closeBucket(cluster: Cluster): void {
+    /** Returns whether buckets merged (the one just closed went back to be filled again). */
+    private closeBucket(cluster: Cluster): boolean {
         const series = this.series;
         // The cluster's commit never goes back, even while every replica is down.
         let commit = series.commit.length === 0 ? 0 : series.commit[series.commit.length - 1]!;
@@ -303,7 +309,9 @@ export class TraceRecorder {
         this.bucketRequests = 0;
         this.bucketReplies = 0;
         this.bucketDropped = 0;
-        if (series.commit.length > bucketsMax) this.mergeBuckets();
+        if (series.commit.length <= this.bucketsLimit) return false;
+        this.mergeBuckets();
+        return true;
     }
 
     /**
@@ -335,12 +343,19 @@ export class TraceRecorder {
         series.packets_dropped = sums(series.packets_dropped);
         this.bucketTicks *= 2;
         series.bucket_ticks = this.bucketTicks;
-        assert(series.commit.length === bucketsMax / 2);
+        assert(series.commit.length === this.bucketsLimit / 2);
     }
 
     /** The whole trace, after the run (the recorder is done). */
+    /** Closes the bucket being filled (the run's last, partial one); the series is complete. */
+    flush(cluster: Cluster): TraceSeries {
+        if (cluster.ticks % this.bucketTicks === 0) return this.series;
+        if (this.closeBucket(cluster)) this.closeBucket(cluster);
+        return this.series;
+    }
+
     finish(cluster: Cluster, result: SimResult, storm: boolean): Trace {
-        if (cluster.ticks % this.bucketTicks !== 0) this.closeBucket(cluster); // The last part.
+        this.flush(cluster);
         return {
             version: traceVersion,
             seed: result.seed,
