@@ -7,7 +7,7 @@
 // - the page is self-contained (no external URL) and the trace cannot end its <script>.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -136,4 +136,19 @@ test("vsr sim --trace/--html: same fingerprint as without, same files from the s
     } finally {
         fs.rmSync(directory, { recursive: true, force: true });
     }
+});
+
+test("vsr sim --trace/--html: an empty name is a usage error, an unwritable path one line", () => {
+    const run = (...flags: string[]) =>
+        spawnSync(process.execPath, [cliPath, "sim", "--seed=1", "--ticks=10", ...flags], {
+            encoding: "utf8",
+        });
+    for (const flag of ["--trace=", "--html="]) {
+        const empty = run(flag);
+        assert.equal(empty.status, 2, empty.stderr);
+        assert.match(empty.stderr, /^vsr sim: --(trace|html) needs a file name/);
+    }
+    const unwritable = run("--html=/nonexistent-directory/replay.html");
+    assert.equal(unwritable.status, 1);
+    assert.match(unwritable.stderr, /^vsr: ENOENT: .*replay\.html'\n$/);
 });
