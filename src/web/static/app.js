@@ -96,6 +96,7 @@ function render(data) {
 }
 
 async function poll() {
+    const startedMs = performance.now();
     try {
         const response = await fetch("/cluster.json", { cache: "no-store" });
         if (!response.ok) throw new Error("HTTP " + response.status);
@@ -110,7 +111,8 @@ async function poll() {
         meta.className = "stale";
         meta.textContent = "cannot reach the replica (" + error.message + "); retrying";
     } finally {
-        setTimeout(poll, pollIntervalMs);
+        // Once a second from the start of each poll, so a slow answer does not stretch the period.
+        setTimeout(poll, Math.max(0, pollIntervalMs - (performance.now() - startedMs)));
     }
 }
 
