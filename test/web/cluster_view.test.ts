@@ -199,3 +199,13 @@ test("the latency window describes only the requests of the period just closed",
     window.roll();
     assert.deepEqual([window.count, window.latencyUsP50, window.latencyUsP99], [0, 0, 0]);
 });
+
+test("lag counts only reports no later than the replica's own (reports are skewed)", () => {
+    const view = new ClusterView(3, 0);
+    // The primary reported first; its backups 600 ms later, 360 commits further on.
+    deliver(view, 1, fields({ view: 1, primary: 1, commitMin: 1000, commitMax: 1000 }), 10_000);
+    deliver(view, 2, fields({ view: 1, commitMin: 1360, commitMax: 1360 }), 10_600);
+    view.setSelf(fields({ view: 1, commitMin: 700, commitMax: 1360 }), 10_600);
+    const lag = shown(view, 10_700).replicas.map((row) => row.lag);
+    assert.deepEqual(lag, [660, 0, 0], "the primary is not behind; replica 0 is");
+});
