@@ -5,6 +5,7 @@ import { main as checkpoint } from "./checkpoint.bench.js";
 import { main as checksum } from "./checksum.bench.js";
 import { main as journal } from "./journal.bench.js";
 import { main as kv } from "./kv.bench.js";
+import { main as livePage } from "./live_page.bench.js";
 import { main as sim } from "./sim.bench.js";
 
 const options = { json: process.argv.includes("--json"), smoke: process.argv.includes("--smoke") };
@@ -14,6 +15,7 @@ const suites: Array<[string, (options: { json: boolean; smoke: boolean }) => Pro
     ["journal", journal],
     ["checkpoint", checkpoint],
     ["sim", sim],
+    ["live_page", livePage],
 ];
 for (const [name, suite] of suites) {
     if (!options.json) process.stdout.write(`\n== ${name} ==\n`);

@@ -27,7 +27,14 @@ import { KvStateMachine } from "./state_machine/kv.js";
 import { formatSuperblockZone, superblockZoneSize } from "./vsr/format.js";
 import { layout } from "./vsr/layout.js";
 import { replicasMax } from "./constants.js";
-import { runSimulation, defaultSimOptions, type SimResult } from "./sim/vopr.js";
+import {
+    runSimulation,
+    runSimulationTraced,
+    defaultSimOptions,
+    type SimOptions,
+    type SimResult,
+} from "./sim/vopr.js";
+import { replayHtml } from "./web/replay.js";
 import { UsageError, integerFlag, runSubcommand } from "./cli_args.js";
 
 const usage = `usage: vsr <command> [flags]   (vsr <command> --help for its flags)
@@ -69,13 +76,17 @@ function simClientsMax(replicaCount: number = replicasMax): number {
 }
 
 const simUsage = `usage: vsr sim --seed=<n> [--ticks=T] [--replicas=N] [--clients=C] [--storm]
-               [--json]
+               [--json] [--trace=<file.json>] [--html=<file.html>]
   One deterministic simulation: the seed draws the cluster's shape, its faults and the
   workload; --replicas (1..6) and --clients (1..${simClientsMax()}) override the draw;
   --ticks (0..${simTicksMax}) is the length of the faulty phase (default 20000);
   --storm turns on frequent crashes and every storage fault kind.
   Exit 0 when every checker passes, 1 on a safety or liveness failure (with the command that
-  reproduces it). The last line is fingerprint=<hex>; --json prints one JSON object instead.`;
+  reproduces it). The last line is fingerprint=<hex>; --json prints one JSON object instead.
+  --trace writes the run's timeline as JSON (replica status and view over time, crashes and
+  restarts, partitions and clogs, storage faults by zone, commits, requests and replies, the
+  failing check); --html writes one self-contained page replaying it (zoom: wheel, pan: drag).
+  Recording does not change the run: the fingerprint is the same with or without them.`;
 
 /** dist/src/cli.js → the package's own package.json, in the repository and when installed. */
 function version(): string {
@@ -139,9 +150,13 @@ function commandSim(args: string[]): number {
             clients: { type: "string" },
             storm: { type: "boolean", default: false },
             json: { type: "boolean", default: false },
+            trace: { type: "string" },
+            html: { type: "string" },
         },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    if (values.trace === "") throw new UsageError("--trace needs a file name");
+    if (values.html === "") throw new UsageError("--html needs a file name");
     const seed = integerFlag("seed", values.seed, 0, Number.MAX_SAFE_INTEGER);
     if (seed === null) throw new UsageError("--seed is required");
     const defaults = defaultSimOptions(seed);
@@ -150,7 +165,7 @@ function commandSim(args: string[]): number {
     const clientsMax = simClientsMax(replicaCount ?? replicasMax);
     const clientCount = integerFlag("clients", values.clients, 1, clientsMax);
     const storm = values.storm;
-    const result = runSimulation({ ...defaults, ticks, replicaCount, clientCount, storm });
+    const simOptions = { ...defaults, ticks, replicaCount, clientCount, storm };
     const reproduce =
         "vsr sim --seed=" +
         seed +
@@ -158,12 +173,27 @@ function commandSim(args: string[]): number {
         (replicaCount !== null ? ` --replicas=${replicaCount}` : "") +
         (clientCount !== null ? ` --clients=${clientCount}` : "") +
         (storm ? " --storm" : "");
+    const result = simulate(simOptions, values.trace ?? null, values.html ?? null, reproduce);
     if (values.json) {
         process.stdout.write(JSON.stringify(toJson(result)) + "\n");
     } else {
         printHuman(result, reproduce);
     }
     return result.result === "pass" ? 0 : 1;
+}
+
+/** Runs the simulation; with a trace or html file, records the run and writes the file(s). */
+function simulate(
+    options: SimOptions,
+    tracePath: string | null,
+    htmlPath: string | null,
+    reproduce: string,
+): SimResult {
+    if (tracePath === null && htmlPath === null) return runSimulation(options);
+    const { result, trace } = runSimulationTraced(options);
+    if (tracePath !== null) fs.writeFileSync(tracePath, JSON.stringify(trace) + "\n");
+    if (htmlPath !== null) fs.writeFileSync(htmlPath, replayHtml(trace, reproduce));
+    return result;
 }
 
 function toJson(result: SimResult): Record<string, unknown> {

@@ -34,6 +34,8 @@
 // (> sendBufferedMax bytes queued) is dropped and counted, since VSR tolerates loss. Sends copy
 // the message's bytes synchronously (uWS copies; ws masks into a fresh buffer: the mask is never
 // zero, see generateMask), so the caller keeps its reference and may reuse the message at once.
+// Peer status: a peer_status message (about once a second per link, for the live page) is
+// accepted only on a peer link in that peer's name, goes to onPeerStatus and never to the replica.
 // Request latency (vsr_request_duration_seconds) is timed here, at the primary: from a client
 // request's arrival to the reply sent on its connection.
 
@@ -68,7 +70,12 @@ export interface HttpAnswer {
     readonly status: number;
     readonly contentType: string;
     readonly body: string;
+    /** The Cache-Control header, when the answer may be cached (static assets). */
+    readonly cacheControl?: string;
 }
+
+/** Receives a peer's valid peer_status report, read in place during the call. */
+export type PeerStatusCallback = (replica: number, view: DataView, offset: number) => void;
 
 export interface NodeBusOptions {
     readonly cluster: number;
@@ -85,6 +92,11 @@ export interface NodeBusOptions {
     readonly log: LogFn;
     /** Whether we are the primary now: request latency is timed at the primary only. */
     readonly isPrimary?: () => boolean;
+    /**
+     * A peer's peer_status report (validated; the sender is the link's replica), read in place
+     * during the call. Not given: reports are received, counted and ignored.
+     */
+    readonly onPeerStatus?: PeerStatusCallback;
 }
 
 /** Request latency buckets: 100 µs doubling to ~3.3 s. */
@@ -331,6 +343,7 @@ export class NodeBus implements MessageBus {
     private readonly onHttpCallback: (path: string) => HttpAnswer | null;
     private readonly log: LogFn;
     private readonly isPrimary: () => boolean;
+    private readonly onPeerStatusCallback: PeerStatusCallback;
     /** Client requests at the primary, received to reply sent. */
     readonly requestSeconds = new Histogram(
         "vsr_request_duration_seconds",
@@ -374,6 +387,7 @@ export class NodeBus implements MessageBus {
         this.onHttpCallback = options.onHttp;
         this.log = options.log;
         this.isPrimary = options.isPrimary ?? (() => false);
+        this.onPeerStatusCallback = options.onPeerStatus ?? (() => undefined);
         const address = options.addresses[options.replica];
         assert(address !== undefined);
         this.host = address.host;
@@ -466,6 +480,31 @@ export class NodeBus implements MessageBus {
         }
         socket.send(this.bytes.subarray(message.offset, message.offset + size), sendOptions);
         this.counters.messagesSent[this.view.getUint8(message.offset + Frame.command)]! += 1;
+    }
+
+    /**
+     * Sends a peer_status header (built by the caller outside the arena, checksummed) on every
+     * open link; off the protocol's path: about once a second. Returns the links it went on.
+     */
+    sendPeerStatus(bytes: Uint8Array, view: DataView): number {
+        assert(bytes.length === headerSize);
+        assert(view.getUint8(Frame.command) === Command.peerStatus);
+        assert(view.getUint8(Frame.replica) === this.replica);
+        assert(view.getUint32(Frame.cluster, true) === this.cluster);
+        let sent = 0;
+        for (const link of this.links) {
+            const socket = link === null ? null : link.socket;
+            if (link === null || socket === null || !link.open) continue;
+            if (socket.readyState !== WebSocket.OPEN) continue;
+            if (socket.bufferedAmount + headerSize > this.sendBufferedMax) {
+                this.drop(DropReason.sendQueueFull);
+                continue;
+            }
+            socket.send(bytes, sendOptions); // Masked into a copy: the caller's bytes stay intact.
+            this.counters.messagesSent[Command.peerStatus]! += 1;
+            sent++;
+        }
+        return sent;
     }
 
     sendToClient(message: Message): void {
@@ -640,8 +679,11 @@ export class NodeBus implements MessageBus {
         const statusText = STATUS_CODES[answer.status] ?? "Unknown";
         response
             .writeStatus(`${answer.status} ${statusText}`)
-            .writeHeader("content-type", answer.contentType)
-            .end(answer.body);
+            .writeHeader("content-type", answer.contentType);
+        if (answer.cacheControl !== undefined) {
+            response.writeHeader("cache-control", answer.cacheControl);
+        }
+        response.end(answer.body);
     };
 
     private readonly onHttpOther = (response: Uws.HttpResponse): void => {
@@ -732,6 +774,7 @@ export class NodeBus implements MessageBus {
             if (result === accepted && !hello) this.onMessageCallback(message);
             return result;
         }
+        if (command === Command.peerStatus) return this.onPeerStatus(connection, message.offset);
         if (connection.role === Role.pending) this.becomeClient(connection);
         if (connection.role === Role.client) {
             if (command !== Command.request) return DropReason.clientSentReplicaCommand;
@@ -764,6 +807,18 @@ export class NodeBus implements MessageBus {
         assert(connection.role === Role.peer);
         if (replica !== connection.replica) return DropReason.peerChangedReplica;
         this.counters.messagesReceived[Command.ping]! += 1;
+        return accepted;
+    }
+
+    /** A peer's status report: only on a peer link, in that peer's name; never to the replica. */
+    private onPeerStatus(connection: Connection, offset: number): number {
+        if (connection.role === Role.pending) this.becomeClient(connection);
+        if (connection.role === Role.client) return DropReason.clientSentReplicaCommand;
+        assert(connection.role === Role.peer);
+        const replica = this.view.getUint8(offset + Frame.replica);
+        if (replica !== connection.replica) return DropReason.peerChangedReplica;
+        this.counters.messagesReceived[Command.peerStatus]! += 1;
+        this.onPeerStatusCallback(replica, this.view, offset);
         return accepted;
     }
 

@@ -10,6 +10,9 @@
 // measured this way have the tick's resolution (10 ms): a view change or checkpoint ends during
 // a tick or a message, so its end is exact, and a checkpoint's start is its first write to the
 // checkpoint zone, seen at the next sample.
+// The live page (src/web/live.ts): GET / and its assets are served from memory; once a second the
+// node sends its status to its peers (peer_status, off the protocol's path) and records a point
+// of history; GET /cluster.json is what this replica knows of the whole cluster.
 
 import fs from "node:fs";
 import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks";
@@ -39,6 +42,8 @@ import { JsonLog, type LogFn, type LogThreshold } from "./log.js";
 import { Histogram, exponentialBounds, writeHeader, writeSample } from "./metrics.js";
 import { DirectStorage, type StorageZone, writeSecondsBounds } from "./storage_direct.js";
 import { RealTime } from "./time.js";
+import { reportIntervalMs } from "../web/cluster_view.js";
+import { LivePage } from "../web/live.js";
 
 export interface Address {
     readonly host: string;
@@ -207,6 +212,15 @@ export class Node {
         this.observe();
     };
     private timer: NodeJS.Timeout | null = null;
+    /** The live cluster page: its files, the cluster view and this replica's reports. */
+    readonly live: LivePage;
+    /** Bound once: the status report timer's callback (once a second, off the protocol path). */
+    private readonly reportCallback = (): void =>
+        this.live.report(this.replica, this.bus, Date.now());
+    private reportTimer: NodeJS.Timeout | null = null;
+    /** Bound once: a peer's status report, from the bus (about once a second per peer). */
+    private readonly peerStatusCallback = (peer: number, view: DataView, offset: number): void =>
+        this.live.clusterView.onPeerStatus(peer, view, offset, Date.now());
     private readonly lockPath: string;
     private stopping = false;
     /** Garbage collections since start (young = scavenges), for /metrics. */
@@ -270,7 +284,9 @@ export class Node {
             onHttp: (path) => this.http(path),
             log: this.log,
             isPrimary: () => this.replica.primary && this.replica.status === Status.normal,
+            onPeerStatus: this.peerStatusCallback,
         });
+        this.live = newLivePage(cluster, replica, replicaCount, this.bus.requestSeconds);
         this.replica = new Replica({
             config,
             cluster,
@@ -306,6 +322,8 @@ export class Node {
                 this.gcObserver.observe({ entryTypes: ["gc"] });
                 const tickMs = this.options.config.tickMs;
                 this.timer = setInterval(this.tickCallback, tickMs);
+                this.reportCallback();
+                this.reportTimer = setInterval(this.reportCallback, reportIntervalMs);
                 resolve();
             });
         });
@@ -315,6 +333,7 @@ export class Node {
         if (this.stopping) return;
         this.stopping = true;
         if (this.timer !== null) clearInterval(this.timer);
+        if (this.reportTimer !== null) clearInterval(this.reportTimer);
         this.gcObserver.disconnect();
         await this.bus.close();
         await new Promise<void>((resolve) => this.storage.close(() => resolve()));
@@ -329,7 +348,7 @@ export class Node {
             const body = this.metricsText() + this.bus.metricsText();
             return { status: 200, contentType: "text/plain; version=0.0.4", body };
         }
-        return null;
+        return this.live.answer(path, Date.now());
     }
 
     statusJson(): string {
@@ -646,6 +665,15 @@ export class Node {
                 duration_ms: Math.round(durationMs),
             },
         );
+    }
+}
+
+/** The live page; its files missing is an installation error, said in one line. */
+function newLivePage(...args: ConstructorParameters<typeof LivePage>): LivePage {
+    try {
+        return new LivePage(...args);
+    } catch (error) {
+        throw new NodeError((error as Error).message);
     }
 }
 

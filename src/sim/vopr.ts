@@ -27,6 +27,7 @@ import {
 } from "./cluster.js";
 import { type StorageFaultOptions, zoneCount, zoneNames } from "./storage.js";
 import { swarmNetworkOptions } from "./network.js";
+import { type Trace, TraceRecorder } from "./trace.js";
 
 export interface SimOptions {
     readonly seed: number;
@@ -184,16 +185,33 @@ function swarmCrashes(prng: PRNG): CrashOptions {
 }
 
 export function runSimulation(options: SimOptions): SimResult {
+    const cluster = new Cluster(swarmClusterOptions(options));
+    return run(cluster, options, null);
+}
+
+/**
+ * The same run as runSimulation (same fingerprint), with its timeline recorded (src/sim/trace.ts)
+ * for `vsr sim --trace` and `--html`.
+ */
+export function runSimulationTraced(options: SimOptions): { result: SimResult; trace: Trace } {
+    const cluster = new Cluster(swarmClusterOptions(options));
+    const recorder = new TraceRecorder(cluster);
+    const result = run(cluster, options, recorder);
+    return { result, trace: recorder.finish(cluster, result, options.storm) };
+}
+
+function run(cluster: Cluster, options: SimOptions, recorder: TraceRecorder | null): SimResult {
     assert(options.ticks >= 0);
-    const clusterOptions = swarmClusterOptions(options);
-    const cluster = new Cluster(clusterOptions);
     let kind: SimResultKind = "pass";
     let reason: string | null = null;
+    recorder?.observe(cluster);
     try {
-        for (let tick = 0; tick < options.ticks && cluster.checkers.violation === null; tick++)
+        for (let tick = 0; tick < options.ticks && cluster.checkers.violation === null; tick++) {
             cluster.tick();
+            recorder?.observe(cluster);
+        }
         if (cluster.checkers.violation === null)
-            reason = runLiveness(cluster, options.livenessTicksMax);
+            reason = runLiveness(cluster, options.livenessTicksMax, recorder);
         if (reason !== null) kind = "liveness";
     } catch (error) {
         const stack = error instanceof Error ? (error.stack ?? error.message) : String(error);
@@ -215,12 +233,18 @@ export function runSimulation(options: SimOptions): SimResult {
 }
 
 /** Returns null when the cluster converged after healing, else why not. */
-function runLiveness(cluster: Cluster, ticksMax: number): string | null {
+function runLiveness(
+    cluster: Cluster,
+    ticksMax: number,
+    recorder: TraceRecorder | null,
+): string | null {
     for (const client of cluster.clients) client.issuing = false;
     cluster.heal();
+    recorder?.onHeal(cluster);
     for (let tick = 0; tick < ticksMax; tick++) {
         if (converged(cluster) === null) return null;
         cluster.tick();
+        recorder?.observe(cluster);
         if (cluster.checkers.violation !== null) return null;
     }
     return converged(cluster);

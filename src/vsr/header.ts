@@ -46,9 +46,15 @@ export const Command = {
     sync: 19,
     /** Reply repair: ask a peer for a session's latest reply (lost from this replica's disk). */
     requestReply: 20,
+    /**
+     * Replica to replica, about once a second, outside the protocol: the sender's status for the
+     * live cluster page (src/web). The message bus consumes it; the replica never sees it.
+     * Ordinal 30 keeps clear of ordinals the protocol may take next.
+     */
+    peerStatus: 30,
 } as const;
 export type Command = (typeof Command)[keyof typeof Command];
-export const commandCount = 21; // One past the highest ordinal.
+export const commandCount = 31; // One past the highest ordinal.
 
 /** Operations below 128 belong to VSR; the state machine's start at 128. */
 export const Operation = {
@@ -149,6 +155,25 @@ export const Headers = { reserved: 128 } as const;
 export const Ping = { pingMonotonicUs: 128, reserved: 136 } as const;
 /** The ping's monotonic time echoed, and the responder's wall clock when it answered. */
 export const Pong = { pingMonotonicUs: 128, pongRealtimeUs: 136, reserved: 144 } as const;
+/**
+ * The sender's view is Frame.view. status: 0 normal, 1 view change, 2 recovering; primary: 1 when
+ * primary in normal status. Latency (µs, 0: none) and the count cover requests this replica
+ * answered as primary since its previous report.
+ */
+export const PeerStatus = {
+    logView: 128,
+    status: 132,
+    primary: 133,
+    padding: 134,
+    op: 136,
+    commitMin: 144,
+    commitMax: 152,
+    checkpointOp: 160,
+    requestLatencyUsP50: 168,
+    requestLatencyUsP99: 172,
+    requestsReplied: 176,
+    reserved: 180,
+} as const;
 /** commitMin: the requester's (it needs a checkpoint above it); offset: the stream byte wanted. */
 export const RequestSync = { commitMin: 128, offset: 136, reserved: 144 } as const;
 /** A chunk of the checkpoint at checkpointOp: body = stream bytes [offset, offset + body size). */
@@ -288,6 +313,7 @@ function buildReservedFrom(): number[] {
     table[Command.sync] = Sync.reserved;
     table[Command.eviction] = Eviction.reserved;
     table[Command.requestReply] = RequestReply.reserved;
+    table[Command.peerStatus] = PeerStatus.reserved;
     return table;
 }
 
@@ -377,6 +403,13 @@ function highHalvesSafe(view: DataView, base: number, command: number): boolean 
             return (
                 safe(view, base + Pong.pingMonotonicUs) && safe(view, base + Pong.pongRealtimeUs)
             );
+        case Command.peerStatus:
+            return (
+                safe(view, base + PeerStatus.op) &&
+                safe(view, base + PeerStatus.commitMin) &&
+                safe(view, base + PeerStatus.commitMax) &&
+                safe(view, base + PeerStatus.checkpointOp)
+            );
         case Command.sync:
             return (
                 safe(view, base + Sync.checkpointOp) &&
@@ -441,6 +474,11 @@ function invalidCommand(
             if (view.getUint8(base + Eviction.reason) > evictionReasonMax) {
                 return "eviction reason unknown";
             }
+            return bodySize === 0 ? null : "body not empty";
+        case Command.peerStatus:
+            if (view.getUint8(base + PeerStatus.status) > 2) return "peer_status status > 2";
+            if (view.getUint8(base + PeerStatus.primary) > 1) return "peer_status primary > 1";
+            if (view.getUint16(base + PeerStatus.padding, true) !== 0) return "padding";
             return bodySize === 0 ? null : "body not empty";
         case Command.sync:
             if (

@@ -23,6 +23,7 @@ import {
     Frame,
     Headers,
     Operation,
+    PeerStatus,
     Ping,
     Pong,
     Prepare,
@@ -604,6 +605,37 @@ const arbitraries: ReadonlyMap<number, fc.Arbitrary<Message>> = new Map([
                 ]),
         ),
     ],
+    [
+        Command.peerStatus,
+        fieldsOnlyArbitrary(
+            Command.peerStatus,
+            fc
+                .record({
+                    logView: u32,
+                    status: fc.integer({ min: 0, max: 2 }),
+                    primary: fc.integer({ min: 0, max: 1 }),
+                    op: u64,
+                    commitMin: u64,
+                    commitMax: u64,
+                    checkpointOp: u64,
+                    p50: u32,
+                    p99: u32,
+                    replied: u32,
+                })
+                .map((drawn) => [
+                    field("logView", PeerStatus.logView, 4, drawn.logView),
+                    field("status", PeerStatus.status, 1, drawn.status),
+                    field("primary", PeerStatus.primary, 1, drawn.primary),
+                    field("op", PeerStatus.op, 8, drawn.op),
+                    field("commitMin", PeerStatus.commitMin, 8, drawn.commitMin),
+                    field("commitMax", PeerStatus.commitMax, 8, drawn.commitMax),
+                    field("checkpointOp", PeerStatus.checkpointOp, 8, drawn.checkpointOp),
+                    field("requestLatencyUsP50", PeerStatus.requestLatencyUsP50, 4, drawn.p50),
+                    field("requestLatencyUsP99", PeerStatus.requestLatencyUsP99, 4, drawn.p99),
+                    field("requestsReplied", PeerStatus.requestsReplied, 4, drawn.replied),
+                ]),
+        ),
+    ],
 ]);
 
 const commandNames = Object.entries(Command).filter(([, command]) => command !== Command.reserved);
@@ -820,6 +852,10 @@ const u64Offsets: ReadonlyMap<number, readonly number[]> = new Map([
     [Command.requestSync, [RequestSync.commitMin, RequestSync.offset]],
     [Command.sync, [Sync.checkpointOp, Sync.offset, Sync.streamSize]],
     [Command.requestReply, [RequestReply.replyOp]],
+    [
+        Command.peerStatus,
+        [PeerStatus.op, PeerStatus.commitMin, PeerStatus.commitMax, PeerStatus.checkpointOp],
+    ],
 ]);
 
 const reservedFrom: ReadonlyMap<number, number> = new Map([
@@ -840,6 +876,7 @@ const reservedFrom: ReadonlyMap<number, number> = new Map([
     [Command.requestSync, RequestSync.reserved],
     [Command.sync, Sync.reserved],
     [Command.requestReply, RequestReply.reserved],
+    [Command.peerStatus, PeerStatus.reserved],
 ]);
 
 const plausible = fc.record({
@@ -1325,6 +1362,39 @@ const commandCounterexamples: Counterexample[] = [
         arbitrary: oneField(Command.eviction, "client", Eviction.client, 16, zero128),
     },
     {
+        name: "a peer_status with an unknown status",
+        reason: "peer_status status > 2",
+        arbitrary: oneField(
+            Command.peerStatus,
+            "status",
+            PeerStatus.status,
+            1,
+            fc.integer({ min: 3, max: 255 }),
+        ),
+    },
+    {
+        name: "a peer_status with a primary flag above 1",
+        reason: "peer_status primary > 1",
+        arbitrary: oneField(
+            Command.peerStatus,
+            "primary",
+            PeerStatus.primary,
+            1,
+            fc.integer({ min: 2, max: 255 }),
+        ),
+    },
+    {
+        name: "a peer_status with non-zero padding",
+        reason: "padding",
+        arbitrary: oneField(
+            Command.peerStatus,
+            "padding",
+            PeerStatus.padding,
+            1,
+            fc.integer({ min: 1, max: 255 }),
+        ),
+    },
+    {
         name: "an eviction without a reason",
         reason: "eviction reason == 0",
         arbitrary: oneField(Command.eviction, "reason", Eviction.reason, 1, fc.constant(0)),
@@ -1443,6 +1513,7 @@ const emptyBodyCommands: readonly number[] = [
     Command.requestPrepare,
     Command.eviction,
     Command.requestSync,
+    Command.peerStatus,
 ];
 for (const command of emptyBodyCommands) {
     const name = commandNames.find(([, value]) => value === command)![0];
