@@ -213,7 +213,7 @@ export class Node {
         const arena = new Arena(
             MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
                 2 * alignUp(kvSize) + // The KV table and its checkpoint snapshot.
-                2 * dataLayout.walHeadersSize +
+                3 * dataLayout.walHeadersSize + // The ring and recovery's two scratch rings.
                 (config.journalWritesMax + 64) * 4096 +
                 (2 + superblockCopies) * superblockCopySize,
         );

@@ -83,7 +83,7 @@ function world(): World {
     const messagesMax = config.journalSlotCount + config.journalWritesMax + 8;
     const arena = new Arena(
         MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
-            2 * dataLayout.walHeadersSize +
+            3 * dataLayout.walHeadersSize +
             config.journalWritesMax * sectorSize +
             64 * 1024,
     );
