@@ -1346,8 +1346,10 @@ export class Replica {
             const prepare = this.pipelinePrepareOf(op) ?? this.journal.readPrepare(op, -1);
             if (prepare === null) {
                 // On disk (a read is on its way: journalReadCallback resumes) or missing
-                // (repair fetches it). Read the next committed ones meanwhile.
-                this.journal.prefetch(op + 1, Math.min(this.commitMax, this.op));
+                // (repair fetches it). Read the next few committed ones meanwhile (a few: this
+                // runs per message, and the window spans thousands of ops).
+                const ahead = op + this.config.journalReadsMax;
+                this.journal.prefetch(op + 1, Math.min(this.commitMax, this.op, ahead));
                 return;
             }
             // The chain links this op to the last one executed; anything else is divergence.
