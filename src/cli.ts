@@ -211,6 +211,8 @@ function toJson(result: SimResult): Record<string, unknown> {
         replicas_awaiting_sync: result.replicasAwaitingSync,
         state_syncs: result.stateSyncs,
         par_repairs: result.parRepairs,
+        wal_reads: result.walReads,
+        wal_read_errors: result.walReadErrors,
         faults: { ...result.faults, zones: result.faultZones },
         fingerprint: result.fingerprint,
     };
@@ -226,7 +228,8 @@ function printHuman(result: SimResult, reproduce: string): void {
         `ops_committed=${result.opsCommitted} requests_completed=${result.requestsCompleted} ` +
             `replies_checked=${result.repliesChecked} view_changes=${result.viewChanges} ` +
             `replicas_awaiting_sync=${result.replicasAwaitingSync} ` +
-            `state_syncs=${result.stateSyncs} par_repairs=${result.parRepairs}\n`,
+            `state_syncs=${result.stateSyncs} par_repairs=${result.parRepairs} ` +
+            `wal_reads=${result.walReads} wal_read_errors=${result.walReadErrors}\n`,
     );
     const faults = Object.entries(result.faults)
         .map(([name, count]) => `${name}=${count}`)

@@ -29,6 +29,8 @@ export interface Config {
     /** Concurrent journal writes and reads of one replica. */
     readonly journalWritesMax: number;
     readonly journalReadsMax: number;
+    /** Prepares the journal keeps in memory (the WAL itself is on disk; see journal.ts). */
+    readonly prepareCacheMax: number;
     /** KV table capacity (power of two). */
     readonly kvEntriesMax: number;
     /** Headers carried in one `headers` reply. */
@@ -70,16 +72,24 @@ export function derive(config: Config): Derived {
 
 export const production: Config = verify({
     name: "production",
-    // The whole WAL window is memory-resident (a prepare per slot), so message size and slot
-    // count are sized together: 512 slots × 128 KiB = 64 MiB of prepares. A long window keeps
-    // checkpoints (a full KV image each) rare: one per 448 prepares.
+    // The WAL is disk-resident: memory holds its headers (256 B a slot: 2 MiB) and a cache of
+    // 64 prepares (8 MiB), so the window is sized for the disk, not for memory: 8192 slots ×
+    // 128 KiB = 1 GiB of prepares zone (a sparse file: only written slots take space). Every
+    // prepare costs a synchronous write, so a replica prepares at most ~1,000–2,000 a second on
+    // a fast disk (group commit packs concurrent requests into one), and a window of 8192 covers
+    // several seconds at that rate, tens at ordinary load: checkpoints (which stall) come one
+    // per 8064 prepares instead of one per 448, and a lagging replica catches up from the WAL
+    // instead of by state sync. Recovery reads one sector per slot (first the headers ring).
     messageSizeMax: 128 * 1024,
     clientsMax: 64,
     pipelinePrepareQueueMax: 8,
-    journalSlotCount: 512,
-    checkpointOps: 448,
+    journalSlotCount: 8192,
+    checkpointOps: 8064,
     journalWritesMax: 32,
     journalReadsMax: 8,
+    // Two pipelines (a new primary re-proposes one while the next arrives), the reads in flight
+    // and room for the writes in flight, which stay cached until on disk.
+    prepareCacheMax: 64,
     kvEntriesMax: 1 << 18,
     requestHeadersMax: 64,
     tickMs: 10,
@@ -105,6 +115,9 @@ export const test: Config = verify({
     checkpointOps: 32,
     journalWritesMax: 8,
     journalReadsMax: 4,
+    // The least verify() allows: far below the window, so the simulator's replicas read
+    // prepares back from disk on most seeds (commit after a restart, repair, view change).
+    prepareCacheMax: 12,
     kvEntriesMax: 256,
     requestHeadersMax: 8,
     tickMs: 10,
@@ -139,6 +152,12 @@ export function verify(config: Config): Config {
     assert(config.checkpointOps + 2 * config.pipelinePrepareQueueMax <= config.journalSlotCount);
     assert(config.journalWritesMax >= config.pipelinePrepareQueueMax);
     assert(config.journalReadsMax >= 1);
+    // A do_view_change/request_prepare destination is a bit of a read's u31 mask.
+    assert(replicasMax <= 31);
+    // A new primary needs its pipeline's prepares cached at once, while the next ones arrive
+    // and reads land: below that, view changes could evict what they just read.
+    assert(config.prepareCacheMax >= 2 * config.pipelinePrepareQueueMax + config.journalReadsMax);
+    assert(config.prepareCacheMax <= config.journalSlotCount);
     assert(isPowerOfTwo(config.kvEntriesMax));
     assert(config.requestHeadersMax >= 1);
     assert(headerSize * config.requestHeadersMax <= config.messageSizeMax - headerSize);

@@ -118,7 +118,7 @@ export function nodeArenaBytes(config: Config, replicaCount: number): number {
         MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
         2 * alignUp(kvSize) + // The KV table and its checkpoint snapshot.
         Grid.arenaBytes(dataLayout) +
-        2 * dataLayout.walHeadersSize +
+        3 * dataLayout.walHeadersSize + // The ring and recovery's two scratch rings.
         (config.journalWritesMax + 64) * 4096 +
         (2 + superblockCopies) * superblockCopySize
     );
@@ -382,7 +382,7 @@ export class Node {
         for (const [name, help, value] of this.gauges()) {
             writeSample(lines, name, "gauge", help, value);
         }
-        for (const [name, help, value] of this.counters()) {
+        for (const [name, help, value] of [...this.counters(), ...this.walCounters()]) {
             writeSample(lines, name, "counter", help, value);
         }
         writeHeader(lines, "vsr_gc_total", "counter", "Garbage collections, by kind.");
@@ -466,6 +466,29 @@ export class Node {
                 "vsr_primary",
                 "1 when this replica is the primary in normal status.",
                 primary ? 1 : 0,
+            ],
+        ];
+    }
+
+    /** [name, help, value] of each counter of the WAL's prepare cache and reads. */
+    private walCounters(): [string, string, number][] {
+        const journal = this.replica.journal;
+        return [
+            [
+                "vsr_prepare_cache_hits_total",
+                "Prepares the WAL served from its in-memory cache.",
+                journal.cacheHits,
+            ],
+            [
+                "vsr_prepare_cache_misses_total",
+                "Prepares the WAL had to read back from disk.",
+                journal.cacheMisses,
+            ],
+            ["vsr_wal_reads_total", "Prepare reads from the WAL started.", journal.readsStarted],
+            [
+                "vsr_wal_read_errors_total",
+                "Prepare reads that failed or were corrupt (slot repaired from peers).",
+                journal.readErrors,
             ],
         ];
     }

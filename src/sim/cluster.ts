@@ -158,6 +158,9 @@ export class Cluster {
     restarts = 0;
     /** PAR repairs counted by replicas before they crashed (their journals are gone). */
     parRepairsOfCrashed = 0;
+    /** Prepare reads from disk (and those that failed) of replicas that crashed since. */
+    walReadsOfCrashed = 0;
+    walReadErrorsOfCrashed = 0;
     crashOptions: CrashOptions;
     readonly clients: SimClient[] = [];
     readonly checkers: Checkers;
@@ -228,7 +231,7 @@ export class Cluster {
     static replicaRegionBytes(config: Config): number {
         const dataLayout = layout(config, KvStateMachine.sizeBytes(config.kvEntriesMax));
         return (
-            2 * dataLayout.walHeadersSize +
+            3 * dataLayout.walHeadersSize + // The ring and recovery's two scratch rings.
             config.journalWritesMax * sectorSize +
             (2 + superblockCopies) * superblockCopySize +
             dataLayout.checkpointSessionsSize +
@@ -379,6 +382,8 @@ export class Cluster {
         const replica = this.replicas[index]!;
         this.checkers.onCrash(index, replica.viewDurable, replica.checkpointOp);
         this.parRepairsOfCrashed += replica.journal.faultyRepaired;
+        this.walReadsOfCrashed += replica.journal.readsStarted;
+        this.walReadErrorsOfCrashed += replica.journal.readErrors;
         replica.shutdown();
         this.storages[index]!.crash();
         this.up[index] = 0;

@@ -58,6 +58,9 @@ export interface SimResult {
     readonly replicasAwaitingSync: number;
     readonly stateSyncs: number;
     readonly parRepairs: number;
+    /** Prepares read back from disk (not cached), and reads that made a slot faulty. */
+    readonly walReads: number;
+    readonly walReadErrors: number;
     readonly faults: Record<string, number>;
     /** Storage read and write faults per zone of the data file (`faults.zones` in JSON). */
     readonly faultZones: Record<string, number>;
@@ -359,6 +362,8 @@ function summarize(
         replicasAwaitingSync: awaiting,
         stateSyncs: cluster.checkers.stateSyncs,
         parRepairs: parRepairs(cluster),
+        walReads: walReads(cluster, false),
+        walReadErrors: walReads(cluster, true),
         faults: {
             packets_dropped: stats.packetsDropped,
             packets_duplicated: stats.packetsDuplicated,
@@ -393,6 +398,15 @@ function zoneFaults(cluster: Cluster): Record<string, number> {
 function parRepairs(cluster: Cluster): number {
     let total = cluster.parRepairsOfCrashed;
     for (const replica of cluster.replicas) total += replica.journal.faultyRepaired;
+    return total;
+}
+
+/** Prepare reads from disk (or, with `errors`, those that failed) across the run. */
+function walReads(cluster: Cluster, errors: boolean): number {
+    let total = errors ? cluster.walReadErrorsOfCrashed : cluster.walReadsOfCrashed;
+    for (const replica of cluster.replicas) {
+        total += errors ? replica.journal.readErrors : replica.journal.readsStarted;
+    }
     return total;
 }
 

@@ -1,7 +1,20 @@
 // The journal (write-ahead log): a ring of `journalSlotCount` slots, slot = op % slotCount. For
-// each slot it owns the prepare header (a copy in the arena, all-zero when the slot is empty), the
-// prepare message itself (held in memory: the whole WAL window is memory-resident, so commit and
-// repair never wait for a read), and whether that prepare is durable.
+// each slot it owns the prepare header (a copy in the arena, all-zero when the slot is empty),
+// whether the slot holds that header's prepare (`stored`: in the cache, or on disk), and whether
+// that prepare is durable. The WAL is disk-resident: memory holds the header ring and a small
+// prepare cache (a clock over `prepareCacheMax` pool messages), never a prepare per slot, so the
+// window can be long (thousands of slots) while memory stays flat.
+//
+// Prepare cache: a prepare enters it when it is stored (put) or read back; it leaves when its
+// slot changes or the clock evicts it. Only a prepare whose own write completed may be evicted
+// (the disk then holds it), so an unwritten prepare is always cached. When every entry is
+// unwritten a put is refused (counted): a backup repairs the op later, and the primary asks
+// `prepareCacheRoom()` before it prepares. Reads: `readPrepare` returns the cached prepare, or
+// starts an asynchronous read of it (one of `journalReadsMax` preallocated reads, each taking a
+// pool message) and returns null; when the read lands the prepare is cached and `readCallback`
+// resumes the consumer (commit, a repair reply to the replicas that asked, a new primary's
+// pipeline). A read that fails or whose bytes are not the slot's prepare (latent sector error,
+// a misdirected or corrupted write) makes the slot faulty: repaired from peers, never nacked.
 //
 // Write order, per prepare: (1) the prepare goes to the prepares ring; (2) once durable, the whole
 // 4 KiB sector of the redundant headers ring that holds its slot is rewritten from memory, with
@@ -31,14 +44,17 @@
 // image never writes zeros for a faulty slot: its known header, else an invalid one (see
 // faultyHeaderImage), so a faulty slot is faulty again after the next crash.
 //
-// Invariants: a prepare is present only under a header with its checksum; durable implies
-// present; at most one write per slot and one per header sector is in flight (a newer prepare
-// waits for it).
+// Invariants: a prepare is cached only under a header with its checksum; cached implies stored;
+// durable implies stored; unwritten implies cached; at most one write per slot and one per
+// header sector is in flight (a newer prepare waits for it).
 //
 // Recovery reads the headers ring in one read. If it fails (EIO: a latent sector error), it is
 // read again one sector at a time: a sector that still fails leaves its slots' headers invalid
 // (not reserved), and a prepare whose read fails is invalid, so the decision table marks those
-// slots faulty for protocol-aware repair instead of failing the whole recovery.
+// slots faulty for protocol-aware repair instead of failing the whole recovery. Prepares are
+// read `journalReadsMax` at a time, each only as far as its header's size (first its header's
+// sector, then the rest when larger): a long, sparsely filled WAL recovers in one small read a
+// slot. Nothing recovered is cached: commit reads each prepare back when it executes it.
 
 import { assert } from "../stdx/assert.js";
 import { type Config, headerSize, sectorSize } from "../constants.js";
@@ -101,13 +117,42 @@ class JournalWrite implements StorageCompletion {
     }
 }
 
+/**
+ * Called when a prepare read back from disk landed intact (it is cached, when the cache had
+ * room): `destinations` has bit r set for each replica r that asked for it (request_prepare).
+ */
+export type JournalReadCallback = (op: number, message: Message, destinations: number) => void;
+
+class JournalRead implements StorageCompletion {
+    result: IoResult = IoResult.ok;
+    readonly journal: Journal;
+    /** The slot read (-1: free). */
+    slot = -1;
+    /** The slot's generation when the read started: a landing read of an older one is stale. */
+    generation = 0;
+    /** Bit r: replica r asked for this prepare. */
+    destinations = 0;
+    message: Message | null = null;
+
+    constructor(journal: Journal) {
+        this.journal = journal;
+    }
+
+    callback(completion: StorageCompletion): void {
+        assert(completion === this);
+        this.journal.readCallbackFor(this);
+    }
+}
+
 class RecoveryRead implements StorageCompletion {
     result: IoResult = IoResult.ok;
     readonly journal: Journal;
-    /** The slot being read (-1: the headers ring). */
+    /** The slot being read (-1: the headers ring, or none). */
     slot = -1;
     /** The headers-ring sector being read alone after the whole read failed (-1: none). */
     sector = -1;
+    /** Reading a prepare: 0 its first sector, 1 the rest of it. */
+    stage = 0;
     message: Message | null = null;
 
     constructor(journal: Journal) {
@@ -134,7 +179,10 @@ export class Journal {
     private readonly messageSizeMax: number;
     /** Arena offset of slot 0's header; slot i's is at headersOffset + i * 256. */
     readonly headersOffset: number;
+    /** Per slot: the cached prepare (the cache's reference), or null. */
     private readonly prepares: (Message | null)[] = [];
+    /** Per slot: the slot holds its header's prepare (cached, or written to disk). */
+    private readonly stored: Uint8Array;
     private readonly durable: Uint8Array;
     /** Per slot: the prepare's own write completed (its header sector may still be pending). */
     private readonly written: Uint8Array;
@@ -155,12 +203,34 @@ export class Journal {
      * for in a view change. Any change of the slot's header clears it.
      */
     private readonly trustedSlots: Uint8Array;
+    /** Cache entries (clock): per entry its slot (-1: free), and its referenced bit. */
+    readonly prepareCacheMax: number;
+    private readonly cacheEntrySlots: Int32Array;
+    private readonly cacheReferenced: Uint8Array;
+    /** Per slot: its cache entry, or -1. */
+    private readonly slotCacheEntries: Int32Array;
+    private cacheHand = 0;
+    private cacheCount = 0;
+    /** readPrepare calls answered from the cache, and those that had to go to disk. */
+    cacheHits = 0;
+    cacheMisses = 0;
+    /** Puts refused because every cache entry held a prepare not yet written. */
+    cacheRefusals = 0;
+    private readonly reads: JournalRead[] = [];
+    private readonly readsFree: JournalRead[] = [];
+    private readonly readCallback: JournalReadCallback | null;
+    /** Prepare reads from disk started (commit, repair, view change; not recovery). */
+    readsStarted = 0;
+    /** Prepare reads that failed or returned other bytes than the slot's prepare (faulty). */
+    readErrors = 0;
     /** Recovery scratch: the redundant headers ring as read from disk. */
     private readonly recoveryHeaders: number;
+    /** Recovery scratch: per slot, the header of the prepare read from the prepares ring. */
+    private readonly recoveryPrepareHeaders: number;
+    /** Recovery scratch: per slot, the SlotKind of that prepare. */
+    private readonly recoveryPrepareKinds: Uint8Array;
     /** Recovery scratch, per headers-ring sector: 1 when its read failed. */
     private readonly recoveryHeaderSectorsFailed: Uint8Array;
-    /** Recovery scratch, per slot: 1 when its prepare's read failed. */
-    private readonly recoveryPreparesFailed: Uint8Array;
     /** Recovery reads that failed (whole ring, sectors, prepares): each made slots faulty. */
     recoveryReadErrors = 0;
     /** Recovery scratch, per header sector: a slot in it was fixed (its header is stale). */
@@ -192,7 +262,9 @@ export class Journal {
         dataLayout: Layout,
         durableCallback: (op: number) => void,
         acceptCorruptPrepare = false,
+        readCallback: JournalReadCallback | null = null,
     ) {
+        this.readCallback = readCallback;
         this.acceptCorruptPrepare = acceptCorruptPrepare;
         this.slotCount = config.journalSlotCount;
         this.arena = arena;
@@ -204,6 +276,16 @@ export class Journal {
         this.headersOffset = arena.allocate(this.slotCount * headerSize, sectorSize);
         arena.bytes.fill(0, this.headersOffset, this.headersOffset + this.slotCount * headerSize);
         for (let slot = 0; slot < this.slotCount; slot++) this.prepares.push(null);
+        this.stored = new Uint8Array(this.slotCount);
+        this.prepareCacheMax = config.prepareCacheMax;
+        this.cacheEntrySlots = new Int32Array(this.prepareCacheMax).fill(-1);
+        this.cacheReferenced = new Uint8Array(this.prepareCacheMax);
+        this.slotCacheEntries = new Int32Array(this.slotCount).fill(-1);
+        for (let index = 0; index < config.journalReadsMax; index++) {
+            const read = new JournalRead(this);
+            this.reads.push(read);
+            this.readsFree.push(read);
+        }
         this.durable = new Uint8Array(this.slotCount);
         this.written = new Uint8Array(this.slotCount);
         this.generations = new Float64Array(this.slotCount);
@@ -216,9 +298,12 @@ export class Journal {
         this.sectorDirty = new Uint8Array(this.slotCount / headersPerSector);
         this.recoveryHeaders = arena.allocate(dataLayout.walHeadersSize, sectorSize);
         this.recoveryHeaderSectorsFailed = new Uint8Array(dataLayout.walHeadersSize / sectorSize);
-        this.recoveryPreparesFailed = new Uint8Array(this.slotCount);
+        this.recoveryPrepareHeaders = arena.allocate(dataLayout.walHeadersSize, sectorSize);
+        this.recoveryPrepareKinds = new Uint8Array(this.slotCount);
         this.recoveryRewriteSectors = new Uint8Array(this.slotCount / headersPerSector);
-        this.recoveryRead = new RecoveryRead(this);
+        for (let index = 0; index < config.journalReadsMax; index++) {
+            this.recoveryReads.push(new RecoveryRead(this));
+        }
         const sectors = arena.allocate(config.journalWritesMax * sectorSize, sectorSize);
         for (let index = 0; index < config.journalWritesMax; index++) {
             const write = new JournalWrite(this, sectors + index * sectorSize);
@@ -253,7 +338,7 @@ export class Journal {
         );
     }
 
-    /** The prepare of `op` when it is in memory under a matching header. */
+    /** The prepare of `op` when it is cached under a matching header (no read, no counting). */
     prepare(op: number): Message | null {
         if (!this.hasHeader(op)) return null;
         const message = this.prepares[this.slotOf(op)] ?? null;
@@ -261,9 +346,41 @@ export class Journal {
         return message;
     }
 
+    /** True when the slot holds the prepare of `op` (cached, or written to disk). */
+    hasPrepare(op: number): boolean {
+        return this.hasHeader(op) && this.stored[this.slotOf(op)] === 1;
+    }
+
     isDurable(op: number): boolean {
+        return this.hasPrepare(op) && this.durable[this.slotOf(op)] === 1;
+    }
+
+    /**
+     * The prepare of `op` from the cache; else, when the slot holds it on disk, starts (or
+     * joins) its read and returns null: readCallback resumes the consumer when it lands, with
+     * bit `destination` set in its destinations (-1: no replica waits for it).
+     */
+    readPrepare(op: number, destination: number): Message | null {
+        assert(destination >= -1 && destination < 31);
+        if (!this.hasPrepare(op)) return null;
         const slot = this.slotOf(op);
-        return this.prepare(op) !== null && this.durable[slot] === 1;
+        const message = this.prepares[slot] ?? null;
+        if (message !== null) {
+            this.cacheHits++;
+            this.cacheReferenced[this.slotCacheEntries[slot] ?? -1] = 1;
+            return message;
+        }
+        this.cacheMisses++;
+        this.readStart(slot, destination);
+        return null;
+    }
+
+    /** Starts reads of the uncached prepares of opMin..opMax while reads are free (commit). */
+    prefetch(opMin: number, opMax: number): void {
+        for (let op = opMin; op <= opMax && this.readsFree.length > 0; op++) {
+            const slot = this.slotOf(op);
+            if (this.hasPrepare(op) && this.prepares[slot] === null) this.readStart(slot, -1);
+        }
     }
 
     /**
@@ -291,29 +408,169 @@ export class Journal {
         this.arena.bytes.fill(0, offset, offset + headerSize);
     }
 
-    /** Stores the prepare under its (already installed) header and starts its durable write. */
-    putPrepare(message: Message): void {
+    /**
+     * Stores the prepare under its (already installed) header and starts its durable write.
+     * Returns false when refused: every cache entry holds a prepare not yet written.
+     */
+    putPrepare(message: Message): boolean {
         const view = this.arena.view;
         const op = prepareOp(view, message.offset);
         const slot = this.slotOf(op);
         assert(this.hasHeaderWithChecksum(op, message.offset + Frame.checksum));
-        if (this.prepares[slot] !== null) return; // Already held (a duplicate or a repair race).
+        if (this.stored[slot] === 1) {
+            // Already held (a duplicate or a repair race): at most it saves a read.
+            if (this.prepares[slot] === null) this.cacheInsert(slot, message);
+            return true;
+        }
+        if (!this.cacheInsert(slot, message)) return false;
         this.clearFaulty(slot);
-        this.prepares[slot] = this.pool.ref(message);
+        this.stored[slot] = 1;
         this.slotReset(slot);
         if (this.writing[slot] === 1) {
             this.markWritePending(slot);
-            return;
+            return true;
         }
         this.writeStart(slot);
+        return true;
     }
 
     private releasePrepare(slot: number): void {
-        const message = this.prepares[slot] ?? null;
-        if (message === null) return;
-        this.prepares[slot] = null;
+        if (this.stored[slot] === 0) return;
+        if (this.prepares[slot] !== null) this.cacheDrop(slot);
+        this.stored[slot] = 0;
         this.slotReset(slot);
+    }
+
+    /** True when a put would be taken: a cache entry is free or holds a written prepare. */
+    prepareCacheRoom(): boolean {
+        if (this.cacheCount < this.prepareCacheMax) return true;
+        for (let entry = 0; entry < this.prepareCacheMax; entry++) {
+            if (this.evictable(this.cacheEntrySlots[entry] ?? -1)) return true;
+        }
+        return false;
+    }
+
+    private evictable(slot: number): boolean {
+        assert(slot >= 0 && this.prepares[slot] !== null);
+        return this.written[slot] === 1 && this.writing[slot] === 0;
+    }
+
+    /** Caches the slot's prepare, evicting a written one when full; false when none can go. */
+    private cacheInsert(slot: number, message: Message): boolean {
+        assert(this.prepares[slot] === null && this.slotCacheEntries[slot] === -1);
+        let entry = -1;
+        if (this.cacheCount < this.prepareCacheMax) {
+            entry = this.cacheEntrySlots.indexOf(-1);
+        } else {
+            entry = this.cacheEvict();
+            if (entry < 0) {
+                this.cacheRefusals++;
+                return false;
+            }
+        }
+        assert(entry >= 0 && this.cacheEntrySlots[entry] === -1);
+        this.cacheEntrySlots[entry] = slot;
+        this.cacheReferenced[entry] = 1;
+        this.slotCacheEntries[slot] = entry;
+        this.prepares[slot] = this.pool.ref(message);
+        this.cacheCount++;
+        return true;
+    }
+
+    /** Clock: the first written entry not referenced since the hand last passed; -1: none. */
+    private cacheEvict(): number {
+        for (let step = 0; step < 2 * this.prepareCacheMax; step++) {
+            const entry = this.cacheHand;
+            this.cacheHand = (this.cacheHand + 1) % this.prepareCacheMax;
+            const slot = this.cacheEntrySlots[entry] ?? -1;
+            if (!this.evictable(slot)) continue;
+            if (this.cacheReferenced[entry] === 1) {
+                this.cacheReferenced[entry] = 0;
+                continue;
+            }
+            this.cacheDrop(slot);
+            return entry;
+        }
+        return -1;
+    }
+
+    /** Takes the slot's prepare out of the cache (it stays stored when written). */
+    private cacheDrop(slot: number): void {
+        const message = this.prepares[slot] ?? null;
+        const entry = this.slotCacheEntries[slot] ?? -1;
+        assert(message !== null && entry >= 0);
+        this.prepares[slot] = null;
+        this.slotCacheEntries[slot] = -1;
+        this.cacheEntrySlots[entry] = -1;
+        this.cacheCount--;
         this.pool.unref(message);
+    }
+
+    /** Starts (or joins) the read of the slot's prepare from disk; false when no read is free. */
+    private readStart(slot: number, destination: number): boolean {
+        assert(this.stored[slot] === 1 && this.prepares[slot] === null);
+        assert(this.written[slot] === 1 && this.writing[slot] === 0);
+        const generation = this.generations[slot] ?? 0;
+        const bit = destination >= 0 ? 1 << destination : 0;
+        for (const read of this.reads) {
+            if (read.slot !== slot || read.generation !== generation) continue;
+            read.destinations |= bit;
+            return true;
+        }
+        const read = this.readsFree.pop();
+        if (read === undefined) return false; // Retried by the consumer once a read lands.
+        assert(read.slot === -1 && read.message === null);
+        read.slot = slot;
+        read.generation = generation;
+        read.destinations = bit;
+        read.message = this.pool.acquire();
+        this.readsStarted++;
+        const size = alignUp(headerSizeOf(this.arena.view, this.headerOffset(slot)));
+        const offset = this.layout.walPreparesOffset + slot * this.messageSizeMax;
+        this.storage.read(read, read.message.offset, size, offset);
+        return true;
+    }
+
+    /** Re-entry point for a landed prepare read (bound through JournalRead.callback). */
+    readCallbackFor(read: JournalRead): void {
+        const slot = read.slot;
+        const message = read.message;
+        const destinations = read.destinations;
+        assert(slot >= 0 && message !== null);
+        read.slot = -1;
+        read.message = null;
+        read.destinations = 0;
+        this.readsFree.push(read);
+        const current =
+            read.generation === (this.generations[slot] ?? 0) &&
+            this.stored[slot] === 1 &&
+            this.prepares[slot] === null;
+        if (current) this.readLanded(slot, message, read.result === IoResult.ok, destinations);
+        this.pool.unref(message);
+    }
+
+    private readLanded(slot: number, message: Message, ok: boolean, destinations: number): void {
+        const header = this.headerOffset(slot);
+        const bytes = this.arena.bytes;
+        const view = this.arena.view;
+        const base = message.offset;
+        const intact =
+            ok &&
+            validHeaderChecksum(bytes, base) &&
+            u128Equal(view, base + Frame.checksum, header + Frame.checksum) &&
+            (this.acceptCorruptPrepare || this.validBody(base));
+        if (!intact) {
+            // The disk lost it (a latent sector error, a misdirected or corrupt write): the op
+            // may have been acknowledged, so it is repaired from peers, never nacked.
+            this.readErrors++;
+            this.releasePrepare(slot);
+            this.markFaulty(slot);
+            return;
+        }
+        this.cacheInsert(slot, message);
+        if (this.readCallback !== null) {
+            this.readCallback(prepareOp(this.arena.view, header), message, destinations);
+        }
     }
 
     /** The slot's prepare changed: nothing of it is written yet, older images do not count. */
@@ -478,9 +735,9 @@ export class Journal {
         const first = sector * headersPerSector;
         for (let index = 0; index < headersPerSector; index++) {
             if ((durableSlots & (1 << index)) === 0) continue;
-            const message = this.prepares[first + index] ?? null;
-            if (message === null || this.durable[first + index] === 0) continue;
-            this.durableCallback(prepareOp(this.arena.view, message.offset));
+            const slot = first + index;
+            if (this.stored[slot] === 0 || this.durable[slot] === 0) continue;
+            this.durableCallback(prepareOp(this.arena.view, this.headerOffset(slot)));
         }
     }
 
@@ -493,7 +750,7 @@ export class Journal {
             const generation = write.sectorGenerations[index] ?? 0;
             if (generation === 0 || generation !== (this.generations[slot] ?? 0) + 1) continue;
             if (this.written[slot] === 0 || this.durable[slot] === 1) continue;
-            assert(this.prepares[slot] !== null);
+            assert(this.stored[slot] === 1);
             this.durable[slot] = 1;
             durableSlots |= 1 << index;
         }
@@ -603,19 +860,26 @@ export class Journal {
             if (write.message !== null) this.pool.unref(write.message);
             write.message = null;
         }
-        if (this.recoveryRead.message !== null) this.pool.unref(this.recoveryRead.message);
-        this.recoveryRead.message = null;
+        for (const read of this.reads) {
+            if (read.message !== null) this.pool.unref(read.message);
+            read.message = null;
+        }
+        for (const read of this.recoveryReads) {
+            if (read.message !== null) this.pool.unref(read.message);
+            read.message = null;
+        }
     }
 
     // -----------------------------------------------------------------------------------------
     // Recovery: read both rings, classify every slot (journal_recovery.ts), install the result.
 
-    private readonly recoveryRead: RecoveryRead;
+    private readonly recoveryReads: RecoveryRead[] = [];
     private recoveryCallback: ((ok: boolean) => void) | null = null;
     private recoveryCluster = 0;
     private recoverySolo = false;
-    /** Per slot during recovery: the pool message read from the prepares ring. */
-    private readonly recoveryPrepares: (Message | null)[] = [];
+    /** The next slot whose prepare a recovery read takes, and the slots classified so far. */
+    private recoverySlotNext = 0;
+    private recoverySlotsDone = 0;
     recoveryCases: Int32Array = new Int32Array(0);
 
     /** Reads the WAL and installs what it holds; `solo` selects the one-replica decisions. */
@@ -624,17 +888,18 @@ export class Journal {
         this.recoveryCallback = callback;
         this.recoveryCluster = cluster;
         this.recoverySolo = solo;
-        if (this.recoveryPrepares.length === 0) {
-            for (let slot = 0; slot < this.slotCount; slot++) this.recoveryPrepares.push(null);
-            this.recoveryCases = new Int32Array(this.slotCount);
-        }
-        this.recoveryRead.slot = -1;
-        this.recoveryRead.sector = -1;
+        if (this.recoveryCases.length === 0) this.recoveryCases = new Int32Array(this.slotCount);
+        this.recoverySlotNext = 0;
+        this.recoverySlotsDone = 0;
+        const read = this.recoveryReads[0];
+        assert(read !== undefined);
+        read.slot = -1;
+        read.sector = -1;
         this.recoveryHeaderSectorsFailed.fill(0);
-        this.recoveryPreparesFailed.fill(0);
+        this.recoveryPrepareKinds.fill(SlotKind.invalid);
         this.recoveryRewriteSectors.fill(0);
         this.storage.read(
-            this.recoveryRead,
+            read,
             this.recoveryHeaders,
             this.layout.walHeadersSize,
             this.layout.walHeadersOffset,
@@ -644,21 +909,66 @@ export class Journal {
     recoveryReadCallback(read: RecoveryRead): void {
         const failed = read.result !== IoResult.ok;
         if (failed) this.recoveryReadErrors++;
-        if (read.slot < 0 && !this.recoveryHeadersRead(read, failed)) return;
-        if (read.slot >= 0) {
-            if (failed) this.recoveryPreparesFailed[read.slot] = 1;
-            this.recoveryPrepares[read.slot] = read.message;
-            read.message = null;
-        }
-        read.slot++;
-        if (read.slot < this.slotCount) {
-            read.message = this.pool.acquire();
-            const offset = this.layout.walPreparesOffset + read.slot * this.messageSizeMax;
-            this.storage.read(read, read.message.offset, this.messageSizeMax, offset);
+        if (read.slot < 0) {
+            if (!this.recoveryHeadersRead(read, failed)) return;
+            // The headers ring is in: every recovery read now reads prepares.
+            for (const other of this.recoveryReads) {
+                other.message = this.pool.acquire();
+                this.recoveryPrepareNext(other);
+            }
             return;
         }
-        this.recoveryClassify();
-        this.recoveryDone();
+        if (!this.recoveryPrepareRead(read, failed)) return;
+        this.recoverySlotsDone++;
+        if (this.recoverySlotsDone === this.slotCount) {
+            for (const other of this.recoveryReads) {
+                if (other.message !== null) this.pool.unref(other.message);
+                other.message = null;
+            }
+            this.recoveryClassify();
+            this.recoveryDone();
+            return;
+        }
+        this.recoveryPrepareNext(read);
+    }
+
+    /** Starts the read of the next slot's prepare header sector, if any slot is left. */
+    private recoveryPrepareNext(read: RecoveryRead): void {
+        read.slot = -1;
+        if (this.recoverySlotNext === this.slotCount) return;
+        const message = read.message;
+        assert(message !== null);
+        read.slot = this.recoverySlotNext++;
+        read.stage = 0;
+        const offset = this.layout.walPreparesOffset + read.slot * this.messageSizeMax;
+        this.storage.read(read, message.offset, sectorSize, offset);
+    }
+
+    /**
+     * A prepare read completed: reads the rest of a valid prepare larger than a sector, else
+     * records the slot's prepare kind (and its header). Returns true once the slot is done.
+     */
+    private recoveryPrepareRead(read: RecoveryRead, failed: boolean): boolean {
+        const message = read.message;
+        assert(message !== null && read.slot >= 0);
+        const slot = read.slot;
+        const base = message.offset;
+        let kind: SlotKind = failed ? SlotKind.invalid : this.headerKind(base, slot);
+        if (kind === SlotKind.valid && read.stage === 0) {
+            const sizeAligned = alignUp(headerSizeOf(this.arena.view, base));
+            if (sizeAligned > sectorSize) {
+                read.stage = 1;
+                const offset = this.layout.walPreparesOffset + slot * this.messageSizeMax;
+                const rest = sizeAligned - sectorSize;
+                this.storage.read(read, base + sectorSize, rest, offset + sectorSize);
+                return false;
+            }
+        }
+        if (kind === SlotKind.valid) kind = this.bodyKind(base);
+        this.recoveryPrepareKinds[slot] = kind;
+        const target = this.recoveryPrepareHeaders + slot * headerSize;
+        this.arena.bytes.copyWithin(target, base, base + headerSize);
+        return true;
     }
 
     /**
@@ -688,11 +998,6 @@ export class Journal {
 
     private recoveryDone(): void {
         assert(this.recoveryCallback !== null);
-        for (let slot = 0; slot < this.slotCount; slot++) {
-            const message = this.recoveryPrepares[slot] ?? null;
-            if (message !== null) this.pool.unref(message);
-            this.recoveryPrepares[slot] = null;
-        }
         this.recoveryRewriteNext(0);
     }
 
@@ -713,12 +1018,17 @@ export class Journal {
         callback(true);
     }
 
-    private slotKind(base: number, slot: number, isPrepare: boolean): SlotKind {
+    /** The kind of a redundant header of the slot: its sector's read failed, or as headerKind. */
+    private redundantHeaderKind(slot: number): SlotKind {
+        const sector = Math.floor(slot / headersPerSector);
+        // Unreadable: whatever it held, it may matter.
+        if (this.recoveryHeaderSectorsFailed[sector] === 1) return SlotKind.invalid;
+        return this.headerKind(this.recoveryHeaders + slot * headerSize, slot);
+    }
+
+    /** Classifies a header read from either ring (the prepare's body is bodyKind's). */
+    private headerKind(base: number, slot: number): SlotKind {
         const view = this.arena.view;
-        const failed = isPrepare
-            ? this.recoveryPreparesFailed[slot] === 1
-            : this.recoveryHeaderSectorsFailed[Math.floor(slot / headersPerSector)] === 1;
-        if (failed) return SlotKind.invalid; // Unreadable: whatever it held, it may matter.
         if (allZero(this.arena.bytes, base, headerSize)) return SlotKind.reserved;
         if (!validHeaderChecksum(this.arena.bytes, base)) return SlotKind.invalid;
         if (invalidHeader(view, base, this.messageSizeMax) !== null) return SlotKind.invalid;
@@ -727,7 +1037,17 @@ export class Journal {
             return SlotKind.invalid;
         // In another slot's place: a misdirected write.
         if (prepareOp(view, base) % this.slotCount !== slot) return SlotKind.invalid;
-        if (!isPrepare) return SlotKind.valid;
+        return SlotKind.valid;
+    }
+
+    /** The body checksum of a prepare whose header is valid, read in full at `base`. */
+    private validBody(base: number): boolean {
+        return validBodyChecksum(this.arena.bytes, base, headerSizeOf(this.arena.view, base));
+    }
+
+    /** The body of a prepare whose header is valid, read in full at `base`. */
+    private bodyKind(base: number): SlotKind {
+        const view = this.arena.view;
         const size = headerSizeOf(view, base);
         if (!this.acceptCorruptPrepare && !validBodyChecksum(this.arena.bytes, base, size)) {
             return SlotKind.invalid;
@@ -741,13 +1061,12 @@ export class Journal {
         let opMax = -1;
         for (let slot = 0; slot < this.slotCount; slot++) {
             const header = this.recoveryHeaders + slot * headerSize;
-            if (this.slotKind(header, slot, false) === SlotKind.valid) {
+            if (this.redundantHeaderKind(slot) === SlotKind.valid) {
                 opMax = Math.max(opMax, prepareOp(view, header));
             }
-            const message = this.recoveryPrepares[slot] ?? null;
-            assert(message !== null);
-            if (this.slotKind(message.offset, slot, true) === SlotKind.valid) {
-                opMax = Math.max(opMax, prepareOp(view, message.offset));
+            if (this.recoveryPrepareKinds[slot] === SlotKind.valid) {
+                const prepare = this.recoveryPrepareHeaders + slot * headerSize;
+                opMax = Math.max(opMax, prepareOp(view, prepare));
             }
         }
         for (let slot = 0; slot < this.slotCount; slot++) this.recoverSlot(slot, opMax);
@@ -756,32 +1075,30 @@ export class Journal {
     private recoverSlot(slot: number, opMax: number): void {
         const view = this.arena.view;
         const header = this.recoveryHeaders + slot * headerSize;
-        const message = this.recoveryPrepares[slot] ?? null;
-        assert(message !== null);
-        const headerKind = this.slotKind(header, slot, false);
-        const prepareKind = this.slotKind(message.offset, slot, true);
+        const prepare = this.recoveryPrepareHeaders + slot * headerSize;
+        const headerKind = this.redundantHeaderKind(slot);
+        const prepareKind = (this.recoveryPrepareKinds[slot] ?? SlotKind.invalid) as SlotKind;
         let relation: Relation = Relation.none;
         if (headerKind === SlotKind.valid && prepareKind === SlotKind.valid) {
             const headerOp = prepareOp(view, header);
-            const op = prepareOp(view, message.offset);
-            if (u128Equal(view, header + Frame.checksum, message.offset + Frame.checksum)) {
+            const op = prepareOp(view, prepare);
+            if (u128Equal(view, header + Frame.checksum, prepare + Frame.checksum)) {
                 relation = Relation.identical;
             } else if (headerOp < op) relation = Relation.headerOlder;
             else if (headerOp > op) relation = Relation.headerNewer;
-            else if (headerView(view, header) < headerView(view, message.offset)) {
+            else if (headerView(view, header) < headerView(view, prepare)) {
                 // The op prepared again in a later view (its header write was lost): a header
                 // is written only after its prepare is durable, and a later view's log never
                 // brings back an older view's prepare of an op, so the prepare is the newer.
                 relation = Relation.headerOlder;
             } else relation = Relation.sameOpDifferent;
         }
-        const prepareIsMax =
-            prepareKind === SlotKind.valid && prepareOp(view, message.offset) === opMax;
+        const prepareIsMax = prepareKind === SlotKind.valid && prepareOp(view, prepare) === opMax;
         const row = recoveryCase(headerKind, prepareKind, relation, prepareIsMax);
         const decision = decide(row, this.recoverySolo);
         this.recoveryCases[slot] = recoveryCases.indexOf(row);
         if (decision === Decision.clean || decision === Decision.fix) {
-            this.installRecovered(slot, message);
+            this.installRecovered(slot, prepare);
             // The header on disk is stale: rewrite its sector before recovery reports done, so
             // that "durable" (prepare_ok) keeps meaning prepare and header on disk.
             if (decision === Decision.fix) {
@@ -793,34 +1110,48 @@ export class Journal {
         }
     }
 
-    /** Installs a prepare read from disk: already durable, no write. */
-    private installRecovered(slot: number, message: Message): void {
-        this.setHeader(message.offset);
-        assert(this.prepares[slot] === null);
-        this.prepares[slot] = this.pool.ref(message);
+    /** Installs a prepare found on disk (its header at `prepareHeader`): durable, not cached. */
+    private installRecovered(slot: number, prepareHeader: number): void {
+        this.setHeader(prepareHeader);
+        assert(this.stored[slot] === 0 && this.prepares[slot] === null);
+        this.stored[slot] = 1;
         this.durable[slot] = 1;
         this.written[slot] = 1;
     }
 
     /**
-     * Slot states: a prepare sits only under its own header; durable implies present; a faulty
-     * slot holds no prepare; one write per slot and per header sector, each held by a write.
+     * Slot states: a prepare sits only under its own header; cached and durable imply stored;
+     * unwritten implies cached; a faulty slot holds no prepare; the cache's maps agree; one
+     * write per slot and per header sector, each held by a write.
      */
     invariants(): void {
         const view = this.arena.view;
         let slotsWriting = 0;
+        let cached = 0;
         for (let slot = 0; slot < this.slotCount; slot++) {
             const message = this.prepares[slot] ?? null;
+            const entry = this.slotCacheEntries[slot] ?? -1;
             if (message !== null) {
                 const header = this.headerOffset(slot);
                 assert(u128Equal(view, header + Frame.checksum, message.offset + Frame.checksum));
+                assert(this.stored[slot] === 1);
+                assert(entry >= 0 && this.cacheEntrySlots[entry] === slot);
+                cached++;
+            } else {
+                assert(entry === -1);
+            }
+            if (this.stored[slot] === 1) {
+                assert(this.hasHeader(prepareOp(view, this.headerOffset(slot))));
                 assert(this.faulty[slot] === 0);
                 assert(this.durable[slot] === 0 || this.written[slot] === 1);
+                assert(this.written[slot] === 1 || message !== null);
             } else {
                 assert(this.durable[slot] === 0 && this.written[slot] === 0);
             }
             slotsWriting += this.writing[slot] ?? 0;
         }
+        assert(cached === this.cacheCount && cached <= this.prepareCacheMax);
+        assert(this.readsFree.length <= this.reads.length);
         let sectorsWriting = 0;
         for (let sector = 0; sector < this.sectorWriting.length; sector++) {
             sectorsWriting += this.sectorWriting[sector] ?? 0;
@@ -836,11 +1167,13 @@ export class Journal {
         assert(prepareWrites + sectorWrites === this.writesInFlight);
     }
 
-    /** Prepares held in memory (for pool accounting in tests). */
+    /** Prepares held in memory: the cache's (for pool accounting in tests). */
     preparesHeld(): number {
-        let count = 0;
-        for (let slot = 0; slot < this.slotCount; slot++) if (this.prepares[slot] !== null) count++;
-        return count;
+        return this.cacheCount;
+    }
+
+    get readsInFlight(): number {
+        return this.reads.length - this.readsFree.length;
     }
 
     get writesInFlight(): number {

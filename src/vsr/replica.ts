@@ -348,6 +348,7 @@ export class Replica {
             options.layout,
             (op) => this.journalDurableCallback(op),
             this.faults.acceptCorruptPrepare,
+            (op, prepare, destinations) => this.journalReadCallback(op, prepare, destinations),
         );
         this.sessions = new ClientSessions(config.clientsMax, options.pool, options.arena.view);
         this.superblock = new Superblock(options.arena, options.storage);
@@ -406,7 +407,9 @@ export class Replica {
     static messagesMax(config: Config, replicaCount: number): number {
         assert(replicaCount >= 1);
         return (
-            config.journalSlotCount + // A prepare per journal slot (the pipeline shares these).
+            config.prepareCacheMax + // The journal's prepare cache (the WAL itself is on disk).
+            config.journalReadsMax + // Prepare reads in flight (recovery's reads reuse these).
+            config.pipelinePrepareQueueMax + // The pipeline may hold prepares the cache evicted.
             config.journalWritesMax + // Writes in flight may hold prepares the journal released.
             config.clientsMax + // Requests queued for a prepare, at most one per session.
             config.clientsMax + // The latest reply of every session.
@@ -638,7 +641,7 @@ export class Replica {
     private recoverSoloTail(): boolean {
         const committed = this.superblock.u64(this.superblock.durable, SuperblockField.commitMax);
         for (let op = this.commitMin + 1; op <= this.op; op++) {
-            if (this.journal.isTrusted(op) && this.journal.prepare(op) !== null) continue;
+            if (this.journal.isTrusted(op) && this.journal.hasPrepare(op)) continue;
             if (op <= committed) return false;
             for (let k = this.op; k >= op; k--) this.journal.removeHeader(k);
             this.op = op - 1;
@@ -1017,7 +1020,8 @@ export class Replica {
             this.requestQueueCount > 0 &&
             this.pipelineCount < this.pipeline.length &&
             this.pipelineDurableBacklog() < preparesBeingWrittenMax &&
-            this.op + 1 < this.windowOpMax()
+            this.op + 1 < this.windowOpMax() &&
+            this.journal.prepareCacheRoom()
         ) {
             const prepare = this.pool.acquire();
             const requestCount = this.packRequests(prepare);
@@ -1025,7 +1029,8 @@ export class Replica {
             this.stampPrepare(prepare, requestCount);
             this.journal.setHeader(prepare.offset);
             this.op++;
-            this.journal.putPrepare(prepare);
+            const stored = this.journal.putPrepare(prepare);
+            assert(stored); // prepareCacheRoom() said it would be taken.
             this.journal.trust(this.op);
             const slot = (this.pipelineHead + this.pipelineCount) % this.pipeline.length;
             this.pipeline[slot] = prepare; // The pipeline takes over the acquire's reference.
@@ -1166,9 +1171,8 @@ export class Replica {
     private repairPrepare(message: Message, op: number): boolean {
         const checksum = message.offset + Frame.checksum;
         if (this.journal.hasHeaderWithChecksum(op, checksum)) {
-            if (this.journal.prepare(op) === null) {
-                this.journal.putPrepare(message);
-                this.stats.preparesRepaired++;
+            if (!this.journal.hasPrepare(op)) {
+                if (this.journal.putPrepare(message)) this.stats.preparesRepaired++;
                 this.commitJournal();
                 this.primaryViewChangeProgress();
             } else if (this.journal.isDurable(op)) {
@@ -1345,8 +1349,15 @@ export class Replica {
         ) {
             const op = this.commitMin + 1;
             if (!this.journal.isTrusted(op)) return;
-            const prepare = this.journal.prepare(op);
-            if (prepare === null) return;
+            const prepare = this.pipelinePrepareOf(op) ?? this.journal.readPrepare(op, -1);
+            if (prepare === null) {
+                // On disk (a read is on its way: journalReadCallback resumes) or missing
+                // (repair fetches it). Read the next few committed ones meanwhile (a few: this
+                // runs per message, and the window spans thousands of ops).
+                const ahead = op + this.config.journalReadsMax;
+                this.journal.prefetch(op + 1, Math.min(this.commitMax, this.op, ahead));
+                return;
+            }
             // The chain links this op to the last one executed; anything else is divergence.
             assert(u128Equal(this.memory, prepare.offset + Prepare.parent, this.commitMinChecksum));
             this.commitPrepare(prepare, op);
@@ -1359,6 +1370,23 @@ export class Replica {
                 else this.checkpointStart();
             }
         }
+    }
+
+    /**
+     * The primary's pipeline holds its uncommitted prepares: execution takes them from there,
+     * never waiting for a read of one the journal's cache dropped (the primary commits its
+     * pipeline synchronously).
+     */
+    private pipelinePrepareOf(op: number): Message | null {
+        if (!this.primary || this.pipelineCount === 0) return null;
+        const head = this.pipeline[this.pipelineHead] ?? null;
+        assert(head !== null);
+        const index = op - prepareOp(this.memory, head.offset);
+        if (index < 0 || index >= this.pipelineCount) return null;
+        const prepare = this.pipeline[(this.pipelineHead + index) % this.pipeline.length] ?? null;
+        assert(prepare !== null);
+        if (!this.journal.hasHeaderWithChecksum(op, prepare.offset + Frame.checksum)) return null;
+        return prepare;
     }
 
     /** Executes every request batched in the prepare and records (and sends) each reply. */
@@ -2079,12 +2107,19 @@ export class Replica {
         if (this.status !== Status.viewChange || !this.primary || !this.viewChangeLogInstalled)
             return;
         for (let op = this.commitMin + 1; op <= this.op; op++) {
-            if (!this.journal.isTrusted(op) || this.journal.prepare(op) === null) return;
+            if (!this.journal.isTrusted(op) || !this.journal.hasPrepare(op)) return;
         }
         this.commitJournal();
         // Execution may pause at a checkpoint: finish once it resumes and catches up. Without
         // state (awaiting state sync) it cannot execute at all: it leads once synced.
         if (this.commitMin < this.commitMax || this.stateMissing) return;
+        // The pipeline takes the uncommitted prepares: read back any the cache dropped (the
+        // read callback comes back here).
+        let cached = true;
+        for (let op = this.commitMax + 1; op <= this.op; op++) {
+            if (this.journal.readPrepare(op, -1) === null) cached = false;
+        }
+        if (!cached) return;
         this.primaryFinishViewChange();
     }
 
@@ -2653,7 +2688,7 @@ export class Replica {
         let budget = this.config.pipelinePrepareQueueMax;
         for (let op = this.commitMin + 1; op <= this.op && budget > 0; op++) {
             if (this.journal.isTrusted(op)) {
-                if (this.journal.prepare(op) !== null) continue;
+                if (this.journal.hasPrepare(op)) continue;
                 const header = this.journal.headerOffset(this.journal.slotOf(op));
                 this.sendRequestPrepare(this.repairPeer(), op, header + Frame.checksum);
                 budget--;
@@ -2702,17 +2737,23 @@ export class Replica {
         const replica = headerReplica(this.memory, base);
         if (replica === this.replica) return;
         const op = readU64(this.memory, base + RequestPrepare.prepareOp);
-        const prepare = this.journal.prepare(op);
-        if (prepare === null) return;
-        if (
-            !u128Equal(
-                this.memory,
-                prepare.offset + Frame.checksum,
-                base + RequestPrepare.prepareChecksum,
-            )
-        )
-            return;
-        this.bus.sendToReplica(replica, prepare);
+        if (!this.journal.hasHeaderWithChecksum(op, base + RequestPrepare.prepareChecksum)) return;
+        // From the cache, or once read from disk (journalReadCallback sends it then).
+        const prepare = this.journal.readPrepare(op, replica);
+        if (prepare !== null) this.bus.sendToReplica(replica, prepare);
+    }
+
+    /**
+     * A prepare read back from disk landed: answer the replicas that asked for it, then resume
+     * whatever waited for it (execution, a new primary's pipeline).
+     */
+    private journalReadCallback(op: number, prepare: Message, destinations: number): void {
+        assert(this.journal.hasHeaderWithChecksum(op, prepare.offset + Frame.checksum));
+        for (let replica = 0; replica < this.replicaCount; replica++) {
+            if ((destinations & (1 << replica)) !== 0) this.bus.sendToReplica(replica, prepare);
+        }
+        this.commitJournal();
+        this.primaryViewChangeProgress();
     }
 
     private onRequestHeaders(message: Message): void {

@@ -54,7 +54,7 @@ import {
     recoveryCases,
 } from "../../src/vsr/journal_recovery.js";
 import { layout } from "../../src/vsr/layout.js";
-import { MessagePool } from "../../src/vsr/message_pool.js";
+import { type Message, MessagePool } from "../../src/vsr/message_pool.js";
 import { EioStorage } from "./eio_storage.js";
 
 const slotCount = config.journalSlotCount; // 64
@@ -67,7 +67,7 @@ const prepareSize = headerSize + batchEntryHeaderSize;
 /** Pool messages: recovery holds one per slot while it classifies, the journal one per slot. */
 const messagesMax = 2 * slotCount + config.journalWritesMax + 4;
 const journalRegionBytes =
-    2 * dataLayout.walHeadersSize + config.journalWritesMax * sectorSize + 4 * sectorSize;
+    3 * dataLayout.walHeadersSize + config.journalWritesMax * sectorSize + 4 * sectorSize;
 
 /**
  * One arena per test or property run (so a failed run cannot leak pool messages into the next
@@ -219,6 +219,21 @@ function recover(journal: Journal, storage: SimStorage, solo: boolean): void {
     assert.equal(result, true);
 }
 
+/** Reads the prepare of `op` through the journal's read path (a miss, then a landed read). */
+function readBack(journal: Journal, storage: SimStorage, op: number): Message {
+    const misses = journal.cacheMisses;
+    assert.equal(journal.readPrepare(op, -1), null);
+    assert.equal(journal.cacheMisses, misses + 1);
+    for (let ticks = 0; journal.readsInFlight > 0; ticks++) {
+        assert.ok(ticks < 100_000, "the read did not land");
+        storage.tick();
+    }
+    const message = journal.readPrepare(op, -1);
+    assert.ok(message !== null, "the prepare read back is cached");
+    assert.equal(journal.readErrors, 0);
+    return message;
+}
+
 // ---------------------------------------------------------------------------------------------
 // One test per row: the row's inputs, written as bytes into slot 5.
 
@@ -260,6 +275,7 @@ function writeCase(world: World, storage: SimStorage, row: RecoveryCase): CaseOp
 /** The slot's state after recovery matches the decision. */
 function checkDecision(
     world: World,
+    storage: SimStorage,
     journal: Journal,
     row: RecoveryCase,
     decision: Decision,
@@ -271,8 +287,10 @@ function checkDecision(
         case Decision.fix: {
             const checksumOffset = world.scratchPrepare + Frame.checksum;
             assert.ok(journal.hasHeaderWithChecksum(opOfPrepare, checksumOffset));
-            const message = journal.prepare(opOfPrepare);
-            assert.ok(message !== null);
+            // Recovery caches nothing: the prepare is read back from disk, as commit would.
+            assert.equal(journal.prepare(opOfPrepare), null);
+            assert.ok(journal.hasPrepare(opOfPrepare));
+            const message = readBack(journal, storage, opOfPrepare);
             assert.ok(world.sameBytes(message.offset, world.scratchPrepare, prepareSize));
             assert.ok(journal.isDurable(opOfPrepare));
             assert.equal(journal.isFaulty(opOfPrepare), false);
@@ -284,6 +302,9 @@ function checkDecision(
             const op = row.header === SlotKind.valid ? headerOp : caseSlot;
             assert.equal(journal.isFaulty(op), true);
             assert.equal(journal.prepare(op), null);
+            assert.equal(journal.hasPrepare(op), false);
+            assert.equal(journal.readPrepare(op, -1), null);
+            assert.equal(journal.readsInFlight, 0);
             assert.equal(journal.isDurable(op), false);
             // The header is installed exactly when H was valid (and then it is H, not P).
             assert.equal(journal.hasHeader(op), row.header === SlotKind.valid);
@@ -319,7 +340,7 @@ function runCase(row: RecoveryCase, solo: boolean): void {
         const neighbour = slot === caseSlot + 1 && row.prepareOpMax === false;
         assert.equal(journal.recoveryCases[slot], caseIndex(neighbour ? "@P" : "@L"));
     }
-    checkDecision(world, journal, row, decide(row, solo), ops);
+    checkDecision(world, storage, journal, row, decide(row, solo), ops);
     journal.releaseAll();
     assert.equal(world.pool.free, messagesMax, "recovery leaked pool messages");
 }
@@ -500,7 +521,7 @@ test("journal recovery re-reads the header ring sector by sector when its one re
     assert.equal(journal.recoveryCases[caseSlot], caseIndex("@E"));
     assert.equal(journal.isFaulty(caseSlot), true);
     assert.equal(journal.recoveryCases[caseSlot + 15], caseIndex("@P"));
-    assert.ok(journal.prepare(caseSlot + 15) !== null);
+    assert.ok(journal.hasPrepare(caseSlot + 15));
     // Empty slots of the failed sector are faulty too (@D: a header was perhaps there): all 16
     // slots of sector 0 and none of the others.
     assert.equal(journal.recoveryCases[caseSlot + 1], caseIndex("@D"));
@@ -697,8 +718,10 @@ class Harness {
                 op = prepareOp(view, header);
                 assert.equal(op % slotCount, slot);
                 assert.ok(op >= 1 && op < model.nextOp, `slot ${slot}: op ${op} never appended`);
-                const message = journal.prepare(op);
-                if (message !== null) {
+                // Recovery caches nothing: read back what it kept, through the read path.
+                assert.equal(journal.prepare(op), null);
+                if (journal.hasPrepare(op)) {
+                    const message = readBack(journal, this.storage, op);
                     this.world.buildPrepare(scratchCanonical, { op });
                     assert.ok(
                         this.world.sameBytes(message.offset, scratchCanonical, prepareSize),
@@ -723,7 +746,7 @@ class Harness {
             cases.set(row, (cases.get(row) ?? 0) + 1);
             const intact = model.intact[slot] ?? 0;
             if (intact > 0) model.coverage.intactChecked++;
-            if (intact > 0 && journal.prepare(intact) === null) {
+            if (intact > 0 && !journal.hasPrepare(intact)) {
                 model.coverage.intactFaulty++;
                 // With peers, a prepare beside an unreadable header below the head is repaired
                 // from them (@E): it must then be faulty, never dropped or replaced.
@@ -732,7 +755,7 @@ class Harness {
                     `slot ${slot}: durable op ${intact} not recovered (case ${row})`,
                 );
             }
-            if (op >= 1 && journal.prepare(op) !== null) {
+            if (op >= 1 && journal.hasPrepare(op)) {
                 model.intact[slot] = op;
                 model.corrupted[slot] = 0; // Read back whole: these bytes are the durable ones.
             }
