@@ -119,6 +119,8 @@ export class SimClient {
     /** False once the simulation stops issuing new requests (the liveness phase). */
     issuing = true;
     requestsCompleted = 0;
+    /** KV requests issued since start (requestNumber restarts with each new session). */
+    requestsIssued = 0;
     private registerAttempts = 0;
     evictions = 0;
 
@@ -185,6 +187,7 @@ export class SimClient {
         this.arena.bytes.copyWithin(base + Request.client, this.idOffset, this.idOffset + 16);
         if (operation === Operation.kv) {
             this.requestNumber++;
+            this.requestsIssued++;
             writeU64(view, base + Request.session, this.session);
             view.setUint32(base + Request.request, this.requestNumber, true);
         } else {

@@ -114,7 +114,7 @@ export class TraceRecorder {
     /** Finished buckets (flush() closes the one being filled). */
     readonly series: TraceSeries;
     private readonly bucketsLimit: number;
-    private requestNumbers = 0;
+    private requestsIssued = 0;
     private repliesSeen = 0;
     private droppedSeen = 0;
     private bucketRequests = 0;
@@ -283,11 +283,11 @@ export class TraceRecorder {
 
     private observeClients(cluster: Cluster): void {
         let requests = 0;
-        for (const client of cluster.clients) requests += client.requestNumber;
+        for (const client of cluster.clients) requests += client.requestsIssued;
         const replies = cluster.requestsCompleted;
-        this.bucketRequests += Math.max(0, requests - this.requestNumbers);
+        this.bucketRequests += requests - this.requestsIssued;
         this.bucketReplies += replies - this.repliesSeen;
-        this.requestNumbers = requests;
+        this.requestsIssued = requests;
         this.repliesSeen = replies;
     }
 

@@ -52,7 +52,7 @@ async function metrics(cluster: LocalCluster, replica: number): Promise<string> 
 }
 
 test("vsr format --kv-entries sizes the table and grid; vsr start reads it from the file", {
-    timeout: 120_000,
+    timeout: 600_000,
 }, async (t) => {
     const scope = Scope.create(t);
     const formatProc = await scope.run([
@@ -85,6 +85,18 @@ test("vsr format --kv-entries sizes the table and grid; vsr start reads it from 
     assert.ok(report.errors > 0, "puts beyond capacity answer table_full");
     assert.equal(report.lost, 0);
     assert.equal(report.verified, report.acked);
+    // Then one client, one op per call (a prepare per request), until the first checkpoint (the
+    // long WAL takes one per production.checkpointOps ops). Its puts of new keys answer
+    // table_full, which commits an op all the same: the load may exit 1 (no put acknowledged).
+    for (let run = 0; ; run++) {
+        const status = (await cluster.statuses())[0];
+        if (status !== null && status !== undefined && status.checkpoint > 0) break;
+        assert.ok(run < 8, "a checkpoint within 8 loads");
+        const args = ["--clients=1", `--requests=${production.checkpointOps}`];
+        const proc = scope.spawn(["load", ...cluster.clientArgs(), ...args]);
+        const exit = await proc.waitExit(120_000);
+        assert.ok(exit.code === 0 || exit.code === 1, proc.describe());
+    }
     const before = await metrics(cluster, 0);
     assert.equal(metric(before, "vsr_kv_entries_max"), 1024);
     assert.ok(metric(before, "vsr_checkpoint_blocks_written_total") > 0, "grid blocks written");
@@ -121,7 +133,7 @@ function damageGrid(path: string, kvEntriesMax: number, count: number, prng: PRN
 }
 
 test("a backup killed -9 under load, its grid blocks then corrupted, repairs and loses nothing", {
-    timeout: 240_000,
+    timeout: 400_000,
 }, async (t) => {
     const seed = Number(process.env["VSR_GRID_SEED"] ?? randomInt(1, 2 ** 47));
     t.diagnostic(`VSR_GRID_SEED=${seed}`);
@@ -133,7 +145,8 @@ test("a backup killed -9 under load, its grid blocks then corrupted, repairs and
     ]);
     cluster.startAll();
     await cluster.waitReady(readyTimeoutMs);
-    const seconds = 24;
+    // Long enough for the victim's first checkpoint (one per production.checkpointOps ops).
+    const seconds = 60;
     const load = scope.spawn([
         "load",
         ...cluster.clientArgs(),
@@ -147,8 +160,16 @@ test("a backup killed -9 under load, its grid blocks then corrupted, repairs and
     const primary = await waitFor("a primary", 15_000, () => cluster.primary());
     const victim = (primary.replica + 1) % 3;
     for (let round = 0; round < 2; round++) {
-        // Under this load a checkpoint (every 448 ops) is often in flight.
         await sleep(2000 + prng.int(3000));
+        if (round === 1) {
+            // Its grid must hold a checkpoint's blocks before they are damaged.
+            await waitFor("the victim's first checkpoint", seconds * 1000, async () => {
+                const status = (await cluster.statuses())[victim];
+                return status !== null && status !== undefined && status.checkpoint > 0
+                    ? status
+                    : null;
+            });
+        }
         cluster.node(victim).kill("SIGKILL");
         await cluster.node(victim).waitExit(10_000);
         if (round === 1) damageGrid(cluster.files[victim]!, kvEntriesMax, 64, prng);

@@ -73,7 +73,7 @@ test("the series stays within its bucket bound and its counts add up", () => {
     assert.equal(sum(series.replies), cluster.requestsCompleted);
     assert.equal(sum(series.packets_dropped), cluster.network.stats.packetsDropped);
     let requests = 0;
-    for (const client of cluster.clients) requests += client.requestNumber;
+    for (const client of cluster.clients) requests += client.requestsIssued;
     assert.equal(sum(series.requests), requests);
     for (let index = 1; index < series.commit.length; index++) {
         assert.ok(series.commit[index]! >= series.commit[index - 1]!, "commit never goes back");
