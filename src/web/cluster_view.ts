@@ -34,6 +34,23 @@ export interface StatusFields {
     requestsReplied: number;
 }
 
+/** A report with every field zero (a replica's own, before its first sample). */
+export function zeroStatusFields(): StatusFields {
+    return {
+        view: 0,
+        logView: 0,
+        status: 0,
+        primary: 0,
+        op: 0,
+        commitMin: 0,
+        commitMax: 0,
+        checkpointOp: 0,
+        requestLatencyUsP50: 0,
+        requestLatencyUsP99: 0,
+        requestsReplied: 0,
+    };
+}
+
 const statusNames: readonly string[] = ["normal", "view_change", "recovering"];
 
 export class ClusterView {

@@ -9,7 +9,7 @@ import type { Histogram } from "../io/metrics.js";
 import { assert } from "../stdx/assert.js";
 import { type Replica, Status } from "../vsr/replica.js";
 import { PageAssets } from "./assets.js";
-import { ClusterView, type StatusFields } from "./cluster_view.js";
+import { ClusterView, type StatusFields, zeroStatusFields } from "./cluster_view.js";
 import { LatencyWindow, StatusReport } from "./status_report.js";
 
 export class LivePage {
@@ -18,19 +18,7 @@ export class LivePage {
     private readonly assets = new PageAssets();
     private readonly statusReport: StatusReport;
     private readonly latencyWindow: LatencyWindow;
-    private readonly fields: StatusFields = {
-        view: 0,
-        logView: 0,
-        status: 0,
-        primary: 0,
-        op: 0,
-        commitMin: 0,
-        commitMax: 0,
-        checkpointOp: 0,
-        requestLatencyUsP50: 0,
-        requestLatencyUsP99: 0,
-        requestsReplied: 0,
-    };
+    private readonly fields: StatusFields = zeroStatusFields();
 
     /** Throws when the page's files are missing (an installation error). */
     constructor(cluster: number, replica: number, replicaCount: number, requests: Histogram) {

@@ -15,7 +15,15 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { test } from "node:test";
-import { LocalCluster, Scope, type Status, hasStackTrace, sleep, waitFor } from "./harness.js";
+import {
+    hasStackTrace,
+    type LoadJson,
+    LocalCluster,
+    Scope,
+    sleep,
+    type Status,
+    waitFor,
+} from "./harness.js";
 
 /** Bounds, generous for a loaded 2-core machine. */
 const readyTimeoutMs = 30_000;
@@ -23,16 +31,6 @@ const failoverTimeoutMs = 20_000;
 const convergeTimeoutMs = 30_000;
 const loadSeconds = 8;
 
-interface LoadJson {
-    ops: number;
-    seconds: number;
-    ops_per_s: number;
-    latency_us: { p50: number; p99: number; p999: number; max: number };
-    errors: number;
-    acked: number;
-    verified: number;
-    lost: number;
-}
 
 test("a 3-replica cluster keeps every acknowledged write through a primary kill -9", {
     timeout: 120_000,

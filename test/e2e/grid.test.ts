@@ -20,18 +20,20 @@ import { readIdentity } from "../../src/io/node.js";
 import { KvStateMachine } from "../../src/state_machine/kv.js";
 import { PRNG } from "../../src/stdx/prng.js";
 import { layout } from "../../src/vsr/layout.js";
-import { LocalCluster, Scope, type Status, httpGet, metric, sleep, waitFor } from "./harness.js";
+import {
+    httpGet,
+    type LoadJson,
+    LocalCluster,
+    metric,
+    Scope,
+    sleep,
+    type Status,
+    waitFor,
+} from "./harness.js";
 
 const readyTimeoutMs = 30_000;
 const convergeTimeoutMs = 90_000;
 
-interface LoadJson {
-    ops: number;
-    errors: number;
-    acked: number;
-    verified: number;
-    lost: number;
-}
 
 async function loadReport(
     scope: Scope,

@@ -211,6 +211,18 @@ export async function waitFor<T>(
     }
 }
 
+/** What `vsr load --json` reports (the fields the tests read). */
+export interface LoadJson {
+    ops: number;
+    seconds: number;
+    ops_per_s: number;
+    latency_us: { p50: number; p99: number; p999: number; max: number };
+    errors: number;
+    acked: number;
+    verified: number;
+    lost: number;
+}
+
 export interface Status {
     readonly cluster: number;
     readonly replica: number;

@@ -18,27 +18,21 @@ import { KvStateMachine } from "../../src/state_machine/kv.js";
 import { PRNG } from "../../src/stdx/prng.js";
 import { type Layout, layout } from "../../src/vsr/layout.js";
 import {
-    LocalCluster,
-    type Proc,
-    Scope,
-    type Status,
     hasStackTrace,
     httpGet,
+    type LoadJson,
+    LocalCluster,
     metric,
+    type Proc,
+    Scope,
     sleep,
+    type Status,
     waitFor,
 } from "./harness.js";
 
 const readyTimeoutMs = 30_000;
 const convergeTimeoutMs = 90_000;
 
-interface LoadJson {
-    ops: number;
-    errors: number;
-    acked: number;
-    verified: number;
-    lost: number;
-}
 
 /** The layout `vsr format` gives a data file (the CLI formats with the production preset). */
 function fileLayout(): Layout {

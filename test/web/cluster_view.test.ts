@@ -15,6 +15,7 @@ import {
     type StatusFields,
     downAfterMs,
     historyPointsMax,
+    zeroStatusFields,
 } from "../../src/web/cluster_view.js";
 import { LatencyWindow, StatusReport, bucketQuantile } from "../../src/web/status_report.js";
 
@@ -36,17 +37,7 @@ const statusFields: fc.Arbitrary<StatusFields> = fc.record({
 
 function fields(overrides: Partial<StatusFields>): StatusFields {
     return {
-        view: 0,
-        logView: 0,
-        status: 0,
-        primary: 0,
-        op: 0,
-        commitMin: 0,
-        commitMax: 0,
-        checkpointOp: 0,
-        requestLatencyUsP50: 0,
-        requestLatencyUsP99: 0,
-        requestsReplied: 0,
+        ...zeroStatusFields(),
         ...overrides,
     };
 }
