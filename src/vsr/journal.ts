@@ -237,8 +237,6 @@ export class Journal {
     private readonly recoveryRewriteSectors: Uint8Array;
     /** The header sector recovery is rewriting (before it reports done), else -1. */
     private recoveryRewriteSector = -1;
-    /** Header sectors recovery rewrote because a slot's header on disk was stale. */
-    recoveryHeadersRewritten = 0;
     private writePendingCount = 0;
     /** Per header sector: a write of it is in flight. */
     private readonly sectorWriting: Uint8Array;
@@ -1009,7 +1007,6 @@ export class Journal {
             const write = this.writesFree.pop();
             assert(write !== undefined); // Nothing else writes while recovery runs.
             this.recoveryRewriteSector = sector;
-            this.recoveryHeadersRewritten++;
             return this.headerSectorWrite(write, sector);
         }
         const callback = this.recoveryCallback;

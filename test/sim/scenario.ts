@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 
+import { headerSize } from "../../src/constants.js";
 import { Cluster, type CrashOptions, noClockFaultOptions } from "../../src/sim/cluster.js";
 import { noStorageFaults } from "../../src/sim/storage.js";
 import { defaultSimOptions, swarmClusterOptions } from "../../src/sim/vopr.js";
@@ -46,4 +47,15 @@ export function tickUntil(cluster: Cluster, ticksMax: number, done: () => boolea
         assert.equal(cluster.checkers.violation, null, `seed ${cluster.options.seed}`);
     }
     return done();
+}
+
+/** Flips a byte of the WAL header and of the prepare in the slot of `op`: both unreadable. */
+export function corruptSlot(cluster: Cluster, replica: number, op: number): void {
+    const data = cluster.storages[replica]!.data;
+    const dataLayout = cluster.dataLayout;
+    const slot = op % cluster.options.config.journalSlotCount;
+    const header = dataLayout.walHeadersOffset + slot * headerSize;
+    const prepare = dataLayout.walPreparesOffset + slot * cluster.options.config.messageSizeMax;
+    data[header + 40] = (data[header + 40] ?? 0) ^ 0xff;
+    data[prepare + 40] = (data[prepare + 40] ?? 0) ^ 0xff;
 }

@@ -12,24 +12,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { headerSize } from "../../src/constants.js";
 import type { Cluster } from "../../src/sim/cluster.js";
 import { Command, headerCommand, prepareOp } from "../../src/vsr/header.js";
 import type { Message } from "../../src/vsr/message_pool.js";
 import { Status } from "../../src/vsr/replica.js";
 import { viewHeadersMax } from "../../src/vsr/superblock.js";
-import { calmCluster, tickUntil } from "../sim/scenario.js";
-
-/** Flips a byte of the WAL header and of the prepare in the slot of `op`: both unreadable. */
-function corruptSlot(cluster: Cluster, replica: number, op: number): void {
-    const data = cluster.storages[replica]!.data;
-    const dataLayout = cluster.dataLayout;
-    const slot = op % cluster.options.config.journalSlotCount;
-    const header = dataLayout.walHeadersOffset + slot * headerSize;
-    const prepare = dataLayout.walPreparesOffset + slot * cluster.options.config.messageSizeMax;
-    data[header + 40] = (data[header + 40] ?? 0) ^ 0xff;
-    data[prepare + 40] = (data[prepare + 40] ?? 0) ^ 0xff;
-}
+import { calmCluster, corruptSlot, tickUntil } from "../sim/scenario.js";
 
 /** Flips the first byte of both checkpoint copies' KV images: neither verifies. */
 function corruptCheckpoints(cluster: Cluster, replica: number): void {

@@ -11,21 +11,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { headerSize } from "../../src/constants.js";
-import type { Cluster } from "../../src/sim/cluster.js";
-import { calmCluster, tickUntil } from "../sim/scenario.js";
+import { calmCluster, corruptSlot, tickUntil } from "../sim/scenario.js";
 import { Status } from "../../src/vsr/replica.js";
-
-/** Flips a byte of the WAL header and of the prepare in the slot of `op`: both unreadable. */
-function corruptSlot(cluster: Cluster, replica: number, op: number): void {
-    const data = cluster.storages[replica]!.data;
-    const dataLayout = cluster.dataLayout;
-    const slot = op % cluster.options.config.journalSlotCount;
-    const header = dataLayout.walHeadersOffset + slot * headerSize;
-    const prepare = dataLayout.walPreparesOffset + slot * cluster.options.config.messageSizeMax;
-    data[header + 40] = (data[header + 40] ?? 0) ^ 0xff;
-    data[prepare + 40] = (data[prepare + 40] ?? 0) ^ 0xff;
-}
 
 // A head within a pipeline of the root (before the fix, the view change dropped it and the next
 // view committed another op there), and a head further up (the suffix must reach its anchor).
