@@ -34,10 +34,16 @@
 //
 // Header sectors: at most one write per sector is in flight, so an older image never lands after
 // a newer one; a sector that changes while written is marked dirty and written again (coalesced)
-// once the write in flight completes. Errors: a failed prepare write is retried (the prepare
-// stays not durable, never acknowledged, until a write succeeds); a failed header-sector write is
-// retried; a failed recovery read makes the slot (or the header sector) invalid, so recovery marks
-// it faulty and repairs it from peers (see below).
+// once the write in flight completes. Group commit: a prepare whose write completes while other
+// prepare writes of its sector are still in flight does not write the sector itself; the last of
+// them to complete writes one image covering them all (a pipeline of prepares writes about one
+// header sector per sector's worth in flight, not one per prepare). That only delays a header
+// write, never reorders it after its prepare, so recovery sees nothing new; it is bounded, since
+// a sector holds headersPerSector slots and each slot has at most one prepare write in flight.
+// Errors: a failed prepare write is retried (the prepare stays not durable, never acknowledged,
+// until a write succeeds); a failed header-sector write is retried; a failed recovery read makes
+// the slot (or the header sector) invalid, so recovery marks it faulty and repairs it from peers
+// (see below).
 //
 // Recovery rewrites, before it reports done, every header sector holding a slot it fixed (a
 // valid prepare beside a stale header), so "durable" means the same after a restart. A sector
@@ -238,6 +244,21 @@ export class Journal {
     /** The header sector recovery is rewriting (before it reports done), else -1. */
     private recoveryRewriteSector = -1;
     private writePendingCount = 0;
+    /**
+     * Slots whose prepare write waits for a free write, oldest first (a ring over slotCount
+     * entries, each slot at most once, per writePendingQueued): a released write takes the
+     * oldest in O(1) instead of scanning every slot.
+     */
+    private readonly writePendingRing: Int32Array;
+    private readonly writePendingQueued: Uint8Array;
+    private writePendingHead = 0;
+    private writePendingQueuedCount = 0;
+    /** Per header sector: prepare writes of its slots in flight. */
+    private readonly sectorPrepareWrites: Uint8Array;
+    /** Per header sector: a written prepare waits for the last of those to write the sector. */
+    private readonly sectorHeaderWanted: Uint8Array;
+    /** Header-sector writes left to the last prepare write of the sector (group commit). */
+    headerWritesDeferred = 0;
     /** Per header sector: a write of it is in flight. */
     private readonly sectorWriting: Uint8Array;
     /** Per header sector: it changed since the image in flight was taken (write it again). */
@@ -289,11 +310,16 @@ export class Journal {
         this.generations = new Float64Array(this.slotCount);
         this.writing = new Uint8Array(this.slotCount);
         this.writePending = new Uint8Array(this.slotCount);
+        this.writePendingRing = new Int32Array(this.slotCount);
+        this.writePendingQueued = new Uint8Array(this.slotCount);
         this.faulty = new Uint8Array(this.slotCount);
         this.trustedSlots = new Uint8Array(this.slotCount);
         assert(this.slotCount % headersPerSector === 0);
         this.sectorWriting = new Uint8Array(this.slotCount / headersPerSector);
         this.sectorDirty = new Uint8Array(this.slotCount / headersPerSector);
+        assert(headersPerSector <= 255); // sectorPrepareWrites counts at most one write a slot.
+        this.sectorPrepareWrites = new Uint8Array(this.slotCount / headersPerSector);
+        this.sectorHeaderWanted = new Uint8Array(this.slotCount / headersPerSector);
         this.recoveryHeaders = arena.allocate(dataLayout.walHeadersSize, sectorSize);
         this.recoveryHeaderSectorsFailed = new Uint8Array(dataLayout.walHeadersSize / sectorSize);
         this.recoveryPrepareHeaders = arena.allocate(dataLayout.walHeadersSize, sectorSize);
@@ -582,6 +608,12 @@ export class Journal {
         if (this.writePending[slot] === 1) return;
         this.writePending[slot] = 1;
         this.writePendingCount++;
+        if (this.writePendingQueued[slot] === 1) return; // Still queued from an earlier mark.
+        assert(this.writePendingQueuedCount < this.slotCount);
+        const tail = (this.writePendingHead + this.writePendingQueuedCount) % this.slotCount;
+        this.writePendingRing[tail] = slot;
+        this.writePendingQueued[slot] = 1;
+        this.writePendingQueuedCount++;
     }
 
     private writeStart(slot: number): void {
@@ -595,6 +627,7 @@ export class Journal {
         }
         assert(write.slot === -1 && write.sector === -1 && write.message === null);
         this.writing[slot] = 1;
+        this.sectorPrepareWrites[Math.floor(slot / headersPerSector)]! += 1;
         write.slot = slot;
         write.message = this.pool.ref(message);
         write.stage = 0;
@@ -615,22 +648,24 @@ export class Journal {
         assert(message !== null && slot >= 0);
         const current = this.prepares[slot] ?? null;
         const ok = write.result === IoResult.ok;
+        const sector = Math.floor(slot / headersPerSector);
+        assert(this.sectorPrepareWrites[sector]! > 0);
+        this.sectorPrepareWrites[sector]! -= 1;
         if (!ok) {
             this.writeErrors++;
             // Retried once this write is released (writePrepareDone restarts pending slots): the
             // prepare stays not durable, so it is never acknowledged meanwhile.
             if (current === message) this.markWritePending(slot);
-            this.writePrepareDone(write);
-            this.writeRelease(write);
-            return;
-        }
-        const sector = Math.floor(slot / headersPerSector);
-        if (current === message) this.written[slot] = 1;
-        this.writePrepareDone(write);
-        if (current === message) {
+        } else if (current === message) {
             // Durable (and acknowledged) once its header sector lands too (see the top).
-            this.headerSectorWrite(write, sector);
+            this.written[slot] = 1;
+            this.sectorHeaderWanted[sector] = 1;
+        }
+        this.writePrepareDone(write);
+        if (this.sectorHeaderWanted[sector] === 1 && this.sectorPrepareWrites[sector] === 0) {
+            this.headerSectorWrite(write, sector); // Covers every written slot of the sector.
         } else {
+            if (ok && current === message) this.headerWritesDeferred++;
             this.writeRelease(write);
         }
     }
@@ -665,6 +700,9 @@ export class Journal {
      */
     private headerSectorWrite(write: JournalWrite, sector: number): void {
         assert(write.slot === -1 && write.message === null);
+        // The image taken now (or by the write in flight, once it lands) holds every slot
+        // written so far: no deferred header write is owed any more.
+        this.sectorHeaderWanted[sector] = 0;
         if (this.sectorWriting[sector] === 1) {
             this.sectorDirty[sector] = 1;
             this.writeRelease(write);
@@ -763,9 +801,18 @@ export class Journal {
         this.writePendingFlush();
     }
 
+    /**
+     * Starts waiting prepare writes, oldest first, while writes are free: O(1) a start. A queued
+     * slot whose own write is still in flight leaves the queue but stays pending:
+     * writePrepareDone restarts it when that write completes.
+     */
     private writePendingFlush(): void {
-        for (let slot = 0; slot < this.slotCount && this.writePendingCount > 0; slot++) {
-            if (this.writesFree.length === 0) return;
+        while (this.writePendingQueuedCount > 0 && this.writesFree.length > 0) {
+            const slot = this.writePendingRing[this.writePendingHead]!;
+            this.writePendingHead = (this.writePendingHead + 1) % this.slotCount;
+            this.writePendingQueuedCount--;
+            assert(this.writePendingQueued[slot] === 1);
+            this.writePendingQueued[slot] = 0;
             if (this.writePending[slot] === 0 || this.writing[slot] === 1) continue;
             this.writePending[slot] = 0;
             this.writePendingCount--;
@@ -1152,7 +1199,24 @@ export class Journal {
         let sectorsWriting = 0;
         for (let sector = 0; sector < this.sectorWriting.length; sector++) {
             sectorsWriting += this.sectorWriting[sector] ?? 0;
+            let slotWrites = 0;
+            const first = sector * headersPerSector;
+            for (let slot = first; slot < first + headersPerSector; slot++) {
+                slotWrites += this.writing[slot] ?? 0;
+            }
+            assert(this.sectorPrepareWrites[sector] === slotWrites);
+            // A deferred header write is owed only while a prepare write of the sector runs.
+            assert(this.sectorHeaderWanted[sector] === 0 || slotWrites > 0);
         }
+        let queued = 0;
+        for (let slot = 0; slot < this.slotCount; slot++) {
+            queued += this.writePendingQueued[slot] ?? 0;
+            // Pending and neither queued nor being written would never be started.
+            if (this.writePending[slot] === 1) {
+                assert(this.writePendingQueued[slot] === 1 || this.writing[slot] === 1);
+            }
+        }
+        assert(queued === this.writePendingQueuedCount);
         let prepareWrites = 0;
         let sectorWrites = 0;
         for (const write of this.writes) {

@@ -152,22 +152,47 @@ function assertHeadersOnDisk(w: World): void {
 test("header-sector writes of one sector are serialized, and the newest image lands last", () => {
     const w = world();
     put(w, 1, 0);
+    w.storage.complete(0, true); // Op 1's prepare lands: its header sector write starts.
+    assert.equal(w.storage.pending.length, 1);
     put(w, 2, 0); // Same header sector as op 1.
-    assert.equal(w.storage.pending.length, 2);
-    // Op 2's prepare lands first: its header sector write starts (not durable before it lands).
+    // Op 2's prepare lands while op 1's sector write is in flight: no second write of the sector.
     w.storage.complete(1, true);
     assert.deepEqual(w.durableOps, []);
-    // Op 1's prepare lands while op 2's sector write is in flight: no second write of the sector.
+    assert.equal(w.storage.pending.length, 1);
+    // The write in flight (without op 2's header) lands: op 1 is durable, op 2 not yet; the
+    // sector is written again, and with it op 2 becomes durable.
     w.storage.complete(0, true);
+    assert.deepEqual(w.durableOps, [1]);
+    assert.equal(w.storage.pending.length, 1);
+    w.storage.complete(0, true);
+    assert.deepEqual(w.durableOps, [1, 2]);
+    assert.equal(w.storage.pending.length, 0);
+    assertHeadersOnDisk(w);
+});
+
+test("group commit: the last prepare write of a sector writes one header image for all", () => {
+    const w = world();
+    put(w, 1, 0);
+    put(w, 2, 0); // Same header sector as op 1.
+    put(w, 3, 0);
+    assert.equal(w.storage.pending.length, 3);
+    // Op 2's prepare lands first: ops 1 and 3 are still being written to the same sector's
+    // slots, so its header waits for them (not durable meanwhile).
+    w.storage.complete(1, true);
+    assert.equal(w.storage.pending.length, 2);
+    assert.equal(w.journal.headerWritesDeferred, 1);
+    w.storage.complete(0, true);
+    assert.equal(w.storage.pending.length, 1);
     assert.deepEqual(w.durableOps, []);
-    assert.equal(w.storage.pending.length, 1);
-    // The write in flight (without op 1's header) lands: op 2 is durable, op 1 not yet; the
-    // sector is written again, and with it op 1 becomes durable.
+    // Op 3 fails: retried, and the header write owed to ops 1 and 2 waits for the retry.
+    w.storage.complete(0, false);
+    assert.equal(w.storage.pending.length, 1, "only the retry is in flight");
+    // The retry lands: one header-sector image covers all three.
     w.storage.complete(0, true);
-    assert.deepEqual(w.durableOps, [2]);
     assert.equal(w.storage.pending.length, 1);
+    assert.deepEqual(w.durableOps, []);
     w.storage.complete(0, true);
-    assert.deepEqual(w.durableOps, [2, 1]);
+    assert.deepEqual(w.durableOps, [1, 2, 3]);
     assert.equal(w.storage.pending.length, 0);
     assertHeadersOnDisk(w);
 });
