@@ -557,6 +557,11 @@ export class Node {
                 stats.superblockWriteRetries,
             ],
             [
+                "vsr_checkpoint_write_retries_total",
+                "Checkpoint writes (copies, replies, grid blocks) refused by the disk and issued again.",
+                replica.checkpointer.writeRetries,
+            ],
+            [
                 "vsr_replies_repaired_total",
                 "Client replies lost from the disk and repaired from a peer.",
                 stats.repliesRepaired,
