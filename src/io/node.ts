@@ -541,6 +541,15 @@ export class Node {
                 "KV events (puts, gets, deletes) executed.",
                 stats.eventsCommitted,
             ],
+            ...this.repairCounters(),
+        ];
+    }
+
+    /** [name, help, value] of the counters of faults the replica survived by repair or retry. */
+    private repairCounters(): [string, string, number][] {
+        const replica = this.replica;
+        const stats = replica.stats;
+        return [
             [
                 "vsr_journal_faulty_repaired_total",
                 "Faulty WAL slots (found by recovery) repaired from peers.",
@@ -558,7 +567,7 @@ export class Node {
             ],
             [
                 "vsr_checkpoint_write_retries_total",
-                "Checkpoint writes (copies, replies, grid blocks) refused by the disk and issued again.",
+                "Checkpoint writes (copies, replies, grid) refused by the disk and issued again.",
                 replica.checkpointer.writeRetries,
             ],
             [
