@@ -110,7 +110,7 @@ ETCD_PIDS=()
 # ---- vsr-node: the same closed loop through vsr benchmark ------------------------------------
 say "vsr benchmark: 3 replicas, clients $CLIENTS, ${DURATION_S} s each"
 # The load generator with the young generation the replicas get (youngGenerationFlags).
-node --min-semi-space-size=64 --max-semi-space-size=64 dist/src/cli.js benchmark --replicas=3 \
+node --min-semi-space-size=16 --max-semi-space-size=16 dist/src/cli.js benchmark --replicas=3 \
   --clients="$CLIENTS" --duration-s="$DURATION_S" --value-bytes="$VALUE_BYTES" --json >"$WORK/vsr.json"
 
 # ---- one table --------------------------------------------------------------------------------
