@@ -185,6 +185,8 @@ class PendingCall {
     eventsSent = 0;
     eventsDone = 0;
     settled = false;
+    /** `events` is a view of the client's spare batch buffer, not yet handed back. */
+    spareHeld = false;
 
     constructor(
         kind: EventKind,
@@ -286,6 +288,16 @@ export class Client {
     private retryAtMs = 0;
     private retryAttempts = 0;
     private pendingCount = 0;
+    /**
+     * One reusable buffer for a batch call's events (a request's worth): a closed loop of
+     * batches copies each call's events into it instead of allocating ~128 KiB of
+     * off-heap memory per call (whose accounting drives scavenges). A call holds it until its
+     * events are all packed into a request or it settles; meanwhile other calls allocate.
+     */
+    private spareEvents: Buffer | null = null;
+    private spareEventsHeld = false;
+    /** The view of the spare that batchEvents handed out last (submit recognizes it). */
+    private spareEventsLent: Buffer | null = null;
     /** No pending call's deadline is earlier: ticks before it skip the deadline scan. */
     private deadlineMinMs = Number.POSITIVE_INFINITY;
     private closed = false;
@@ -356,7 +368,7 @@ export class Client {
         entries: readonly { readonly key: Key; readonly value: Value }[],
         options?: CallOptions,
     ): Promise<void> {
-        const events = eventBuffer(entries.length);
+        const events = this.batchEvents(entries.length);
         for (let index = 0; index < entries.length; index++) {
             const entry = entries[index]!;
             encode(events, index * kvEventSize, EventKind.put, entry.key, entry.value);
@@ -365,13 +377,49 @@ export class Client {
     }
 
     getMany(keys: readonly Key[], options?: CallOptions): Promise<(Uint8Array | null)[]> {
-        const events = encodeKeys(EventKind.get, keys);
+        const events = this.encodeKeys(EventKind.get, keys);
         return this.submit(EventKind.get, true, events, options) as Promise<(Uint8Array | null)[]>;
     }
 
     deleteMany(keys: readonly Key[], options?: CallOptions): Promise<boolean[]> {
-        const events = encodeKeys(EventKind.delete, keys);
+        const events = this.encodeKeys(EventKind.delete, keys);
         return this.submit(EventKind.delete, true, events, options) as Promise<boolean[]>;
+    }
+
+    private encodeKeys(kind: EventKind, keys: readonly Key[]): Buffer {
+        const events = this.batchEvents(keys.length);
+        for (let index = 0; index < keys.length; index++) {
+            encode(events, index * kvEventSize, kind, keys[index]!, null);
+        }
+        return events;
+    }
+
+    /**
+     * Zeroed room for a batch of `eventCount` events: the spare buffer when it is free and the
+     * batch fits one request, else a new one. Encoding may still throw (a key too long): the
+     * spare is then simply free again, since only submit marks it held.
+     */
+    private batchEvents(eventCount: number): Buffer {
+        const size = eventCount * kvEventSize;
+        if (this.spareEventsHeld || eventCount > this.eventsPerRequestMax) {
+            return eventBuffer(eventCount);
+        }
+        if (this.spareEvents === null) {
+            // Its own memory (never a slice of Node's shared pool, which other calls use).
+            this.spareEvents = Buffer.allocUnsafeSlow(this.eventsPerRequestMax * kvEventSize);
+        }
+        const events = this.spareEvents.subarray(0, size);
+        events.fill(0);
+        this.spareEventsLent = events;
+        return events;
+    }
+
+    /** Hands the spare events buffer back once `call` no longer reads its events. */
+    private releaseEvents(call: PendingCall): void {
+        if (!call.spareHeld) return;
+        call.spareHeld = false;
+        assert(this.spareEventsHeld);
+        this.spareEventsHeld = false;
     }
 
     /** Rejects every pending call with CLOSED, stops the timer and closes the transport. */
@@ -410,6 +458,12 @@ export class Client {
         });
         const deadlineMs = performance.now() + timeoutMs;
         const call = new PendingCall(kind, many, events, deadlineMs, resolveCall, rejectCall);
+        if (events === this.spareEventsLent) {
+            assert(!this.spareEventsHeld);
+            this.spareEventsLent = null;
+            this.spareEventsHeld = true;
+            call.spareHeld = true;
+        }
         this.deadlineMinMs = Math.min(this.deadlineMinMs, deadlineMs);
         this.queue.push(call);
         this.pendingCount++;
@@ -479,7 +533,10 @@ export class Client {
             this.segmentCount++;
             call.eventsSent += take;
             count += take;
-            if (call.eventsSent === call.eventCount) this.queue.pop();
+            if (call.eventsSent === call.eventCount) {
+                this.queue.pop();
+                this.releaseEvents(call); // Its events are in the request now.
+            }
         }
         return count;
     }
@@ -735,6 +792,7 @@ export class Client {
 
     private settleError(call: PendingCall, error: ClientError): void {
         if (call.settled) return;
+        this.releaseEvents(call); // A settled call's events are never packed.
         call.settled = true;
         this.pendingCount--;
         call.reject(error);
@@ -742,6 +800,7 @@ export class Client {
 
     private settleResults(call: PendingCall): void {
         assert(!call.settled);
+        this.releaseEvents(call);
         call.settled = true;
         this.pendingCount--;
         if (call.statuses === null) return settleSingle(call);
@@ -871,10 +930,3 @@ function encode(
     if (value !== null) writeData(target, offset + EventOffset.value, value);
 }
 
-function encodeKeys(kind: EventKind, keys: readonly Key[]): Buffer {
-    const events = eventBuffer(keys.length);
-    for (let index = 0; index < keys.length; index++) {
-        encode(events, index * kvEventSize, kind, keys[index]!, null);
-    }
-    return events;
-}

@@ -407,6 +407,39 @@ test("concurrent calls batch into few requests (100 puts, 29 events per request)
         client.close();
     }));
 
+test("batch calls sharing the client's spare events buffer keep their own events", () =>
+    withHarness(async (harness) => {
+        const { client } = testClient(harness);
+        const batch = (tag: string, count: number) =>
+            Array.from({ length: count }, (_, index) => ({
+                key: `${tag}-${index}`,
+                value: `${tag}${index}`,
+            }));
+        // Back to back (the spare is reused), overlapping (the first holds it while queued,
+        // the others allocate), and one split across two requests behind a smaller one.
+        await client.putMany(batch("a", 20));
+        await client.putMany(batch("b", 20));
+        await Promise.all([
+            client.putMany(batch("c", 20)),
+            client.putMany(batch("d", 20)),
+            client.putMany(batch("e", 29)),
+        ]);
+        for (const tag of ["a", "b", "c", "d", "e"]) {
+            const entries = batch(tag, tag === "e" ? 29 : 20);
+            const values = await client.getMany(entries.map((entry) => entry.key));
+            assert.deepEqual(
+                values.map(text),
+                entries.map((entry) => entry.value),
+                tag,
+            );
+        }
+        // A call whose key is refused before it is submitted leaves the spare free.
+        assert.throws(() => client.putMany([{ key: "x".repeat(1000), value: "v" }]));
+        await client.putMany(batch("f", 3));
+        assert.deepEqual((await client.getMany(["f-0", "f-2"])).map(text), ["f0", "f2"]);
+        client.close();
+    }));
+
 test("keys and values outside their sizes throw KEY_SIZE / VALUE_SIZE and send nothing", () =>
     withHarness(async (harness) => {
         const { client } = testClient(harness);
