@@ -120,7 +120,7 @@ export function journalReadCallback(
     for (let replica = 0; replica < self.replicaCount; replica++) {
         if ((destinations & (1 << replica)) !== 0) self.bus.sendToReplica(replica, prepare);
     }
-    self.commitJournal();
+    self.executeCommitted();
     primaryViewChangeProgress(self);
 }
 
@@ -161,7 +161,7 @@ export function onHeaders(self: Replica, message: Message): void {
         self.journal.trust(op);
         self.extendChain(op);
     }
-    self.commitJournal();
+    self.executeCommitted();
     primaryViewChangeProgress(self);
 }
 

@@ -1208,7 +1208,7 @@ export class Replica {
         if (this.journal.hasHeaderWithChecksum(op, checksum)) {
             if (!this.journal.hasPrepare(op)) {
                 if (this.journal.putPrepare(message)) this.stats.preparesRepaired++;
-                this.commitJournal();
+                this.executeCommitted();
                 primaryViewChangeProgress(this);
             } else if (this.journal.isDurable(op)) {
                 // The primary re-sent it: our prepare_ok was lost (or sent before the op was
@@ -1225,7 +1225,7 @@ export class Replica {
         ) {
             this.installTrusted(message, op);
             this.stats.preparesRepaired++;
-            this.commitJournal();
+            this.executeCommitted();
             primaryViewChangeProgress(this);
             return true;
         }
@@ -1375,6 +1375,19 @@ export class Replica {
     }
 
     /** Executes committed ops in order while their prepares are present and trusted. */
+    /**
+     * Executes what is committed, then lets a primary commit its pipeline: acks that came in
+     * while execution lagged (a replay reading prepares back from disk, a repaired prepare)
+     * found primaryCommitPipeline waiting for execution, and no further ack may ever come to
+     * call it again (a solo replica has no peers; every backup may have acked already).
+     * Seed 1588: a solo primary replaying after a restart prepared 4 ops meanwhile, acked them
+     * itself, and never committed them.
+     */
+    executeCommitted(): void {
+        this.commitJournal();
+        if (this.status === Status.normal && this.primary) this.primaryCommitPipeline();
+    }
+
     commitJournal(): void {
         while (
             this.commitMin < this.commitMax &&

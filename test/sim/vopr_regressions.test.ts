@@ -43,3 +43,24 @@ for (const { seed, cause } of stormRegressions) {
         );
     });
 }
+
+const defaultRegressions: readonly { seed: number; cause: string }[] = [
+    {
+        seed: 1588,
+        cause:
+            "liveness: a solo primary replaying its log from disk after a restart prepared and " +
+            "acked new ops meanwhile; primaryCommitPipeline waited for execution, and when the " +
+            "replay caught up (in a read callback) nothing called it again: never committed",
+    },
+];
+
+for (const { seed, cause } of defaultRegressions) {
+    test(`default seed ${seed} passes every checker (a former failure)`, () => {
+        const result = runCiSeed(seed, "default", null);
+        assert.equal(
+            result.result,
+            "pass",
+            `${result.reason}\ncause once: ${cause}\nreproduce: ${reproduce(seed, "default")}`,
+        );
+    });
+}
