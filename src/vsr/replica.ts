@@ -20,9 +20,12 @@
 // it is the parent of a trusted header (the hash chain). Only trusted ops are committed,
 // acknowledged or vouched for in a view change; holes below a trusted op are repaired by
 // walking the chain down with request_headers / request_prepare.
+//
+// Files: this one holds the replica's state, start-up, open, the tick loop, dispatch, normal
+// operation, durability and the clock; view_change.ts, state_sync.ts and repair.ts hold those
+// protocols as functions over the replica. Members without `private` are shared with those
+// files: package-internal, not an API (the package exports the node and the client).
 
-import { assert } from "../stdx/assert.js";
-import type { PRNG } from "../stdx/prng.js";
 import {
     type Config,
     type Derived,
@@ -32,12 +35,16 @@ import {
     kvEventSize,
     kvResultSize,
 } from "../constants.js";
+import { assert } from "../stdx/assert.js";
+import type { PRNG } from "../stdx/prng.js";
 import type { Allocator } from "./arena.js";
 import { BatchEntry, invalidBatch } from "./batch.js";
+import { Checkpointer } from "./checkpoint.js";
+import { ClientSessions } from "./client_sessions.js";
+import { Clock } from "./clock.js";
 import {
     Command,
     Commit,
-    DoViewChange,
     Eviction,
     EvictionReason,
     Frame,
@@ -48,12 +55,6 @@ import {
     PrepareOk,
     Reply,
     Request,
-    RequestHeaders,
-    RequestPrepare,
-    RequestReply,
-    RequestSync,
-    StartView,
-    Sync,
     headerCommand,
     headerReplica,
     headerSizeOf,
@@ -74,10 +75,27 @@ import type { MessageBus, StateMachine, Storage, Time } from "./interfaces.js";
 import { Journal } from "./journal.js";
 import type { Layout } from "./layout.js";
 import type { Message, MessagePool } from "./message_pool.js";
-import { ClientSessions } from "./client_sessions.js";
-import { Timeout } from "./timeout.js";
-import { Clock } from "./clock.js";
-import { Checkpointer } from "./checkpoint.js";
+import {
+    journalReadCallback,
+    onHeaders,
+    onReplyRepair,
+    onRequestHeaders,
+    onRequestPrepare,
+    onRequestReply,
+    repair,
+    repairPeer,
+    repairReplies,
+    replyRepairRequest,
+} from "./repair.js";
+import {
+    copyHeader,
+    copyU128,
+    onRequestSync,
+    onSync,
+    sendRequestSync,
+    syncRequest,
+    syncRetry,
+} from "./state_sync.js";
 import {
     Superblock,
     SuperblockField,
@@ -85,12 +103,29 @@ import {
     superblockCorruptError,
     viewHeadersMax,
 } from "./superblock.js";
+import { Timeout } from "./timeout.js";
+import {
+    doViewChangesClear,
+    jumpToView,
+    onDoViewChange,
+    onStartView,
+    onStartViewChange,
+    pipelineClear,
+    primaryStartView,
+    primaryViewChangeProgress,
+    requestQueueClear,
+    sendDoViewChange,
+    sendStartViewChange,
+    transitionToViewChange,
+    trustedHeader,
+    voteStartViewChange,
+} from "./view_change.js";
 
 /** Repair timeouts in a row without a new sync chunk before another peer is asked. */
-const syncStallsMax = 8;
+export const syncStallsMax = 8;
 
 /** Prepares the primary keeps being written at once (see pipelineDurableBacklog). */
-const preparesBeingWrittenMax = 2;
+export const preparesBeingWrittenMax = 2;
 
 export const Status = { normal: 0, viewChange: 1, recovering: 2 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
@@ -207,15 +242,15 @@ export class Replica {
     readonly replica: number;
     readonly replicaCount: number;
     readonly quorums: Quorums;
-    private readonly bytes: Uint8Array;
-    private readonly memory: DataView;
-    private readonly pool: MessagePool;
+    readonly bytes: Uint8Array;
+    readonly memory: DataView;
+    readonly pool: MessagePool;
     private readonly time: Time;
-    private readonly bus: MessageBus;
+    readonly bus: MessageBus;
     private readonly stateMachine: StateMachine;
-    private readonly prng: PRNG;
-    private readonly hooks: ReplicaHooks | null;
-    private readonly faults: ReplicaFaults;
+    readonly prng: PRNG;
+    readonly hooks: ReplicaHooks | null;
+    readonly faults: ReplicaFaults;
     readonly journal: Journal;
     readonly sessions: ClientSessions;
     /** Cluster time from ping/pong samples (Marzullo over a replication quorum of clocks). */
@@ -229,7 +264,7 @@ export class Replica {
     /** The latest view in which this replica's status was normal. */
     logView = 0;
     /** The head of the log when log_view's log was installed (persisted with it). */
-    private logViewOp = 0;
+    logViewOp = 0;
     /** The head of the log. */
     op = 0;
     /** The highest op executed by the state machine. */
@@ -237,12 +272,12 @@ export class Replica {
     /** The highest op known to be committed by the cluster. */
     commitMax = 0;
     /** Arena offset of the 16-byte checksum of the prepare at commitMin. */
-    private readonly commitMinChecksum: number;
+    readonly commitMinChecksum: number;
     /** A head learned from a commit heartbeat while lagging (fetched by request_prepare). */
-    private headTargetOp = 0;
-    private readonly headTargetChecksum: number;
-    private prepareTimestampUs = 0;
-    private abdicating = false;
+    headTargetOp = 0;
+    readonly headTargetChecksum: number;
+    prepareTimestampUs = 0;
+    abdicating = false;
 
     // Durability. The superblock records view, log_view and the latest checkpoint; the replica
     // acts on a view (do_view_change, prepare_ok, start_view) only once it is durable.
@@ -254,7 +289,7 @@ export class Replica {
     checkpointOp = 0;
     private checkpointCopy = 0;
     /** A checkpoint's snapshot is being written (data, then the superblock naming it). */
-    private checkpointInFlight = false;
+    checkpointInFlight = false;
     /**
      * Execution paused at a checkpoint op because the previous checkpoint is still in flight
      * (rare: a checkpoint takes far less than checkpointOps ops to write).
@@ -262,34 +297,34 @@ export class Replica {
     private checkpointing = false;
     private checkpointPendingOp = 0;
     /** Arena offset of the checksum of the prepare at checkpointPendingOp (the chain anchor). */
-    private readonly checkpointPendingChecksum: number;
+    readonly checkpointPendingChecksum: number;
     /** The checkpoint's data is written; the next superblock write names it. */
     private checkpointDataWritten = false;
     /** A new primary's start_view waits for its log_view to be durable. */
-    private startViewPending = false;
+    startViewPending = false;
     /** Why open() failed (null when it did not). */
     openError: string | null = null;
     private openCallback: ((ok: boolean) => void) | null = null;
     ticks = 0;
 
     // The primary's pipeline: prepares in flight, ops commitMax+1 .. commitMax+pipelineCount.
-    private readonly pipeline: (Message | null)[] = [];
-    private readonly pipelineOks: Uint32Array;
-    private pipelineHead = 0;
+    readonly pipeline: (Message | null)[] = [];
+    readonly pipelineOks: Uint32Array;
+    pipelineHead = 0;
     pipelineCount = 0;
     // Requests waiting for a prepare (a ring).
-    private readonly requestQueue: (Message | null)[] = [];
-    private requestQueueHead = 0;
+    readonly requestQueue: (Message | null)[] = [];
+    requestQueueHead = 0;
     requestQueueCount = 0;
 
     // View change state.
     /** Replicas that voted to leave the current view (for view + 1). */
-    private startViewChangeVotes = 0;
-    private readonly doViewChanges: (Message | null)[] = [];
+    startViewChangeVotes = 0;
+    readonly doViewChanges: (Message | null)[] = [];
     /** True once the new primary installed the log chosen from a do_view_change quorum. */
-    private viewChangeLogInstalled = false;
+    viewChangeLogInstalled = false;
     /** Per op of the chosen suffix: the arena offset of its canonical header (scratch). */
-    private readonly canonicalOffsets: Float64Array;
+    readonly canonicalOffsets: Float64Array;
 
     readonly stats: ReplicaStats = {
         messagesReceived: 0,
@@ -313,11 +348,11 @@ export class Replica {
     private readonly prepareTimeout: Timeout;
     private readonly commitMessageTimeout: Timeout;
     private readonly normalHeartbeatTimeout: Timeout;
-    private readonly startViewChangeWindowTimeout: Timeout;
-    private readonly startViewChangeMessageTimeout: Timeout;
-    private readonly viewChangeStatusTimeout: Timeout;
-    private readonly doViewChangeMessageTimeout: Timeout;
-    private readonly repairTimeout: Timeout;
+    readonly startViewChangeWindowTimeout: Timeout;
+    readonly startViewChangeMessageTimeout: Timeout;
+    readonly viewChangeStatusTimeout: Timeout;
+    readonly doViewChangeMessageTimeout: Timeout;
+    readonly repairTimeout: Timeout;
     private readonly primaryAbdicateTimeout: Timeout;
 
     constructor(options: ReplicaOptions) {
@@ -348,7 +383,7 @@ export class Replica {
             options.layout,
             (op) => this.journalDurableCallback(op),
             this.faults.acceptCorruptPrepare,
-            (op, prepare, destinations) => this.journalReadCallback(op, prepare, destinations),
+            (op, prepare, destinations) => journalReadCallback(this, op, prepare, destinations),
         );
         this.sessions = new ClientSessions(config.clientsMax, options.pool, options.arena.view);
         this.superblock = new Superblock(options.arena, options.storage);
@@ -446,7 +481,7 @@ export class Replica {
         writeRootPrepare(this.bytes, this.memory, base, this.cluster);
         assert(invalidHeader(this.memory, base, this.config.messageSizeMax) === null);
         this.journal.setHeader(base);
-        this.copyU128(this.commitMinChecksum, base + Frame.checksum);
+        copyU128(this, this.commitMinChecksum, base + Frame.checksum);
         this.pool.unref(root);
         assert(this.journal.hasHeader(0));
     }
@@ -532,7 +567,7 @@ export class Replica {
             this.checkpointOp,
             this.superblock.u64(durable, SuperblockField.commitMax),
         );
-        this.copyU128(this.commitMinChecksum, durable + SuperblockField.checkpointOpChecksum);
+        copyU128(this, this.commitMinChecksum, durable + SuperblockField.checkpointOpChecksum);
         this.recoverLog(durable);
         if (this.replicaCount === 1 && !this.recoverSoloTail()) {
             return this.openFinish(
@@ -541,7 +576,7 @@ export class Replica {
         }
         this.openFinish(null);
         this.rejoin();
-        if (this.stateMissing) this.sendRequestSync();
+        if (this.stateMissing) sendRequestSync(this);
     }
 
     /**
@@ -561,7 +596,7 @@ export class Replica {
         this.syncing = true;
         this.syncTargetOp = 0;
         this.syncOffset = 0;
-        this.syncPeer = this.repairPeer();
+        this.syncPeer = repairPeer(this);
     }
 
     /** Rebuilds the log from the recovered WAL and the superblock's log suffix. */
@@ -674,7 +709,7 @@ export class Replica {
         if (this.primaryIndex(this.view) === this.replica) {
             // A primary must not resume its own view: it may have lost prepares it announced.
             this.status = Status.viewChange;
-            this.transitionToViewChange(this.view + 1);
+            transitionToViewChange(this, this.view + 1);
             return;
         }
         // A backup asks the primary of its view for start_view (it answers a do_view_change).
@@ -683,15 +718,15 @@ export class Replica {
         this.viewChangeStatusTimeout.start();
         this.doViewChangeMessageTimeout.start();
         this.repairTimeout.startWithJitter();
-        this.sendDoViewChange();
+        sendDoViewChange(this);
     }
 
     /** Releases every pool message the replica holds: the process (or simulated node) is gone. */
     shutdown(): void {
         this.journal.releaseAll();
-        this.pipelineClear();
-        this.requestQueueClear();
-        this.doViewChangesClear();
+        pipelineClear(this);
+        requestQueueClear(this);
+        doViewChangesClear(this);
         this.sessions.releaseAll();
         this.checkpointer.releaseAll();
         this.stopAllTimeouts();
@@ -726,7 +761,7 @@ export class Replica {
         if (this.primaryAbdicateTimeout.fired()) this.onPrimaryAbdicateTimeout();
     }
 
-    private enterNormalTimeouts(): void {
+    enterNormalTimeouts(): void {
         this.stopAllTimeouts();
         this.repairTimeout.startWithJitter();
         if (this.primary) {
@@ -740,7 +775,7 @@ export class Replica {
         }
     }
 
-    private stopAllTimeouts(): void {
+    stopAllTimeouts(): void {
         this.prepareTimeout.stop();
         this.commitMessageTimeout.stop();
         this.normalHeartbeatTimeout.stop();
@@ -779,7 +814,7 @@ export class Replica {
         if (this.abdicating) return;
         const message = this.acquireHeader(Command.commit);
         const base = message.offset;
-        this.copyU128(base + Commit.commitChecksum, this.commitMinChecksum);
+        copyU128(this, base + Commit.commitChecksum, this.commitMinChecksum);
         // The executed op: its checksum is known (commitMax may run ahead during a checkpoint).
         assert(this.commitMin <= this.commitMax);
         writeU64(this.memory, base + Commit.commit, this.commitMin);
@@ -789,7 +824,7 @@ export class Replica {
     private onNormalHeartbeatTimeout(): void {
         assert(this.status === Status.normal && !this.primary);
         this.normalHeartbeatTimeout.reset();
-        this.voteStartViewChange();
+        voteStartViewChange(this);
     }
 
     private onStartViewChangeWindowTimeout(): void {
@@ -804,14 +839,14 @@ export class Replica {
             this.startViewChangeMessageTimeout.stop();
             return;
         }
-        this.sendStartViewChange(this.view + 1);
+        sendStartViewChange(this, this.view + 1);
     }
 
     private onViewChangeStatusTimeout(): void {
         assert(this.status === Status.viewChange);
         this.viewChangeStatusTimeout.reset();
         // The view change is taking too long (its primary may be down): vote for the next one.
-        this.voteStartViewChange();
+        voteStartViewChange(this);
     }
 
     private onDoViewChangeMessageTimeout(): void {
@@ -821,18 +856,18 @@ export class Replica {
             if (this.viewChangeLogInstalled) return;
             // Nudge the backups that have not sent their do_view_change yet, and refresh this
             // replica's own (prepares repaired since may now be present).
-            this.sendStartViewChange(this.view);
-            this.sendDoViewChange();
+            sendStartViewChange(this, this.view);
+            sendDoViewChange(this);
             return;
         }
-        this.sendDoViewChange();
+        sendDoViewChange(this);
     }
 
     private onRepairTimeout(): void {
         this.repairTimeout.startWithJitter();
-        if (this.syncing) this.syncRetry();
-        this.repair();
-        this.repairReplies();
+        if (this.syncing) syncRetry(this);
+        repair(this);
+        repairReplies(this);
     }
 
     private onPrimaryAbdicateTimeout(): void {
@@ -868,29 +903,29 @@ export class Replica {
             case Command.commit:
                 return this.onCommit(message);
             case Command.startViewChange:
-                return this.onStartViewChange(message);
+                return onStartViewChange(this, message);
             case Command.doViewChange:
-                return this.onDoViewChange(message);
+                return onDoViewChange(this, message);
             case Command.startView:
-                return this.onStartView(message);
+                return onStartView(this, message);
             case Command.requestHeaders:
-                return this.onRequestHeaders(message);
+                return onRequestHeaders(this, message);
             case Command.requestPrepare:
-                return this.onRequestPrepare(message);
+                return onRequestPrepare(this, message);
             case Command.headers:
-                return this.onHeaders(message);
+                return onHeaders(this, message);
             case Command.requestSync:
-                return this.onRequestSync(message);
+                return onRequestSync(this, message);
             case Command.sync:
-                return this.onSync(message);
+                return onSync(this, message);
             case Command.ping:
                 return this.onPing(message);
             case Command.pong:
                 return this.onPong(message);
             case Command.requestReply:
-                return this.onRequestReply(message);
+                return onRequestReply(this, message);
             case Command.reply:
-                return this.onReplyRepair(message);
+                return onReplyRepair(this, message);
             default:
                 // Evictions are for clients: a replica ignores them.
                 this.stats.messagesInvalid++;
@@ -1011,7 +1046,7 @@ export class Replica {
     }
 
     /** Packs queued requests into prepares while the pipeline and the journal window have room. */
-    private primaryPipelinePrepare(): void {
+    primaryPipelinePrepare(): void {
         while (
             this.status === Status.normal &&
             this.primary &&
@@ -1055,8 +1090,8 @@ export class Replica {
             const eventsSize = headerSizeOf(this.memory, base) - headerSize;
             if (cursor + batchEntryHeaderSize + eventsSize > limit) break;
             this.bytes.fill(0, cursor, cursor + batchEntryHeaderSize);
-            this.copyU128(cursor + BatchEntry.client, base + Request.client);
-            this.copyU128(cursor + BatchEntry.requestChecksum, base + Frame.checksum);
+            copyU128(this, cursor + BatchEntry.client, base + Request.client);
+            copyU128(this, cursor + BatchEntry.requestChecksum, base + Frame.checksum);
             writeU64(
                 this.memory,
                 cursor + BatchEntry.session,
@@ -1100,7 +1135,7 @@ export class Replica {
         const size = headerSizeOf(this.memory, base); // Set by packRequests; setFrame resets it.
         this.setFrame(base, Command.prepare);
         this.memory.setUint32(base + Frame.size, size, true);
-        this.copyU128(base + Prepare.parent, parent);
+        copyU128(this, base + Prepare.parent, parent);
         writeU64(this.memory, base + Prepare.op, this.op + 1);
         writeU64(this.memory, base + Prepare.commit, this.commitMax);
         // Written as halves in place: passing a value above 2^31 to a call V8 does not inline
@@ -1125,7 +1160,7 @@ export class Replica {
         if (op <= this.commitMin) return; // Committed here already (a duplicate or a late repair).
         if (this.repairPrepare(message, op)) return;
         const view = headerView(this.memory, base);
-        if (view > this.view) return this.jumpToView(view);
+        if (view > this.view) return jumpToView(this, view);
         if (view < this.view || this.status !== Status.normal || this.primary) return;
         if (headerReplica(this.memory, base) !== this.primaryIndex(this.view)) return;
         this.normalHeartbeatTimeout.reset();
@@ -1133,7 +1168,7 @@ export class Replica {
         if (op >= this.windowOpMax()) {
             // Accepting it would overwrite a slot this replica has not executed yet.
             this.stats.windowFull++;
-            this.syncRequest(this.primaryIndex(this.view));
+            syncRequest(this, this.primaryIndex(this.view));
             return;
         }
         if (op <= this.op) {
@@ -1174,7 +1209,7 @@ export class Replica {
             if (!this.journal.hasPrepare(op)) {
                 if (this.journal.putPrepare(message)) this.stats.preparesRepaired++;
                 this.commitJournal();
-                this.primaryViewChangeProgress();
+                primaryViewChangeProgress(this);
             } else if (this.journal.isDurable(op)) {
                 // The primary re-sent it: our prepare_ok was lost (or sent before the op was
                 // chained), so acknowledge again.
@@ -1191,7 +1226,7 @@ export class Replica {
             this.installTrusted(message, op);
             this.stats.preparesRepaired++;
             this.commitJournal();
-            this.primaryViewChangeProgress();
+            primaryViewChangeProgress(this);
             return true;
         }
         if (
@@ -1211,14 +1246,14 @@ export class Replica {
     }
 
     /** True when the header of `op` is present and its parent is the checksum at the offset. */
-    private parentOfEquals(op: number, checksumOffset: number): boolean {
+    parentOfEquals(op: number, checksumOffset: number): boolean {
         if (!this.journal.hasHeader(op)) return false;
         const offset = this.journal.headerOffset(this.journal.slotOf(op));
         return u128Equal(this.memory, offset + Prepare.parent, checksumOffset);
     }
 
     /** From the trusted op `op` down: trusts each header that is the parent of the one above. */
-    private extendChain(op: number): void {
+    extendChain(op: number): void {
         assert(this.journal.isTrusted(op));
         for (let below = op - 1; below > this.commitMin; below--) {
             if (this.journal.isTrusted(below) || !this.journal.hasHeader(below)) return;
@@ -1229,15 +1264,15 @@ export class Replica {
     }
 
     /** Ops beyond this would overwrite a WAL slot that no durable checkpoint covers yet. */
-    private windowOpMax(): number {
+    windowOpMax(): number {
         return this.checkpointOp + this.journal.slotCount;
     }
 
-    private advanceCommitMax(commit: number): void {
+    advanceCommitMax(commit: number): void {
         if (commit > this.commitMax) this.commitMax = commit;
     }
 
-    private journalDurableCallback(op: number): void {
+    journalDurableCallback(op: number): void {
         if (this.status !== Status.normal) return;
         if (this.logViewDurable !== this.view) return; // Acknowledge only in a durable view.
         if (!this.journal.isTrusted(op) || op <= this.commitMax || op > this.op) return;
@@ -1253,14 +1288,14 @@ export class Replica {
         }
     }
 
-    private sendPrepareOk(op: number): void {
+    sendPrepareOk(op: number): void {
         assert(!this.primary);
         if (this.logViewDurable !== this.view) return; // Sent again once the view is durable.
         assert(this.journal.isDurable(op) || this.faults.prepareOkBeforeDurable);
         const header = this.journal.headerOffset(this.journal.slotOf(op));
         const message = this.acquireHeader(Command.prepareOk);
         const base = message.offset;
-        this.copyU128(base + PrepareOk.prepareChecksum, header + Frame.checksum);
+        copyU128(this, base + PrepareOk.prepareChecksum, header + Frame.checksum);
         writeU64(this.memory, base + PrepareOk.op, op);
         writeU64(this.memory, base + PrepareOk.commitMin, this.commitMin);
         this.sendTo(this.primaryIndex(this.view), message);
@@ -1287,7 +1322,7 @@ export class Replica {
         this.primaryCommitPipeline();
     }
 
-    private primaryCommitPipeline(): void {
+    primaryCommitPipeline(): void {
         if (this.logViewDurable !== this.view) return;
         let progressed = false;
         // Execution may lag commitMax (a checkpoint in flight, or a replay after a restart).
@@ -1324,7 +1359,7 @@ export class Replica {
     private onCommit(message: Message): void {
         const base = message.offset;
         const view = headerView(this.memory, base);
-        if (view > this.view) return this.jumpToView(view);
+        if (view > this.view) return jumpToView(this, view);
         if (view < this.view || this.status !== Status.normal || this.primary) return;
         if (headerReplica(this.memory, base) !== this.primaryIndex(view)) return;
         this.normalHeartbeatTimeout.reset();
@@ -1334,13 +1369,13 @@ export class Replica {
         if (commit > this.op) {
             // This replica lags the head: fetch the committed op to anchor the chain again.
             this.headTargetOp = commit;
-            this.copyU128(this.headTargetChecksum, base + Commit.commitChecksum);
+            copyU128(this, this.headTargetChecksum, base + Commit.commitChecksum);
         }
         this.commitJournal();
     }
 
     /** Executes committed ops in order while their prepares are present and trusted. */
-    private commitJournal(): void {
+    commitJournal(): void {
         while (
             this.commitMin < this.commitMax &&
             this.commitMin < this.op &&
@@ -1362,7 +1397,7 @@ export class Replica {
             assert(u128Equal(this.memory, prepare.offset + Prepare.parent, this.commitMinChecksum));
             this.commitPrepare(prepare, op);
             this.commitMin = op;
-            this.copyU128(this.commitMinChecksum, prepare.offset + Frame.checksum);
+            copyU128(this, this.commitMinChecksum, prepare.offset + Frame.checksum);
             this.stats.commits++;
             if (this.hooks !== null) this.hooks.onCommit(this.replica, op, prepare);
             if (op % this.config.checkpointOps === 0) {
@@ -1475,8 +1510,8 @@ export class Replica {
         const reply = this.acquireHeader(Command.reply);
         const base = reply.offset;
         this.memory.setUint32(base + Frame.size, headerSize + bodySize, true);
-        this.copyU128(base + Reply.requestChecksum, entryOffset + BatchEntry.requestChecksum);
-        this.copyU128(base + Reply.client, entryOffset + BatchEntry.client);
+        copyU128(this, base + Reply.requestChecksum, entryOffset + BatchEntry.requestChecksum);
+        copyU128(this, base + Reply.client, entryOffset + BatchEntry.client);
         writeU64(this.memory, base + Reply.op, op);
         writeU64(this.memory, base + Reply.commit, op);
         writeU64(this.memory, base + Reply.session, session);
@@ -1500,7 +1535,7 @@ export class Replica {
 
     private resendReply(entry: number): void {
         const reply = this.sessions.reply(entry);
-        if (reply === null) return this.replyRepairRequest(entry);
+        if (reply === null) return replyRepairRequest(this, entry);
         this.bus.sendToClient(reply);
     }
 
@@ -1508,7 +1543,7 @@ export class Replica {
         const reply = this.sessions.reply(entry);
         // The request committed but its reply was lost from disk: never execute it again; fetch
         // the reply from a peer (it goes to the client when it arrives, and answers the retry).
-        if (reply === null) return this.replyRepairRequest(entry);
+        if (reply === null) return replyRepairRequest(this, entry);
         if (
             !u128Equal(
                 this.memory,
@@ -1523,7 +1558,7 @@ export class Replica {
 
     private sendEviction(clientOffset: number, session: number, reason: number): void {
         const message = this.acquireHeader(Command.eviction);
-        this.copyU128(message.offset + Eviction.client, clientOffset);
+        copyU128(this, message.offset + Eviction.client, clientOffset);
         writeU64(this.memory, message.offset + Eviction.session, session);
         this.sendEvictionMessage(message, reason);
     }
@@ -1537,747 +1572,10 @@ export class Replica {
     }
 
     // ---------------------------------------------------------------------------------------
-    // View change.
-
-    private voteStartViewChange(): void {
-        this.startViewChangeVotes |= 1 << this.replica;
-        if (!this.startViewChangeWindowTimeout.running) this.startViewChangeWindowTimeout.start();
-        if (!this.startViewChangeMessageTimeout.running) this.startViewChangeMessageTimeout.start();
-        this.sendStartViewChange(this.view + 1);
-        this.checkStartViewChangeQuorum();
-    }
-
-    private checkStartViewChangeQuorum(): void {
-        if (popcount(this.startViewChangeVotes) < this.quorums.viewChange) return;
-        this.transitionToViewChange(this.view + 1);
-    }
-
-    private onStartViewChange(message: Message): void {
-        const base = message.offset;
-        const view = headerView(this.memory, base);
-        const replica = headerReplica(this.memory, base);
-        if (view <= this.view) return;
-        // A vote for a view beyond the next means a quorum already left the views before it.
-        if (view > this.view + 1) this.transitionToViewChange(view - 1);
-        this.startViewChangeVotes |= 1 << replica;
-        if (!this.startViewChangeWindowTimeout.running) this.startViewChangeWindowTimeout.start();
-        this.checkStartViewChangeQuorum();
-    }
-
-    /** A primary is normal in a newer view: join it (it answers with start_view). */
-    private jumpToView(view: number): void {
-        assert(view > this.view);
-        this.transitionToViewChange(view);
-    }
-
-    private transitionToViewChange(view: number): void {
-        assert(view > this.view);
-        this.view = view;
-        this.status = Status.viewChange;
-        this.stats.viewChanges++;
-        this.abdicating = false;
-        this.startViewChangeVotes = 0;
-        this.viewChangeLogInstalled = false;
-        this.headTargetOp = 0;
-        this.pipelineClear();
-        this.requestQueueClear();
-        this.doViewChangesClear();
-        this.stopAllTimeouts();
-        this.viewChangeStatusTimeout.start();
-        this.doViewChangeMessageTimeout.start();
-        this.repairTimeout.startWithJitter();
-        this.sendStartViewChange(view);
-        this.superblockFlush(); // do_view_change goes out once the new view is durable.
-    }
-
-    private pipelineClear(): void {
-        for (let index = 0; index < this.pipeline.length; index++) {
-            const prepare = this.pipeline[index] ?? null;
-            if (prepare !== null) this.pool.unref(prepare);
-            this.pipeline[index] = null;
-            this.pipelineOks[index] = 0;
-        }
-        this.pipelineHead = 0;
-        this.pipelineCount = 0;
-    }
-
-    private requestQueueClear(): void {
-        for (let index = 0; index < this.requestQueue.length; index++) {
-            const request = this.requestQueue[index] ?? null;
-            if (request !== null) this.pool.unref(request);
-            this.requestQueue[index] = null;
-        }
-        this.requestQueueHead = 0;
-        this.requestQueueCount = 0;
-    }
-
-    private doViewChangesClear(): void {
-        for (let index = 0; index < this.doViewChanges.length; index++) {
-            const message = this.doViewChanges[index] ?? null;
-            if (message !== null) this.pool.unref(message);
-            this.doViewChanges[index] = null;
-        }
-    }
-
-    private sendStartViewChange(view: number): void {
-        const message = this.acquireHeader(Command.startViewChange);
-        this.memory.setUint32(message.offset + Frame.view, view, true);
-        this.broadcast(message);
-    }
-
-    /**
-     * The log suffix, newest first: up to viewHeadersMax headers from headersOp down. An op is
-     * nacked when this replica never acknowledged it (no header, a header not chained to its
-     * log_view's head, or a prepare not durable) and present when its prepare is durable here.
-     * Faulty slots above the highest known header (a recovered replica's unknown head) are not
-     * carried as blanks: they would push known headers, and the copies they prove, out of the
-     * suffix. The message names them by op > headersOp instead: never nacked, never present.
-     */
-    private buildDoViewChange(): Message {
-        const message = this.acquireHeader(Command.doViewChange);
-        const base = message.offset;
-        const headersOp = this.doViewChangeHeadersOp();
-        assert(headersOp <= this.op && this.op - headersOp <= this.unknownHeadMax());
-        const count = Math.min(this.derived.viewHeadersMax, headersOp + 1);
-        let nacks = 0;
-        let presents = 0;
-        for (let index = 0; index < count; index++) {
-            const op = headersOp - index;
-            const target = base + headerSize + index * headerSize;
-            // A faulty slot may hold an op this replica acknowledged: never nack it.
-            const faulty = this.journal.isFaulty(op);
-            if (this.trustedHeader(op)) {
-                const source = this.journal.headerOffset(this.journal.slotOf(op));
-                this.copyHeader(target, source);
-                if (this.journal.isDurable(op) || op <= this.commitMin) presents |= 1 << index;
-                else if (!faulty) nacks |= 1 << index;
-            } else {
-                // Not vouched for, but a durable prepare at this op may be one this replica
-                // acknowledged before a restart: neither vouch nor deny (as for a faulty slot).
-                this.bytes.fill(0, target, target + headerSize);
-                const durable = this.journal.hasHeader(op) && this.journal.isDurable(op);
-                if (!faulty && !durable) nacks |= 1 << index;
-            }
-        }
-        this.memory.setUint32(base + Frame.size, headerSize + count * headerSize, true);
-        writeU64(this.memory, base + DoViewChange.op, this.op);
-        writeU64(this.memory, base + DoViewChange.headersOp, headersOp);
-        writeU64(this.memory, base + DoViewChange.logViewOp, this.logViewOp);
-        writeU64(
-            this.memory,
-            base + DoViewChange.commitMax,
-            Math.max(this.commitMin, Math.min(this.commitMax, this.op)),
-        );
-        this.memory.setUint32(base + DoViewChange.logView, this.logView, true);
-        this.memory.setUint32(base + DoViewChange.nackBitset, nacks >>> 0, true);
-        this.memory.setUint32(base + DoViewChange.presentBitset, presents >>> 0, true);
-        setChecksums(this.bytes, this.memory, base);
-        assert(invalidHeader(this.memory, base, this.config.messageSizeMax) === null);
-        return message;
-    }
-
-    /** Unknown head ops a do_view_change may name above its headers (the rest go as blanks). */
-    private unknownHeadMax(): number {
-        return this.derived.viewHeadersMax;
-    }
-
-    /**
-     * The top of the do_view_change suffix: the head, less the faulty slots on top of it whose
-     * header this replica does not know (at most unknownHeadMax of them).
-     */
-    private doViewChangeHeadersOp(): number {
-        const opMin = Math.max(this.commitMin, this.op - this.unknownHeadMax());
-        let headersOp = this.op;
-        while (
-            headersOp > opMin &&
-            !this.trustedHeader(headersOp) &&
-            this.journal.isFaulty(headersOp)
-        ) {
-            headersOp--;
-        }
-        return headersOp;
-    }
-
-    private sendDoViewChange(): void {
-        assert(this.status === Status.viewChange);
-        if (this.viewDurable !== this.view) return;
-        const message = this.buildDoViewChange();
-        const primary = this.primaryIndex(this.view);
-        if (primary === this.replica) {
-            this.storeDoViewChange(this.replica, message);
-        } else {
-            this.bus.sendToReplica(primary, message);
-        }
-        this.pool.unref(message);
-    }
-
-    private onDoViewChange(message: Message): void {
-        const base = message.offset;
-        const view = headerView(this.memory, base);
-        if (view < this.view) return;
-        if (!this.doViewChangeValid(message)) {
-            this.stats.messagesInvalid++;
-            return;
-        }
-        if (view > this.view) this.transitionToViewChange(view);
-        if (!this.primary) return;
-        const replica = headerReplica(this.memory, base);
-        if (this.status === Status.normal) {
-            // A backup missed start_view: send it again.
-            if (replica !== this.replica && !this.startViewPending) this.sendStartView(replica);
-            return;
-        }
-        this.storeDoViewChange(replica, message);
-    }
-
-    /**
-     * The suffix must be ops headersOp, headersOp-1, … (each a valid prepare header of this
-     * cluster, or a blank of zeros), at most viewHeadersMax of them, with bitsets that fit the
-     * count, and at most unknownHeadMax unknown ops above it.
-     */
-    private doViewChangeValid(message: Message): boolean {
-        const base = message.offset;
-        const op = readU64(this.memory, base + DoViewChange.op);
-        const headersOp = readU64(this.memory, base + DoViewChange.headersOp);
-        if (headersOp > op || op - headersOp > this.unknownHeadMax()) return false;
-        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
-        if (count > this.derived.viewHeadersMax || count > headersOp + 1) return false;
-        const nacks = this.memory.getUint32(base + DoViewChange.nackBitset, true);
-        const presents = this.memory.getUint32(base + DoViewChange.presentBitset, true);
-        if (count < 32 && (nacks | presents) >>> count !== 0) return false;
-        for (let index = 0; index < count; index++) {
-            const offset = base + headerSize + index * headerSize;
-            if (headerCommand(this.memory, offset) === Command.reserved) {
-                if (!allZero(this.bytes, offset, headerSize)) return false;
-                if ((presents & (1 << index)) !== 0) return false;
-                continue;
-            }
-            if (!this.embeddedHeaderValid(offset)) return false;
-            if (prepareOp(this.memory, offset) !== headersOp - index) return false;
-        }
-        return true;
-    }
-
-    private storeDoViewChange(replica: number, message: Message): void {
-        assert(this.status === Status.viewChange && this.primary);
-        if (this.viewChangeLogInstalled) return;
-        const previous = this.doViewChanges[replica] ?? null;
-        if (previous !== null) this.pool.unref(previous);
-        this.doViewChanges[replica] = this.pool.ref(message);
-        let count = 0;
-        for (let index = 0; index < this.replicaCount; index++)
-            if (this.doViewChanges[index] !== null) count++;
-        if (count < this.quorums.viewChange || this.doViewChanges[this.replica] === null) return;
-        if (this.primaryChooseLog()) {
-            this.viewChangeLogInstalled = true;
-            this.doViewChangesClear();
-            this.primaryViewChangeProgress();
-            this.repair();
-        }
-    }
-
-    /**
-     * Chooses the new view's log from the do_view_change quorum (TigerBeetle's rule): canonical
-     * messages are those with the highest log_view; ops above the highest committed op are kept
-     * unless a nack quorum proves them uncommitted; an op with no canonical header, or with no
-     * copy any do_view_change proves while some are still missing, makes the primary wait for
-     * more do_view_changes. Returns true once installed.
-     *
-     * The walk reaches the highest op of any canonical log, its unknown head included: a
-     * canonical replica that cannot name an op it may have acknowledged does not let it be
-     * dropped without a nack quorum. Only known headers bound which ops were committed.
-     */
-    private primaryChooseLog(): boolean {
-        assert(this.status === Status.viewChange && this.primary);
-        assert(!this.viewChangeLogInstalled && this.doViewChanges[this.replica] !== null);
-        const logViewMax = this.doViewChangeLogViewMax();
-        // Its own do_view_change is in the quorum: the chosen log is never older than its own.
-        assert(logViewMax >= this.logView);
-        let opHeadMax = 0;
-        let opHeadKnown = 0;
-        let logViewOpMin = Number.MAX_SAFE_INTEGER;
-        let commitMaxAll = this.commitMin;
-        for (let replica = 0; replica < this.replicaCount; replica++) {
-            const message = this.doViewChanges[replica] ?? null;
-            if (message === null) continue;
-            const base = message.offset;
-            commitMaxAll = Math.max(
-                commitMaxAll,
-                readU64(this.memory, base + DoViewChange.commitMax),
-            );
-            if (!this.canonical(base, logViewMax)) continue;
-            opHeadMax = Math.max(opHeadMax, readU64(this.memory, base + DoViewChange.op));
-            opHeadKnown = Math.max(opHeadKnown, this.doViewChangeHeadHeader(message));
-            logViewOpMin = Math.min(
-                logViewOpMin,
-                readU64(this.memory, base + DoViewChange.logViewOp),
-            );
-        }
-        assert(opHeadKnown <= opHeadMax && logViewOpMin <= Number.MAX_SAFE_INTEGER);
-        const pipelineMax = this.config.pipelinePrepareQueueMax;
-        // Ops more than a pipeline below the canonical head were committed by its primary.
-        const opHeadMin = Math.min(opHeadKnown, Math.max(commitMaxAll, opHeadKnown - pipelineMax));
-        assert(opHeadMax - opHeadMin <= this.canonicalOffsets.length);
-        let opHead = opHeadMax;
-        this.resolveCanonical(opHeadMin, opHeadMax, logViewMax);
-        // The anchor: the committed op below the suffix, so the chain can be walked down from it.
-        const anchorOffset = this.canonicalAt(opHeadMin, opHeadMin, opHeadMax, logViewMax);
-        if (anchorOffset < 0 && opHeadMin > this.commitMin) return false;
-        for (let op = opHeadMin + 1; op <= opHeadMax; op++) {
-            const canonicalOffset = this.canonicalOffsets[op - opHeadMin - 1] ?? -1;
-            const nacks = this.countNacks(op, canonicalOffset, logViewMax, logViewOpMin);
-            const nackQuorum = this.quorums.nack - (this.faults.truncateOneNackShort ? 1 : 0);
-            if (nacks >= nackQuorum) {
-                // A committed op was acknowledged by a replication quorum, which every nack
-                // quorum intersects.
-                assert(op > commitMaxAll);
-                opHead = op - 1;
-                break;
-            }
-            if (canonicalOffset < 0) return false;
-            if (this.countCopies(op, canonicalOffset) === 0 && !this.doViewChangesFromAll()) {
-                return false;
-            }
-        }
-        assert(opHead >= opHeadMin && opHead <= opHeadMax);
-        // A primary must be able to announce the log: a suffix of at least its head's header.
-        if (opHead === this.commitMin && !this.journal.hasHeader(opHead)) return false;
-        if (opHead >= this.windowOpMax()) {
-            // This primary lags beyond the chosen log's WAL window and cannot install it; the
-            // view change times out and the next primary takes over.
-            this.stats.windowFull++;
-            return false;
-        }
-        this.primaryInstallLog(opHeadMin, opHead, commitMaxAll, anchorOffset);
-        return true;
-    }
-
-    /**
-     * True once every replica's do_view_change is in. Then waiting cannot help an op whose
-     * canonical header no do_view_change proves present (replicas in view_change do not repair,
-     * so the messages do not change): the op stays, its prepare is fetched by checksum from
-     * whichever peer holds it outside its suffix (storm seed 1304: the only copies were on an
-     * older log_view's replica whose suffix began higher up).
-     */
-    private doViewChangesFromAll(): boolean {
-        for (let replica = 0; replica < this.replicaCount; replica++) {
-            if (this.doViewChanges[replica] === null) return false;
-        }
-        return true;
-    }
-
-    /** True when this replica holds the header of `op` and it belongs to its log. */
-    private trustedHeader(op: number): boolean {
-        if (op > this.op) return false;
-        if (op <= this.commitMin) return this.journal.hasHeader(op);
-        return this.journal.isTrusted(op);
-    }
-
-    /**
-     * The highest op whose header the do_view_change carries. Its `op` field may be higher (a
-     * recovered replica keeps faulty slots above its head inside its log, unknown): that bounds
-     * its nacks, but only known headers say how far its log_view's primary had prepared (and
-     * so which ops below it were committed).
-     */
-    private doViewChangeHeadHeader(message: Message): number {
-        const base = message.offset;
-        const headersOp = readU64(this.memory, base + DoViewChange.headersOp);
-        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
-        for (let index = 0; index < count; index++) {
-            const offset = base + headerSize + index * headerSize;
-            if (headerCommand(this.memory, offset) === Command.prepare) return headersOp - index;
-        }
-        return Math.max(0, headersOp - count);
-    }
-
-    private doViewChangeLogViewMax(): number {
-        let logViewMax = 0;
-        for (let replica = 0; replica < this.replicaCount; replica++) {
-            const message = this.doViewChanges[replica] ?? null;
-            if (message === null) continue;
-            logViewMax = Math.max(
-                logViewMax,
-                this.memory.getUint32(message.offset + DoViewChange.logView, true),
-            );
-        }
-        return logViewMax;
-    }
-
-    private canonical(base: number, logViewMax: number): boolean {
-        if (this.faults.canonicalIgnoresLogView) return true;
-        return this.memory.getUint32(base + DoViewChange.logView, true) === logViewMax;
-    }
-
-    /** Arena offset of the header of `op` in a canonical do_view_change, or -1. */
-    private canonicalHeader(op: number, logViewMax: number): number {
-        for (let replica = 0; replica < this.replicaCount; replica++) {
-            const message = this.doViewChanges[replica] ?? null;
-            if (message === null || !this.canonical(message.offset, logViewMax)) continue;
-            const offset = this.doViewChangeHeader(message, op);
-            if (offset >= 0 && headerCommand(this.memory, offset) === Command.prepare)
-                return offset;
-        }
-        return -1;
-    }
-
-    /**
-     * Arena offset of the body header of `op` in the do_view_change, or -1 outside its suffix
-     * (below it, or in its unknown head above headersOp).
-     */
-    private doViewChangeHeader(message: Message, op: number): number {
-        const base = message.offset;
-        const headersOp = readU64(this.memory, base + DoViewChange.headersOp);
-        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
-        const index = headersOp - op;
-        if (index < 0 || index >= count) return -1;
-        return base + headerSize + index * headerSize;
-    }
-
-    /** True when the do_view_change's nack bit for `op` (inside its suffix) is set. */
-    private doViewChangeNacked(message: Message, op: number): boolean {
-        const base = message.offset;
-        const index = readU64(this.memory, base + DoViewChange.headersOp) - op;
-        assert(index >= 0 && index < 32);
-        return (this.memory.getUint32(base + DoViewChange.nackBitset, true) & (1 << index)) !== 0;
-    }
-
-    /** True when the do_view_change's present bit for `op` (inside its suffix) is set. */
-    private doViewChangePresent(message: Message, op: number): boolean {
-        const base = message.offset;
-        const index = readU64(this.memory, base + DoViewChange.headersOp) - op;
-        assert(index >= 0 && index < 32);
-        return (
-            (this.memory.getUint32(base + DoViewChange.presentBitset, true) & (1 << index)) !== 0
-        );
-    }
-
-    /**
-     * Canonical headers of (opHeadMin, opHeadMax], top down: a canonical do_view_change's own,
-     * or, where the canonical replicas lost it (a faulty slot), any do_view_change's header
-     * whose checksum is the parent of the canonical header above (the hash chain proves it).
-     */
-    private resolveCanonical(opHeadMin: number, opHeadMax: number, logViewMax: number): void {
-        for (let op = opHeadMax; op > opHeadMin; op--) {
-            this.canonicalOffsets[op - opHeadMin - 1] = this.canonicalAt(
-                op,
-                opHeadMin,
-                opHeadMax,
-                logViewMax,
-            );
-        }
-    }
-
-    private canonicalAt(op: number, opHeadMin: number, opHeadMax: number, logViewMax: number) {
-        const own = this.canonicalHeader(op, logViewMax);
-        if (own >= 0 || op >= opHeadMax) return own;
-        const above = this.canonicalOffsets[op + 1 - opHeadMin - 1] ?? -1;
-        if (above < 0) return -1;
-        for (let replica = 0; replica < this.replicaCount; replica++) {
-            const message = this.doViewChanges[replica] ?? null;
-            if (message === null) continue;
-            const offset = this.doViewChangeHeader(message, op);
-            if (offset < 0 || headerCommand(this.memory, offset) !== Command.prepare) continue;
-            if (u128Equal(this.memory, offset + Frame.checksum, above + Prepare.parent))
-                return offset;
-        }
-        return -1;
-    }
-
-    /**
-     * True when a canonical do_view_change covers `op` but cannot say what it is: a blank it
-     * does not nack (a faulty slot), or its unknown head above headersOp.
-     */
-    private canonicalUnknown(op: number, logViewMax: number): boolean {
-        for (let replica = 0; replica < this.replicaCount; replica++) {
-            const message = this.doViewChanges[replica] ?? null;
-            if (message === null || !this.canonical(message.offset, logViewMax)) continue;
-            const head = readU64(this.memory, message.offset + DoViewChange.op);
-            if (head < op) continue;
-            const offset = this.doViewChangeHeader(message, op);
-            if (offset < 0) {
-                const headersOp = readU64(this.memory, message.offset + DoViewChange.headersOp);
-                if (op > headersOp) return true;
-                continue;
-            }
-            if (headerCommand(this.memory, offset) === Command.prepare) continue;
-            if (!this.doViewChangeNacked(message, op)) return true;
-        }
-        return false;
-    }
-
-    /**
-     * Replicas that prove they never acknowledged the canonical op at `op`. Above logViewOpMin
-     * (the canonical head when log_view's log was installed, or later), the canonical op was
-     * prepared in log_view itself, and a replica whose log_view is older was never normal in
-     * that view, so it never acknowledged it, whatever it holds at that op.
-     */
-    private countNacks(
-        op: number,
-        canonicalOffset: number,
-        logViewMax: number,
-        logViewOpMin: number,
-    ): number {
-        assert(op > this.commitMin); // The walk starts above every committed op it knows.
-        assert(canonicalOffset < 0 || prepareOp(this.memory, canonicalOffset) === op);
-        // Without a canonical header, another header counts as a nack only if the canonical
-        // replicas are sure the op is gone (else it may well be the canonical op itself).
-        const headersNack = canonicalOffset >= 0 || !this.canonicalUnknown(op, logViewMax);
-        let nacks = 0;
-        let messages = 0;
-        for (let replica = 0; replica < this.replicaCount; replica++) {
-            const message = this.doViewChanges[replica] ?? null;
-            if (message === null) continue;
-            messages++;
-            const base = message.offset;
-            if (readU64(this.memory, base + DoViewChange.op) < op) {
-                nacks++; // Its log never reached this op.
-                continue;
-            }
-            if (op > logViewOpMin && !this.canonical(base, logViewMax)) {
-                nacks++; // Never normal in log_view: it never acknowledged this view's prepares.
-                continue;
-            }
-            const offset = this.doViewChangeHeader(message, op);
-            if (offset < 0) continue; // Outside its suffix: it says nothing about this op.
-            const nacked = this.doViewChangeNacked(message, op);
-            const blank = headerCommand(this.memory, offset) !== Command.prepare;
-            if (blank) {
-                if (nacked) nacks++;
-            } else if (canonicalOffset < 0) {
-                if (headersNack) nacks++;
-            } else if (
-                !u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum)
-            ) {
-                nacks++; // It holds another op here, so it never acknowledged the canonical one.
-            } else if (nacked) {
-                nacks++;
-            }
-        }
-        assert(nacks <= messages && messages <= this.replicaCount);
-        return nacks;
-    }
-
-    private countCopies(op: number, canonicalOffset: number): number {
-        assert(canonicalOffset >= 0);
-        let copies = 0;
-        for (let replica = 0; replica < this.replicaCount; replica++) {
-            const message = this.doViewChanges[replica] ?? null;
-            if (message === null) continue;
-            const offset = this.doViewChangeHeader(message, op);
-            if (offset < 0 || !this.doViewChangePresent(message, op)) continue;
-            if (u128Equal(this.memory, offset + Frame.checksum, canonicalOffset + Frame.checksum))
-                copies++;
-        }
-        return copies;
-    }
-
-    private primaryInstallLog(
-        opHeadMin: number,
-        opHead: number,
-        commitMaxAll: number,
-        anchorOffset: number,
-    ): void {
-        assert(opHead >= opHeadMin);
-        assert(opHeadMin >= this.commitMin);
-        // The new log replaces the old one: trust is re-established from the chosen headers.
-        this.journal.distrustAll();
-        for (let op = this.op; op > opHead; op--) this.journal.removeHeader(op);
-        if (opHeadMin > this.commitMin) {
-            assert(anchorOffset >= 0);
-            this.journal.setHeader(anchorOffset);
-            this.journal.trust(opHeadMin);
-        }
-        for (let op = opHeadMin + 1; op <= opHead; op++) {
-            // The walk kept only ops with a canonical header (primaryChooseLog).
-            const canonicalOffset = this.canonicalOffsets[op - opHeadMin - 1] ?? -1;
-            assert(canonicalOffset >= 0 && prepareOp(this.memory, canonicalOffset) === op);
-            this.journal.setHeader(canonicalOffset);
-            this.journal.trust(op);
-        }
-        this.op = opHead;
-        this.commitMax = Math.max(this.commitMax, Math.min(commitMaxAll, opHead), opHeadMin);
-        this.logView = this.view;
-        this.logViewOp = opHead;
-        if (opHead > this.commitMin) this.extendChain(Math.max(opHeadMin, this.commitMin + 1));
-        this.superblockFlush();
-    }
-
-    /** The new primary waits until every op above commitMin is present, then goes normal. */
-    private primaryViewChangeProgress(): void {
-        if (this.status !== Status.viewChange || !this.primary || !this.viewChangeLogInstalled)
-            return;
-        for (let op = this.commitMin + 1; op <= this.op; op++) {
-            if (!this.journal.isTrusted(op) || !this.journal.hasPrepare(op)) return;
-        }
-        this.commitJournal();
-        // Execution may pause at a checkpoint: finish once it resumes and catches up. Without
-        // state (awaiting state sync) it cannot execute at all: it leads once synced.
-        if (this.commitMin < this.commitMax || this.stateMissing) return;
-        // The pipeline takes the uncommitted prepares: read back any the cache dropped (the
-        // read callback comes back here).
-        let cached = true;
-        for (let op = this.commitMax + 1; op <= this.op; op++) {
-            if (this.journal.readPrepare(op, -1) === null) cached = false;
-        }
-        if (!cached) return;
-        this.primaryFinishViewChange();
-    }
-
-    private primaryFinishViewChange(): void {
-        assert(this.op - this.commitMax <= this.pipeline.length);
-        this.status = Status.normal;
-        this.startViewChangeVotes = 0;
-        this.pipelineClear();
-        for (let op = this.commitMax + 1; op <= this.op; op++) {
-            const prepare = this.journal.prepare(op);
-            assert(prepare !== null);
-            this.pipeline[this.pipelineCount] = this.pool.ref(prepare);
-            this.pipelineOks[this.pipelineCount] = 0;
-            this.pipelineCount++;
-        }
-        const head = this.journal.headerOffset(this.journal.slotOf(this.op));
-        this.prepareTimestampUs = Math.max(
-            this.prepareTimestampUs,
-            readU64(this.memory, head + Prepare.timestamp),
-        );
-        this.enterNormalTimeouts();
-        this.startViewPending = true;
-        this.primaryStartView();
-    }
-
-    /** Announces the new view once its log_view is durable, then resumes normal work. */
-    private primaryStartView(): void {
-        if (!this.startViewPending || this.logViewDurable !== this.view) return;
-        assert(this.status === Status.normal && this.primary);
-        this.startViewPending = false;
-        for (let replica = 0; replica < this.replicaCount; replica++) {
-            if (replica !== this.replica) this.sendStartView(replica);
-        }
-        for (let op = this.commitMax + 1; op <= this.op; op++) {
-            if (this.journal.isDurable(op)) this.journalDurableCallback(op);
-        }
-        this.primaryCommitPipeline();
-        this.primaryPipelinePrepare();
-    }
-
-    private sendStartView(replica: number): void {
-        assert(this.status === Status.normal && this.primary);
-        const message = this.acquireHeader(Command.startView);
-        const base = message.offset;
-        // The suffix: every uncommitted op, then committed ones while this replica still holds
-        // them (after a state sync or a wrap, older headers are gone).
-        const countMax = Math.min(this.derived.viewHeadersMax, this.op + 1);
-        let count = 0;
-        for (let index = 0; index < countMax; index++) {
-            const op = this.op - index;
-            if (!this.journal.hasHeader(op)) {
-                assert(op <= this.commitMin);
-                break;
-            }
-            const source = this.journal.headerOffset(this.journal.slotOf(op));
-            this.copyHeader(base + headerSize + index * headerSize, source);
-            count++;
-        }
-        assert(count > 0);
-        this.memory.setUint32(base + Frame.size, headerSize + count * headerSize, true);
-        writeU64(this.memory, base + StartView.op, this.op);
-        writeU64(this.memory, base + StartView.commitMax, this.commitMax);
-        setChecksums(this.bytes, this.memory, base);
-        this.bus.sendToReplica(replica, message);
-        this.pool.unref(message);
-    }
-
-    private onStartView(message: Message): void {
-        const base = message.offset;
-        const view = headerView(this.memory, base);
-        if (view < this.view) return;
-        if (view === this.view && this.status === Status.normal) return;
-        if (
-            headerReplica(this.memory, base) !== this.primaryIndex(view) ||
-            this.primaryIndex(view) === this.replica
-        )
-            return;
-        const op = readU64(this.memory, base + StartView.op);
-        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
-        if (!this.startViewValid(message, op, count)) return;
-        if (op >= this.windowOpMax()) {
-            // The new view's log is beyond this replica's WAL window: installing it would
-            // overwrite ops not yet executed here. Only state sync can bring it back.
-            this.stats.windowFull++;
-            this.syncRequest(headerReplica(this.memory, base));
-            return;
-        }
-        // Everything this replica committed is in the new view's log (quorum intersection), so
-        // an honest primary never sends less; drop such a message rather than trust it.
-        if (op < this.commitMin) {
-            this.stats.messagesInvalid++;
-            return;
-        }
-        if (view > this.view) this.transitionToViewChange(view);
-        this.journal.distrustAll();
-        for (let k = this.op; k > op; k--) this.journal.removeHeader(k);
-        for (let index = count - 1; index >= 0; index--) {
-            const offset = base + headerSize + index * headerSize;
-            if (op - index <= this.commitMin) continue;
-            this.journal.setHeader(offset);
-            this.journal.trust(op - index);
-        }
-        this.op = op;
-        const suffixMin = Math.max(this.commitMin + 1, op - count + 1);
-        if (op > this.commitMin) this.extendChain(suffixMin);
-        assert(this.view === view && (op <= this.commitMin || this.journal.isTrusted(op)));
-        assert(this.commitMin <= this.op && this.status === Status.viewChange);
-        this.logView = view;
-        this.logViewOp = op;
-        this.superblockFlush();
-        this.status = Status.normal;
-        this.doViewChangesClear();
-        this.startViewChangeVotes = 0;
-        this.advanceCommitMax(readU64(this.memory, base + StartView.commitMax));
-        this.enterNormalTimeouts();
-        for (let k = this.commitMax + 1; k <= this.op; k++) {
-            if (this.journal.isTrusted(k) && this.journal.isDurable(k)) this.sendPrepareOk(k);
-        }
-        this.commitJournal();
-        this.repair();
-    }
-
-    /** The start_view suffix must be ops op, op-1, … chained by parent checksums. */
-    private startViewValid(message: Message, op: number, count: number): boolean {
-        const base = message.offset;
-        // At least the head's header: without it the log could not be announced (and trusted).
-        if (count < 1 || count > op + 1) return false;
-        for (let index = 0; index < count; index++) {
-            const offset = base + headerSize + index * headerSize;
-            if (!this.embeddedHeaderValid(offset)) return false;
-            if (prepareOp(this.memory, offset) !== op - index) return false;
-            if (
-                index > 0 &&
-                !u128Equal(
-                    this.memory,
-                    offset - headerSize + Prepare.parent,
-                    offset + Frame.checksum,
-                )
-            ) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    /** A prepare header carried inside a body: checksummed, well-formed, of this cluster. */
-    private embeddedHeaderValid(offset: number): boolean {
-        if (headerCommand(this.memory, offset) !== Command.prepare) return false;
-        if (!validHeaderChecksum(this.bytes, offset)) return false;
-        if (invalidHeader(this.memory, offset, this.config.messageSizeMax) !== null) return false;
-        return this.memory.getUint32(offset + Frame.cluster, true) === this.cluster;
-    }
-
-    // ---------------------------------------------------------------------------------------
     // Durability: the superblock and checkpoints.
 
     /** Writes the current VSR state to the superblock (coalesced with a write in flight). */
-    private superblockFlush(): void {
+    superblockFlush(): void {
         if (this.superblock.writing) {
             this.superblockQueued = true;
             return;
@@ -2316,10 +1614,10 @@ export class Replica {
         // Gaps (faulty or unrepaired slots) are skipped, not ends: each header carries its op.
         let count = 0;
         for (let op = this.op; op > this.checkpointOp && count < viewHeadersMax; op--) {
-            if (!this.trustedHeader(op)) continue; // Executed or trusted: in log_view's log.
+            if (!trustedHeader(this, op)) continue; // Executed or trusted: in log_view's log.
             const source = this.journal.headerOffset(this.journal.slotOf(op));
             const target = superblock.staged + SuperblockField.viewHeaders + count * headerSize;
-            this.copyHeader(target, source);
+            copyHeader(this, target, source);
             count++;
         }
         superblock.setU32(SuperblockField.viewHeadersCount, count);
@@ -2358,11 +1656,11 @@ export class Replica {
     /** Whatever waited for the view (or a checkpoint) to be durable goes ahead now. */
     private afterSuperblockDurable(): void {
         if (this.status === Status.viewChange) {
-            this.sendDoViewChange();
+            sendDoViewChange(this);
             this.commitJournal();
-            this.primaryViewChangeProgress();
+            primaryViewChangeProgress(this);
         } else if (this.status === Status.normal && this.primary) {
-            this.primaryStartView();
+            primaryStartView(this);
             this.commitJournal();
             this.primaryCommitPipeline();
             this.primaryPipelinePrepare();
@@ -2376,12 +1674,12 @@ export class Replica {
     }
 
     /** After executing a checkpoint op: snapshot the state and write it (execution goes on). */
-    private checkpointStart(): void {
+    checkpointStart(): void {
         assert(!this.checkpointInFlight && !this.checkpointing);
         assert(this.commitMin % this.config.checkpointOps === 0);
         this.checkpointInFlight = true;
         this.checkpointPendingOp = this.commitMin;
-        this.copyU128(this.checkpointPendingChecksum, this.commitMinChecksum);
+        copyU128(this, this.checkpointPendingChecksum, this.commitMinChecksum);
         this.checkpointer.write(
             1 - this.checkpointCopy,
             this.checkpointPendingOp,
@@ -2399,456 +1697,26 @@ export class Replica {
     }
 
     // ---------------------------------------------------------------------------------------
-    // State sync: a replica whose peers' log has moved beyond its WAL window fetches a peer's
-    // latest checkpoint snapshot (the KV image, client table and replies as one stream, in
-    // order, one chunk per round trip), installs it, and writes it as its own checkpoint. Then
-    // the log above it is repaired as usual (start_view, request_prepare).
-    //
-    // Trust: the stream comes from the one replica asked (syncPeer), and every chunk must name
-    // the same checkpoint (op, stream size, KV, client-table and anchor checksums) as its first.
-    // The image must match the checksums; the anchor (which op the checkpoint ends at) must be
-    // confirmed by another log before installing: this replica's trusted chain, or the header
-    // of that op held by a replica other than syncPeer. With two replicas the one peer's word
-    // stands (there is no third log).
+    // State sync state (the protocol lives in state_sync.ts).
 
-    private syncing = false;
+    syncing = false;
     /** Started without state (the checkpoint was unreadable): syncing until one installs. */
     stateMissing = false;
     /** The replica asked: chunks from any other are ignored. */
-    private syncPeer = 0;
-    private syncTargetOp = 0;
-    private syncOffset = 0;
-    private syncStreamSize = 0;
+    syncPeer = 0;
+    syncTargetOp = 0;
+    syncOffset = 0;
+    syncStreamSize = 0;
     /** syncOffset when the repair timeout last fired, and timeouts in a row without progress. */
-    private syncOffsetAtTimeout = 0;
-    private syncStalls = 0;
+    syncOffsetAtTimeout = 0;
+    syncStalls = 0;
     /**
      * The target's anchor (the checksum of the prepare at its op) is confirmed by a log other
      * than the snapshot's own: this replica's trusted chain, or the header of that op in the
      * log of a replica other than syncPeer (the op is committed, so a replica whose log holds
      * it holds the committed prepare). Installation waits for it.
      */
-    private syncConfirmed = false;
-
-    private syncRequest(peer: number): void {
-        if (peer === this.replica || this.replicaCount === 1) return;
-        if (!this.syncing) {
-            if (this.checkpointInFlight) return; // Its buffers are the assembly area.
-            this.syncing = true;
-            this.syncRestart();
-        } else if (this.syncTargetOp > 0) {
-            return; // A stream from syncPeer is under way (its chunks and syncRetry drive it).
-        }
-        this.syncPeer = peer;
-        this.sendRequestSync();
-    }
-
-    /** Forgets the stream being assembled (the next chunk at offset 0 names a new target). */
-    private syncRestart(): void {
-        this.syncTargetOp = 0;
-        this.syncOffset = 0;
-        this.syncOffsetAtTimeout = 0;
-        this.syncStalls = 0;
-        this.syncConfirmed = false;
-    }
-
-    /**
-     * Repair timeout while syncing: a lost chunk (or confirmation) is asked again; a peer that
-     * made no progress for syncStallsMax timeouts in a row (a round trip may take several) is
-     * replaced, and the stream starts over from the new one.
-     */
-    private syncRetry(): void {
-        assert(this.syncing);
-        if (this.syncOffset !== this.syncOffsetAtTimeout) {
-            this.syncOffsetAtTimeout = this.syncOffset;
-            this.syncStalls = 0;
-        } else {
-            this.syncStalls++;
-        }
-        if (this.syncStalls >= syncStallsMax) {
-            const peer = this.repairPeer();
-            if (peer !== this.syncPeer) this.syncRestart();
-            this.syncPeer = peer;
-            this.syncStalls = 0;
-        }
-        const complete = this.syncTargetOp > 0 && this.syncOffset === this.syncStreamSize;
-        if (complete)
-            this.syncConfirmRequest(); // Complete, not yet confirmed: ask again.
-        else this.sendRequestSync();
-    }
-
-    private sendRequestSync(): void {
-        const message = this.acquireHeader(Command.requestSync);
-        // Without state, even a checkpoint at commitMin itself will do: ask for one above the op
-        // before it (peers serve a snapshot newer than the commitMin they are sent).
-        const commitMin = this.stateMissing ? this.commitMin - 1 : this.commitMin;
-        writeU64(this.memory, message.offset + RequestSync.commitMin, commitMin);
-        writeU64(this.memory, message.offset + RequestSync.offset, this.syncOffset);
-        this.sendTo(this.syncPeer, message);
-    }
-
-    private onRequestSync(message: Message): void {
-        const base = message.offset;
-        const replica = headerReplica(this.memory, base);
-        const snapshotOp = this.checkpointer.snapshotOp;
-        if (replica === this.replica || this.syncing) return;
-        if (snapshotOp === 0 || snapshotOp <= readU64(this.memory, base + RequestSync.commitMin)) {
-            return; // Nothing newer to offer.
-        }
-        const streamSize = this.checkpointer.streamSize();
-        // An offset beyond this stream was into another (older) checkpoint's: start it over.
-        let offset = readU64(this.memory, base + RequestSync.offset);
-        if (offset >= streamSize) offset = 0;
-        const chunk = this.acquireHeader(Command.sync);
-        const size = this.checkpointer.serveStream(
-            offset,
-            chunk.offset + headerSize,
-            this.derived.messageBodySizeMax,
-        );
-        this.memory.setUint32(chunk.offset + Frame.size, headerSize + size, true);
-        writeU64(this.memory, chunk.offset + Sync.checkpointOp, snapshotOp);
-        writeU64(this.memory, chunk.offset + Sync.offset, offset);
-        writeU64(this.memory, chunk.offset + Sync.streamSize, streamSize);
-        this.copyU128(chunk.offset + Sync.kvChecksum, this.checkpointer.kvChecksum);
-        this.copyU128(chunk.offset + Sync.sessionsChecksum, this.checkpointer.sessionsChecksum);
-        this.copyU128(chunk.offset + Sync.anchorChecksum, this.checkpointer.snapshotAnchor);
-        this.sendTo(replica, chunk);
-    }
-
-    /** Copies a whole header inside the arena. */
-    private copyHeader(target: number, source: number): void {
-        this.bytes.copyWithin(target, source, source + headerSize);
-    }
-
-    /** Copies a u128 (a checksum or an id) inside the arena. */
-    private copyU128(target: number, source: number): void {
-        this.bytes.copyWithin(target, source, source + 16);
-    }
-
-    private onSync(message: Message): void {
-        const base = message.offset;
-        if (!this.syncing || headerReplica(this.memory, base) !== this.syncPeer) return;
-        const op = readU64(this.memory, base + Sync.checkpointOp);
-        if (op < this.commitMin || op % this.config.checkpointOps !== 0) return;
-        // At its own op only when started without state (its checkpoint was unreadable).
-        if (op === this.commitMin && !this.stateMissing) return;
-        if (op < this.syncTargetOp) return; // A late chunk of an older checkpoint.
-        const offset = readU64(this.memory, base + Sync.offset);
-        const size = headerSizeOf(this.memory, base) - headerSize;
-        if (op !== this.syncTargetOp || !this.syncIdentityEquals(base)) {
-            // Another checkpoint than the one being assembled: start over, from its first byte.
-            this.syncRestart();
-            if (offset !== 0) return this.sendRequestSync();
-            this.syncTargetOp = op;
-            this.syncStreamSize = readU64(this.memory, base + Sync.streamSize);
-            this.copyU128(this.checkpointer.kvChecksum, base + Sync.kvChecksum);
-            this.copyU128(this.checkpointer.sessionsChecksum, base + Sync.sessionsChecksum);
-            this.copyU128(this.checkpointPendingChecksum, base + Sync.anchorChecksum);
-            this.checkpointer.receiveBegin();
-            this.syncConfirmLocal();
-            if (!this.syncConfirmed) this.syncConfirmRequest();
-        }
-        assert(this.syncIdentityEquals(base) && op === this.syncTargetOp);
-        if (offset !== this.syncOffset) return; // A duplicate or a stale chunk.
-        if (this.syncOffset + size > this.syncStreamSize) return;
-        this.checkpointer.receive(offset, base + headerSize, size);
-        this.syncOffset += size;
-        if (this.syncOffset < this.syncStreamSize) return this.sendRequestSync();
-        if (this.syncConfirmed) this.syncInstall();
-    }
-
-    /** True when the chunk names the checkpoint being assembled (op, checksums, size). */
-    private syncIdentityEquals(base: number): boolean {
-        if (this.syncTargetOp === 0) return false;
-        return (
-            readU64(this.memory, base + Sync.streamSize) === this.syncStreamSize &&
-            u128Equal(this.memory, base + Sync.kvChecksum, this.checkpointer.kvChecksum) &&
-            u128Equal(
-                this.memory,
-                base + Sync.sessionsChecksum,
-                this.checkpointer.sessionsChecksum,
-            ) &&
-            u128Equal(this.memory, base + Sync.anchorChecksum, this.checkpointPendingChecksum)
-        );
-    }
-
-    /**
-     * Confirms the anchor from this replica's own log (a trusted header of the op, or of the op
-     * above whose parent it is), or, with two replicas, from the only peer's word: there is no
-     * third log to ask, and that peer's checkpoint is of ops it executed, so committed.
-     */
-    private syncConfirmLocal(): void {
-        const op = this.syncTargetOp;
-        const anchor = this.checkpointPendingChecksum;
-        assert(op > 0 && !this.syncConfirmed);
-        if (this.replicaCount === 2) this.syncConfirmed = true;
-        else if (this.trustedHeader(op) && this.journal.hasHeaderWithChecksum(op, anchor)) {
-            this.syncConfirmed = true;
-        } else if (this.journal.isTrusted(op + 1) && this.parentOfEquals(op + 1, anchor)) {
-            this.syncConfirmed = true;
-        }
-    }
-
-    /** Asks every replica but syncPeer for the header of the target op (onHeaders confirms). */
-    private syncConfirmRequest(): void {
-        assert(this.syncing && this.syncTargetOp > 0);
-        for (let replica = 0; replica < this.replicaCount; replica++) {
-            if (replica === this.replica || replica === this.syncPeer) continue;
-            this.sendRequestHeaders(replica, this.syncTargetOp, this.syncTargetOp);
-        }
-    }
-
-    /** A `headers` reply from a replica other than syncPeer may hold the target's header. */
-    private syncConfirmFromHeaders(message: Message): void {
-        const base = message.offset;
-        if (!this.syncing || this.syncTargetOp === 0 || this.syncConfirmed) return;
-        if (headerReplica(this.memory, base) === this.syncPeer) return;
-        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
-        for (let index = 0; index < count; index++) {
-            const offset = base + headerSize + index * headerSize;
-            if (!this.embeddedHeaderValid(offset)) return;
-            if (prepareOp(this.memory, offset) !== this.syncTargetOp) continue;
-            // A different header proves nothing (a stale log may hold another op there).
-            if (!u128Equal(this.memory, offset + Frame.checksum, this.checkpointPendingChecksum))
-                continue;
-            this.syncConfirmed = true;
-            if (this.syncOffset === this.syncStreamSize) this.syncInstall();
-            return;
-        }
-    }
-
-    /** The whole stream arrived and its anchor is confirmed: verify, install, checkpoint it. */
-    private syncInstall(): void {
-        assert(this.syncing && this.syncConfirmed && this.syncOffset === this.syncStreamSize);
-        // Without state, the checkpoint at its own op will do (it was unreadable).
-        assert(this.syncTargetOp > (this.stateMissing ? this.commitMin - 1 : this.commitMin));
-        const kv = this.checkpointer.kvChecksum;
-        const ok = this.checkpointer.receiveInstall(kv, this.checkpointer.sessionsChecksum);
-        this.syncing = false;
-        if (!ok) {
-            // Corrupt in transit or a peer's mix-up: the next trigger starts over (without
-            // state, that is the next repair timeout: the replica stays syncing).
-            if (this.stateMissing) this.syncing = true;
-            this.syncRestart();
-            return;
-        }
-        this.stateMissing = false;
-        const op = this.syncTargetOp;
-        // The log above the checkpoint stays: this replica may have acknowledged those ops
-        // (it fell behind in execution, not necessarily in its log).
-        this.commitMin = op;
-        this.commitMax = Math.max(this.commitMax, op);
-        if (this.faults.stateSyncDropsLog) {
-            for (let above = this.op; above > op; above--) this.journal.removeHeader(above);
-            this.op = op;
-        }
-        this.op = Math.max(this.op, op);
-        // A trusted op + 1 that does not chain to the checkpoint proves log_view's log older
-        // than the checkpoint: nothing above is vouched for any more (a durable op is still
-        // never nacked). A hole or an untrusted header at op + 1 proves nothing: the trusted
-        // ops above are still the log of log_view, and dropping their trust would leave a
-        // backup nothing to repair towards (storm seed 248). Executing them stays safe: ops up
-        // to commitMax were committed in log_view's log, so they chain to the checkpoint
-        // (commitJournal asserts it), and ops above it wait for that view's commit number.
-        const above = op + 1;
-        if (
-            this.op > op &&
-            this.journal.isTrusted(above) &&
-            !this.parentOfEquals(above, this.checkpointPendingChecksum)
-        ) {
-            this.journal.distrustAll();
-        }
-        this.copyU128(this.commitMinChecksum, this.checkpointPendingChecksum);
-        assert(this.commitMin === op && this.op >= op && !this.stateMissing);
-        // Whatever stays trusted above the checkpoint chains to it.
-        const chained = this.parentOfEquals(above, this.commitMinChecksum);
-        assert(this.op === op || !this.journal.isTrusted(above) || chained);
-        this.headTargetOp = 0;
-        this.stats.stateSyncs++;
-        if (this.hooks !== null) this.hooks.onStateSync(this.replica, op);
-        this.checkpointStart();
-        if (this.status === Status.viewChange) this.sendDoViewChange();
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Repair.
-
-    private repair(): void {
-        if (this.status === Status.viewChange && !(this.primary && this.viewChangeLogInstalled))
-            return;
-        if (this.status === Status.normal && this.headTargetOp > this.op) {
-            this.sendRequestPrepare(
-                this.primaryIndex(this.view),
-                this.headTargetOp,
-                this.headTargetChecksum,
-            );
-        }
-        // Oldest first, within a budget: a hole below a trusted op is fetched by the parent
-        // checksum it must have; a trusted header without its prepare by its own checksum.
-        let budget = this.config.pipelinePrepareQueueMax;
-        for (let op = this.commitMin + 1; op <= this.op && budget > 0; op++) {
-            if (this.journal.isTrusted(op)) {
-                if (this.journal.hasPrepare(op)) continue;
-                const header = this.journal.headerOffset(this.journal.slotOf(op));
-                this.sendRequestPrepare(this.repairPeer(), op, header + Frame.checksum);
-                budget--;
-            } else if (op < this.op && this.journal.isTrusted(op + 1)) {
-                const parent =
-                    this.journal.headerOffset(this.journal.slotOf(op + 1)) + Prepare.parent;
-                const peer = this.repairPeer();
-                const opMin = Math.max(this.commitMin + 1, op - this.config.requestHeadersMax + 1);
-                this.sendRequestPrepare(peer, op, parent);
-                this.sendRequestHeaders(peer, opMin, op);
-                budget--;
-            }
-        }
-        this.primaryViewChangeProgress();
-    }
-
-    /** Backups ask the primary first; a new primary asks a random backup. */
-    private repairPeer(): number {
-        if (this.status === Status.normal && !this.primary && this.prng.chance(0.5)) {
-            return this.primaryIndex(this.view);
-        }
-        let peer = this.prng.int(this.replicaCount - 1);
-        if (peer >= this.replica) peer++;
-        return peer;
-    }
-
-    private sendRequestPrepare(replica: number, op: number, checksumOffset: number): void {
-        if (replica === this.replica || this.replicaCount === 1) return;
-        const message = this.acquireHeader(Command.requestPrepare);
-        this.copyU128(message.offset + RequestPrepare.prepareChecksum, checksumOffset);
-        writeU64(this.memory, message.offset + RequestPrepare.prepareOp, op);
-        this.stats.repairsRequested++;
-        this.sendTo(replica, message);
-    }
-
-    private sendRequestHeaders(replica: number, opMin: number, opMax: number): void {
-        if (replica === this.replica || this.replicaCount === 1) return;
-        const message = this.acquireHeader(Command.requestHeaders);
-        writeU64(this.memory, message.offset + RequestHeaders.opMin, opMin);
-        writeU64(this.memory, message.offset + RequestHeaders.opMax, opMax);
-        this.sendTo(replica, message);
-    }
-
-    private onRequestPrepare(message: Message): void {
-        const base = message.offset;
-        const replica = headerReplica(this.memory, base);
-        if (replica === this.replica) return;
-        const op = readU64(this.memory, base + RequestPrepare.prepareOp);
-        if (!this.journal.hasHeaderWithChecksum(op, base + RequestPrepare.prepareChecksum)) return;
-        // From the cache, or once read from disk (journalReadCallback sends it then).
-        const prepare = this.journal.readPrepare(op, replica);
-        if (prepare !== null) this.bus.sendToReplica(replica, prepare);
-    }
-
-    /**
-     * A prepare read back from disk landed: answer the replicas that asked for it, then resume
-     * whatever waited for it (execution, a new primary's pipeline).
-     */
-    private journalReadCallback(op: number, prepare: Message, destinations: number): void {
-        assert(this.journal.hasHeaderWithChecksum(op, prepare.offset + Frame.checksum));
-        for (let replica = 0; replica < this.replicaCount; replica++) {
-            if ((destinations & (1 << replica)) !== 0) this.bus.sendToReplica(replica, prepare);
-        }
-        this.commitJournal();
-        this.primaryViewChangeProgress();
-    }
-
-    private onRequestHeaders(message: Message): void {
-        const base = message.offset;
-        const replica = headerReplica(this.memory, base);
-        if (replica === this.replica) return;
-        const opMin = readU64(this.memory, base + RequestHeaders.opMin);
-        const opMax = Math.min(this.op, readU64(this.memory, base + RequestHeaders.opMax));
-        const reply = this.acquireHeader(Command.headers);
-        let count = 0;
-        for (let op = opMax; op >= opMin && count < this.config.requestHeadersMax; op--) {
-            if (!this.trustedHeader(op)) continue;
-            const source = this.journal.headerOffset(this.journal.slotOf(op));
-            this.copyHeader(reply.offset + headerSize + count * headerSize, source);
-            count++;
-        }
-        if (count === 0) {
-            this.pool.unref(reply);
-            return;
-        }
-        this.memory.setUint32(reply.offset + Frame.size, headerSize + count * headerSize, true);
-        this.sendTo(replica, reply);
-    }
-
-    private onHeaders(message: Message): void {
-        const base = message.offset;
-        this.syncConfirmFromHeaders(message);
-        const count = (headerSizeOf(this.memory, base) - headerSize) / headerSize;
-        for (let index = 0; index < count; index++) {
-            const offset = base + headerSize + index * headerSize;
-            if (!this.embeddedHeaderValid(offset)) return;
-            const op = prepareOp(this.memory, offset);
-            if (op <= this.commitMin || op >= this.op || this.journal.isTrusted(op)) continue;
-            if (!this.journal.isTrusted(op + 1)) continue;
-            if (!this.parentOfEquals(op + 1, offset + Frame.checksum)) continue;
-            this.journal.setHeader(offset);
-            this.journal.trust(op);
-            this.extendChain(op);
-        }
-        this.commitJournal();
-        this.primaryViewChangeProgress();
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Reply repair: a session's latest reply lost from this replica's disk (a corrupt or
-    // unreadable reply of the checkpoint) is fetched from a peer, whose copy of the same reply
-    // (same client, op and session; the body is the same deterministic result) replaces it.
-    // Until then the client's retry of that request is neither executed again nor answered:
-    // it triggers the repair, and the reply goes to the client as soon as it arrives.
-
-    /** Asks every peer for the reply of `entry` (a header-only message, so broadcast). */
-    private replyRepairRequest(entry: number): void {
-        assert(this.sessions.replyMissing(entry));
-        if (this.replicaCount === 1) return;
-        const message = this.acquireHeader(Command.requestReply);
-        this.sessions.writeClientId(entry, message.offset + RequestReply.client);
-        writeU64(this.memory, message.offset + RequestReply.replyOp, this.sessions.replyOp(entry));
-        this.stats.replyRepairsRequested++;
-        this.broadcast(message);
-    }
-
-    /** From the repair timeout: every session whose reply is missing asks again. */
-    private repairReplies(): void {
-        if (this.stateMissing) return;
-        for (let entry = 0; entry < this.sessions.entriesMax; entry++) {
-            if (this.sessions.replyMissing(entry)) this.replyRepairRequest(entry);
-        }
-    }
-
-    private onRequestReply(message: Message): void {
-        const base = message.offset;
-        const replica = headerReplica(this.memory, base);
-        if (replica === this.replica) return;
-        const entry = this.sessions.find(base + RequestReply.client);
-        if (entry < 0) return;
-        const reply = this.sessions.reply(entry);
-        if (reply === null) return;
-        if (this.sessions.replyOp(entry) !== readU64(this.memory, base + RequestReply.replyOp)) {
-            return; // Another reply (the session moved on, or this replica lags): no answer.
-        }
-        this.bus.sendToReplica(replica, reply);
-    }
-
-    /** A peer's copy of a reply this replica lost (valid() checked both checksums). */
-    private onReplyRepair(message: Message): void {
-        const base = message.offset;
-        if (headerReplica(this.memory, base) === this.replica) return;
-        const entry = this.sessions.find(base + Reply.client);
-        if (entry < 0 || !this.sessions.replyMissing(entry)) return;
-        if (readU64(this.memory, base + Reply.op) !== this.sessions.replyOp(entry)) return;
-        if (readU64(this.memory, base + Reply.session) !== this.sessions.session(entry)) return;
-        this.sessions.repairReply(entry, message);
-        this.stats.repliesRepaired++;
-        if (this.status === Status.normal && this.primary) this.bus.sendToClient(message);
-    }
+    syncConfirmed = false;
 
     // ---------------------------------------------------------------------------------------
     // Sending.
@@ -2862,14 +1730,14 @@ export class Replica {
     }
 
     /** A pool message with its frame filled in (size = header only); the caller holds it. */
-    private acquireHeader(command: number): Message {
+    acquireHeader(command: number): Message {
         const message = this.pool.acquire();
         this.setFrame(message.offset, command);
         return message;
     }
 
     /** Checksums, sends and releases. */
-    private sendTo(replica: number, message: Message): void {
+    sendTo(replica: number, message: Message): void {
         assert(replica !== this.replica);
         setChecksums(this.bytes, this.memory, message.offset);
         this.bus.sendToReplica(replica, message);
@@ -2877,7 +1745,7 @@ export class Replica {
     }
 
     /** Sends to every other replica; checksums and releases unless `release` is false. */
-    private broadcast(message: Message, release = true): void {
+    broadcast(message: Message, release = true): void {
         if (release) setChecksums(this.bytes, this.memory, message.offset);
         for (let replica = 0; replica < this.replicaCount; replica++) {
             if (replica !== this.replica) this.bus.sendToReplica(replica, message);
@@ -2989,12 +1857,12 @@ export class Replica {
     }
 }
 
-function allZero(bytes: Uint8Array, offset: number, size: number): boolean {
+export function allZero(bytes: Uint8Array, offset: number, size: number): boolean {
     for (let index = offset; index < offset + size; index++) if (bytes[index] !== 0) return false;
     return true;
 }
 
-function popcount(bits: number): number {
+export function popcount(bits: number): number {
     let count = 0;
     let value = bits >>> 0;
     while (value !== 0) {

@@ -1,0 +1,270 @@
+// State sync: a replica whose peers' log has moved beyond its WAL window fetches a peer's
+// latest checkpoint snapshot (the KV image, client table and replies as one stream, in
+// order, one chunk per round trip), installs it, and writes it as its own checkpoint. Then
+// the log above it is repaired as usual (start_view, request_prepare).
+//
+// Trust: the stream comes from the one replica asked (syncPeer), and every chunk must name
+// the same checkpoint (op, stream size, KV, client-table and anchor checksums) as its first.
+// The image must match the checksums; the anchor (which op the checkpoint ends at) must be
+// confirmed by another log before installing: this replica's trusted chain, or the header
+// of that op held by a replica other than syncPeer. With two replicas the one peer's word
+// stands (there is no third log).
+//
+// These are functions over the replica (`self`), split out of replica.ts so that each protocol
+// lives in a file a reader can hold at once; the replica's state stays in the class, and
+// replica.ts dispatches messages and timeouts to them. No state lives at module level.
+
+import { headerSize } from "../constants.js";
+import { assert } from "../stdx/assert.js";
+import {
+    Command,
+    Frame,
+    RequestSync,
+    Sync,
+    headerReplica,
+    headerSizeOf,
+    prepareOp,
+    readU64,
+    u128Equal,
+    writeU64,
+} from "./header.js";
+import type { Message } from "./message_pool.js";
+import { repairPeer, sendRequestHeaders } from "./repair.js";
+import { type Replica, Status, syncStallsMax } from "./replica.js";
+import { embeddedHeaderValid, sendDoViewChange, trustedHeader } from "./view_change.js";
+
+export function syncRequest(self: Replica, peer: number): void {
+    if (peer === self.replica || self.replicaCount === 1) return;
+    if (!self.syncing) {
+        if (self.checkpointInFlight) return; // Its buffers are the assembly area.
+        self.syncing = true;
+        syncRestart(self);
+    } else if (self.syncTargetOp > 0) {
+        return; // A stream from syncPeer is under way (its chunks and syncRetry drive it).
+    }
+    self.syncPeer = peer;
+    sendRequestSync(self);
+}
+
+/** Forgets the stream being assembled (the next chunk at offset 0 names a new target). */
+export function syncRestart(self: Replica): void {
+    self.syncTargetOp = 0;
+    self.syncOffset = 0;
+    self.syncOffsetAtTimeout = 0;
+    self.syncStalls = 0;
+    self.syncConfirmed = false;
+}
+
+/**
+ * Repair timeout while syncing: a lost chunk (or confirmation) is asked again; a peer that
+ * made no progress for syncStallsMax timeouts in a row (a round trip may take several) is
+ * replaced, and the stream starts over from the new one.
+ */
+export function syncRetry(self: Replica): void {
+    assert(self.syncing);
+    if (self.syncOffset !== self.syncOffsetAtTimeout) {
+        self.syncOffsetAtTimeout = self.syncOffset;
+        self.syncStalls = 0;
+    } else {
+        self.syncStalls++;
+    }
+    if (self.syncStalls >= syncStallsMax) {
+        const peer = repairPeer(self);
+        if (peer !== self.syncPeer) syncRestart(self);
+        self.syncPeer = peer;
+        self.syncStalls = 0;
+    }
+    const complete = self.syncTargetOp > 0 && self.syncOffset === self.syncStreamSize;
+    if (complete)
+        syncConfirmRequest(self); // Complete, not yet confirmed: ask again.
+    else sendRequestSync(self);
+}
+
+export function sendRequestSync(self: Replica): void {
+    const message = self.acquireHeader(Command.requestSync);
+    // Without state, even a checkpoint at commitMin itself will do: ask for one above the op
+    // before it (peers serve a snapshot newer than the commitMin they are sent).
+    const commitMin = self.stateMissing ? self.commitMin - 1 : self.commitMin;
+    writeU64(self.memory, message.offset + RequestSync.commitMin, commitMin);
+    writeU64(self.memory, message.offset + RequestSync.offset, self.syncOffset);
+    self.sendTo(self.syncPeer, message);
+}
+
+export function onRequestSync(self: Replica, message: Message): void {
+    const base = message.offset;
+    const replica = headerReplica(self.memory, base);
+    const snapshotOp = self.checkpointer.snapshotOp;
+    if (replica === self.replica || self.syncing) return;
+    if (snapshotOp === 0 || snapshotOp <= readU64(self.memory, base + RequestSync.commitMin)) {
+        return; // Nothing newer to offer.
+    }
+    const streamSize = self.checkpointer.streamSize();
+    // An offset beyond self stream was into another (older) checkpoint's: start it over.
+    let offset = readU64(self.memory, base + RequestSync.offset);
+    if (offset >= streamSize) offset = 0;
+    const chunk = self.acquireHeader(Command.sync);
+    const size = self.checkpointer.serveStream(
+        offset,
+        chunk.offset + headerSize,
+        self.derived.messageBodySizeMax,
+    );
+    self.memory.setUint32(chunk.offset + Frame.size, headerSize + size, true);
+    writeU64(self.memory, chunk.offset + Sync.checkpointOp, snapshotOp);
+    writeU64(self.memory, chunk.offset + Sync.offset, offset);
+    writeU64(self.memory, chunk.offset + Sync.streamSize, streamSize);
+    copyU128(self, chunk.offset + Sync.kvChecksum, self.checkpointer.kvChecksum);
+    copyU128(self, chunk.offset + Sync.sessionsChecksum, self.checkpointer.sessionsChecksum);
+    copyU128(self, chunk.offset + Sync.anchorChecksum, self.checkpointer.snapshotAnchor);
+    self.sendTo(replica, chunk);
+}
+
+/** Copies a whole header inside the arena. */
+export function copyHeader(self: Replica, target: number, source: number): void {
+    self.bytes.copyWithin(target, source, source + headerSize);
+}
+
+/** Copies a u128 (a checksum or an id) inside the arena. */
+export function copyU128(self: Replica, target: number, source: number): void {
+    self.bytes.copyWithin(target, source, source + 16);
+}
+
+export function onSync(self: Replica, message: Message): void {
+    const base = message.offset;
+    if (!self.syncing || headerReplica(self.memory, base) !== self.syncPeer) return;
+    const op = readU64(self.memory, base + Sync.checkpointOp);
+    if (op < self.commitMin || op % self.config.checkpointOps !== 0) return;
+    // At its own op only when started without state (its checkpoint was unreadable).
+    if (op === self.commitMin && !self.stateMissing) return;
+    if (op < self.syncTargetOp) return; // A late chunk of an older checkpoint.
+    const offset = readU64(self.memory, base + Sync.offset);
+    const size = headerSizeOf(self.memory, base) - headerSize;
+    if (op !== self.syncTargetOp || !syncIdentityEquals(self, base)) {
+        // Another checkpoint than the one being assembled: start over, from its first byte.
+        syncRestart(self);
+        if (offset !== 0) return sendRequestSync(self);
+        self.syncTargetOp = op;
+        self.syncStreamSize = readU64(self.memory, base + Sync.streamSize);
+        copyU128(self, self.checkpointer.kvChecksum, base + Sync.kvChecksum);
+        copyU128(self, self.checkpointer.sessionsChecksum, base + Sync.sessionsChecksum);
+        copyU128(self, self.checkpointPendingChecksum, base + Sync.anchorChecksum);
+        self.checkpointer.receiveBegin();
+        syncConfirmLocal(self);
+        if (!self.syncConfirmed) syncConfirmRequest(self);
+    }
+    assert(syncIdentityEquals(self, base) && op === self.syncTargetOp);
+    if (offset !== self.syncOffset) return; // A duplicate or a stale chunk.
+    if (self.syncOffset + size > self.syncStreamSize) return;
+    self.checkpointer.receive(offset, base + headerSize, size);
+    self.syncOffset += size;
+    if (self.syncOffset < self.syncStreamSize) return sendRequestSync(self);
+    if (self.syncConfirmed) syncInstall(self);
+}
+
+/** True when the chunk names the checkpoint being assembled (op, checksums, size). */
+export function syncIdentityEquals(self: Replica, base: number): boolean {
+    if (self.syncTargetOp === 0) return false;
+    return (
+        readU64(self.memory, base + Sync.streamSize) === self.syncStreamSize &&
+        u128Equal(self.memory, base + Sync.kvChecksum, self.checkpointer.kvChecksum) &&
+        u128Equal(self.memory, base + Sync.sessionsChecksum, self.checkpointer.sessionsChecksum) &&
+        u128Equal(self.memory, base + Sync.anchorChecksum, self.checkpointPendingChecksum)
+    );
+}
+
+/**
+ * Confirms the anchor from self replica's own log (a trusted header of the op, or of the op
+ * above whose parent it is), or, with two replicas, from the only peer's word: there is no
+ * third log to ask, and that peer's checkpoint is of ops it executed, so committed.
+ */
+export function syncConfirmLocal(self: Replica): void {
+    const op = self.syncTargetOp;
+    const anchor = self.checkpointPendingChecksum;
+    assert(op > 0 && !self.syncConfirmed);
+    if (self.replicaCount === 2) self.syncConfirmed = true;
+    else if (trustedHeader(self, op) && self.journal.hasHeaderWithChecksum(op, anchor)) {
+        self.syncConfirmed = true;
+    } else if (self.journal.isTrusted(op + 1) && self.parentOfEquals(op + 1, anchor)) {
+        self.syncConfirmed = true;
+    }
+}
+
+/** Asks every replica but syncPeer for the header of the target op (onHeaders confirms). */
+export function syncConfirmRequest(self: Replica): void {
+    assert(self.syncing && self.syncTargetOp > 0);
+    for (let replica = 0; replica < self.replicaCount; replica++) {
+        if (replica === self.replica || replica === self.syncPeer) continue;
+        sendRequestHeaders(self, replica, self.syncTargetOp, self.syncTargetOp);
+    }
+}
+
+/** A `headers` reply from a replica other than syncPeer may hold the target's header. */
+export function syncConfirmFromHeaders(self: Replica, message: Message): void {
+    const base = message.offset;
+    if (!self.syncing || self.syncTargetOp === 0 || self.syncConfirmed) return;
+    if (headerReplica(self.memory, base) === self.syncPeer) return;
+    const count = (headerSizeOf(self.memory, base) - headerSize) / headerSize;
+    for (let index = 0; index < count; index++) {
+        const offset = base + headerSize + index * headerSize;
+        if (!embeddedHeaderValid(self, offset)) return;
+        if (prepareOp(self.memory, offset) !== self.syncTargetOp) continue;
+        // A different header proves nothing (a stale log may hold another op there).
+        if (!u128Equal(self.memory, offset + Frame.checksum, self.checkpointPendingChecksum))
+            continue;
+        self.syncConfirmed = true;
+        if (self.syncOffset === self.syncStreamSize) syncInstall(self);
+        return;
+    }
+}
+
+/** The whole stream arrived and its anchor is confirmed: verify, install, checkpoint it. */
+export function syncInstall(self: Replica): void {
+    assert(self.syncing && self.syncConfirmed && self.syncOffset === self.syncStreamSize);
+    // Without state, the checkpoint at its own op will do (it was unreadable).
+    assert(self.syncTargetOp > (self.stateMissing ? self.commitMin - 1 : self.commitMin));
+    const kv = self.checkpointer.kvChecksum;
+    const ok = self.checkpointer.receiveInstall(kv, self.checkpointer.sessionsChecksum);
+    self.syncing = false;
+    if (!ok) {
+        // Corrupt in transit or a peer's mix-up: the next trigger starts over (without
+        // state, that is the next repair timeout: the replica stays syncing).
+        if (self.stateMissing) self.syncing = true;
+        syncRestart(self);
+        return;
+    }
+    self.stateMissing = false;
+    const op = self.syncTargetOp;
+    // The log above the checkpoint stays: self replica may have acknowledged those ops
+    // (it fell behind in execution, not necessarily in its log).
+    self.commitMin = op;
+    self.commitMax = Math.max(self.commitMax, op);
+    if (self.faults.stateSyncDropsLog) {
+        for (let above = self.op; above > op; above--) self.journal.removeHeader(above);
+        self.op = op;
+    }
+    self.op = Math.max(self.op, op);
+    // A trusted op + 1 that does not chain to the checkpoint proves log_view's log older
+    // than the checkpoint: nothing above is vouched for any more (a durable op is still
+    // never nacked). A hole or an untrusted header at op + 1 proves nothing: the trusted
+    // ops above are still the log of log_view, and dropping their trust would leave a
+    // backup nothing to repair towards (storm seed 248). Executing them stays safe: ops up
+    // to commitMax were committed in log_view's log, so they chain to the checkpoint
+    // (commitJournal asserts it), and ops above it wait for that view's commit number.
+    const above = op + 1;
+    if (
+        self.op > op &&
+        self.journal.isTrusted(above) &&
+        !self.parentOfEquals(above, self.checkpointPendingChecksum)
+    ) {
+        self.journal.distrustAll();
+    }
+    copyU128(self, self.commitMinChecksum, self.checkpointPendingChecksum);
+    assert(self.commitMin === op && self.op >= op && !self.stateMissing);
+    // Whatever stays trusted above the checkpoint chains to it.
+    const chained = self.parentOfEquals(above, self.commitMinChecksum);
+    assert(self.op === op || !self.journal.isTrusted(above) || chained);
+    self.headTargetOp = 0;
+    self.stats.stateSyncs++;
+    if (self.hooks !== null) self.hooks.onStateSync(self.replica, op);
+    self.checkpointStart();
+    if (self.status === Status.viewChange) sendDoViewChange(self);
+}
