@@ -330,13 +330,10 @@ export class Cluster {
                     this.onCommit(replicaIndex, op, prepare);
                     this.clockChecker.onCommit(op, prepare, this.arena.view);
                 },
-                onStateSync: (replicaIndex, op) => {
-                    this.checkers.onStateSync(replicaIndex, op);
-                    this.checkers.onStateSyncState(replicaIndex, op, this.states[replicaIndex]!);
-                },
-                onGridRepaired: (replicaIndex, op) => {
+                onStateSync: (replicaIndex, op) => this.checkers.onStateSync(replicaIndex, op),
+                onImageLoaded: (replicaIndex, op) => {
                     const state = this.states[replicaIndex]!;
-                    this.checkers.onCheckpointState(replicaIndex, op, state, "repaired");
+                    this.checkers.onCheckpointState(replicaIndex, op, state, "loaded");
                 },
             },
             faults: options.faults,
@@ -426,7 +423,7 @@ export class Cluster {
             replica.viewDurable,
             replica.checkpointOp,
             // Started without state (its checkpoint was unreadable): nothing to compare until
-            // state sync installs one (onStateSyncState).
+            // its image is loaded (onImageLoaded).
             replica.stateMissing ? null : this.states[index]!,
         );
         this.up[index] = 1;
