@@ -401,6 +401,11 @@ export class Checkers {
         this.stateSyncs++;
     }
 
+    /** The state a replica installed by state sync (called once it holds it). */
+    onStateSyncState(replica: number, op: number, state: ReplicaState): void {
+        this.onCheckpointState(replica, op, state, "synced");
+    }
+
     stateSyncs = 0;
 
     /** Commit numbers of a replica never go back (called after every step). */

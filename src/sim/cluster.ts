@@ -330,10 +330,13 @@ export class Cluster {
                     this.onCommit(replicaIndex, op, prepare);
                     this.clockChecker.onCommit(op, prepare, this.arena.view);
                 },
-                onStateSync: (replicaIndex, op) => this.checkers.onStateSync(replicaIndex, op),
-                onImageLoaded: (replicaIndex, op) => {
+                onStateSync: (replicaIndex, op) => {
+                    this.checkers.onStateSync(replicaIndex, op);
+                    this.checkers.onStateSyncState(replicaIndex, op, this.states[replicaIndex]!);
+                },
+                onGridRepaired: (replicaIndex, op) => {
                     const state = this.states[replicaIndex]!;
-                    this.checkers.onCheckpointState(replicaIndex, op, state, "loaded");
+                    this.checkers.onCheckpointState(replicaIndex, op, state, "repaired");
                 },
             },
             faults: options.faults,
@@ -423,7 +426,7 @@ export class Cluster {
             replica.viewDurable,
             replica.checkpointOp,
             // Started without state (its checkpoint was unreadable): nothing to compare until
-            // its image is loaded (onImageLoaded).
+            // state sync installs one (onStateSyncState).
             replica.stateMissing ? null : this.states[index]!,
         );
         this.up[index] = 1;

@@ -20,9 +20,8 @@
 //
 // A write first snapshots the state: the slots changed since the last snapshot are copied into
 // a region of their own (cost ∝ the change), the client table is serialized and every reply
-// referenced, so execution resumes at once and the disk writes proceed from the snapshot. Once
-// its blocks are written and its index sealed, the snapshot's checkpoint is served to peers by
-// state sync: its index, client table and replies as a stream, its blocks by block repair.
+// referenced, so execution resumes at once and the disk writes proceed from the snapshot. The
+// snapshot also serves state sync to peers (its whole-image checksum computed on first demand).
 
 import { assert } from "../stdx/assert.js";
 import { headerSize, sectorSize } from "../constants.js";
@@ -63,16 +62,12 @@ export class Checkpointer implements StorageCompletion {
     /** The grid: incremental image checkpoints (its index checksum goes to the superblock). */
     readonly grid: Grid;
     /**
-     * Arena offsets of checksums: of the block index a state sync being received names (its
-     * identity, with the client table's), of the client table written or expected on read.
+     * Arena offsets of checksums: of the snapshot's whole image (state sync; computed when a
+     * peer first asks: kvChecksumStale), of the client table written or expected on read.
      */
-    readonly syncIndexChecksum: number;
+    readonly kvChecksum: number;
+    private kvChecksumStale = true;
     readonly sessionsChecksum: number;
-    /**
-     * The snapshot's block index is sealed in grid.indexBuffer (its blocks all written): the
-     * snapshot may be served to a peer. False while a checkpoint's blocks are being written.
-     */
-    private snapshotIndexReady = false;
     /** Blocks to read at recovery (the index's count) and the next one. */
     private blocksToRead = 0;
     private step: number = Step.idle;
@@ -115,7 +110,7 @@ export class Checkpointer implements StorageCompletion {
         this.messageSizeMax = messageSizeMax;
         this.clientsMax = sessions.entriesMax;
         this.sessionsBuffer = allocator.allocate(dataLayout.checkpointSessionsSize, sectorSize);
-        this.syncIndexChecksum = allocator.allocate(16, 16);
+        this.kvChecksum = allocator.allocate(16, 16);
         this.sessionsChecksum = allocator.allocate(16, 16);
         for (let entry = 0; entry < this.clientsMax; entry++) this.readReplies.push(null);
         for (let entry = 0; entry < this.clientsMax; entry++) this.snapshotReplies.push(null);
@@ -134,11 +129,9 @@ export class Checkpointer implements StorageCompletion {
     }
 
     // -----------------------------------------------------------------------------------------
-    // State sync: the snapshot's checkpoint as one byte stream: block index (checkpointIndexSize
-    // bytes) | client table | each reply in entry order (exact sizes, from the table). A lagging
-    // replica fetches it chunk by chunk in order, so the table (and with it every reply's size)
-    // arrives before the replies; the image itself then comes as the grid blocks the index
-    // names, those the lagging replica's disk lacks fetched by block repair (grid_repair.ts).
+    // State sync: the snapshot as one byte stream: KV image | client table | each reply in
+    // entry order (exact sizes, from the table). A lagging replica fetches it chunk by chunk in
+    // order, so the table (and with it every reply's size) arrives before the replies.
 
     private get tableSize(): number {
         return this.clientsMax * sessionEntrySize;
@@ -150,13 +143,8 @@ export class Checkpointer implements StorageCompletion {
         return size >= headerSize && size <= this.messageSizeMax ? size : 0;
     }
 
-    /** A peer may be served the snapshot: it exists, with its index sealed. */
-    get servable(): boolean {
-        return this.snapshotOp > 0 && this.snapshotIndexReady;
-    }
-
     streamSize(): number {
-        let size = this.layout.checkpointIndexSize + this.tableSize;
+        let size = this.stateMachine.imageSize + this.tableSize;
         for (let entry = 0; entry < this.clientsMax; entry++) {
             size += this.tableReplySize(this.sessionsBuffer, entry);
         }
@@ -168,7 +156,12 @@ export class Checkpointer implements StorageCompletion {
      * `target`; returns the count. The snapshot must exist and no write may be starting.
      */
     serveStream(offset: number, target: number, sizeMax: number): number {
-        assert(this.servable);
+        assert(this.snapshotOp > 0);
+        if (this.kvChecksumStale) {
+            const size = this.stateMachine.imageSize;
+            checksum(this.bytes, this.snapshotOffset, size, this.bytes, this.kvChecksum);
+            this.kvChecksumStale = false;
+        }
         const total = this.streamSize();
         const size = Math.min(sizeMax, total - offset);
         assert(size >= 0);
@@ -189,12 +182,12 @@ export class Checkpointer implements StorageCompletion {
      * receiving), and the bytes left in its segment (segmentRemaining); -1 beyond the end.
      */
     private streamSegment(offset: number, table: number, serving: boolean): number {
-        const indexSize = this.layout.checkpointIndexSize;
-        if (offset < indexSize) {
-            this.segmentRemaining = indexSize - offset;
-            return this.grid.indexBuffer + offset;
+        const imageSize = this.stateMachine.imageSize;
+        if (offset < imageSize) {
+            this.segmentRemaining = imageSize - offset;
+            return this.snapshotOffset + offset;
         }
-        let start = indexSize;
+        let start = imageSize;
         if (offset < start + this.tableSize) {
             this.segmentRemaining = start + this.tableSize - offset;
             return this.sessionsBuffer + (offset - start);
@@ -222,13 +215,13 @@ export class Checkpointer implements StorageCompletion {
         return message;
     }
 
-    /** Starts assembling a stream (into the index buffer, table buffer and pool messages). */
+    /** Starts assembling a stream (into the snapshot region, table buffer and pool messages). */
     receiveBegin(): void {
         assert(this.step === Step.idle);
         this.releaseSync();
         this.releaseSnapshot();
-        this.snapshotOp = 0; // The buffers now hold a stream in assembly, not a snapshot.
-        this.snapshotIndexReady = false;
+        this.snapshotOp = 0; // The region now holds a stream in assembly, not a snapshot.
+        this.grid.snapshotStale = true;
     }
 
     /** Stores stream bytes [offset, offset + size) from the arena at `source`. */
@@ -243,12 +236,18 @@ export class Checkpointer implements StorageCompletion {
     }
 
     /**
-     * Checks the assembled stream against the checksums at `indexChecksumOffset` and
-     * `sessionsChecksumOffset` and, if they match, installs the client table (cleared first)
-     * and takes its replies as the ones to write with the index (writeReceived). The image is
-     * not installed: it is read from the blocks the index names once that index is durable.
+     * Checks the assembled stream against the checksums at kvChecksum/sessionsChecksum and, if
+     * they match, installs it into the live state machine and the (cleared) client table.
      */
-    receiveInstall(indexChecksumOffset: number, sessionsChecksumOffset: number): boolean {
+    receiveInstall(kvChecksumOffset: number, sessionsChecksumOffset: number): boolean {
+        const image = this.stateMachine;
+        const kvOk = checksumEquals(
+            this.bytes,
+            this.snapshotOffset,
+            image.imageSize,
+            this.bytes,
+            kvChecksumOffset,
+        );
         const tableOk = checksumEquals(
             this.bytes,
             this.sessionsBuffer,
@@ -256,11 +255,15 @@ export class Checkpointer implements StorageCompletion {
             this.bytes,
             sessionsChecksumOffset,
         );
-        // Last: a valid index sets the grid's checkpoint op (nothing else) for the next read.
-        if (!tableOk || this.grid.recoverIndex(indexChecksumOffset) < 0) {
+        if (!kvOk || !tableOk) {
             this.releaseSync();
             return false;
         }
+        const kvSize = image.imageSize;
+        this.bytes.copyWithin(image.imageOffset, this.snapshotOffset, this.snapshotOffset + kvSize);
+        // The snapshot region is the new image, which the grid's blocks know nothing of.
+        this.grid.snapshotStale = false;
+        this.grid.rebase = true;
         this.sessions.clear();
         for (let entry = 0; entry < this.clientsMax; entry++) {
             const entryOffset = this.sessionsBuffer + entry * sessionEntrySize;
@@ -268,29 +271,9 @@ export class Checkpointer implements StorageCompletion {
             const reply =
                 message !== null && this.replyValid(message, entryOffset) ? message : null;
             this.sessions.deserialize(entry, entryOffset, reply);
-            this.snapshotReplies[entry] = reply === null ? null : this.pool.ref(reply);
         }
         this.releaseSync();
         return true;
-    }
-
-    /**
-     * Writes the checkpoint receiveInstall took (index, client table, replies) as copy `copy`;
-     * no grid block is written: the superblock naming it is the switch to the new checkpoint,
-     * whose blocks are then read, and those missing fetched from peers.
-     */
-    writeReceived(copy: number, callback: (ok: boolean) => void): void {
-        assert(this.step === Step.idle && this.snapshotOp === 0);
-        assert(copy === 0 || copy === 1);
-        this.writing = true;
-        this.imageOnly = false;
-        this.copy = copy;
-        this.ok = true;
-        this.doneCallback = callback;
-        const size = this.grid.indexSize();
-        this.indexBytesWritten = size;
-        this.step = Step.index;
-        this.storage.write(this, this.grid.indexBuffer, size, this.copyOffset(copy));
     }
 
     private releaseSync(): void {
@@ -338,7 +321,6 @@ export class Checkpointer implements StorageCompletion {
         this.ok = true;
         this.doneCallback = callback;
         this.snapshot(op, anchorOffset);
-        this.snapshotIndexReady = false; // Until sealIndex, after the last block.
         this.grid.stage(op);
         this.step = Step.blocks;
         this.writeBlock();
@@ -355,7 +337,6 @@ export class Checkpointer implements StorageCompletion {
             return;
         }
         const size = grid.sealIndex();
-        this.snapshotIndexReady = true; // Every block is written: peers may sync from it.
         this.indexBytesWritten = size;
         this.step = Step.index;
         this.storage.write(this, grid.indexBuffer, size, this.copyOffset(this.copy));
@@ -375,8 +356,7 @@ export class Checkpointer implements StorageCompletion {
         this.snapshotOp = op;
         this.bytes.copyWithin(this.snapshotAnchor, anchorOffset, anchorOffset + 16);
         this.grid.refreshSnapshot();
-        // Right after a read, the index just read is in indexBuffer (write() clears this).
-        this.snapshotIndexReady = true;
+        this.kvChecksumStale = true;
         for (let entry = 0; entry < this.clientsMax; entry++) {
             const reply = this.sessions.reply(entry);
             this.snapshotReplies[entry] = reply === null ? null : this.pool.ref(reply);

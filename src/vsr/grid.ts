@@ -87,6 +87,8 @@ export class Grid {
     readonly snapshotOffset: number;
     /** The snapshot region no longer matches any checkpoint: the next refresh copies it all. */
     snapshotStale = true;
+    /** The image was replaced wholesale (state sync): the next checkpoint writes it all anew. */
+    rebase = false;
     /** The last checkpoint written: its blocks, records and cleaned records (for metrics). */
     blocksWritten = 0;
     recordsWritten = 0;
@@ -250,7 +252,7 @@ export class Grid {
      * the dirty bits. The previous sealed index must be durable by now.
      */
     stage(op: number): void {
-        assert(op > this.checkpointOp || this.checkpointOp === 0);
+        assert(op > this.checkpointOp || this.checkpointOp === 0 || this.rebase);
         assert(!this.snapshotStale);
         this.promote();
         this.checkpointOp = op;
@@ -262,6 +264,16 @@ export class Grid {
         this.recordsWritten = 0;
         this.recordsCleaned = 0;
         const dirty = this.stateMachine.dirty;
+        if (this.rebase) {
+            this.rebase = false;
+            this.latestBlock.fill(latestNone);
+            this.liveCount.fill(0);
+            for (let slot = 0; slot < this.zones.kvSlotCount; slot++) {
+                if (!this.slotEmpty(this.snapshotOffset, slot)) this.emitSlot(slot);
+            }
+            dirty.fill(0);
+            return;
+        }
         let deltaRecords = 0;
         for (let word = 0; word < dirty.length; word++) {
             let bits = dirty[word]!;
@@ -458,6 +470,7 @@ export class Grid {
         this.newCount = 0;
         this.promotePending = false;
         this.snapshotStale = true;
+        this.rebase = false;
         this.checkpointOp = 0;
         this.missing.fill(0);
         this.missingCount = 0;
@@ -484,13 +497,6 @@ export class Grid {
         this.checkpointOp = readU64(view, base + IndexField.checkpointOp);
         this.bytes.copyWithin(this.indexChecksum, expected, expected + 16);
         return count;
-    }
-
-    /** Bytes of the index in indexBuffer (sealed or recovered): its entries, sector-aligned. */
-    indexSize(): number {
-        const count = this.view.getUint32(this.indexBuffer + IndexField.blockCount, true);
-        assert(count <= this.zones.gridIndexBlocksMax);
-        return alignUp(IndexField.entries + count * blockIndexEntrySize);
     }
 
     /** The address of entry `index` of the recovered index, or -1 if it is not a valid one. */

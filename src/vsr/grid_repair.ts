@@ -210,29 +210,22 @@ export class GridRepair {
     // -----------------------------------------------------------------------------------------
     // Repairing this replica's grid.
 
-    /** The image of the durable checkpoint is being read, and blocks it lacks will be fetched. */
-    begin(): void {
-        assert(!this.repairing && !this.write.busy);
-        this.repairing = true;
-        this.passes = 0;
-        this.entry = -1;
-    }
-
     /**
-     * The image read left grid.missingCount blocks missing: fetch them, oldest entry first.
-     * Each call is one pass (the image is read again after it); see passes.
+     * Recovery left grid.missingCount blocks missing: fetch them, oldest entry first. Each
+     * call is one pass (the image is read again after it); see passes.
      */
     start(): void {
-        assert(this.repairing && this.grid.missingCount > 0);
+        assert(this.grid.missingCount > 0);
         assert(!this.write.busy);
         this.passes++;
+        this.repairing = true;
         this.entry = -1;
         this.stalls = 0;
         this.progressed = false;
         this.requestNext();
     }
 
-    /** Passes since begin: a block that fails again after passesMax of them is left to sync. */
+    /** Passes since open: a block that fails again after passesMax of them is left to sync. */
     passes = 0;
     static readonly passesMax = 4;
 

@@ -236,18 +236,7 @@ export function onReplyRepair(self: Replica, message: Message): void {
 export function gridRepairStart(self: Replica): void {
     assert(self.stateMissing && !self.syncing);
     assert(self.commitMin === self.checkpointOp && self.checkpointOp > 0);
-    self.gridRepair.begin();
     self.gridRepair.start();
-}
-
-/**
- * A synced checkpoint is durable: read its image from the blocks its index names (the same
- * path as after block repair), fetching those this replica's disk lacks.
- */
-export function gridRepairLoad(self: Replica): void {
-    assert(self.stateMissing && !self.syncing);
-    self.gridRepair.begin();
-    self.checkpointer.readImage(self.gridImageReadCallbackBound);
 }
 
 /** Repair timeout: ask again (another peer), or, after bounded rounds, state-sync instead. */
@@ -272,14 +261,14 @@ export function gridImageReadCallback(self: Replica, ok: boolean): void {
     gridRepairAbandon(self);
 }
 
-/** The image of the durable checkpoint is whole (again): the replica holds state once more. */
+/** The image of the durable checkpoint is whole again: the replica holds state once more. */
 function gridRepairFinish(self: Replica): void {
     assert(self.commitMin === self.checkpointOp);
     self.gridRepair.stop();
     self.stateMissing = false;
     // Nothing executed meanwhile: commitMinChecksum is still the checkpoint's anchor.
     self.checkpointer.snapshot(self.checkpointOp, self.commitMinChecksum);
-    if (self.hooks !== null) self.hooks.onImageLoaded(self.replica, self.checkpointOp);
+    if (self.hooks !== null) self.hooks.onGridRepaired(self.replica, self.checkpointOp);
     self.commitJournal();
     if (self.status === Status.viewChange) {
         sendDoViewChange(self);

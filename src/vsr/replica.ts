@@ -98,7 +98,6 @@ import {
     onRequestSync,
     onSync,
     sendRequestSync,
-    syncLoadImage,
     syncRequest,
     syncRetry,
 } from "./state_sync.js";
@@ -195,14 +194,10 @@ export const noReplicaFaults: ReplicaFaults = {
 /** Observers for the simulator's checkers (null in production). */
 export interface ReplicaHooks {
     onCommit(replica: number, op: number, prepare: Message): void;
-    /** State sync installed a peer's checkpoint: execution resumes after `op` (once its image
-     * is loaded: onImageLoaded). */
+    /** State sync installed a peer's checkpoint: execution resumes after `op`. */
     onStateSync(replica: number, op: number): void;
-    /**
-     * The image of checkpoint `op` was read whole from the grid after block repair (recovery
-     * found blocks damaged) or a state sync (blocks it lacked came from peers).
-     */
-    onImageLoaded(replica: number, op: number): void;
+    /** Block repair restored the image of checkpoint `op` (the one recovery found damaged). */
+    onGridRepaired(replica: number, op: number): void;
 }
 
 export interface ReplicaOptions {
@@ -301,26 +296,15 @@ export class Replica {
     private superblockQueued = false;
     /** The op of the latest durable checkpoint: WAL slots of ops up to it may be overwritten. */
     checkpointOp = 0;
-    checkpointCopy = 0;
+    private checkpointCopy = 0;
     /** A checkpoint's snapshot is being written (data, then the superblock naming it). */
     checkpointInFlight = false;
     /**
      * Execution paused at a checkpoint op because the previous checkpoint is still in flight
      * (rare: a checkpoint takes far less than checkpointOps ops to write).
      */
-    checkpointing = false;
-    checkpointPendingOp = 0;
-    /**
-     * A state sync's checkpoint (index, client table, replies) is being written: once the
-     * superblock names it, its image is read from its blocks (state_sync.ts syncLoadImage).
-     */
-    syncImagePending = false;
-    /**
-     * The superblock write in flight names the checkpoint just written. Its op alone cannot
-     * tell: a sync to the checkpoint at this replica's own op (its image was unreadable) names
-     * the same op as every superblock write before it.
-     */
-    private superblockCarriesCheckpoint = false;
+    private checkpointing = false;
+    private checkpointPendingOp = 0;
     /** Arena offset of the checksum of the prepare at checkpointPendingOp (the chain anchor). */
     readonly checkpointPendingChecksum: number;
     /** The checkpoint's data is written; the next superblock write names it. */
@@ -474,7 +458,7 @@ export class Replica {
     private readonly superblockWriteCallbackBound = (ok: boolean): void =>
         this.superblockWriteCallback(ok);
     readonly gridImageReadCallbackBound = (ok: boolean): void => gridImageReadCallback(this, ok);
-    readonly checkpointWriteCallbackBound = (ok: boolean): void =>
+    private readonly checkpointWriteCallbackBound = (ok: boolean): void =>
         this.checkpointWriteCallback(ok);
 
     /** Pool messages one replica may hold at once, by arithmetic (see the comment per term). */
@@ -1656,7 +1640,6 @@ export class Replica {
         superblock.setU32(SuperblockField.logView, this.logView);
         superblock.setU64(SuperblockField.logViewOp, this.logViewOp);
         superblock.setU64(SuperblockField.commitMax, Math.max(this.commitMin, this.commitMax));
-        this.superblockCarriesCheckpoint = this.checkpointDataWritten;
         if (this.checkpointDataWritten) {
             superblock.setU64(SuperblockField.checkpointOp, this.checkpointPendingOp);
             superblock.setU32(SuperblockField.checkpointCopy, 1 - this.checkpointCopy);
@@ -1697,15 +1680,12 @@ export class Replica {
         this.viewDurable = this.superblock.u32(durable, SuperblockField.view);
         this.logViewDurable = this.superblock.u32(durable, SuperblockField.logView);
         const checkpointOp = this.superblock.u64(durable, SuperblockField.checkpointOp);
-        if (this.checkpointDataWritten && this.superblockCarriesCheckpoint) {
-            assert(checkpointOp === this.checkpointPendingOp);
-            this.superblockCarriesCheckpoint = false;
+        if (this.checkpointDataWritten && checkpointOp === this.checkpointPendingOp) {
             this.checkpointOp = checkpointOp;
             this.checkpointCopy = 1 - this.checkpointCopy;
             this.checkpointDataWritten = false;
             this.checkpointInFlight = false;
-            if (this.syncImagePending) syncLoadImage(this);
-            else if (this.checkpointing) {
+            if (this.checkpointing) {
                 // Execution waited at the next checkpoint op: snapshot it, then resume.
                 this.checkpointing = false;
                 this.checkpointStart();

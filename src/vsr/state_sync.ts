@@ -1,18 +1,11 @@
 // State sync: a replica whose peers' log has moved beyond its WAL window fetches a peer's
-// latest checkpoint (its block index, client table and replies as one stream, in order, one
-// chunk per round trip), writes index and table as its own checkpoint (no block), and once
-// the superblock names it, reads the image from the blocks the index names: those its disk
-// holds (replicas write identical blocks at identical addresses) from its disk, the others
-// fetched from peers by (address, checksum) (block repair, grid_repair.ts). Until the image is
-// whole it holds no state (stateMissing). Then the log above it is repaired as usual
-// (start_view, request_prepare). A crash before the superblock names the synced checkpoint
-// finds the old one intact (no block was written); after, the new one, whose missing blocks
-// recovery repairs from peers (no block the durable index names is overwritten but by itself).
+// latest checkpoint snapshot (the KV image, client table and replies as one stream, in
+// order, one chunk per round trip), installs it, and writes it as its own checkpoint. Then
+// the log above it is repaired as usual (start_view, request_prepare).
 //
 // Trust: the stream comes from the one replica asked (syncPeer), and every chunk must name
-// the same checkpoint (op, stream size, index, client-table and anchor checksums) as its
-// first. The index and table must match the checksums (the index names every block's
-// checksum: it identifies the image); the anchor (which op the checkpoint ends at) must be
+// the same checkpoint (op, stream size, KV, client-table and anchor checksums) as its first.
+// The image must match the checksums; the anchor (which op the checkpoint ends at) must be
 // confirmed by another log before installing: this replica's trusted chain, or the header
 // of that op held by a replica other than syncPeer. With two replicas the one peer's word
 // stands (there is no third log).
@@ -36,7 +29,7 @@ import {
     writeU64,
 } from "./header.js";
 import type { Message } from "./message_pool.js";
-import { gridRepairLoad, repairPeer, sendRequestHeaders } from "./repair.js";
+import { repairPeer, sendRequestHeaders } from "./repair.js";
 import { type Replica, Status, syncStallsMax } from "./replica.js";
 import { embeddedHeaderValid, sendDoViewChange, trustedHeader } from "./view_change.js";
 
@@ -104,8 +97,7 @@ export function onRequestSync(self: Replica, message: Message): void {
     const replica = headerReplica(self.memory, base);
     const snapshotOp = self.checkpointer.snapshotOp;
     if (replica === self.replica || self.syncing) return;
-    if (!self.checkpointer.servable) return; // None, or its blocks are still being written.
-    if (snapshotOp <= readU64(self.memory, base + RequestSync.commitMin)) {
+    if (snapshotOp === 0 || snapshotOp <= readU64(self.memory, base + RequestSync.commitMin)) {
         return; // Nothing newer to offer.
     }
     const streamSize = self.checkpointer.streamSize();
@@ -122,7 +114,7 @@ export function onRequestSync(self: Replica, message: Message): void {
     writeU64(self.memory, chunk.offset + Sync.checkpointOp, snapshotOp);
     writeU64(self.memory, chunk.offset + Sync.offset, offset);
     writeU64(self.memory, chunk.offset + Sync.streamSize, streamSize);
-    copyU128(self, chunk.offset + Sync.indexChecksum, self.checkpointer.grid.indexChecksum);
+    copyU128(self, chunk.offset + Sync.kvChecksum, self.checkpointer.kvChecksum);
     copyU128(self, chunk.offset + Sync.sessionsChecksum, self.checkpointer.sessionsChecksum);
     copyU128(self, chunk.offset + Sync.anchorChecksum, self.checkpointer.snapshotAnchor);
     self.sendTo(replica, chunk);
@@ -154,7 +146,7 @@ export function onSync(self: Replica, message: Message): void {
         if (offset !== 0) return sendRequestSync(self);
         self.syncTargetOp = op;
         self.syncStreamSize = readU64(self.memory, base + Sync.streamSize);
-        copyU128(self, self.checkpointer.syncIndexChecksum, base + Sync.indexChecksum);
+        copyU128(self, self.checkpointer.kvChecksum, base + Sync.kvChecksum);
         copyU128(self, self.checkpointer.sessionsChecksum, base + Sync.sessionsChecksum);
         copyU128(self, self.checkpointPendingChecksum, base + Sync.anchorChecksum);
         self.checkpointer.receiveBegin();
@@ -175,7 +167,7 @@ export function syncIdentityEquals(self: Replica, base: number): boolean {
     if (self.syncTargetOp === 0) return false;
     return (
         readU64(self.memory, base + Sync.streamSize) === self.syncStreamSize &&
-        u128Equal(self.memory, base + Sync.indexChecksum, self.checkpointer.syncIndexChecksum) &&
+        u128Equal(self.memory, base + Sync.kvChecksum, self.checkpointer.kvChecksum) &&
         u128Equal(self.memory, base + Sync.sessionsChecksum, self.checkpointer.sessionsChecksum) &&
         u128Equal(self.memory, base + Sync.anchorChecksum, self.checkpointPendingChecksum)
     );
@@ -226,19 +218,13 @@ export function syncConfirmFromHeaders(self: Replica, message: Message): void {
     }
 }
 
-/**
- * The whole stream arrived and its anchor is confirmed: verify it, install the client table,
- * and write the index and table as this replica's checkpoint (no block: syncWriteCallback).
- * Once the superblock names it, the image is read from the blocks it names, and those this
- * replica's disk lacks are fetched from peers (syncLoadImage); until then it holds no state.
- */
+/** The whole stream arrived and its anchor is confirmed: verify, install, checkpoint it. */
 export function syncInstall(self: Replica): void {
     assert(self.syncing && self.syncConfirmed && self.syncOffset === self.syncStreamSize);
     // Without state, the checkpoint at its own op will do (it was unreadable).
     assert(self.syncTargetOp > (self.stateMissing ? self.commitMin - 1 : self.commitMin));
-    assert(!self.checkpointInFlight && !self.checkpointing); // Syncing began without one.
-    const index = self.checkpointer.syncIndexChecksum;
-    const ok = self.checkpointer.receiveInstall(index, self.checkpointer.sessionsChecksum);
+    const kv = self.checkpointer.kvChecksum;
+    const ok = self.checkpointer.receiveInstall(kv, self.checkpointer.sessionsChecksum);
     self.syncing = false;
     if (!ok) {
         // Corrupt in transit or a peer's mix-up: the next trigger starts over (without
@@ -247,7 +233,7 @@ export function syncInstall(self: Replica): void {
         syncRestart(self);
         return;
     }
-    self.stateMissing = true; // The image comes from the blocks (syncLoadImage).
+    self.stateMissing = false;
     const op = self.syncTargetOp;
     // The log above the checkpoint stays: self replica may have acknowledged those ops
     // (it fell behind in execution, not necessarily in its log).
@@ -274,28 +260,13 @@ export function syncInstall(self: Replica): void {
         self.journal.distrustAll();
     }
     copyU128(self, self.commitMinChecksum, self.checkpointPendingChecksum);
-    assert(self.commitMin === op && self.op >= op && self.stateMissing);
+    assert(self.commitMin === op && self.op >= op && !self.stateMissing);
     // Whatever stays trusted above the checkpoint chains to it.
     const chained = self.parentOfEquals(above, self.commitMinChecksum);
     assert(self.op === op || !self.journal.isTrusted(above) || chained);
     self.headTargetOp = 0;
     self.stats.stateSyncs++;
     if (self.hooks !== null) self.hooks.onStateSync(self.replica, op);
-    // The checkpoint's data (index, table, replies) to the inactive copy, then the superblock.
-    self.checkpointInFlight = true;
-    self.checkpointPendingOp = op;
-    self.syncImagePending = true;
-    self.checkpointer.writeReceived(1 - self.checkpointCopy, self.checkpointWriteCallbackBound);
+    self.checkpointStart();
     if (self.status === Status.viewChange) sendDoViewChange(self);
-}
-
-/**
- * The synced checkpoint is durable (the superblock names its index): read its image from the
- * blocks it names; block repair fetches those this replica's disk lacks (grid_repair.ts).
- */
-export function syncLoadImage(self: Replica): void {
-    assert(self.stateMissing && !self.syncing && self.syncImagePending);
-    assert(self.commitMin === self.checkpointOp);
-    self.syncImagePending = false;
-    gridRepairLoad(self);
 }
