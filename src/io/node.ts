@@ -546,6 +546,15 @@ export class Node {
                 "KV events (puts, gets, deletes) executed.",
                 stats.eventsCommitted,
             ],
+            ...this.repairCounters(),
+        ];
+    }
+
+    /** [name, help, value] of the counters of faults the replica survived by repair or retry. */
+    private repairCounters(): [string, string, number][] {
+        const replica = this.replica;
+        const stats = replica.stats;
+        return [
             [
                 "vsr_journal_faulty_repaired_total",
                 "Faulty WAL slots (found by recovery) repaired from peers.",
@@ -560,6 +569,11 @@ export class Node {
                 "vsr_superblock_write_retries_total",
                 "Superblock writes that failed on some copy and were written again.",
                 stats.superblockWriteRetries,
+            ],
+            [
+                "vsr_checkpoint_write_retries_total",
+                "Checkpoint writes (copies, replies, grid) refused by the disk and issued again.",
+                replica.checkpointer.writeRetries,
             ],
             [
                 "vsr_replies_repaired_total",

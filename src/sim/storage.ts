@@ -24,7 +24,7 @@
 // - write corruption: a write lands with one sector corrupted (persistently, as above);
 // - write errors: a write fails with IoResult.error (EIO) after none of it, or (where a crash
 //   could tear it) a prefix of its sectors, landed; only in zones whose writer retries until a
-//   write succeeds (superblock, WAL headers, WAL prepares: see FaultAtlas.writeRetried);
+//   write succeeds (every zone's writer does: see FaultAtlas.writeRetried);
 // - misdirected writes: a write lands at another offset of the same zone (the caller names the
 //   alternative through the atlas) and the intended place keeps its old bytes;
 // - crashes: each write in flight is lost, completed, or torn (a random subset of its sectors
@@ -471,13 +471,13 @@ export class ReplicaAtlas implements FaultAtlas {
     }
 
     /**
-     * The superblock and the WAL retry a failed write until one succeeds (and act on nothing it
-     * carried before); checkpoints and client replies are written by the checkpointer, which
-     * treats a write error as fatal.
+     * Every writer retries a failed write until one succeeds and acts on nothing it carried
+     * before: the superblock, the WAL, and the checkpointer (checkpoint copies, client replies,
+     * grid blocks).
      */
     writeRetried(offset: number): boolean {
-        const zone = this.zone(offset);
-        return zone === Zone.superblock || zone === Zone.walHeaders || zone === Zone.walPrepares;
+        assert(this.zone(offset) < zoneCount);
+        return true;
     }
 
     misdirectTarget(offset: number, size: number): number {

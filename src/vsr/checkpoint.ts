@@ -88,6 +88,16 @@ export class Checkpointer implements StorageCompletion {
     private ok = true;
     private doneCallback: ((ok: boolean) => void) | null = null;
     writes = 0;
+    /**
+     * Writes the data file refused (EIO) and that were issued again. A checkpoint write is
+     * retried until it lands: copy-on-write keeps the durable checkpoint intact meanwhile, and
+     * the superblock names the new one only after every write of it landed.
+     */
+    writeRetries = 0;
+    /** The write in flight (arena offset, size, file offset), for a retry. */
+    private writeBuffer = 0;
+    private writeSize = 0;
+    private writeOffset = 0;
 
     constructor(
         allocator: Allocator,
@@ -333,13 +343,13 @@ export class Checkpointer implements StorageCompletion {
         const address = grid.nextBlock();
         if (address >= 0) {
             const offset = zones.gridOffset + address * zones.gridBlockSize;
-            this.storage.write(this, grid.blockBuffer, zones.gridBlockSize, offset);
+            this.writeAt(grid.blockBuffer, zones.gridBlockSize, offset);
             return;
         }
         const size = grid.sealIndex();
         this.indexBytesWritten = size;
         this.step = Step.index;
-        this.storage.write(this, grid.indexBuffer, size, this.copyOffset(this.copy));
+        this.writeAt(grid.indexBuffer, size, this.copyOffset(this.copy));
     }
 
     /** Bytes of the last index written (with its blocks, the checkpoint's image cost). */
@@ -425,9 +435,21 @@ export class Checkpointer implements StorageCompletion {
     /** The read in progress is readImage's: it ends after the blocks. */
     private imageOnly = false;
 
+    private writeAt(buffer: number, size: number, offset: number): void {
+        this.writeBuffer = buffer;
+        this.writeSize = size;
+        this.writeOffset = offset;
+        this.storage.write(this, buffer, size, offset);
+    }
+
     callback(completion: StorageCompletion): void {
         assert(completion === this);
         const failed = this.result !== IoResult.ok;
+        if (failed && this.writing) {
+            this.writeRetries++;
+            this.storage.write(this, this.writeBuffer, this.writeSize, this.writeOffset);
+            return;
+        }
         const replyRead = this.step === Step.replies && !this.writing;
         // A block that fails to read is repaired from a peer (grid_repair.ts), not fatal.
         const blockRead = this.step === Step.blocks && !this.writing;
@@ -494,7 +516,7 @@ export class Checkpointer implements StorageCompletion {
         this.step = Step.sessions;
         const offset = this.copyOffset(this.copy) + this.layout.checkpointIndexSize;
         const size = this.layout.checkpointSessionsSize;
-        if (this.writing) this.storage.write(this, this.sessionsBuffer, size, offset);
+        if (this.writing) this.writeAt(this.sessionsBuffer, size, offset);
         else this.storage.read(this, this.sessionsBuffer, size, offset);
     }
 
@@ -528,7 +550,7 @@ export class Checkpointer implements StorageCompletion {
                     const reply = this.snapshotReplies[this.entry] ?? null;
                     assert(reply !== null);
                     this.bytes.fill(0, reply.offset + size, reply.offset + alignUp(size));
-                    this.storage.write(this, reply.offset, alignUp(size), offset);
+                    this.writeAt(reply.offset, alignUp(size), offset);
                 } else {
                     this.readMessage = this.pool.acquire();
                     this.storage.read(this, this.readMessage.offset, alignUp(size), offset);

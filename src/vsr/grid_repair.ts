@@ -73,6 +73,8 @@ export class GridRepair {
     blocksRepaired = 0;
     requestsSent = 0;
     blocksRejected = 0;
+    /** Write-backs refused by the disk (EIO) and issued again. */
+    writeRetries = 0;
     /** Blocks served to peers; requests not served (not held, or every read busy). */
     blocksServed = 0;
     requestsUnserved = 0;
@@ -313,8 +315,20 @@ export class GridRepair {
     private writeCallback(): void {
         if (!this.repairing) return; // Abandoned meanwhile: state sync owns the image now.
         assert(this.entry >= 0);
-        // A failed write leaves the entry missing: the next repair timeout asks again.
-        if (this.write.result !== IoResult.ok) return;
+        if (this.write.result !== IoResult.ok) {
+            // EIO: the verified block is still in the buffer; write it again (as every writer
+            // of the data file does) until it lands.
+            this.writeRetries++;
+            this.write.busy = true;
+            const size = this.zones.gridBlockSize;
+            this.storage.write(
+                this.write,
+                this.write.buffer,
+                size,
+                this.blockOffset(this.write.address),
+            );
+            return;
+        }
         this.grid.clearMissing(this.entry);
         this.blocksRepaired++;
         this.progressed = true;

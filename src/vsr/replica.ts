@@ -1735,7 +1735,7 @@ export class Replica {
 
     private checkpointWriteCallback(ok: boolean): void {
         assert(this.checkpointInFlight);
-        // The data file refused a write: the state on disk is unknown (crash, as on EIO).
+        // The checkpointer issues a refused write again until it lands (never reports failure).
         assert(ok);
         this.checkpointDataWritten = true;
         this.superblockFlush();

@@ -147,3 +147,36 @@ test("a replica whose stored client replies are corrupt fetches them from peers"
     assert.equal(replica.stats.checkpointsUnreadable, 0, "the checkpoint itself is intact");
     assert.ok(replica.stats.repliesRepaired > 0, `replies repaired (seed ${seed})`);
 });
+
+test("checkpoint writes the disk refuses (EIO) are issued again until they land", () => {
+    const seed = 24;
+    const simOptions = { ...defaultSimOptions(seed), replicaCount: 3, clientCount: 4 };
+    const cluster = new Cluster({
+        ...swarmClusterOptions(simOptions),
+        storageFaults: noStorageFaults,
+        crashes: noCrashes,
+    });
+    cluster.heal(); // A calm network; then write errors only, in every zone.
+    const writeErrors = { ...noStorageFaults, writeErrorProbability: 0.2 };
+    for (const storage of cluster.storages) storage.faults = writeErrors;
+    const checkpointOps = cluster.options.config.checkpointOps;
+    tickUntil(cluster, "three checkpoints and 30 grid blocks everywhere", 1_000_000, () =>
+        cluster.replicas.every(
+            (replica) =>
+                replica.checkpointOp >= 3 * checkpointOps &&
+                replica.checkpointer.grid.blocksWrittenTotal >= 30,
+        ),
+    );
+    const retries = cluster.replicas.map((replica) => replica.checkpointer.writeRetries);
+    assert.ok(
+        retries.every((count) => count > 0),
+        `every replica retried checkpoint writes (seed ${seed}): ${retries.join(", ")}`,
+    );
+    const zones = cluster.storages.map((storage) => storage.stats.zoneFaults);
+    for (const name of ["checkpoints", "grid"]) {
+        const zone = zoneNames.indexOf(name);
+        const faults = zones.reduce((sum, counts) => sum + counts[zone]!, 0);
+        assert.ok(faults > 0, `${name}: write errors placed (seed ${seed})`);
+    }
+    converge(cluster);
+});
