@@ -132,7 +132,7 @@ export class Grid {
     private readonly missing: Uint32Array;
     missingCount = 0;
 
-    /** Arena bytes a Grid carves for `zones` (besides the snapshot region). */
+    /** Arena bytes a Grid and its block repair (grid_repair.ts) carve, besides the snapshot. */
     static arenaBytes(zones: Layout): number {
         const slots = zones.kvSlotCount;
         const blocks = zones.gridBlockCount;
