@@ -85,7 +85,10 @@ for (const seed of [1, 2, 3]) {
         // And the cluster goes on (the checkers run on every tick).
         for (const client of cluster.clients) client.issuing = true;
         const further = cluster.replicas[0]!.commitMin + 2 * cluster.options.config.checkpointOps;
-        assert.ok(tickUntil(cluster, 100_000, () => replica.commitMin >= further), "goes on");
+        assert.ok(
+            tickUntil(cluster, 100_000, () => replica.commitMin >= further),
+            "goes on",
+        );
     });
 }
 
@@ -105,4 +108,23 @@ test("a block no peer can serve any more is left to state sync after bounded rou
     assert.ok(replica.stats.stateSyncs >= 1, "and state-synced it");
     const served = cluster.replicas[0]!.gridRepair.requestsUnserved;
     assert.ok(served + cluster.replicas[1]!.gridRepair.requestsUnserved > 0, "peers declined");
+});
+
+test("a peer whose copy of the block is corrupt on its disk does not serve it; another peer does (replicas=3, seed=6)", () => {
+    const seed = 6;
+    const cluster = calmCluster(seed, 3);
+    crashAfterCheckpoints(cluster);
+    const named = namedGridBlocks(cluster.storages[victim]!.data, cluster.dataLayout);
+    const address = named[named.length - 1]!;
+    const good = blockBytes(cluster, victim, address);
+    corruptBlock(cluster, victim, address);
+    corruptBlock(cluster, 0, address); // r0 still names it in memory: it reads, then declines.
+    cluster.restart(victim);
+    converge(cluster);
+    const replica = cluster.replicas[victim]!;
+    assert.equal(replica.gridRepair.blocksRepaired, 1, "repaired");
+    assert.equal(replica.stats.stateSyncs, 0, "no state sync");
+    assert.deepEqual(blockBytes(cluster, victim, address), good, "the good bytes, from r1");
+    assert.equal(cluster.replicas[0]!.gridRepair.blocksServed, 0, "r0 sent nothing");
+    assert.ok(cluster.replicas[1]!.gridRepair.blocksServed >= 1, "r1 served it");
 });
