@@ -6,9 +6,10 @@
 //   checkpoints wrote, and a kill -9 and restart recovers the same capacity and state.
 // - A 3-replica cluster under `vsr load --verify`: one backup is killed -9 twice (whatever it
 //   was writing, checkpoints included), and while stopped the second time random sectors of its
-//   grid zone are overwritten with random bytes. It restarts, repairs from its peers (state
-//   sync when a block it needs no longer reads back), converges, and no acknowledged write is
-//   lost. The sectors come from a seeded PRNG (VSR_GRID_SEED=<seed> replays the choice).
+//   grid zone are overwritten with random bytes. It restarts, repairs from its peers (the
+//   damaged blocks its index names by (address, checksum); state sync when its peers no longer
+//   hold one), converges, and no acknowledged write is lost (the sectors may hit free blocks or named ones: the diagnostics say what it repaired).
+//   The sectors come from a seeded PRNG (VSR_GRID_SEED=<seed> replays the choice).
 // - Block repair: once every replica holds the same checkpoint, a backup is killed -9 and
 //   random blocks its durable block index names are overwritten with random bytes. It
 //   restarts, fetches exactly those blocks from its peers by (address, checksum) (metrics:
@@ -201,7 +202,8 @@ test("a backup killed -9 under load, its grid blocks then corrupted, repairs and
     const body = await metrics(cluster, victim);
     t.diagnostic(
         `victim: state syncs ${metric(body, "vsr_state_syncs_total")}, ` +
-            `unreadable checkpoints ${metric(body, "vsr_checkpoints_unreadable_total")}`,
+            `unreadable checkpoints ${metric(body, "vsr_checkpoints_unreadable_total")}, ` +
+            `grid blocks repaired ${metric(body, "vsr_grid_blocks_repaired_total")}`,
     );
 });
 
