@@ -210,6 +210,7 @@ function toJson(result: SimResult): Record<string, unknown> {
         view_changes: result.viewChanges,
         replicas_awaiting_sync: result.replicasAwaitingSync,
         state_syncs: result.stateSyncs,
+        grid_blocks_repaired: result.gridBlocksRepaired,
         par_repairs: result.parRepairs,
         wal_reads: result.walReads,
         wal_read_errors: result.walReadErrors,
@@ -228,7 +229,8 @@ function printHuman(result: SimResult, reproduce: string): void {
         `ops_committed=${result.opsCommitted} requests_completed=${result.requestsCompleted} ` +
             `replies_checked=${result.repliesChecked} view_changes=${result.viewChanges} ` +
             `replicas_awaiting_sync=${result.replicasAwaitingSync} ` +
-            `state_syncs=${result.stateSyncs} par_repairs=${result.parRepairs} ` +
+            `state_syncs=${result.stateSyncs} grid_blocks_repaired=${result.gridBlocksRepaired} ` +
+            `par_repairs=${result.parRepairs} ` +
             `wal_reads=${result.walReads} wal_read_errors=${result.walReadErrors}\n`,
     );
     const faults = Object.entries(result.faults)

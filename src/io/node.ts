@@ -23,6 +23,7 @@ import { PRNG } from "../stdx/prng.js";
 import { Arena } from "../vsr/arena.js";
 import { checksumAttach } from "../vsr/checksum.js";
 import { Grid } from "../vsr/grid.js";
+import { gridRepairIosMax } from "../vsr/grid_repair.js";
 import {
     type Layout,
     alignUp,
@@ -261,7 +262,7 @@ export class Node {
         this.lockPath = lockDataFile(options.path);
         const pool = new MessagePool(arena, config.messageSizeMax, messagesMax);
         this.storage = DirectStorage.open(options.path, arena, {
-            iopsMax: config.journalWritesMax + config.journalReadsMax + 4,
+            iopsMax: config.journalWritesMax + config.journalReadsMax + 4 + gridRepairIosMax,
             log: this.log,
             zones: storageZones(dataLayout, this.journalWriteSeconds, this.superblockWriteSeconds),
         });
@@ -382,7 +383,11 @@ export class Node {
         for (const [name, help, value] of this.gauges()) {
             writeSample(lines, name, "gauge", help, value);
         }
-        for (const [name, help, value] of [...this.counters(), ...this.walCounters()]) {
+        for (const [name, help, value] of [
+            ...this.counters(),
+            ...this.walCounters(),
+            ...this.gridRepairCounters(),
+        ]) {
             writeSample(lines, name, "counter", help, value);
         }
         writeHeader(lines, "vsr_gc_total", "counter", "Garbage collections, by kind.");
@@ -574,6 +579,23 @@ export class Node {
                 "vsr_replies_repaired_total",
                 "Client replies lost from the disk and repaired from a peer.",
                 stats.repliesRepaired,
+            ],
+        ];
+    }
+
+    /** [name, help, value] of each block repair counter (grid blocks fetched and served). */
+    private gridRepairCounters(): [string, string, number][] {
+        const gridRepair = this.replica.gridRepair;
+        return [
+            [
+                "vsr_grid_blocks_repaired_total",
+                "Grid blocks unreadable at start-up, fetched from a peer and written back.",
+                gridRepair.blocksRepaired,
+            ],
+            [
+                "vsr_grid_blocks_served_total",
+                "Grid blocks read from disk and sent to a peer repairing its own.",
+                gridRepair.blocksServed,
             ],
         ];
     }

@@ -32,6 +32,7 @@ import {
 import { type Message, MessagePool } from "../vsr/message_pool.js";
 import { Replica, type ReplicaFaults, Status } from "../vsr/replica.js";
 import { Grid } from "../vsr/grid.js";
+import { gridRepairIosMax } from "../vsr/grid_repair.js";
 import { checksumAttach } from "../vsr/checksum.js";
 import { Checkers, type ReplicaState } from "./checkers.js";
 import { SimClient, type WorkloadOptions } from "./client.js";
@@ -161,6 +162,8 @@ export class Cluster {
     /** Prepare reads from disk (and those that failed) of replicas that crashed since. */
     walReadsOfCrashed = 0;
     walReadErrorsOfCrashed = 0;
+    /** Grid blocks repaired from peers by replicas that crashed since (their counts died). */
+    gridBlocksRepairedOfCrashed = 0;
     crashOptions: CrashOptions;
     readonly clients: SimClient[] = [];
     readonly checkers: Checkers;
@@ -259,7 +262,7 @@ export class Cluster {
             {
                 ...options.storage,
                 sizeBytes: this.dataLayout.totalSize,
-                iopsMax: config.journalWritesMax + config.journalReadsMax + 4,
+                iopsMax: config.journalWritesMax + config.journalReadsMax + 4 + gridRepairIosMax,
             },
             this.arena,
             new PRNG(this.prng.u53()),
@@ -331,6 +334,10 @@ export class Cluster {
                     this.checkers.onStateSync(replicaIndex, op);
                     this.checkers.onStateSyncState(replicaIndex, op, this.states[replicaIndex]!);
                 },
+                onGridRepaired: (replicaIndex, op) => {
+                    const state = this.states[replicaIndex]!;
+                    this.checkers.onCheckpointState(replicaIndex, op, state, "repaired");
+                },
             },
             faults: options.faults,
         });
@@ -384,6 +391,7 @@ export class Cluster {
         this.parRepairsOfCrashed += replica.journal.faultyRepaired;
         this.walReadsOfCrashed += replica.journal.readsStarted;
         this.walReadErrorsOfCrashed += replica.journal.readErrors;
+        this.gridBlocksRepairedOfCrashed += replica.gridRepair.blocksRepaired;
         replica.shutdown();
         this.storages[index]!.crash();
         this.up[index] = 0;

@@ -14,8 +14,9 @@
 //   whichever sector the fault lands on;
 // - client replies: entry e of the client table on replica e mod replicaCount only (three or
 //   more replicas), so every reply survives on a peer;
-// - checkpoints and grid (block indexes, client tables, grid blocks): on one replica of the
-//   cluster only (the last), which state-syncs from a peer.
+// - checkpoints and grid (block indexes and client tables in the checkpoint copies, grid
+//   blocks in the grid): on one replica of the cluster only (the last), which repairs its grid
+//   blocks from a peer by (address, checksum), or state-syncs from one.
 // Kinds of fault:
 // - latent sector errors: a read marks one sector of its range bad; reads of a bad sector
 //   either return it corrupted (one byte flipped, the same way every time) or fail whole with

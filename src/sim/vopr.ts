@@ -57,6 +57,8 @@ export interface SimResult {
     readonly viewChanges: number;
     readonly replicasAwaitingSync: number;
     readonly stateSyncs: number;
+    /** Grid blocks that failed to read at recovery and were fetched from a peer. */
+    readonly gridBlocksRepaired: number;
     readonly parRepairs: number;
     /** Prepares read back from disk (not cached), and reads that made a slot faulty. */
     readonly walReads: number;
@@ -361,6 +363,7 @@ function summarize(
         viewChanges,
         replicasAwaitingSync: awaiting,
         stateSyncs: cluster.checkers.stateSyncs,
+        gridBlocksRepaired: gridBlocksRepaired(cluster),
         parRepairs: parRepairs(cluster),
         walReads: walReads(cluster, false),
         walReadErrors: walReads(cluster, true),
@@ -398,6 +401,13 @@ function zoneFaults(cluster: Cluster): Record<string, number> {
 function parRepairs(cluster: Cluster): number {
     let total = cluster.parRepairsOfCrashed;
     for (const replica of cluster.replicas) total += replica.journal.faultyRepaired;
+    return total;
+}
+
+/** Grid blocks repaired from peers (block repair at recovery) across the run. */
+function gridBlocksRepaired(cluster: Cluster): number {
+    let total = cluster.gridBlocksRepairedOfCrashed;
+    for (const replica of cluster.replicas) total += replica.gridRepair.blocksRepaired;
     return total;
 }
 

@@ -12,9 +12,11 @@
 // against its own header checksum and the table.
 //
 // A reply that fails to read (EIO, checksum, wrong client or op) is left out: the session
-// stays, with its reply missing, and the replica repairs it from a peer (request_reply). An
-// index, block or client table that fails is the whole checkpoint failing: the replica then
-// starts without state and state-syncs from a peer instead of refusing to start.
+// stays, with its reply missing, and the replica repairs it from a peer (request_reply). A grid
+// block that fails is left out too (grid.missingCount): the replica fetches it from a peer by
+// (address, checksum), writes it back and reads the image again (readImage; grid_repair.ts).
+// An index or client table that fails is the whole checkpoint failing: the replica then starts
+// without state and state-syncs from a peer instead of refusing to start.
 //
 // A write first snapshots the state: the slots changed since the last snapshot are copied into
 // a region of their own (cost ∝ the change), the client table is serialized and every reply
@@ -394,6 +396,7 @@ export class Checkpointer implements StorageCompletion {
         assert(this.step === Step.idle);
         assert(this.sessions.count === 0);
         this.writing = false;
+        this.imageOnly = false;
         this.copy = copy;
         this.ok = true;
         this.doneCallback = callback;
@@ -406,6 +409,31 @@ export class Checkpointer implements StorageCompletion {
         const size = this.layout.checkpointIndexSize;
         this.storage.read(this, this.grid.indexBuffer, size, this.copyOffset(copy));
     }
+
+    /**
+     * Reads the image again from the checkpoint read last: its index, then every block (the
+     * client table and replies stay as that read left them). After block repair wrote the
+     * missing blocks back; the callback's `ok` is false when the index no longer reads, and
+     * grid.missingCount says whether some block still failed.
+     */
+    readImage(callback: (ok: boolean) => void): void {
+        assert(this.step === Step.idle);
+        assert(this.snapshotOp === 0); // No snapshot of an incomplete image was ever taken.
+        this.writing = false;
+        this.imageOnly = true;
+        this.ok = true;
+        this.doneCallback = callback;
+        this.stateMachine.reset();
+        this.grid.recoverBegin();
+        this.blocksToRead = -1;
+        this.entry = 0;
+        this.step = Step.index;
+        const size = this.layout.checkpointIndexSize;
+        this.storage.read(this, this.grid.indexBuffer, size, this.copyOffset(this.copy));
+    }
+
+    /** The read in progress is readImage's: it ends after the blocks. */
+    private imageOnly = false;
 
     private writeAt(buffer: number, size: number, offset: number): void {
         this.writeBuffer = buffer;
@@ -423,8 +451,10 @@ export class Checkpointer implements StorageCompletion {
             return;
         }
         const replyRead = this.step === Step.replies && !this.writing;
-        if (failed && !replyRead) this.ok = false;
-        if (this.step === Step.blocks) return this.afterBlock();
+        // A block that fails to read is repaired from a peer (grid_repair.ts), not fatal.
+        const blockRead = this.step === Step.blocks && !this.writing;
+        if (failed && !replyRead && !blockRead) this.ok = false;
+        if (this.step === Step.blocks) return this.afterBlock(failed);
         if (this.step === Step.index) return this.afterIndex();
         if (this.step === Step.sessions) return this.afterSessions();
         assert(this.step === Step.replies);
@@ -433,16 +463,25 @@ export class Checkpointer implements StorageCompletion {
         this.nextReply();
     }
 
-    private afterBlock(): void {
+    private afterBlock(failed: boolean): void {
         if (this.writing) {
             if (!this.ok) return this.finish();
             return this.writeBlock();
         }
-        if (this.ok && !this.grid.recoverBlock(this.entry)) this.ok = false;
-        if (!this.ok) return this.finish();
+        assert(this.ok);
+        // A block that is not the one its index entry names (EIO, corrupt, misdirected) is
+        // left out; the others are still applied, in order, but the image stays incomplete
+        // (recoverFinish waits) until the missing ones are written back and read again.
+        if (failed || !this.grid.recoverBlock(this.entry)) {
+            this.grid.markMissing(this.entry);
+            this.blocksUnreadable++;
+        }
         this.entry++;
         this.readBlock();
     }
+
+    /** Grid blocks that failed to read at recovery, across reads (repaired from peers). */
+    blocksUnreadable = 0;
 
     /** Reads the index's next block, or once all are applied, the client table. */
     private readBlock(): void {
@@ -457,7 +496,8 @@ export class Checkpointer implements StorageCompletion {
             this.storage.read(this, this.grid.blockBuffer, zones.gridBlockSize, offset);
             return;
         }
-        this.grid.recoverFinish();
+        if (this.grid.missingCount === 0) this.grid.recoverFinish();
+        if (this.imageOnly) return this.finish();
         this.sessionsIo();
     }
 
@@ -572,6 +612,7 @@ export class Checkpointer implements StorageCompletion {
         }
         // A checkpoint that failed to read is replaced by state sync: forget its blocks.
         if (!this.ok) this.grid.recoverBegin();
+        if (this.imageOnly) return callback(this.ok);
         for (let entry = 0; entry < this.clientsMax; entry++) {
             const reply = this.readReplies[entry] ?? null;
             this.readReplies[entry] = null;

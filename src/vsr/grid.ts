@@ -69,6 +69,9 @@ export const IndexField = {
 /** Within an index entry. */
 const EntryField = { address: 0, recordCount: 4, checksum: 16 } as const;
 
+/** Block reads a replica serves to peers at once (block repair: see grid_repair.ts). */
+export const blockServeReadsMax = 2;
+
 const latestNone = -1;
 const latestPending = -2;
 const flagDurable = 1;
@@ -122,8 +125,14 @@ export class Grid {
     private checkpointOp = 0;
     /** The index sealed last becomes durable before the next stage (the replica's contract). */
     private promotePending = false;
+    /**
+     * Entries of the recovered index whose block failed to read (EIO, checksum, address): the
+     * image is incomplete until block repair writes them back and recovery reads them again.
+     */
+    private readonly missing: Uint32Array;
+    missingCount = 0;
 
-    /** Arena bytes a Grid carves for `zones` (besides the snapshot region). */
+    /** Arena bytes a Grid and its block repair (grid_repair.ts) carve, besides the snapshot. */
     static arenaBytes(zones: Layout): number {
         const slots = zones.kvSlotCount;
         const blocks = zones.gridBlockCount;
@@ -136,6 +145,8 @@ export class Grid {
             blocks * (4 + 4 + 1 + 4 + 4) + // liveCount, recordCounts, flags, both orders
             Math.ceil(slots / 32) * 4 + // emit
             blocks * zones.gridRecordsPerBlock * 4 + // blockSlots
+            Math.ceil(zones.gridIndexBlocksMax / 32) * 4 + // missing
+            (blockServeReadsMax + 1) * zones.gridBlockSize + // Block repair: reads, assembly.
             8 * 4096 // Alignment.
         );
     }
@@ -182,6 +193,12 @@ export class Grid {
         this.emit = new Uint32Array(buffer, allocator.allocate(words * 4, 8), words);
         const listed = blocks * zones.gridRecordsPerBlock;
         this.blockSlots = new Int32Array(buffer, allocator.allocate(listed * 4, 8), listed);
+        const missingWords = Math.ceil(zones.gridIndexBlocksMax / 32);
+        this.missing = new Uint32Array(
+            buffer,
+            allocator.allocate(missingWords * 4, 8),
+            missingWords,
+        );
         this.words = new Int32Array(buffer);
         this.recoverBegin();
         // A fresh arena is zeroed, and so is a fresh table but for its header (which every
@@ -455,6 +472,8 @@ export class Grid {
         this.snapshotStale = true;
         this.rebase = false;
         this.checkpointOp = 0;
+        this.missing.fill(0);
+        this.missingCount = 0;
     }
 
     /**
@@ -522,6 +541,61 @@ export class Grid {
         this.durableOrder[this.durableCount++] = address;
         this.bytes.copyWithin(this.checksums + address * 16, base, base + 16);
         return true;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Block repair (grid_repair.ts): blocks of the recovered index that failed to read.
+
+    /** Entry `index` of the recovered index failed to read: it is fetched from a peer. */
+    markMissing(index: number): void {
+        assert(index >= 0 && index < this.zones.gridIndexBlocksMax);
+        const bit = 1 << (index & 31);
+        assert((this.missing[index >>> 5]! & bit) === 0);
+        this.missing[index >>> 5]! |= bit;
+        this.missingCount++;
+    }
+
+    /** Entry `index`'s block is on disk again (written back from a peer's copy). */
+    clearMissing(index: number): void {
+        const bit = 1 << (index & 31);
+        assert((this.missing[index >>> 5]! & bit) !== 0);
+        this.missing[index >>> 5]! &= ~bit;
+        this.missingCount--;
+        assert(this.missingCount >= 0);
+    }
+
+    /** The first missing entry at or after `from`, wrapping around; -1 when none is. */
+    nextMissing(from: number): number {
+        if (this.missingCount === 0) return -1;
+        const entries = this.zones.gridIndexBlocksMax;
+        for (let step = 0; step < entries; step++) {
+            const index = (from + step) % entries;
+            if ((this.missing[index >>> 5]! & (1 << (index & 31))) !== 0) return index;
+        }
+        return unreachable(); // missingCount > 0 names a set bit.
+    }
+
+    /** The address entry `index` of the recovered index names (checked by recoverAddress). */
+    entryAddress(index: number): number {
+        const entry = this.indexBuffer + IndexField.entries + index * blockIndexEntrySize;
+        return this.view.getUint32(entry + EntryField.address, true);
+    }
+
+    /** Arena offset of the checksum entry `index` of the recovered index names. */
+    entryChecksum(index: number): number {
+        const entry = this.indexBuffer + IndexField.entries + index * blockIndexEntrySize;
+        return entry + EntryField.checksum;
+    }
+
+    /**
+     * True when the durable index, or the one being written, names a block at `address` with
+     * the checksum at `checksumOffset`: a block worth reading for a peer (the bytes read are
+     * verified again before they are served, since a checkpoint may reuse the address).
+     */
+    names(address: number, checksumOffset: number): boolean {
+        if (address >= this.zones.gridBlockCount) return false;
+        if (this.flags[address] === 0) return false;
+        return u128Same(this.bytes, this.checksums + address * 16, checksumOffset);
     }
 
     /** Every block applied: the image header (count, …) comes from the index. */

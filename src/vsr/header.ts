@@ -16,7 +16,13 @@
 // stay bytes and are compared in place.
 
 import { assert } from "../stdx/assert.js";
-import { batchEntryHeaderSize, headerSize, kvEventSize, replicasMax } from "../constants.js";
+import {
+    batchEntryHeaderSize,
+    headerSize,
+    kvEventSize,
+    replicasMax,
+    sectorSize,
+} from "../constants.js";
 import { checksum, checksumEquals } from "./checksum.js";
 
 export const Command = {
@@ -46,6 +52,10 @@ export const Command = {
     sync: 19,
     /** Reply repair: ask a peer for a session's latest reply (lost from this replica's disk). */
     requestReply: 20,
+    /** Block repair: ask a peer for a grid block by (address, checksum). */
+    requestBlock: 21,
+    /** Block repair: a chunk of a grid block (the body), as request_block named it. */
+    block: 22,
     /**
      * Replica to replica, about once a second, outside the protocol: the sender's status for the
      * live cluster page (src/web). The message bus consumes it; the replica never sees it.
@@ -188,6 +198,24 @@ export const Sync = {
 } as const;
 /** The client whose latest reply (of the op at replyOp) is wanted; answered with that reply. */
 export const RequestReply = { client: 128, replyOp: 144, reserved: 152 } as const;
+/**
+ * The grid block wanted: the checksum its block index names (u128) and its address. Answered
+ * with `block` chunks only by a replica whose disk holds exactly that block.
+ */
+export const RequestBlock = { blockChecksum: 128, address: 144, reserved: 148 } as const;
+/**
+ * A chunk of the grid block at `address` whose checksum is blockChecksum: body = block bytes
+ * [offset, offset + body size) of a block of blockSize bytes. A block larger than a message
+ * body (4 KiB blocks in 4 KiB messages: the test preset) comes as several chunks; 64 KiB blocks
+ * in 128 KiB messages (production) as one.
+ */
+export const Block = {
+    blockChecksum: 128,
+    address: 144,
+    offset: 148,
+    blockSize: 152,
+    reserved: 156,
+} as const;
 /** session: the session the eviction ends, so a client ignores an eviction of an older one. */
 export const Eviction = { client: 128, session: 144, reason: 152, reserved: 153 } as const;
 
@@ -313,6 +341,8 @@ function buildReservedFrom(): number[] {
     table[Command.sync] = Sync.reserved;
     table[Command.eviction] = Eviction.reserved;
     table[Command.requestReply] = RequestReply.reserved;
+    table[Command.requestBlock] = RequestBlock.reserved;
+    table[Command.block] = Block.reserved;
     table[Command.peerStatus] = PeerStatus.reserved;
     return table;
 }
@@ -480,6 +510,8 @@ function invalidCommand(
             if (view.getUint8(base + PeerStatus.primary) > 1) return "peer_status primary > 1";
             if (view.getUint16(base + PeerStatus.padding, true) !== 0) return "padding";
             return bodySize === 0 ? null : "body not empty";
+        case Command.block:
+            return invalidBlock(view, base, bodySize);
         case Command.sync:
             if (
                 readU64(view, base + Sync.offset) + bodySize >
@@ -491,6 +523,17 @@ function invalidCommand(
         default:
             return bodySize === 0 ? null : "body not empty";
     }
+}
+
+function invalidBlock(view: DataView, base: number, bodySize: number): string | null {
+    const blockSize = view.getUint32(base + Block.blockSize, true);
+    if (blockSize === 0 || blockSize % sectorSize !== 0) return "block size not whole sectors";
+    if (bodySize === 0) return "block chunk empty";
+    // Both below 2^32: the sum is exact in a double.
+    if (view.getUint32(base + Block.offset, true) + bodySize > blockSize) {
+        return "block chunk beyond the block";
+    }
+    return null;
 }
 
 function invalidDoViewChange(view: DataView, base: number, bodySize: number): string | null {
@@ -575,6 +618,8 @@ for (const table of [
     Ping,
     Pong,
     RequestReply,
+    RequestBlock,
+    Block,
 ]) {
     assertLayout(table, Frame.custom);
 }

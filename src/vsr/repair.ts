@@ -1,6 +1,11 @@
 // Repair: holes in the log below a trusted op, and trusted headers without their prepare,
 // are fetched from peers (request_headers / request_prepare); a replica serves them from its
 // journal (reading a prepare back from disk when it is not cached).
+// Block repair (grid_repair.ts does the fetching and serving; here is what the replica does
+// around it): grid blocks that recovery could not read are fetched from peers while the
+// replica holds no state (stateMissing, as before a state sync: nothing executes, no request
+// is taken, no checkpoint served, but it acknowledges prepares and votes), then the image is
+// read again; when no peer can serve a block, the replica falls back to state sync.
 //
 // These are functions over the replica (`self`), split out of replica.ts so that each protocol
 // lives in a file a reader can hold at once; the replica's state stays in the class, and
@@ -23,9 +28,15 @@ import {
     writeU64,
 } from "./header.js";
 import type { Message } from "./message_pool.js";
+import { GridRepair } from "./grid_repair.js";
 import { type Replica, Status } from "./replica.js";
-import { copyHeader, copyU128, syncConfirmFromHeaders } from "./state_sync.js";
-import { embeddedHeaderValid, primaryViewChangeProgress, trustedHeader } from "./view_change.js";
+import { copyHeader, copyU128, sendRequestSync, syncConfirmFromHeaders } from "./state_sync.js";
+import {
+    embeddedHeaderValid,
+    primaryViewChangeProgress,
+    sendDoViewChange,
+    trustedHeader,
+} from "./view_change.js";
 
 export function repair(self: Replica): void {
     if (self.status === Status.viewChange && !(self.primary && self.viewChangeLogInstalled)) return;
@@ -216,4 +227,62 @@ export function onReplyRepair(self: Replica, message: Message): void {
     self.sessions.repairReply(entry, message);
     self.stats.repliesRepaired++;
     if (self.status === Status.normal && self.primary) self.bus.sendToClient(message);
+}
+
+// -------------------------------------------------------------------------------------------
+// Block repair.
+
+/** Open found grid blocks missing: fetch them (the replica is open and without state). */
+export function gridRepairStart(self: Replica): void {
+    assert(self.stateMissing && !self.syncing);
+    assert(self.commitMin === self.checkpointOp && self.checkpointOp > 0);
+    self.gridRepair.start();
+}
+
+/** Repair timeout: ask again (another peer), or, after bounded rounds, state-sync instead. */
+export function gridRepairTimeout(self: Replica): void {
+    assert(self.gridRepair.repairing);
+    if (!self.gridRepair.onRepairTimeout()) gridRepairAbandon(self);
+}
+
+/** Every missing block is on disk again: read the image again (index, then every block). */
+export function gridRepairedCallback(self: Replica): void {
+    assert(self.gridRepair.repairing && self.stateMissing);
+    self.checkpointer.readImage(self.gridImageReadCallbackBound);
+}
+
+export function gridImageReadCallback(self: Replica, ok: boolean): void {
+    assert(self.gridRepair.repairing && self.stateMissing && !self.syncing);
+    const missing = self.checkpointer.grid.missingCount;
+    if (ok && missing === 0) return gridRepairFinish(self);
+    // A block read badly again (a new fault, or a write-back that did not stick): another
+    // pass, a bounded number of times.
+    if (ok && self.gridRepair.passes < GridRepair.passesMax) return self.gridRepair.start();
+    gridRepairAbandon(self);
+}
+
+/** The image of the durable checkpoint is whole again: the replica holds state once more. */
+function gridRepairFinish(self: Replica): void {
+    assert(self.commitMin === self.checkpointOp);
+    self.gridRepair.stop();
+    self.stateMissing = false;
+    // Nothing executed meanwhile: commitMinChecksum is still the checkpoint's anchor.
+    self.checkpointer.snapshot(self.checkpointOp, self.commitMinChecksum);
+    if (self.hooks !== null) self.hooks.onGridRepaired(self.replica, self.checkpointOp);
+    self.commitJournal();
+    if (self.status === Status.viewChange) {
+        sendDoViewChange(self);
+        primaryViewChangeProgress(self);
+    }
+}
+
+/** No peer could serve a block (or it keeps failing): give the checkpoint up, state-sync. */
+function gridRepairAbandon(self: Replica): void {
+    assert(self.stateMissing && !self.syncing);
+    self.gridRepair.stop();
+    // Its blocks are forgotten as for an unreadable checkpoint: the synced checkpoint is
+    // written afresh (a crash before it is durable finds this one, still repairable).
+    self.checkpointer.grid.recoverBegin();
+    self.openWithoutState();
+    sendRequestSync(self);
 }

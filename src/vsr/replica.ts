@@ -40,6 +40,7 @@ import type { PRNG } from "../stdx/prng.js";
 import type { Allocator } from "./arena.js";
 import { BatchEntry, invalidBatch } from "./batch.js";
 import { Checkpointer } from "./checkpoint.js";
+import { GridRepair } from "./grid_repair.js";
 import { ClientSessions } from "./client_sessions.js";
 import { Clock } from "./clock.js";
 import {
@@ -76,6 +77,10 @@ import { Journal } from "./journal.js";
 import type { Layout } from "./layout.js";
 import type { Message, MessagePool } from "./message_pool.js";
 import {
+    gridImageReadCallback,
+    gridRepairStart,
+    gridRepairTimeout,
+    gridRepairedCallback,
     journalReadCallback,
     onHeaders,
     onReplyRepair,
@@ -191,6 +196,8 @@ export interface ReplicaHooks {
     onCommit(replica: number, op: number, prepare: Message): void;
     /** State sync installed a peer's checkpoint: execution resumes after `op`. */
     onStateSync(replica: number, op: number): void;
+    /** Block repair restored the image of checkpoint `op` (the one recovery found damaged). */
+    onGridRepaired(replica: number, op: number): void;
 }
 
 export interface ReplicaOptions {
@@ -258,6 +265,8 @@ export class Replica {
     private readonly superblock: Superblock;
     /** Public for metrics (blocks and bytes per checkpoint); the replica alone drives it. */
     readonly checkpointer: Checkpointer;
+    /** Grid blocks fetched from peers by (address, checksum), and served to them. */
+    readonly gridRepair: GridRepair;
 
     status: Status = Status.normal;
     view = 0;
@@ -396,6 +405,7 @@ export class Replica {
             options.stateMachine,
             config.messageSizeMax,
         );
+        this.gridRepair = this.createGridRepair(options);
         this.commitMinChecksum = options.arena.allocate(16, 16);
         this.headTargetChecksum = options.arena.allocate(16, 16);
         this.checkpointPendingChecksum = options.arena.allocate(16, 16);
@@ -425,9 +435,29 @@ export class Replica {
         this.enterNormalTimeouts();
     }
 
+    private createGridRepair(options: ReplicaOptions): GridRepair {
+        return new GridRepair(
+            options.arena,
+            options.storage,
+            options.layout,
+            this.checkpointer.grid,
+            {
+                replica: this.replica,
+                replicaCount: this.replicaCount,
+                messageBodySizeMax: this.derived.messageBodySizeMax,
+                sender: {
+                    acquireHeader: (command) => this.acquireHeader(command),
+                    sendTo: (replica, message) => this.sendTo(replica, message),
+                },
+                repairedCallback: () => gridRepairedCallback(this),
+            },
+        );
+    }
+
     // Completions bound once (no closure per I/O).
     private readonly superblockWriteCallbackBound = (ok: boolean): void =>
         this.superblockWriteCallback(ok);
+    readonly gridImageReadCallbackBound = (ok: boolean): void => gridImageReadCallback(this, ok);
     private readonly checkpointWriteCallbackBound = (ok: boolean): void =>
         this.checkpointWriteCallback(ok);
 
@@ -544,8 +574,16 @@ export class Replica {
         if (!ok && this.replicaCount === 1) {
             return this.openFinish("the checkpoint is corrupt and a single replica has no peer");
         }
+        const blocksMissing = ok && this.checkpointer.grid.missingCount > 0;
+        if (blocksMissing && this.replicaCount === 1) {
+            return this.openFinish("a grid block is corrupt and a single replica has no peer");
+        }
         if (!ok) this.openWithoutState();
-        else if (this.checkpointOp > 0) {
+        else if (blocksMissing) {
+            // Blocks fail to read: fetched from peers (block repair) once open; until the image
+            // is whole again the replica holds no state, as in openWithoutState.
+            this.stateMissing = true;
+        } else if (this.checkpointOp > 0) {
             const anchor = this.superblock.durable + SuperblockField.checkpointOpChecksum;
             this.checkpointer.snapshot(this.checkpointOp, anchor);
         }
@@ -576,7 +614,8 @@ export class Replica {
         }
         this.openFinish(null);
         this.rejoin();
-        if (this.stateMissing) sendRequestSync(this);
+        if (this.checkpointer.grid.missingCount > 0) gridRepairStart(this);
+        else if (this.stateMissing) sendRequestSync(this);
     }
 
     /**
@@ -586,7 +625,7 @@ export class Replica {
      * checkpoint is served; the WAL and the VSR state (view, log) are intact, so the replica
      * still acknowledges prepares and votes in view changes.
      */
-    private openWithoutState(): void {
+    openWithoutState(): void {
         assert(this.checkpointOp > 0);
         assert(!this.syncing);
         this.stateMachine.reset();
@@ -866,6 +905,7 @@ export class Replica {
     private onRepairTimeout(): void {
         this.repairTimeout.startWithJitter();
         if (this.syncing) syncRetry(this);
+        if (this.gridRepair.repairing) gridRepairTimeout(this);
         repair(this);
         repairReplies(this);
     }
@@ -926,6 +966,10 @@ export class Replica {
                 return onRequestReply(this, message);
             case Command.reply:
                 return onReplyRepair(this, message);
+            case Command.requestBlock:
+                return this.gridRepair.onRequestBlock(message);
+            case Command.block:
+                return this.gridRepair.onBlock(message);
             default:
                 // Evictions are for clients: a replica ignores them.
                 this.stats.messagesInvalid++;
@@ -1393,7 +1437,8 @@ export class Replica {
             this.commitMin < this.commitMax &&
             this.commitMin < this.op &&
             !this.checkpointing &&
-            !this.syncing
+            !this.syncing &&
+            !this.stateMissing
         ) {
             const op = this.commitMin + 1;
             if (!this.journal.isTrusted(op)) return;
@@ -1860,6 +1905,7 @@ export class Replica {
         );
         assert(this.sessions.count <= this.sessions.entriesMax);
         assert(!u128IsZero(this.memory, this.commitMinChecksum));
+        if (this.gridRepair.repairing) assert(this.stateMissing && !this.syncing);
         if (this.syncing && this.syncTargetOp > 0) {
             assert(this.syncOffset <= this.syncStreamSize);
             // Without state, the checkpoint at its own op will do (it was unreadable).

@@ -35,6 +35,8 @@ import { embeddedHeaderValid, sendDoViewChange, trustedHeader } from "./view_cha
 
 export function syncRequest(self: Replica, peer: number): void {
     if (peer === self.replica || self.replicaCount === 1) return;
+    // Block repair owns the checkpointer until it finishes or gives up (then syncing starts).
+    if (self.gridRepair.repairing) return;
     if (!self.syncing) {
         if (self.checkpointInFlight) return; // Its buffers are the assembly area.
         self.syncing = true;

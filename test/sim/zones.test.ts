@@ -3,8 +3,8 @@
 // every checker; then targeted runs on a calm 3-replica cluster: a crashed replica's
 // checkpoint copies (or its grid blocks, or its stored client replies) are corrupted on its
 // disk, and after the restart it must not refuse to start but state-sync the checkpoint (or
-// fetch the replies with request_reply), converge with its peers on the same state, and leave
-// no reply missing.
+// fetch the blocks by (address, checksum), or the replies with request_reply), converge with
+// its peers on the same state, and leave no reply missing.
 // Every run is replayable from its seed (printed in assertion messages).
 
 import assert from "node:assert/strict";
@@ -108,7 +108,7 @@ test("a replica whose checkpoint is corrupt on disk state-syncs it instead of re
     assert.ok(replica.stats.stateSyncs >= 1);
 });
 
-test("a replica whose grid blocks are corrupt on disk state-syncs instead of refusing", () => {
+test("a replica whose grid blocks are corrupt on disk fetches them from peers by (address, checksum)", () => {
     const cluster = calmCluster(23);
     crashAfterCheckpoints(cluster);
     const zones = cluster.dataLayout;
@@ -120,8 +120,9 @@ test("a replica whose grid blocks are corrupt on disk state-syncs instead of ref
     }
     converge(cluster);
     const replica = cluster.replicas[victim]!;
-    assert.equal(replica.stats.checkpointsUnreadable, 1);
-    assert.ok(replica.stats.stateSyncs >= 1);
+    assert.ok(replica.gridRepair.blocksRepaired >= 1, "blocks repaired");
+    assert.equal(replica.stats.checkpointsUnreadable, 0, "the checkpoint read, repaired");
+    assert.equal(replica.stats.stateSyncs, 0, "no state sync");
 });
 
 test("a replica whose stored client replies are corrupt fetches them from peers", () => {

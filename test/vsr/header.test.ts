@@ -32,6 +32,8 @@ import {
     Request,
     RequestHeaders,
     RequestPrepare,
+    Block,
+    RequestBlock,
     RequestReply,
     RequestSync,
     StartView,
@@ -462,6 +464,46 @@ function syncArbitrary(): fc.Arbitrary<Message> {
         });
 }
 
+/** Block sizes a grid may have (whole sectors), up to a few times a message body. */
+const blockSizeArbitrary = fc.integer({ min: 1, max: 64 }).map((sectors) => sectors * 4096);
+
+/** A chunk of a block: anywhere inside it, from one byte to a whole message body. */
+function blockArbitrary(): fc.Arbitrary<Message> {
+    const chunk = blockSizeArbitrary
+        .chain((blockSize) =>
+            fc.tuple(
+                fc.constant(blockSize),
+                fc.integer({ min: 1, max: Math.min(bodySizeMax, blockSize) }),
+                fc.boolean(),
+            ),
+        )
+        .chain(([blockSize, size, last]) =>
+            fc.tuple(
+                fc.constant(blockSize),
+                fc.uint8Array({ minLength: size, maxLength: size }),
+                last
+                    ? fc.constant(blockSize - size)
+                    : fc.integer({ min: 0, max: blockSize - size }),
+            ),
+        );
+    return fc
+        .record({ frame: frameArbitrary, chunk, blockChecksum: u128, address: u32 })
+        .map((drawn) => {
+            const [blockSize, body, offset] = drawn.chunk;
+            return message(
+                Command.block,
+                drawn.frame,
+                [
+                    field("blockChecksum", Block.blockChecksum, 16, drawn.blockChecksum),
+                    field("address", Block.address, 4, drawn.address),
+                    field("offset", Block.offset, 4, offset),
+                    field("blockSize", Block.blockSize, 4, blockSize),
+                ],
+                body,
+            );
+        });
+}
+
 /** Commands whose whole custom area is fields (or reserved) and whose body is empty. */
 function fieldsOnlyArbitrary(
     command: number,
@@ -593,6 +635,19 @@ const arbitraries: ReadonlyMap<number, fc.Arbitrary<Message>> = new Map([
         ),
     ],
     [Command.sync, syncArbitrary()],
+    [
+        Command.requestBlock,
+        fieldsOnlyArbitrary(
+            Command.requestBlock,
+            fc
+                .tuple(u128, u32)
+                .map(([blockChecksum, address]) => [
+                    field("blockChecksum", RequestBlock.blockChecksum, 16, blockChecksum),
+                    field("address", RequestBlock.address, 4, address),
+                ]),
+        ),
+    ],
+    [Command.block, blockArbitrary()],
     [
         Command.requestReply,
         fieldsOnlyArbitrary(
@@ -876,6 +931,8 @@ const reservedFrom: ReadonlyMap<number, number> = new Map([
     [Command.requestSync, RequestSync.reserved],
     [Command.sync, Sync.reserved],
     [Command.requestReply, RequestReply.reserved],
+    [Command.requestBlock, RequestBlock.reserved],
+    [Command.block, Block.reserved],
     [Command.peerStatus, PeerStatus.reserved],
 ]);
 
@@ -1411,6 +1468,36 @@ const commandCounterexamples: Counterexample[] = [
         ),
     },
     {
+        name: "a block without a chunk",
+        reason: "block chunk empty",
+        arbitrary: arbitraryOf(Command.block).map((source) => withBody(source, empty)),
+    },
+    {
+        name: "a block of zero bytes or of a part of a sector",
+        reason: "block size not whole sectors",
+        arbitrary: arbitraryOf(Command.block).chain((source) =>
+            fc
+                .oneof(
+                    fc.constant(0),
+                    u32.filter((size) => size % 4096 !== 0),
+                )
+                .map((blockSize) =>
+                    withPatches(source, field("blockSize", Block.blockSize, 4, blockSize)),
+                ),
+        ),
+    },
+    {
+        name: "a block chunk that ends past the block",
+        reason: "block chunk beyond the block",
+        arbitrary: arbitraryOf(Command.block).chain((source) => {
+            // The first offset that overruns, or any above it up to 2^32 - 1.
+            const first = fieldValue(source, "blockSize") - source.body.length + 1;
+            return fc
+                .oneof(fc.constant(first), fc.integer({ min: first, max: 0xffff_ffff }))
+                .map((offset) => withPatches(source, field("offset", Block.offset, 4, offset)));
+        }),
+    },
+    {
         name: "a sync without a chunk",
         reason: "sync chunk empty",
         arbitrary: arbitraryOf(Command.sync).map((source) => withBody(source, empty)),
@@ -1513,6 +1600,7 @@ const emptyBodyCommands: readonly number[] = [
     Command.requestPrepare,
     Command.eviction,
     Command.requestSync,
+    Command.requestBlock,
     Command.peerStatus,
 ];
 for (const command of emptyBodyCommands) {
@@ -1846,6 +1934,20 @@ const layouts: ReadonlyArray<{
         start: Frame.custom,
         end: headerSize,
         widths: { client: 16, replyOp: 8, reserved: 0 },
+    },
+    {
+        name: "RequestBlock",
+        table: RequestBlock,
+        start: Frame.custom,
+        end: headerSize,
+        widths: { blockChecksum: 16, address: 4, reserved: 0 },
+    },
+    {
+        name: "Block",
+        table: Block,
+        start: Frame.custom,
+        end: headerSize,
+        widths: { blockChecksum: 16, address: 4, offset: 4, blockSize: 4, reserved: 0 },
     },
     {
         name: "Sync",

@@ -1,0 +1,344 @@
+// Block repair: a replica whose recovery found grid blocks it cannot read (EIO, or bytes whose
+// checksum, address or index entry do not match) fetches each from a peer by (address, checksum)
+// with request_block, writes it back in place, and recovery reads the image again
+// (Checkpointer.readImage). The same object serves peers: a request_block is answered only when
+// this replica's grid names a block at that address with that checksum (grid.names), and only
+// with bytes read from its disk that verify against it: a checkpoint being written may be
+// reusing the address, and a read may come back corrupt; nothing half-written is ever sent.
+//
+// Trust: the block index was verified against the superblock's checksum and each entry names
+// its block's checksum, so a block that verifies against its entry is the block that was
+// written, whichever replica it came from (replicas write identical blocks at identical
+// addresses: grid.ts). Chunks are therefore accepted from any peer.
+//
+// Bounds: blockServeReadsMax reads in flight for peers (a request beyond them is dropped and
+// counted: the requester asks again), one block repaired at a time (assembled from its chunks
+// in a buffer of its own, then one write). A repair that makes no progress for stallsMax repair
+// timeouts in a row (the peer asked rotates every time, so each peer is asked at least twice)
+// gives up: the caller falls back to state sync (every peer may have moved on to a checkpoint
+// that no longer holds the block).
+
+import { assert } from "../stdx/assert.js";
+import { headerSize } from "../constants.js";
+import type { Allocator } from "./arena.js";
+import { checksumEquals } from "./checksum.js";
+import { BlockField, type Grid, blockServeReadsMax } from "./grid.js";
+import { Block, Command, Frame, RequestBlock, headerReplica, u128Equal } from "./header.js";
+import { IoResult, type Storage, type StorageCompletion } from "./interfaces.js";
+import type { Layout } from "./layout.js";
+import type { Message } from "./message_pool.js";
+
+/** I/Os block repair may have in flight at once (its storage budget). */
+export const gridRepairIosMax = blockServeReadsMax + 1;
+
+/** Repair timeouts in a row without a new chunk, at least, before repair gives up. */
+const stallsMin = 8;
+
+/** What the replica lends block repair to talk to peers. */
+export interface BlockSender {
+    /** A pool message with its frame filled in for `command` (size: the header only). */
+    acquireHeader(command: number): Message;
+    /** Checksums the message, sends it to `replica` and releases it. */
+    sendTo(replica: number, message: Message): void;
+}
+
+/** One block I/O: a read served to a peer, or the write-back of a repaired block. */
+class BlockIo implements StorageCompletion {
+    result: IoResult = IoResult.ok;
+    busy = false;
+    peer = 0;
+    address = 0;
+    readonly buffer: number;
+    /** Arena offset of the checksum the read must verify against. */
+    readonly checksum: number;
+    private readonly owner: GridRepair;
+
+    constructor(owner: GridRepair, buffer: number, checksumOffset: number) {
+        this.owner = owner;
+        this.buffer = buffer;
+        this.checksum = checksumOffset;
+    }
+
+    callback(completion: StorageCompletion): void {
+        assert(completion === this && this.busy);
+        this.busy = false;
+        this.owner.ioCallback(this);
+    }
+}
+
+export class GridRepair {
+    /** Repairing: recovery left blocks missing and the image waits for them. */
+    repairing = false;
+    /** Blocks written back from a peer's copy; requests sent; chunks that failed to verify. */
+    blocksRepaired = 0;
+    requestsSent = 0;
+    blocksRejected = 0;
+    /** Write-backs refused by the disk (EIO) and issued again. */
+    writeRetries = 0;
+    /** Blocks served to peers; requests not served (not held, or every read busy). */
+    blocksServed = 0;
+    requestsUnserved = 0;
+
+    private readonly grid: Grid;
+    private readonly zones: Layout;
+    private readonly storage: Storage;
+    private readonly sender: BlockSender;
+    private readonly bytes: Uint8Array;
+    private readonly view: DataView;
+    private readonly replica: number;
+    private readonly replicaCount: number;
+    /** Bytes of a block per chunk: a message body, or the whole block when that fits. */
+    private readonly chunkSize: number;
+    private readonly chunkCount: number;
+    private readonly stallsMax: number;
+    private readonly reads: BlockIo[] = [];
+    private readonly write: BlockIo;
+    private readonly repairedCallback: () => void;
+    /** The missing index entry being fetched (-1: none), its chunks in hand (a bitset). */
+    private entry = -1;
+    private chunks = 0;
+    private peer = 0;
+    private stalls = 0;
+    private progressed = false;
+
+    constructor(
+        allocator: Allocator,
+        storage: Storage,
+        zones: Layout,
+        grid: Grid,
+        options: {
+            replica: number;
+            replicaCount: number;
+            messageBodySizeMax: number;
+            sender: BlockSender;
+            repairedCallback: () => void;
+        },
+    ) {
+        assert(options.replica < options.replicaCount);
+        this.grid = grid;
+        this.zones = zones;
+        this.storage = storage;
+        this.sender = options.sender;
+        this.bytes = allocator.bytes;
+        this.view = allocator.view;
+        this.replica = options.replica;
+        this.replicaCount = options.replicaCount;
+        this.repairedCallback = options.repairedCallback;
+        this.chunkSize = Math.min(zones.gridBlockSize, options.messageBodySizeMax);
+        this.chunkCount = Math.ceil(zones.gridBlockSize / this.chunkSize);
+        assert(this.chunkCount >= 1 && this.chunkCount <= 31); // Chunks in hand: one u31 mask.
+        this.stallsMax = Math.max(stallsMin, 2 * (options.replicaCount - 1));
+        const checksums = allocator.allocate(16 * gridRepairIosMax, 16);
+        for (let index = 0; index < blockServeReadsMax; index++) {
+            const buffer = allocator.allocate(zones.gridBlockSize, 4096);
+            this.reads.push(new BlockIo(this, buffer, checksums + 16 * index));
+        }
+        const buffer = allocator.allocate(zones.gridBlockSize, 4096);
+        this.write = new BlockIo(this, buffer, checksums + 16 * blockServeReadsMax);
+        this.peer = (options.replica + 1) % options.replicaCount;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Serving peers.
+
+    onRequestBlock(message: Message): void {
+        const base = message.offset;
+        const peer = headerReplica(this.view, base);
+        if (peer === this.replica) return;
+        const address = this.view.getUint32(base + RequestBlock.address, true);
+        if (!this.grid.names(address, base + RequestBlock.blockChecksum)) {
+            this.requestsUnserved++;
+            return;
+        }
+        let read: BlockIo | null = null;
+        for (const candidate of this.reads) {
+            if (!candidate.busy) {
+                read = candidate;
+                break;
+            }
+        }
+        if (read === null) {
+            this.requestsUnserved++;
+            return;
+        }
+        read.busy = true;
+        read.peer = peer;
+        read.address = address;
+        const checksumFrom = base + RequestBlock.blockChecksum;
+        this.bytes.copyWithin(read.checksum, checksumFrom, checksumFrom + 16);
+        this.storage.read(read, read.buffer, this.zones.gridBlockSize, this.blockOffset(address));
+    }
+
+    ioCallback(io: BlockIo): void {
+        if (io === this.write) return this.writeCallback();
+        const verified = io.result === IoResult.ok && this.blockVerifies(io.buffer, io);
+        if (!verified) {
+            this.requestsUnserved++; // Reused by a checkpoint since, or a bad read: not sent.
+            return;
+        }
+        this.blocksServed++;
+        for (let offset = 0; offset < this.zones.gridBlockSize; offset += this.chunkSize) {
+            this.sendChunk(io, offset);
+        }
+    }
+
+    private sendChunk(io: BlockIo, offset: number): void {
+        const size = Math.min(this.chunkSize, this.zones.gridBlockSize - offset);
+        const message = this.sender.acquireHeader(Command.block);
+        const base = message.offset;
+        this.bytes.copyWithin(base + Block.blockChecksum, io.checksum, io.checksum + 16);
+        this.view.setUint32(base + Block.address, io.address, true);
+        this.view.setUint32(base + Block.offset, offset, true);
+        this.view.setUint32(base + Block.blockSize, this.zones.gridBlockSize, true);
+        const from = io.buffer + offset;
+        this.bytes.copyWithin(base + headerSize, from, from + size);
+        this.view.setUint32(base + Frame.size, headerSize + size, true);
+        this.sender.sendTo(io.peer, message);
+    }
+
+    /** The block at `buffer` is whole and is the one `io` names (checksum and address). */
+    private blockVerifies(buffer: number, io: BlockIo): boolean {
+        const size = this.zones.gridBlockSize;
+        if (!checksumEquals(this.bytes, buffer + 16, size - 16, this.bytes, buffer)) return false;
+        if (!u128Equal(this.view, buffer + BlockField.checksum, io.checksum)) return false;
+        return this.view.getUint32(buffer + BlockField.address, true) === io.address;
+    }
+
+    private blockOffset(address: number): number {
+        assert(address < this.zones.gridBlockCount);
+        return this.zones.gridOffset + address * this.zones.gridBlockSize;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Repairing this replica's grid.
+
+    /**
+     * Recovery left grid.missingCount blocks missing: fetch them, oldest entry first. Each
+     * call is one pass (the image is read again after it); see passes.
+     */
+    start(): void {
+        assert(this.grid.missingCount > 0);
+        assert(!this.write.busy);
+        this.passes++;
+        this.repairing = true;
+        this.entry = -1;
+        this.stalls = 0;
+        this.progressed = false;
+        this.requestNext();
+    }
+
+    /** Passes since open: a block that fails again after passesMax of them is left to sync. */
+    passes = 0;
+    static readonly passesMax = 4;
+
+    /** Done (the image read whole), or abandoned (state sync replaces the image). */
+    stop(): void {
+        this.repairing = false;
+        this.entry = -1;
+        this.chunks = 0;
+    }
+
+    /**
+     * Repair timeout: ask again (another peer) for the block being fetched. False once no
+     * chunk arrived for stallsMax timeouts in a row: no peer can serve it; the caller syncs.
+     */
+    onRepairTimeout(): boolean {
+        assert(this.repairing);
+        if (this.entry < 0) return true; // Every block is back: the image is being read.
+        // A write-back in flight is progress to come (and must land before anyone else writes
+        // the grid: giving up now could let it land over a block state sync wrote since).
+        if (this.write.busy) return true;
+        if (this.progressed) this.stalls = 0;
+        else this.stalls++;
+        this.progressed = false;
+        if (this.stalls >= this.stallsMax) return false;
+        this.peer = this.nextPeer(this.peer);
+        this.sendRequest();
+        return true;
+    }
+
+    /** The next missing entry (after the one just written), asked of the current peer. */
+    private requestNext(): void {
+        assert(this.repairing && !this.write.busy);
+        this.entry = this.grid.nextMissing(this.entry < 0 ? 0 : this.entry);
+        this.chunks = 0;
+        if (this.entry < 0) return this.repairedCallback();
+        this.sendRequest();
+    }
+
+    private sendRequest(): void {
+        assert(this.entry >= 0);
+        const message = this.sender.acquireHeader(Command.requestBlock);
+        const base = message.offset;
+        const checksumFrom = this.grid.entryChecksum(this.entry);
+        this.bytes.copyWithin(base + RequestBlock.blockChecksum, checksumFrom, checksumFrom + 16);
+        this.view.setUint32(base + RequestBlock.address, this.grid.entryAddress(this.entry), true);
+        this.requestsSent++;
+        this.sender.sendTo(this.peer, message);
+    }
+
+    /** A chunk of a block (from any peer: the block is verified whole before it is written). */
+    onBlock(message: Message): void {
+        if (!this.repairing || this.write.busy || this.entry < 0) return;
+        const base = message.offset;
+        const view = this.view;
+        const address = this.grid.entryAddress(this.entry);
+        if (view.getUint32(base + Block.address, true) !== address) return;
+        if (!u128Equal(view, base + Block.blockChecksum, this.grid.entryChecksum(this.entry))) {
+            return; // Another block (a late answer): not the one being fetched.
+        }
+        const blockSize = this.zones.gridBlockSize;
+        const offset = view.getUint32(base + Block.offset, true);
+        const size = view.getUint32(base + Frame.size, true) - headerSize;
+        if (view.getUint32(base + Block.blockSize, true) !== blockSize) return;
+        if (offset % this.chunkSize !== 0) return;
+        if (size !== Math.min(this.chunkSize, blockSize - offset)) return;
+        const chunk = offset / this.chunkSize;
+        if ((this.chunks & (1 << chunk)) !== 0) return; // A duplicate.
+        const body = base + headerSize;
+        this.bytes.copyWithin(this.write.buffer + offset, body, body + size);
+        this.chunks |= 1 << chunk;
+        this.progressed = true;
+        if (this.chunks !== (1 << this.chunkCount) - 1) return;
+        this.chunks = 0;
+        this.write.address = address;
+        const checksumFrom = this.grid.entryChecksum(this.entry);
+        this.bytes.copyWithin(this.write.checksum, checksumFrom, checksumFrom + 16);
+        if (!this.blockVerifies(this.write.buffer, this.write)) {
+            this.blocksRejected++; // Chunks of different copies, or corrupt in transit.
+            return;
+        }
+        this.write.busy = true;
+        this.storage.write(this.write, this.write.buffer, blockSize, this.blockOffset(address));
+    }
+
+    private writeCallback(): void {
+        if (!this.repairing) return; // Abandoned meanwhile: state sync owns the image now.
+        assert(this.entry >= 0);
+        if (this.write.result !== IoResult.ok) {
+            // EIO: the verified block is still in the buffer; write it again (as every writer
+            // of the data file does) until it lands.
+            this.writeRetries++;
+            this.write.busy = true;
+            const size = this.zones.gridBlockSize;
+            this.storage.write(
+                this.write,
+                this.write.buffer,
+                size,
+                this.blockOffset(this.write.address),
+            );
+            return;
+        }
+        this.grid.clearMissing(this.entry);
+        this.blocksRepaired++;
+        this.progressed = true;
+        this.requestNext();
+    }
+
+    private nextPeer(peer: number): number {
+        assert(this.replicaCount >= 2);
+        let next = (peer + 1) % this.replicaCount;
+        if (next === this.replica) next = (next + 1) % this.replicaCount;
+        return next;
+    }
+}
