@@ -31,8 +31,13 @@ import type { Message } from "./message_pool.js";
 /** I/Os block repair may have in flight at once (its storage budget). */
 export const gridRepairIosMax = blockServeReadsMax + 1;
 
-/** Repair timeouts in a row without a new chunk, at least, before repair gives up. */
-const stallsMin = 8;
+/**
+ * Repair timeouts in a row without a new chunk, at least, before repair gives up (32: 3.2 s at
+ * 100 ms). A replica that just restarted may wait that long for its peer links and for peers'
+ * block reads on a loaded machine; giving up sooner trades a 64 KiB fetch for a whole state
+ * sync (the grid e2e test once saw that, with 8).
+ */
+const stallsMin = 32;
 
 /** What the replica lends block repair to talk to peers. */
 export interface BlockSender {
