@@ -21,7 +21,7 @@
 import assert from "node:assert/strict";
 import { randomInt } from "node:crypto";
 import fs from "node:fs";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { production, sectorSize } from "../../src/constants.js";
 import { readIdentity } from "../../src/io/node.js";
 import { KvStateMachine } from "../../src/state_machine/kv.js";
@@ -41,6 +41,15 @@ import {
 
 const readyTimeoutMs = 30_000;
 const convergeTimeoutMs = 90_000;
+/** Both tests' table: small, so a few checkpoints' load touches most of it. */
+const kvEntriesMax = 16384;
+
+/** The test's PRNG: from VSR_GRID_SEED, or a fresh seed printed so that a failure replays. */
+function gridPrng(t: TestContext): PRNG {
+    const seed = Number(process.env["VSR_GRID_SEED"] ?? randomInt(1, 2 ** 47));
+    t.diagnostic(`VSR_GRID_SEED=${seed}`);
+    return new PRNG(seed);
+}
 
 async function loadReport(
     scope: Scope,
@@ -144,11 +153,8 @@ function damageGrid(path: string, kvEntriesMax: number, count: number, prng: PRN
 test("a backup killed -9 under load, its grid blocks then corrupted, repairs and loses nothing", {
     timeout: 400_000,
 }, async (t) => {
-    const seed = Number(process.env["VSR_GRID_SEED"] ?? randomInt(1, 2 ** 47));
-    t.diagnostic(`VSR_GRID_SEED=${seed}`);
-    const prng = new PRNG(seed);
+    const prng = gridPrng(t);
     const scope = Scope.create(t);
-    const kvEntriesMax = 16384;
     const cluster = await LocalCluster.format(scope, 3, "replica", [
         `--kv-entries=${kvEntriesMax}`,
     ]);
@@ -244,11 +250,8 @@ async function converged(cluster: LocalCluster, replicas: number[]): Promise<Sta
 test("a stopped backup whose grid blocks are corrupted repairs them from peers by (address, checksum)", {
     timeout: 600_000,
 }, async (t) => {
-    const seed = Number(process.env["VSR_GRID_SEED"] ?? randomInt(1, 2 ** 47));
-    t.diagnostic(`VSR_GRID_SEED=${seed}`);
-    const prng = new PRNG(seed);
+    const prng = gridPrng(t);
     const scope = Scope.create(t);
-    const kvEntriesMax = 16384;
     const zones = layout({ ...production, kvEntriesMax }, KvStateMachine.sizeBytes(kvEntriesMax));
     const cluster = await LocalCluster.format(scope, 3, "repair", [`--kv-entries=${kvEntriesMax}`]);
     cluster.startAll();
