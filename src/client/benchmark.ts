@@ -85,6 +85,11 @@ export interface BenchmarkRun extends LoadReport {
     readonly replica_rss_mib: number[];
     /** CPU seconds (user + system) per million ops, replicas and load generator summed. */
     readonly cpu_s_per_million_ops: number;
+    /**
+     * The same CPU per process, in µs per op: each replica by index, then the load generator
+     * last. Load-insensitive where ops/s is not, so levers are compared by it.
+     */
+    readonly cpu_us_per_op: number[];
 }
 
 /** What a process has used so far, from /metrics (replicas) or node's own counters. */
@@ -400,10 +405,11 @@ class LocalBenchmark {
         }
         const ops = loaded.report.ops;
         const per100k = (count: number): number => round2((count * 100_000) / ops);
-        let cpuSeconds = (clientCpu.user + clientCpu.system) / 1e6;
-        for (let replica = 0; replica < after.length; replica++) {
-            cpuSeconds += after[replica]!.cpuSeconds - before[replica]!.cpuSeconds;
-        }
+        const processCpuSeconds = after.map(
+            (sample, replica) => sample.cpuSeconds - before[replica]!.cpuSeconds,
+        );
+        processCpuSeconds.push((clientCpu.user + clientCpu.system) / 1e6);
+        const cpuSeconds = processCpuSeconds.reduce((sum, seconds) => sum + seconds, 0);
         return {
             clients,
             ...loaded.report,
@@ -413,6 +419,7 @@ class LocalBenchmark {
             client_young_gcs_per_100k_ops: per100k(clientGcs.count),
             replica_rss_mib: after.map((sample) => round2(sample.rssBytes / 2 ** 20)),
             cpu_s_per_million_ops: round2((cpuSeconds * 1e6) / ops),
+            cpu_us_per_op: processCpuSeconds.map((seconds) => round2((seconds * 1e6) / ops)),
         };
     }
 

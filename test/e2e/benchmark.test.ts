@@ -1,7 +1,7 @@
 // `vsr benchmark` end to end, in a child process: a one-replica cluster, one short run, --json.
 // Beside throughput and latency it reports what the run cost, sampled from each replica's
 // /metrics: young GCs per 100k ops (replicas and load generator), RSS per replica, and CPU
-// seconds per million ops.
+// seconds per million ops, in total and per process.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -28,4 +28,10 @@ test("vsr benchmark --json reports GCs per 100k ops, RSS per replica and CPU per
     // The replica holds its arena resident: well above an idle node process, below the budget.
     assert.ok(run.replica_rss_mib[0]! > 32 && run.replica_rss_mib[0]! < 1024, proc.stdout);
     assert.ok(run.cpu_s_per_million_ops > 0, proc.stdout);
+    // Per process (the replica, then the load generator): both worked, and they add up to the
+    // total (each rounded to 0.01 µs; the total to 0.01 s per 1M ops = 0.01 µs per op).
+    assert.equal(run.cpu_us_per_op.length, 2);
+    assert.ok(run.cpu_us_per_op.every((us) => us > 0), proc.stdout);
+    const summedUs = run.cpu_us_per_op[0]! + run.cpu_us_per_op[1]!;
+    assert.ok(Math.abs(summedUs - run.cpu_s_per_million_ops) <= 0.03, proc.stdout);
 });
