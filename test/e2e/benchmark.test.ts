@@ -31,7 +31,10 @@ test("vsr benchmark --json reports GCs per 100k ops, RSS per replica and CPU per
     // Per process (the replica, then the load generator): both worked, and they add up to the
     // total (each rounded to 0.01 µs; the total to 0.01 s per 1M ops = 0.01 µs per op).
     assert.equal(run.cpu_us_per_op.length, 2);
-    assert.ok(run.cpu_us_per_op.every((us) => us > 0), proc.stdout);
+    assert.ok(
+        run.cpu_us_per_op.every((us) => us > 0),
+        proc.stdout,
+    );
     const summedUs = run.cpu_us_per_op[0]! + run.cpu_us_per_op[1]!;
     assert.ok(Math.abs(summedUs - run.cpu_s_per_million_ops) <= 0.03, proc.stdout);
 });
