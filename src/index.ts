@@ -17,6 +17,7 @@ export {
 export {
     type ClientTransport,
     type FrameHandler,
+    SharedTransport,
     WebSocketTransport,
     type WebSocketTransportOptions,
 } from "./client/transport.js";

@@ -3,12 +3,13 @@
 // runs with O_DIRECT as in production), starts the replicas as child processes
 // (`node dist/src/cli.js start`) on free loopback ports, waits until every /status reports
 // status normal in one view with one primary, then runs the closed-loop load generator
-// (runLoad, in this process, over WebSockets) once per client count: 1, 8 and 64 clients by
-// default, or only the --clients given. It prints one table row per run (ops/s and p50/p99/p999/
-// max latency in ms, then what the run cost: young GCs per 100k ops on the busiest replica and in
-// the load generator, the largest replica RSS, and CPU seconds per million ops summed over every
-// process — sampled from each replica's /metrics before and after the run) or, with --json, one
-// JSON object, and always cleans up.
+// (runLoad, in this process, every session over one shared WebSocket connection per replica:
+// SharedTransport) once per client count: 1, 8 and 64 clients by default, or only the --clients
+// given. It prints one table row per run (ops/s and p50/p99/p999/max latency in ms, then what
+// the run cost: young GCs per 100k ops on the busiest replica and in the load generator, the
+// largest replica RSS, and CPU seconds per million ops summed over every process — sampled from
+// each replica's /metrics before and after the run; --json adds it per process) or, with --json,
+// one JSON object, and always cleans up.
 //
 // Cleanup invariant: every child is stopped (SIGTERM, then SIGKILL after stopTimeoutMs) and the
 // temporary directory removed, on success, on failure (a child that exits early, a cluster that
@@ -27,8 +28,8 @@ import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks
 import { parseArgs } from "node:util";
 import { production } from "../constants.js";
 import { Client, eventsPerRequestMax } from "./client.js";
-import { type LoadReport, runLoad } from "./load.js";
-import { WebSocketTransport } from "./transport.js";
+import { type LoadReport, type LoadResult, runLoad } from "./load.js";
+import { SharedTransport, WebSocketTransport } from "./transport.js";
 import { UsageError, integerFlag, runSubcommand } from "../cli_args.js";
 
 const usage = `usage:
@@ -357,34 +358,11 @@ class LocalBenchmark {
     }
 
     private async load(addresses: readonly string[], clients: number): Promise<BenchmarkRun> {
-        const { batch, durationS, valueBytes } = this.options;
-        const messageSizeMax = production.messageSizeMax;
         const before = await this.sampleReplicas();
         const clientGcs = new YoungGcCounter();
         const clientCpuBefore = process.cpuUsage();
         const progress = process.stderr.isTTY === true && !this.options.json;
-        const loaded = await runLoad(
-            {
-                clients,
-                batch,
-                durationS,
-                requests: null,
-                valueBytes,
-                verify: false,
-                keysPerClient: 1024,
-                warmupTimeoutMs: 10_000,
-                progress: progress
-                    ? (line) => process.stderr.write(`\r\u001b[K${clients} clients: ${line}`)
-                    : null,
-            },
-            () =>
-                new Client({
-                    transport: new WebSocketTransport({ addresses, messageSizeMax }),
-                    cluster: this.cluster,
-                    messageSizeMax,
-                    callTimeoutMs: 30_000,
-                }),
-        );
+        const loaded = await this.runClients(addresses, clients, progress);
         clientGcs.stop();
         const clientCpu = process.cpuUsage(clientCpuBefore);
         const after = await this.sampleReplicas();
@@ -421,6 +399,46 @@ class LocalBenchmark {
             cpu_s_per_million_ops: round2((cpuSeconds * 1e6) / ops),
             cpu_us_per_op: processCpuSeconds.map((seconds) => round2((seconds * 1e6) / ops)),
         };
+    }
+
+    /**
+     * The closed loop itself: every session over one connection per replica, as etcd's load
+     * generator shares one clientv3 connection among its workers.
+     */
+    private async runClients(
+        addresses: readonly string[],
+        clients: number,
+        progress: boolean,
+    ): Promise<LoadResult> {
+        const { batch, durationS, valueBytes } = this.options;
+        const messageSizeMax = production.messageSizeMax;
+        const shared = new SharedTransport(new WebSocketTransport({ addresses, messageSizeMax }));
+        if (!(await shared.waitConnected(readyTimeoutMs))) {
+            shared.close();
+            throw new BenchmarkError(`the load generator could not connect to every replica`);
+        }
+        return runLoad(
+            {
+                clients,
+                batch,
+                durationS,
+                requests: null,
+                valueBytes,
+                verify: false,
+                keysPerClient: 1024,
+                warmupTimeoutMs: 10_000,
+                progress: progress
+                    ? (line) => process.stderr.write(`\r\u001b[K${clients} clients: ${line}`)
+                    : null,
+            },
+            () =>
+                new Client({
+                    transport: shared.session(),
+                    cluster: this.cluster,
+                    messageSizeMax,
+                    callTimeoutMs: 30_000,
+                }),
+        ).finally(() => shared.close());
     }
 
     /** Every replica's process counters (a replica that does not answer fails the run). */

@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { production } from "../constants.js";
 import { Client, ClientError, checkKey, checkValue, eventsPerRequestMax } from "./client.js";
 import { type LoadOptions, type LoadResult, runLoad } from "./load.js";
-import { WebSocketTransport, addressUrl } from "./transport.js";
+import { SharedTransport, WebSocketTransport, addressUrl } from "./transport.js";
 import { UsageError, integerFlag, runSubcommand } from "../cli_args.js";
 
 const clientUsage = `usage:
@@ -286,7 +286,20 @@ export function commandLoad(args: string[]): Promise<number> {
         });
         const flags = commonFlags(values, 30_000);
         const options = loadOptions(values, flags);
-        const loaded = await runLoad(options, () => createClient(flags));
+        // Every session over one connection per replica (see SharedTransport).
+        const { addresses, messageSizeMax } = flags;
+        const shared = new SharedTransport(new WebSocketTransport({ addresses, messageSizeMax }));
+        await shared.waitConnected(flags.timeoutMs); // Unreachable: the warm-up says so.
+        const loaded = await runLoad(
+            options,
+            () =>
+                new Client({
+                    transport: shared.session(),
+                    cluster: flags.cluster,
+                    messageSizeMax,
+                    callTimeoutMs: flags.timeoutMs,
+                }),
+        ).finally(() => shared.close());
         return printLoad(flags, options, loaded, values.json === true);
     });
 }

@@ -18,8 +18,22 @@
 // (frames are small and checksummed, and compression costs latency); maxPayload bounds what a
 // replica may push at us. Its timers are unref'd: pending client calls keep the process alive,
 // an idle transport does not.
+//
+// SharedTransport: many client sessions over one WebSocketTransport (one connection per replica
+// for all of them), as etcd's clientv3 multiplexes its callers over one HTTP/2 connection. Each
+// session() is a ClientTransport of its own; a replica's replies to all of them travel on the
+// one connection, so a replica answering a batch of commits writes them with one syscall (uWS
+// corks the socket it last wrote to until its loop iteration ends) and the receiving side reads
+// them with one, instead of one per client each way. It is the one transport that reads a frame:
+// only the client id, to route a reply or an eviction to its session (each session learns its
+// id from the requests it sends, which all carry it at Request.client); a frame naming no
+// session, too short, or of another command is dropped and counted. The receiving client still
+// validates every frame it is handed, as with a connection of its own.
 
 import WebSocket from "ws";
+import { headerSize } from "../constants.js";
+import { Command, Eviction, Frame, Reply, Request } from "../vsr/header.js";
+import { assert } from "../stdx/assert.js";
 
 export type FrameHandler = (replica: number, bytes: Uint8Array) => void;
 
@@ -187,5 +201,153 @@ export class WebSocketTransport implements ClientTransport {
         }, delayMs);
         timer.unref();
         this.timers[replica] = timer;
+    }
+}
+
+/** The u32 (little-endian) at bytes[offset], read without a DataView (no allocation). */
+function u32At(bytes: Uint8Array, offset: number): number {
+    return (
+        (bytes[offset]! |
+            (bytes[offset + 1]! << 8) |
+            (bytes[offset + 2]! << 16) |
+            (bytes[offset + 3]! << 24)) >>>
+        0
+    );
+}
+
+const connectPollMs = 10;
+
+/** One client session of a SharedTransport. */
+class SharedSession implements ClientTransport {
+    readonly replicaCount: number;
+    private readonly shared: SharedTransport;
+    /** The session's client id as four u32 words, learned from its first request. */
+    readonly id = new Uint32Array(4);
+    idKnown = false;
+    handler: FrameHandler | null = null;
+    closed = false;
+
+    constructor(shared: SharedTransport) {
+        this.shared = shared;
+        this.replicaCount = shared.replicaCount;
+    }
+
+    send(replica: number, bytes: Uint8Array): void {
+        if (this.closed) return;
+        assert(bytes.length >= headerSize);
+        assert(bytes[Frame.command] === Command.request); // A client sends only requests.
+        if (!this.idKnown) {
+            for (let word = 0; word < 4; word++) {
+                this.id[word] = u32At(bytes, Request.client + word * 4);
+            }
+            this.idKnown = true;
+        }
+        assert(this.matches(bytes, Request.client)); // A client's id never changes.
+        this.shared.sendFrame(replica, bytes);
+    }
+
+    onMessage(handler: FrameHandler): void {
+        this.handler = handler;
+    }
+
+    connectedCount(): number {
+        return this.closed ? 0 : this.shared.connectedCount();
+    }
+
+    /** Detaches the session; the shared connections stay (SharedTransport.close ends them). */
+    close(): void {
+        if (this.closed) return;
+        this.closed = true;
+        this.handler = null;
+        this.shared.detach(this);
+    }
+
+    matches(bytes: Uint8Array, offset: number): boolean {
+        return (
+            this.idKnown &&
+            this.id[0] === u32At(bytes, offset) &&
+            this.id[1] === u32At(bytes, offset + 4) &&
+            this.id[2] === u32At(bytes, offset + 8) &&
+            this.id[3] === u32At(bytes, offset + 12)
+        );
+    }
+}
+
+/** Client sessions multiplexed over one WebSocketTransport (see the top of this file). */
+export class SharedTransport {
+    readonly replicaCount: number;
+    private readonly inner: ClientTransport;
+    private readonly sessions: SharedSession[] = [];
+    /** Frames received that named no open session (or were not a reply or eviction). */
+    framesUnrouted = 0;
+
+    /** Takes ownership of `inner` (usually a WebSocketTransport): close() closes it. */
+    constructor(inner: ClientTransport) {
+        this.inner = inner;
+        this.replicaCount = inner.replicaCount;
+        inner.onMessage((replica, bytes) => this.route(replica, bytes));
+    }
+
+    /** A new session's transport, for one Client. */
+    session(): ClientTransport {
+        const session = new SharedSession(this);
+        this.sessions.push(session);
+        return session;
+    }
+
+    /** Sessions attached (not closed). */
+    get sessionCount(): number {
+        return this.sessions.length;
+    }
+
+    connectedCount(): number {
+        return this.inner.connectedCount();
+    }
+
+    /**
+     * Resolves true once every replica's path is open, false after timeoutMs: sessions created
+     * before then would see their first requests dropped (a path that is still connecting holds
+     * one frame, not one per session) and wait for a retry.
+     */
+    async waitConnected(timeoutMs: number): Promise<boolean> {
+        const deadlineMs = performance.now() + timeoutMs;
+        while (this.inner.connectedCount() < this.replicaCount) {
+            if (performance.now() >= deadlineMs) return false;
+            await new Promise((resolve) => setTimeout(resolve, connectPollMs));
+        }
+        return true;
+    }
+
+    /** Closes every session and the connections. Idempotent. */
+    close(): void {
+        while (this.sessions.length > 0) this.sessions[this.sessions.length - 1]!.close();
+        this.inner.close();
+    }
+
+    sendFrame(replica: number, bytes: Uint8Array): void {
+        this.inner.send(replica, bytes);
+    }
+
+    detach(session: SharedSession): void {
+        const index = this.sessions.indexOf(session);
+        assert(index !== -1);
+        this.sessions[index] = this.sessions[this.sessions.length - 1]!;
+        this.sessions.pop();
+    }
+
+    private route(replica: number, bytes: Uint8Array): void {
+        const command = bytes.length >= headerSize ? bytes[Frame.command] : -1;
+        let clientOffset = -1;
+        if (command === Command.reply) clientOffset = Reply.client;
+        if (command === Command.eviction) clientOffset = Eviction.client;
+        if (clientOffset !== -1) {
+            for (let index = 0; index < this.sessions.length; index++) {
+                const session = this.sessions[index]!;
+                if (!session.matches(bytes, clientOffset)) continue;
+                if (session.handler !== null) session.handler(replica, bytes);
+                return;
+            }
+        }
+        this.framesUnrouted++;
     }
 }

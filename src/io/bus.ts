@@ -186,12 +186,6 @@ class Connection {
     /** The peer's replica index when role is peer, else -1. */
     replica = -1;
     socket: Uws.WebSocket<UserData> | null = null;
-    /**
-     * A client connection: when the oldest unanswered request reached us as primary
-     * (performance.now()), 0 when none. One request per session is in flight, and a client
-     * dials its own connection, so per connection is per client in practice.
-     */
-    requestStartedMs = 0;
 }
 
 interface UserData {
@@ -240,21 +234,31 @@ const clientTableWays = 4;
 const clientTableEntries = (1 << clientTableSetBits) * clientTableWays;
 
 /**
- * Client id (u128, kept as four u32 words) → the connection that last carried its request.
+ * Client id (u128, kept as four u32 words) → the connection that last carried its request, and
+ * when that request reached us as primary. Kept per client, not per connection: one connection
+ * may carry many clients' sessions (a load generator multiplexes them).
  * Set-associative: 64 sets of 4 ways; a new id evicts the least recently used way of its set.
  */
 class ClientTable {
     private readonly ids = new Uint32Array(clientTableEntries * 4);
     private readonly connections: Array<Connection | null> = [];
     private readonly usedAt = new Float64Array(clientTableEntries);
+    /**
+     * Per entry: when the client's oldest unanswered request reached us as primary
+     * (performance.now()), 0 when none (one request per session is in flight).
+     */
+    readonly requestStartedMs = new Float64Array(clientTableEntries);
     private clock = 0;
 
     constructor() {
         for (let entry = 0; entry < clientTableEntries; entry++) this.connections.push(null);
     }
 
-    /** Records that the client whose id is at view[offset] spoke over `connection`. */
-    set(view: DataView, offset: number, connection: Connection): void {
+    /**
+     * Records that the client whose id is at view[offset] spoke over `connection`; returns
+     * its entry.
+     */
+    set(view: DataView, offset: number, connection: Connection): number {
         const first = this.setOf(view, offset) * clientTableWays;
         let victim = first;
         for (let entry = first; entry < first + clientTableWays; entry++) {
@@ -264,23 +268,33 @@ class ClientTable {
             }
             if (this.usedAt[entry]! < this.usedAt[victim]!) victim = entry;
         }
+        if (this.connections[victim] === null || !this.matches(victim, view, offset)) {
+            this.requestStartedMs[victim] = 0; // A new client in this entry.
+        }
         for (let word = 0; word < 4; word++) {
             this.ids[victim * 4 + word] = view.getUint32(offset + word * 4, true);
         }
         this.connections[victim] = connection;
         this.usedAt[victim] = ++this.clock;
         assert(this.matches(victim, view, offset));
+        return victim;
     }
 
-    get(view: DataView, offset: number): Connection | null {
+    /** The entry of the client whose id is at view[offset], or -1. */
+    find(view: DataView, offset: number): number {
         const first = this.setOf(view, offset) * clientTableWays;
         for (let entry = first; entry < first + clientTableWays; entry++) {
-            const connection = this.connections[entry] ?? null;
-            if (connection === null || !this.matches(entry, view, offset)) continue;
+            if (this.connections[entry] === null || !this.matches(entry, view, offset)) continue;
             this.usedAt[entry] = ++this.clock;
-            return connection;
+            return entry;
         }
-        return null;
+        return -1;
+    }
+
+    connection(entry: number): Connection {
+        const connection = this.connections[entry] ?? null;
+        assert(connection !== null);
+        return connection;
     }
 
     /** Forgets every client of a closed connection. */
@@ -289,6 +303,7 @@ class ClientTable {
             if (this.connections[entry] !== connection) continue;
             this.connections[entry] = null;
             this.usedAt[entry] = 0;
+            this.requestStartedMs[entry] = 0;
         }
     }
 
@@ -513,7 +528,8 @@ export class NodeBus implements MessageBus {
         assert(command === Command.reply || command === Command.eviction);
         const clientOffset =
             message.offset + (command === Command.reply ? Reply.client : Eviction.client);
-        const connection = this.clients.get(this.view, clientOffset);
+        const entry = this.clients.find(this.view, clientOffset);
+        const connection = entry === -1 ? null : this.clients.connection(entry);
         const socket = connection === null ? null : connection.socket;
         if (socket === null) {
             this.drop(DropReason.unknownClient);
@@ -530,8 +546,8 @@ export class NodeBus implements MessageBus {
             return;
         }
         this.counters.messagesSent[command]! += 1;
-        const startedMs = connection.requestStartedMs;
-        connection.requestStartedMs = 0;
+        const startedMs = this.clients.requestStartedMs[entry]!;
+        this.clients.requestStartedMs[entry] = 0;
         if (command === Command.reply && startedMs !== 0) {
             this.requestSeconds.observe((performance.now() - startedMs) / 1000);
         }
@@ -778,9 +794,9 @@ export class NodeBus implements MessageBus {
         if (connection.role === Role.pending) this.becomeClient(connection);
         if (connection.role === Role.client) {
             if (command !== Command.request) return DropReason.clientSentReplicaCommand;
-            this.clients.set(this.view, message.offset + Request.client, connection);
-            if (connection.requestStartedMs === 0 && this.isPrimary()) {
-                connection.requestStartedMs = performance.now();
+            const entry = this.clients.set(this.view, message.offset + Request.client, connection);
+            if (this.clients.requestStartedMs[entry] === 0 && this.isPrimary()) {
+                this.clients.requestStartedMs[entry] = performance.now();
             }
         }
         this.counters.messagesReceived[command]! += 1;

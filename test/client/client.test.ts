@@ -23,7 +23,7 @@ import {
 } from "../../src/client/client.js";
 import { runLoad } from "../../src/client/load.js";
 import type { ClientTransport, FrameHandler } from "../../src/client/transport.js";
-import { WebSocketTransport } from "../../src/client/transport.js";
+import { SharedTransport, WebSocketTransport } from "../../src/client/transport.js";
 import { test as testConfig, headerSize, sectorSize } from "../../src/constants.js";
 import { PRNG } from "../../src/stdx/prng.js";
 import { SimStorage } from "../../src/sim/storage.js";
@@ -707,6 +707,53 @@ class Gateway {
         }
     }
 }
+
+test("sessions of a SharedTransport share one path and each gets only its own replies", () =>
+    withHarness(async (harness) => {
+        const inner = harness.createTransport();
+        const shared = new SharedTransport(inner);
+        const loaded = await runLoad(
+            {
+                clients: 4,
+                batch: 3,
+                durationS: null,
+                requests: 40,
+                valueBytes: 16,
+                verify: true,
+                keysPerClient: 1024,
+                warmupTimeoutMs: 5000,
+                progress: null,
+            },
+            () => new Client({ transport: shared.session(), messageSizeMax }),
+        );
+        assert.equal(loaded.report.errors, 0);
+        assert.equal(loaded.report.lost, 0);
+        assert.equal(loaded.report.verified, 120);
+        assert.equal(shared.framesUnrouted, 0);
+        assert.equal(shared.sessionCount, 0, "runLoad closed its clients, detaching them");
+        assert.equal(inner.connectedCount(), 3, "a session's close leaves the path open");
+
+        // Frames that name no open session are dropped and counted, never handed to a client.
+        const client = new Client({ transport: shared.session(), messageSizeMax });
+        await client.put("shared", "yes");
+        const stranger = new Uint8Array(headerSize);
+        stranger[Frame.command] = Command.reply;
+        stranger.fill(0xab, Reply.client, Reply.client + 16);
+        inner.deliver(0, stranger);
+        inner.deliver(0, stranger.subarray(0, headerSize - 1)); // Too short to name anyone.
+        const ping = new Uint8Array(headerSize);
+        ping[Frame.command] = Command.ping;
+        inner.deliver(0, ping);
+        assert.equal(shared.framesUnrouted, 3);
+        assert.equal(client.stats.framesInvalid, 0);
+        assert.equal(text(await client.get("shared")), "yes");
+        shared.close();
+        assert.equal(shared.sessionCount, 0);
+        assert.equal(inner.connectedCount(), 0);
+        // Its connections gone, the client reaches no replica (it is not closed itself).
+        await rejectsWithCode(client.get("shared", { timeoutMs: 200 }), "UNREACHABLE");
+        client.close();
+    }));
 
 test("the WebSocket transport reaches the cluster through real sockets", () =>
     withHarness(async (harness) => {

@@ -73,7 +73,12 @@ class TestNode {
     readonly received: Uint8Array[] = [];
     readonly logs: string[] = [];
 
-    constructor(replica: number, addresses: Address[], onMessage?: (message: Message) => void) {
+    constructor(
+        replica: number,
+        addresses: Address[],
+        onMessage?: (message: Message) => void,
+        isPrimary: () => boolean = () => false,
+    ) {
         this.arena = new Arena(MessagePool.sizeBytes(messageSizeMax, messagesMax));
         checksumAttach(this.arena.memory);
         this.pool = new MessagePool(this.arena, messageSizeMax, messagesMax);
@@ -103,6 +108,7 @@ class TestNode {
                 return null;
             },
             log: (line) => this.logs.push(line),
+            isPrimary,
         });
         this.bus.start();
     }
@@ -361,6 +367,40 @@ test("a client's request reaches onMessage and the reply returns on its connecti
         node.pool.unref(stranger);
         assert.match(node.bus.metricsText(), /vsr_messages_sent_total\{command="reply"\} 1\n/);
     });
+});
+
+test("sessions multiplexed on one connection: each reply goes back on it, each request timed", async () => {
+    const cluster = await addresses(1);
+    const node = new TestNode(0, cluster, undefined, () => true);
+    try {
+        const client = await openClient(cluster[0]!.port);
+        client.send(registerRequest(42));
+        client.send(registerRequest(43));
+        await waitFor("both requests to arrive", () => node.received.length === 2);
+        assert.equal(node.bus.counters.clientConnectionsOpen, 1);
+        assert.equal(node.bus.requestSeconds.count, 0);
+        for (const clientId of [43, 42]) {
+            const reply = node.message((_, view, base) => buildReply(view, base, clientId));
+            const replied = nextMessage(client);
+            node.bus.sendToClient(reply);
+            assert.deepEqual(await replied, node.bytesOf(reply));
+            node.pool.unref(reply);
+        }
+        // Timed per client, not per connection: both requests were in flight at once.
+        assert.equal(node.bus.requestSeconds.count, 2);
+        assert.equal(node.bus.counters.messagesSent[Command.reply], 2);
+        // A second reply to a client without a new request is sent but not timed again.
+        const again = node.message((_, view, base) => buildReply(view, base, 42));
+        const replied = nextMessage(client);
+        node.bus.sendToClient(again);
+        await replied;
+        node.pool.unref(again);
+        assert.equal(node.bus.requestSeconds.count, 2);
+        client.close();
+        await waitFor("the client to go", () => node.bus.counters.clientConnectionsOpen === 0);
+    } finally {
+        await node.bus.close();
+    }
 });
 
 // ---------------------------------------------------------------------------------------------
