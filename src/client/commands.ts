@@ -349,14 +349,17 @@ function printLoad(
             `vsr load: no session could register with ${flags.addresses.join(",")}\n`,
         );
     }
+    const codes = Object.entries(loaded.errorCodes)
+        .map(([code, count]) => `${code}=${count}`)
+        .join(" ");
     if (json) {
+        // stdout keeps the contract's keys (plus slow_ops when asked for); what the errors were
+        // goes to stderr.
         const output = slow === null ? report : { ...report, slow_ops: slow };
         process.stdout.write(`${JSON.stringify(output)}\n`);
+        if (codes !== "") process.stderr.write(`vsr load: errors ${codes}\n`);
     } else {
         const latency = report.latency_us;
-        const codes = Object.entries(loaded.errorCodes)
-            .map(([code, count]) => `${code}=${count}`)
-            .join(" ");
         process.stdout.write(
             `clients ${options.clients}  batch ${options.batch}  seconds ${report.seconds}\n` +
                 `ops ${report.ops}  ops/s ${report.ops_per_s}  errors ${report.errors}` +
@@ -370,6 +373,14 @@ function printLoad(
             );
         }
         if (slow !== null) process.stdout.write(formatSlowOps(slow));
+    }
+    if ((loaded.errorCodes["TABLE_FULL"] ?? 0) > 0) {
+        // Every put of a new key fails once the table holds 7/8 of its capacity: say why.
+        process.stderr.write(
+            "vsr load: the cluster's KV table is full (its capacity is chosen at format time: " +
+                `vsr format --kv-entries=<n>)` +
+                (options.verify ? "; --verify writes a new key per put\n" : "\n"),
+        );
     }
     if ((report.lost ?? 0) > 0) {
         process.stderr.write(`vsr load: ${report.lost} acknowledged writes were lost\n`);
