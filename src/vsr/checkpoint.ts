@@ -496,13 +496,7 @@ export class Checkpointer implements StorageCompletion {
             this.storage.read(this, this.grid.blockBuffer, zones.gridBlockSize, offset);
             return;
         }
-        if (this.grid.missingCount === 0) {
-            this.grid.recoverFinish();
-            // At open (nothing else uses the snapshot yet), bring it to the recovered image now
-            // rather than at the first checkpoint, whose whole-table copy (208 MiB at 2^21
-            // entries) stalled execution 0.4-1 s on every replica at once.
-            if (!this.imageOnly) this.grid.refreshSnapshot();
-        }
+        if (this.grid.missingCount === 0) this.grid.recoverFinish();
         if (this.imageOnly) return this.finish();
         this.sessionsIo();
     }
