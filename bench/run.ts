@@ -3,6 +3,7 @@
 
 import { main as checkpoint } from "./checkpoint.bench.js";
 import { main as checksum } from "./checksum.bench.js";
+import { main as diskFloor } from "./disk_floor.bench.js";
 import { main as journal } from "./journal.bench.js";
 import { main as kv } from "./kv.bench.js";
 import { main as livePage } from "./live_page.bench.js";
@@ -13,6 +14,7 @@ const suites: Array<[string, (options: { json: boolean; smoke: boolean }) => Pro
     ["checksum", checksum],
     ["kv", kv],
     ["journal", journal],
+    ["disk_floor", diskFloor],
     ["checkpoint", checkpoint],
     ["sim", sim],
     ["live_page", livePage],

@@ -6,10 +6,15 @@
 # DURATION_S seconds, and prints one row per run: throughput, p50/p99/p999/max, the tail ratios
 # (p99/p50, p999/p50, max/p50), and the largest replica RSS beside the KV table's size. The last
 # line compares p99 at the largest client count between the first and the last KEYS_LOADED.
+# With SLOW_OPS=K each run also lists its K slowest calls and what overlapped each on the client
+# and on every replica (vsr load --slow-ops: GCs, loop stalls, slow writes, checkpoints, view
+# changes, retries), after the table; the full JSON of every run is kept in SLOW_OPS_DIR.
 #
 # Usage: scripts/bench_tail.sh          (about 5 minutes with the defaults; needs `npm run build`)
 # Env:   KEYS_LOADED=10000,1000000  CLIENTS=1,64  DURATION_S=60  KV_ENTRIES=2097152
 #        DATA_DIR=<a directory on a real disk (O_DIRECT)>  (default: a new one under /var/tmp)
+#        SLOW_OPS=0 (K > 0: attribute the K slowest calls of each run)  SLOW_OPS_DIR=<dir>
+#        VSR_CLI=<path of a built cli.js> (default: this repository's dist/src/cli.js)
 # Everything it starts is stopped on exit (also on Ctrl-C), and its data files are removed.
 set -euo pipefail
 
@@ -18,8 +23,17 @@ CLIENTS=${CLIENTS:-1,64}
 DURATION_S=${DURATION_S:-60}
 KV_ENTRIES=${KV_ENTRIES:-2097152}
 repo=$(cd "$(dirname "$0")/.." && pwd)
-vsr=(node "$repo/dist/src/cli.js")
-[[ -f "$repo/dist/src/cli.js" ]] || { echo "bench_tail: run npm run build first" >&2; exit 2; }
+SLOW_OPS=${SLOW_OPS:-0}
+cli=${VSR_CLI:-$repo/dist/src/cli.js}
+vsr=(node "$cli")
+[[ -f "$cli" ]] || { echo "bench_tail: run npm run build first" >&2; exit 2; }
+slow_flag=()
+if ((SLOW_OPS > 0)); then
+  slow_flag=(--slow-ops="$SLOW_OPS")
+  SLOW_OPS_DIR=${SLOW_OPS_DIR:-$(mktemp -d /tmp/vsr-slow-ops.XXXXXX)}
+  mkdir -p "$SLOW_OPS_DIR"
+fi
+slow_text=""
 
 work=$(mktemp -d "${DATA_DIR:-/var/tmp}/vsr-bench-tail.XXXXXX")
 pids=()
@@ -87,7 +101,7 @@ for keys in "${key_counts[@]}"; do
     --verify --json >"$work/preload.json"
   for clients in "${client_counts[@]}"; do
     "${vsr[@]}" load --cluster=$cluster --addresses="$list" --clients="$clients" --batch=1 \
-      --value-bytes=64 --duration-s="$DURATION_S" --json >"$work/run.json"
+      --value-bytes=64 --duration-s="$DURATION_S" --json "${slow_flag[@]}" >"$work/run.json"
     rss=$(rss_mib_max)
     row=$(node -e '
       const run = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
@@ -99,6 +113,17 @@ for keys in "${key_counts[@]}"; do
     printf '%10s %8s %9s %8s %8s %8s %8s %8s %9s %8s %8s %9s\n' \
       "$keys" "$clients" "$ops" "$p50" "$p99" "$p999" "$max" "$r99" "$r999" "$rmax" "$rss" \
       "$table_mib"
+    if ((SLOW_OPS > 0)); then
+      cp "$work/run.json" "$SLOW_OPS_DIR/$keys.$clients.json"
+      slow_text+=$(node -e '
+        const slow = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).slow_ops;
+        const counts = Object.entries(slow.overlapCounts).map(([k, n]) => k + " " + n);
+        console.log(`${process.argv[2]} keys, ${process.argv[3]} clients: ` +
+          `${slow.calls.length} slowest calls overlapped by: ${counts.join(", ") || "-"}`);
+        for (const call of slow.calls.slice(0, 5)) {
+          console.log(`  ${call.latencyMs.toFixed(1)} ms: ${call.cause}`);
+        }' "$work/run.json" "$keys" "$clients")$'\n'
+    fi
   done
   stop
 done
@@ -107,3 +132,7 @@ last=${key_counts[${#key_counts[@]}-1]}
 top=${client_counts[${#client_counts[@]}-1]}
 node -e "console.log('p99 at $top clients, $last keys / $first keys: ' +
   (${p99_of[$last,$top]} / ${p99_of[$first,$top]}).toFixed(2) + 'x')"
+if ((SLOW_OPS > 0)); then
+  printf '\n%s' "$slow_text"
+  echo "every run's JSON (slow_ops.calls[].events: what overlapped each call): $SLOW_OPS_DIR"
+fi

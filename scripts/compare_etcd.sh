@@ -103,6 +103,19 @@ leader=$(ETCDCTL_API=3 etcdctl --endpoints="$endpoints" endpoint status -w json 
 say "$(etcd --version | head -1), leader $leader; load: clients $CLIENTS, ${DURATION_S} s each"
 "$WORK/etcd_load" -endpoints "$leader" -clients "$CLIENTS" -duration-s "$DURATION_S" \
   -warmup-s "$WARMUP_S" -value-bytes "$VALUE_BYTES" >"$WORK/etcd.jsonl"
+# The leader's own WAL fsync latency over the whole run (its /metrics histogram): etcd's disk
+# floor beside vsr's (bench/disk_floor.bench.ts measures ours).
+curl -sf "http://$leader/metrics" | node -e '
+  const text = require("node:fs").readFileSync(0, "utf8");
+  const name = "etcd_disk_wal_fsync_duration_seconds";
+  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)`, "gm"))]
+    .map((m) => [Number(m[1]), Number(m[2])]);
+  const sum = Number(new RegExp(`^${name}_sum (\\S+)`, "m").exec(text)?.[1]);
+  const count = Number(new RegExp(`^${name}_count (\\S+)`, "m").exec(text)?.[1]);
+  const at = (q) => (buckets.find(([, n]) => n >= q * count) ?? [NaN])[0] * 1000;
+  console.log(`etcd leader WAL fsync: ${count} fsyncs, mean ${(sum / count * 1000).toFixed(3)} ms,` +
+    ` p50 <= ${at(0.5)} ms, p99 <= ${at(0.99)} ms (bucket bounds)`);' >&2 ||
+  say "could not read the leader's WAL fsync histogram"
 kill -TERM "${ETCD_PIDS[@]}" 2>/dev/null || true
 wait "${ETCD_PIDS[@]}" 2>/dev/null || true
 ETCD_PIDS=()

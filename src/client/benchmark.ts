@@ -430,6 +430,7 @@ class LocalBenchmark {
                 progress: progress
                     ? (line) => process.stderr.write(`\r\u001b[K${clients} clients: ${line}`)
                     : null,
+                callObserver: null,
             },
             () =>
                 new Client({

@@ -9,6 +9,12 @@ import { parseArgs } from "node:util";
 import { production } from "../constants.js";
 import { Client, ClientError, checkKey, checkValue, eventsPerRequestMax } from "./client.js";
 import { type LoadOptions, type LoadResult, runLoad } from "./load.js";
+import {
+    SlowOpsRecorder,
+    type SlowOpsReport,
+    attributeSlowOps,
+    formatSlowOps,
+} from "./slow_ops.js";
 import { SharedTransport, WebSocketTransport, addressUrl } from "./transport.js";
 import { UsageError, integerFlag, runSubcommand } from "../cli_args.js";
 
@@ -26,10 +32,13 @@ const clientUsage = `usage:
 const loadUsage = `usage:
   vsr load --cluster=<u32> --addresses=<host:port,...> [--clients=N] [--batch=B]
            [--duration-s=S | --requests=R] [--value-bytes=V] [--json] [--verify]
-           [--timeout-ms=T] [--keys-per-client=K] [--message-size-max=M]
+           [--timeout-ms=T] [--keys-per-client=K] [--message-size-max=M] [--slow-ops=K]
   Closed-loop load: N clients (1..4096), each with one request of B events in flight, for S
   seconds (default 10) or R requests in all. Prints throughput and latency percentiles;
-  --json prints one JSON object; --verify reads back every acknowledged write at the end.`;
+  --json prints one JSON object; --verify reads back every acknowledged write at the end.
+  --slow-ops=K (1..1000) lists the K slowest calls and what overlapped each, from this process
+  and every replica's GET /timeline: GCs, event-loop stalls, slow ticks, messages and writes,
+  checkpoints, view changes, dropped requests, client retries (--json: a "slow_ops" field).`;
 
 const replHelp = `commands:
   put <key> <value>   store a value (the rest of the line, UTF-8)
@@ -280,27 +289,33 @@ export function commandLoad(args: string[]): Promise<number> {
                 "keys-per-client": { type: "string" },
                 json: { type: "boolean" },
                 verify: { type: "boolean" },
+                "slow-ops": { type: "string" },
             },
             allowPositionals: false,
             strict: true,
         });
         const flags = commonFlags(values, 30_000);
-        const options = loadOptions(values, flags);
+        const slowOps = integerFlag("slow-ops", values["slow-ops"], 1, 1000);
+        const recorder = slowOps === null ? null : new SlowOpsRecorder(slowOps);
+        const options = { ...loadOptions(values, flags), callObserver: recorder?.observe ?? null };
         // Every session over one connection per replica (see SharedTransport).
         const { addresses, messageSizeMax } = flags;
         const shared = new SharedTransport(new WebSocketTransport({ addresses, messageSizeMax }));
         await shared.waitConnected(flags.timeoutMs); // Unreachable: the warm-up says so.
-        const loaded = await runLoad(
-            options,
-            () =>
-                new Client({
-                    transport: shared.session(),
-                    cluster: flags.cluster,
-                    messageSizeMax,
-                    callTimeoutMs: flags.timeoutMs,
-                }),
-        ).finally(() => shared.close());
-        return printLoad(flags, options, loaded, values.json === true);
+        recorder?.start();
+        const loaded = await runLoad(options, (index) => {
+            const client = new Client({
+                transport: shared.session(),
+                cluster: flags.cluster,
+                messageSizeMax,
+                callTimeoutMs: flags.timeoutMs,
+            });
+            if (recorder !== null) recorder.clients[index] = client;
+            return client;
+        }).finally(() => shared.close());
+        recorder?.stop();
+        const slow = recorder === null ? null : await attributeSlowOps(recorder, flags.addresses);
+        return printLoad(flags, options, loaded, values.json === true, slow);
     });
 }
 
@@ -325,6 +340,7 @@ function loadOptions(values: Record<string, unknown>, flags: CommonFlags): LoadO
         // machine): registration gets up to 15 s, or --timeout-ms if shorter.
         warmupTimeoutMs: Math.min(flags.timeoutMs, 15_000),
         progress: progress ? (line) => process.stderr.write(`\r\u001b[K${line}`) : null,
+        callObserver: null,
     };
 }
 
@@ -333,6 +349,7 @@ function printLoad(
     options: LoadOptions,
     loaded: LoadResult,
     json: boolean,
+    slow: SlowOpsReport | null,
 ): number {
     const report = loaded.report;
     if (options.progress !== null) process.stderr.write("\r\u001b[K");
@@ -345,8 +362,10 @@ function printLoad(
         .map(([code, count]) => `${code}=${count}`)
         .join(" ");
     if (json) {
-        process.stdout.write(`${JSON.stringify(report)}\n`);
-        // stdout keeps the contract's keys; what the errors were goes to stderr.
+        // stdout keeps the contract's keys (plus slow_ops when asked for); what the errors were
+        // goes to stderr.
+        const output = slow === null ? report : { ...report, slow_ops: slow };
+        process.stdout.write(`${JSON.stringify(output)}\n`);
         if (codes !== "") process.stderr.write(`vsr load: errors ${codes}\n`);
     } else {
         const latency = report.latency_us;
@@ -362,6 +381,7 @@ function printLoad(
                 `verify  acked ${report.acked}  verified ${report.verified}  lost ${report.lost}\n`,
             );
         }
+        if (slow !== null) process.stdout.write(formatSlowOps(slow));
     }
     if ((loaded.errorCodes["TABLE_FULL"] ?? 0) > 0) {
         // Every put of a new key fails once the table holds 7/8 of its capacity: say why.

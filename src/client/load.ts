@@ -34,7 +34,19 @@ export interface LoadOptions {
     readonly warmupTimeoutMs: number;
     /** Called about every second with a progress line (null: no progress). */
     readonly progress: ((line: string) => void) | null;
+    /**
+     * Told of every timed call as it ends, ok or failed (`vsr load --slow-ops` keeps the
+     * slowest; see slow_ops.ts). Times are performance.now() readings. Null: nobody listens.
+     */
+    readonly callObserver: CallObserver | null;
 }
+
+export type CallObserver = (
+    clientIndex: number,
+    startMs: number,
+    endMs: number,
+    failed: boolean,
+) => void;
 
 export interface LatencyUs {
     p50: number;
@@ -221,15 +233,18 @@ async function clientLoop(run: LoadRun, client: LoadClient, clientIndex: number)
             sequence++;
         }
         const startMs = performance.now();
+        const observer = run.options.callObserver;
         try {
             if (batch === 1) await client.put(entries[0]!.key, entries[0]!.value);
             else await client.putMany(entries);
-            const latencyUs = Math.max(1, Math.round((performance.now() - startMs) * 1000));
-            run.histogram.recordValue(latencyUs);
+            const endMs = performance.now();
+            run.histogram.recordValue(Math.max(1, Math.round((endMs - startMs) * 1000)));
             run.ops += batch;
             if (verify) acked.push(first);
+            if (observer !== null) observer(clientIndex, startMs, endMs, false);
         } catch (error) {
             run.countError(error);
+            if (observer !== null) observer(clientIndex, startMs, performance.now(), true);
         }
     }
 }

@@ -13,6 +13,9 @@
 // The live page (src/web/live.ts): GET / and its assets are served from memory; once a second the
 // node sends its status to its peers (peer_status, off the protocol's path) and records a point
 // of history; GET /cluster.json is what this replica knows of the whole cluster.
+// The timeline (src/io/timeline.ts, GET /timeline): GCs, event-loop stalls, slow ticks, messages
+// and writes, checkpoints, view changes and dropped requests, each with its wall-clock span, so
+// that a client's slow operation can be matched with what the replica was doing meanwhile.
 
 import fs from "node:fs";
 import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks";
@@ -31,7 +34,7 @@ import {
     superblockCopies,
     superblockCopySize,
 } from "../vsr/layout.js";
-import { MessagePool } from "../vsr/message_pool.js";
+import { type Message, MessagePool } from "../vsr/message_pool.js";
 import { Replica, Status } from "../vsr/replica.js";
 import {
     SuperblockField,
@@ -43,6 +46,7 @@ import { JsonLog, type LogFn, type LogThreshold } from "./log.js";
 import { Histogram, exponentialBounds, writeHeader, writeSample } from "./metrics.js";
 import { DirectStorage, type StorageZone, writeSecondsBounds } from "./storage_direct.js";
 import { RealTime } from "./time.js";
+import { Timeline, TimelineKind, slowLoopMs, slowStepMs, wallMs } from "./timeline.js";
 import { reportIntervalMs } from "../web/cluster_view.js";
 import { LivePage } from "../web/live.js";
 
@@ -165,6 +169,7 @@ class Sample {
     checkpointOp = 0;
     stateSyncs = 0;
     repairsRequested = 0;
+    requestsDropped = 0;
     checkpointBytesWritten = 0;
     /** performance.now() when the current view change began, 0 when none. */
     viewChangeStartedMs = 0;
@@ -207,10 +212,29 @@ export class Node {
         "Checkpoints, from the first write of the snapshot to the superblock naming it durable.",
         phaseSecondsBounds,
     );
+    /** What happened when (GET /timeline): ~16k events of 25 bytes, preallocated. */
+    readonly timeline = new Timeline(16_384);
+    /** performance.now() when the tick timer last fired, 0 before the first tick. */
+    private tickLastMs = 0;
     /** Bound once: the tick timer's callback. */
     private readonly tickCallback = (): void => {
+        const startMs = performance.now();
+        const tickMs = this.options.config.tickMs;
+        if (this.tickLastMs !== 0 && startMs - this.tickLastMs - tickMs >= slowLoopMs) {
+            const dueMs = this.tickLastMs + tickMs;
+            this.timeline.record(TimelineKind.loopStall, toWallMs(dueMs), startMs - dueMs, 0);
+        }
+        this.tickLastMs = startMs;
         this.replica.tick();
         this.observe();
+        this.recordStep(TimelineKind.slowTick, startMs);
+    };
+    /** Bound once: a message from the bus, handed to the replica. */
+    private readonly messageCallback = (message: Message): void => {
+        const startMs = performance.now();
+        this.replica.onMessage(message);
+        this.observe();
+        this.recordStep(TimelineKind.slowMessage, startMs);
     };
     private timer: NodeJS.Timeout | null = null;
     /** The live cluster page: its files, the cluster view and this replica's reports. */
@@ -230,8 +254,15 @@ export class Node {
     private readonly gcObserver = new PerformanceObserver((list) => {
         for (const entry of list.getEntries()) {
             const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
-            if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) this.gcYoung++;
+            const young = kind === perfConstants.NODE_PERFORMANCE_GC_MINOR;
+            if (young) this.gcYoung++;
             else this.gcMajor++;
+            this.timeline.record(
+                young ? TimelineKind.gcYoung : TimelineKind.gcMajor,
+                toWallMs(entry.startTime),
+                entry.duration,
+                kind ?? 0,
+            );
         }
     });
     readonly startedMs = Date.now();
@@ -257,14 +288,14 @@ export class Node {
         const kvSize = KvStateMachine.sizeBytes(config.kvEntriesMax);
         const dataLayout = layout(config, kvSize);
         const messagesMax = nodeMessagesMax(config, replicaCount);
-        const arena = new Arena(nodeArenaBytes(config, replicaCount));
-        checksumAttach(arena.memory);
+        const arena = newNodeArena(nodeArenaBytes(config, replicaCount));
         this.lockPath = lockDataFile(options.path);
         const pool = new MessagePool(arena, config.messageSizeMax, messagesMax);
         this.storage = DirectStorage.open(options.path, arena, {
             iopsMax: config.journalWritesMax + config.journalReadsMax + 4 + gridRepairIosMax,
             log: this.log,
             zones: storageZones(dataLayout, this.journalWriteSeconds, this.superblockWriteSeconds),
+            timeline: this.timeline,
         });
         if (this.storage.sizeBytes < dataLayout.totalSize) {
             throw new NodeError(`${options.path} is smaller than this build's data file layout`);
@@ -278,10 +309,7 @@ export class Node {
             pool,
             arena,
             messageSizeMax: config.messageSizeMax,
-            onMessage: (message) => {
-                this.replica.onMessage(message);
-                this.observe();
-            },
+            onMessage: this.messageCallback,
             onHttp: (path) => this.http(path),
             log: this.log,
             isPrimary: () => this.replica.primary && this.replica.status === Status.normal,
@@ -344,6 +372,10 @@ export class Node {
     private http(path: string): HttpAnswer | null {
         if (path === "/status") {
             return { status: 200, contentType: "application/json", body: this.statusJson() };
+        }
+        if (path === "/timeline") {
+            const body = this.timeline.json(this.identity.replica, this.storage.zoneNames);
+            return { status: 200, contentType: "application/json", body };
         }
         if (path === "/metrics") {
             const body = this.metricsText() + this.bus.metricsText();
@@ -606,6 +638,14 @@ export class Node {
         return written[checkpointZone]! + written[gridZone]!;
     }
 
+    /** Records a tick or a message handled in slowStepMs or more (a synchronous stall). */
+    private recordStep(kind: TimelineKind, startMs: number): void {
+        const durationMs = performance.now() - startMs;
+        if (durationMs >= slowStepMs) {
+            this.timeline.record(kind, toWallMs(startMs), durationMs, this.replica.commitMin);
+        }
+    }
+
     /** Compares the replica's state with the last sample; logs and times what changed. */
     private observe(): void {
         const replica = this.replica;
@@ -617,6 +657,12 @@ export class Node {
             if (sample.checkpointStartedMs === 0) sample.checkpointStartedMs = performance.now();
         }
         if (replica.checkpointOp !== sample.checkpointOp) this.observeCheckpoint();
+        const dropped = replica.stats.requestsDropped;
+        if (dropped !== sample.requestsDropped) {
+            const count = dropped - sample.requestsDropped;
+            sample.requestsDropped = dropped;
+            this.timeline.record(TimelineKind.requestsDropped, wallMs(), 0, count);
+        }
         const repairs = replica.stats.repairsRequested;
         if (repairs !== sample.repairsRequested) {
             sample.repairsRequested = repairs;
@@ -657,7 +703,15 @@ export class Node {
         if (replica.status !== Status.normal) return;
         const durationMs =
             sample.viewChangeStartedMs === 0 ? 0 : nowMs - sample.viewChangeStartedMs;
-        if (sample.viewChangeStartedMs !== 0) this.viewChangeSeconds.observe(durationMs / 1000);
+        if (sample.viewChangeStartedMs !== 0) {
+            this.viewChangeSeconds.observe(durationMs / 1000);
+            this.timeline.record(
+                TimelineKind.viewChange,
+                toWallMs(sample.viewChangeStartedMs),
+                durationMs,
+                replica.view,
+            );
+        }
         sample.viewChangeStartedMs = 0;
         sample.viewChangeLastMs = Date.now();
         const primary = replica.primary;
@@ -681,7 +735,14 @@ export class Node {
         const durationMs =
             sample.checkpointStartedMs === 0 ? 0 : nowMs - sample.checkpointStartedMs;
         sample.checkpointStartedMs = 0;
-        if (replica.stats.stateSyncs !== sample.stateSyncs) {
+        const stateSync = replica.stats.stateSyncs !== sample.stateSyncs;
+        this.timeline.record(
+            stateSync ? TimelineKind.stateSync : TimelineKind.checkpoint,
+            toWallMs(nowMs - durationMs),
+            durationMs,
+            replica.checkpointer.grid.blocksWritten,
+        );
+        if (stateSync) {
             sample.stateSyncs = replica.stats.stateSyncs;
             this.log(
                 `state sync: installed a peer's checkpoint at op ${replica.checkpointOp}`,
@@ -709,6 +770,7 @@ export class Node {
         sample.checkpointOp = replica.checkpointOp;
         sample.stateSyncs = replica.stats.stateSyncs;
         sample.repairsRequested = replica.stats.repairsRequested;
+        sample.requestsDropped = replica.stats.requestsDropped;
         sample.checkpointBytesWritten = this.checkpointBytesWritten();
         this.log(
             `recovered: view ${replica.view}, op ${replica.op}, commit ${replica.commitMin}`,
@@ -725,6 +787,24 @@ export class Node {
             },
         );
     }
+}
+
+/**
+ * The process's arena with every page faulted in: a fresh WebAssembly.Memory is mapped lazily,
+ * and a first write to a page costs 30-190 us on this VM (a fault). Left to the hot path, those
+ * faults came as stalls (7-15 s at the first checkpoint after loading 1M keys, whose snapshot
+ * region was untouched until then, on a loaded machine); start-up pays them once instead.
+ */
+function newNodeArena(sizeBytes: number): Arena {
+    const arena = new Arena(sizeBytes);
+    arena.bytes.fill(0);
+    checksumAttach(arena.memory);
+    return arena;
+}
+
+/** A performance.now() reading on the wall clock (ms since the epoch), as the timeline keeps. */
+function toWallMs(monotonicMs: number): number {
+    return performance.timeOrigin + monotonicMs;
 }
 
 /** The live page; its files missing is an installation error, said in one line. */

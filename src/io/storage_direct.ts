@@ -36,6 +36,7 @@ import path from "node:path";
 import { sectorSize } from "../constants.js";
 import type { LogFn } from "./log.js";
 import { type Histogram, exponentialBounds, writeHeader } from "./metrics.js";
+import { type Timeline, TimelineKind, slowWriteMs } from "./timeline.js";
 import { assert } from "../stdx/assert.js";
 import type { Arena } from "../vsr/arena.js";
 import {
@@ -55,6 +56,8 @@ export interface DirectStorageOptions {
      * I/O counts for the zone it starts in. Default: one zone, "all".
      */
     readonly zones?: readonly StorageZone[];
+    /** Where a write slower than slowWriteMs is recorded (value: its zone). Default: nowhere. */
+    readonly timeline?: Timeline;
 }
 
 export interface StorageZone {
@@ -130,6 +133,7 @@ export class DirectStorage implements Storage {
     readonly zoneBytesWritten: Float64Array;
     /** Per zone: completed writes' latency, submit to completion (null: not timed). */
     private readonly zoneWriteSeconds: readonly (Histogram | null)[];
+    private readonly timeline: Timeline | null;
 
     private constructor(
         filePath: string,
@@ -165,6 +169,7 @@ export class DirectStorage implements Storage {
         this.zoneBytesRead = new Float64Array(zones.length);
         this.zoneBytesWritten = new Float64Array(zones.length);
         this.zoneWriteSeconds = zones.map((zone) => zone.writeSeconds);
+        this.timeline = options.timeline ?? null;
     }
 
     /** The zone an offset falls in (the last zone starting at or before it). */
@@ -343,8 +348,11 @@ export class DirectStorage implements Storage {
                 this.writesCompleted++;
                 this.zoneBytesWritten[slot.zone]! += slot.sizeBytes;
                 const histogram = this.zoneWriteSeconds[slot.zone]!;
-                if (histogram !== null) {
-                    histogram.observe((performance.now() - slot.submittedMs) / 1000);
+                const durationMs = performance.now() - slot.submittedMs;
+                if (histogram !== null) histogram.observe(durationMs / 1000);
+                if (this.timeline !== null && durationMs >= slowWriteMs) {
+                    const startMs = performance.timeOrigin + slot.submittedMs;
+                    this.timeline.record(TimelineKind.slowWrite, startMs, durationMs, slot.zone);
                 }
             } else {
                 this.readsCompleted++;

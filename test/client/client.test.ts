@@ -578,6 +578,7 @@ test("the load generator with verify reports lost = 0 in the contract's JSON sha
                 keysPerClient: 1024,
                 warmupTimeoutMs: 5000,
                 progress: null,
+                callObserver: null,
             },
             () => testClient(harness).client,
         );
@@ -617,6 +618,7 @@ test("the load generator runs for a duration with one put per call", () =>
                 keysPerClient: 50,
                 warmupTimeoutMs: 5000,
                 progress: null,
+                callObserver: null,
             },
             () => testClient(harness).client,
         );
@@ -642,6 +644,7 @@ test("the load generator counts errors without stopping: a full table under veri
                 keysPerClient: 1024,
                 warmupTimeoutMs: 5000,
                 progress: null,
+                callObserver: null,
             },
             () => testClient(harness).client,
         );
@@ -723,6 +726,7 @@ test("sessions of a SharedTransport share one path and each gets only its own re
                 keysPerClient: 1024,
                 warmupTimeoutMs: 5000,
                 progress: null,
+                callObserver: null,
             },
             () => new Client({ transport: shared.session(), messageSizeMax }),
         );

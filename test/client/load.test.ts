@@ -113,6 +113,7 @@ function options(overrides: Partial<LoadOptions>): LoadOptions {
         keysPerClient: 1024,
         warmupTimeoutMs: 1000,
         progress: null,
+        callObserver: null,
         ...overrides,
     };
 }

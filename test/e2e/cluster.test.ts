@@ -2,7 +2,8 @@
 // ports, over O_DIRECT data files in a temporary directory, driven by `vsr load` and `vsr client`.
 // - A 3-replica cluster under load loses its primary to kill -9; a backup takes over in a higher
 //   view, the killed replica restarts from its data file, every acknowledged write reads back
-//   (load --verify: lost = 0) and all three replicas converge on one commit number.
+//   (load --verify: lost = 0) and all three replicas converge on one commit number; the load's
+//   --slow-ops report names the client's retry behind the slowest call.
 // - A single replica's data survives a clean stop (SIGTERM) and restart.
 // - `vsr format` never touches an existing file; `vsr start` refuses bad input with a one-line
 //   error; a node refuses to run on uWebSockets.js's pure-JS fallback.
@@ -15,6 +16,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { test } from "node:test";
+import type { SlowOpsReport } from "../../src/client/slow_ops.js";
 import {
     hasStackTrace,
     type LoadJson,
@@ -47,6 +49,7 @@ test("a 3-replica cluster keeps every acknowledged write through a primary kill 
         `--duration-s=${loadSeconds}`,
         "--verify",
         "--json",
+        "--slow-ops=5",
     ]);
 
     // Let the load run for ~2 s and make progress, then kill the primary without warning.
@@ -78,8 +81,10 @@ test("a 3-replica cluster keeps every acknowledged write through a primary kill 
 
     const loadExit = await load.waitExit((loadSeconds + 90) * 1000);
     assert.equal(loadExit.code, 0, load.describe());
-    const report = JSON.parse(load.stdout.trim().split("\n").pop()!) as LoadJson;
-    t.diagnostic(`load: ${JSON.stringify(report)}`);
+    const report = JSON.parse(load.stdout.trim().split("\n").pop()!) as LoadJson & {
+        slow_ops: SlowOpsReport;
+    };
+    t.diagnostic(`load: ${JSON.stringify({ ...report, slow_ops: undefined })}`);
     t.diagnostic(
         `failover: replica ${victim} (view ${before.view}) → ` +
             `replica ${after.replica} (view ${after.view})`,
@@ -88,6 +93,16 @@ test("a 3-replica cluster keeps every acknowledged write through a primary kill 
     assert.equal(report.lost, 0, "every acknowledged write reads back");
     assert.equal(report.verified, report.acked);
     assert.ok(report.errors <= Math.max(10, report.ops / 100), `errors: ${report.errors}`);
+    // --slow-ops: the 5 slowest calls, slowest first; every call in flight when the primary died
+    // got no reply until its client resent it, so the slowest call is explained by a retry.
+    const slow = report.slow_ops;
+    t.diagnostic(`slowest call: ${JSON.stringify({ ...slow.calls[0], events: undefined })}`);
+    assert.equal(slow.calls.length, 5);
+    for (let index = 1; index < 5; index++) {
+        assert.ok(slow.calls[index - 1]!.latencyMs >= slow.calls[index]!.latencyMs);
+    }
+    assert.ok(slow.calls[0]!.retries >= 1, "the slowest call was resent");
+    assert.match(slow.calls[0]!.cause, /^client retry x\d+/);
 
     // All three replicas (the restarted one included) converge on one commit number.
     const converged = await waitFor(

@@ -175,7 +175,7 @@ test("a backup whose data file lost random sectors outside the superblock repair
     const other = (primary + 2) % 3;
 
     // Load (each run verified) until the victim has written a checkpoint (the one damaged
-    // below). The WAL is long (a checkpoint per 8064 ops, about a minute of this load on a
+    // below). The WAL is long (a checkpoint per 4096 ops, tens of seconds of this load on a
     // busy machine), so one checkpoint, not several as with the old 448-op window.
     const checkpointOps = production.checkpointOps;
     for (let run = 1; ; run++) {
