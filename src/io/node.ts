@@ -597,6 +597,16 @@ export class Node {
                 "Grid blocks read from disk and sent to a peer repairing its own.",
                 gridRepair.blocksServed,
             ],
+            [
+                "vsr_sync_blocks_fetched_total",
+                "Grid blocks of a state sync's checkpoint fetched from a peer.",
+                gridRepair.syncBlocksFetched,
+            ],
+            [
+                "vsr_sync_blocks_reused_total",
+                "Grid blocks of a state sync's checkpoint read from this replica's own disk.",
+                gridRepair.syncBlocksReused,
+            ],
         ];
     }
 

@@ -77,6 +77,8 @@ const latestPending = -2;
 const flagDurable = 1;
 const flagNew = 2;
 const flagCleaned = 4;
+/** A peer asked for the block and this replica's disk copy failed to verify (markDamaged). */
+const flagDamaged = 8;
 
 export class Grid {
     /** Arena offsets: the block being written or read, the index, its checksum. */
@@ -308,7 +310,8 @@ export class Grid {
         this.promotePending = false;
         const flags = this.flags;
         for (let address = 0; address < flags.length; address++) {
-            flags[address] = (flags[address]! & flagNew) === 0 ? 0 : flagDurable;
+            const flag = flags[address]!;
+            flags[address] = (flag & flagNew) === 0 ? 0 : flagDurable | (flag & flagDamaged);
         }
         for (let index = 0; index < this.newCount; index++) {
             this.durableOrder[index] = this.newOrder[index]!;
@@ -335,7 +338,8 @@ export class Grid {
             }
             const blocksAfter = remaining + Math.ceil((deltaRecords + cleaned) / perBlock);
             const over = blocksAfter > this.zones.gridIndexBlocksMax;
-            if (prefix && (cleaned + live <= budget || over)) {
+            const damaged = (this.flags[address]! & flagDamaged) !== 0;
+            if ((prefix && (cleaned + live <= budget || over)) || damaged) {
                 this.flags[address]! |= flagCleaned;
                 cleaned += live;
                 remaining--;
@@ -481,6 +485,18 @@ export class Grid {
      * superblock's); returns its block count, or -1 when it is not the index expected.
      */
     recoverIndex(expected: number): number {
+        const count = this.indexValid(expected);
+        if (count < 0) return -1;
+        this.checkpointOp = readU64(this.view, this.indexBuffer + IndexField.checkpointOp);
+        this.bytes.copyWithin(this.indexChecksum, expected, expected + 16);
+        return count;
+    }
+
+    /**
+     * The block count of the index at indexBuffer if it matches the checksum at `expected` and
+     * this grid's geometry, else -1. Changes nothing (state sync checks a peer's index so).
+     */
+    indexValid(expected: number): number {
         const base = this.indexBuffer;
         const view = this.view;
         const count = view.getUint32(base + IndexField.blockCount, true);
@@ -494,9 +510,62 @@ export class Grid {
         if (view.getUint32(base + IndexField.recordSize, true) !== this.zones.gridRecordSize) {
             return -1;
         }
-        this.checkpointOp = readU64(view, base + IndexField.checkpointOp);
-        this.bytes.copyWithin(this.indexChecksum, expected, expected + 16);
         return count;
+    }
+
+    /**
+     * Bytes of the index at indexBuffer as state sync streams it: up to its last entry,
+     * sector-aligned (as written), bounded by the zone (a peer's count is checked later, by
+     * indexValid). Before its header is whole, the header alone.
+     */
+    indexStreamSize(headerWhole: boolean): number {
+        if (!headerWhole) return IndexField.entries;
+        const count = this.view.getUint32(this.indexBuffer + IndexField.blockCount, true);
+        const entries = Math.min(count, this.zones.gridIndexBlocksMax);
+        const size = alignUp(IndexField.entries + entries * blockIndexEntrySize);
+        return Math.min(size, this.zones.checkpointIndexSize);
+    }
+
+    /**
+     * State sync: applies the block at `buffer` to the image if it is the one entry `index` of
+     * the (valid) index at indexBuffer names. Only the image changes: the grid's own records
+     * (flags, addresses, liveness) stay the durable index's, so that no block it names is
+     * overwritten before the synced image is durable as a checkpoint of this replica's own.
+     */
+    applySyncBlock(buffer: number, index: number): boolean {
+        if (!this.blockMatches(buffer, index)) return false;
+        const zones = this.zones;
+        const view = this.view;
+        const count = view.getUint32(buffer + BlockField.recordCount, true);
+        for (let record = 0; record < count; record++) {
+            const at = buffer + gridBlockHeaderSize + record * zones.gridRecordSize;
+            if (view.getUint32(at, true) >= zones.kvSlotCount) return false;
+        }
+        const image = this.stateMachine.imageOffset;
+        for (let record = 0; record < count; record++) {
+            const at = buffer + gridBlockHeaderSize + record * zones.gridRecordSize;
+            this.copySlotIn(at + 4, image, view.getUint32(at, true));
+        }
+        return true;
+    }
+
+    /** The block at `buffer` is whole and is the one entry `index` of the index names. */
+    private blockMatches(buffer: number, index: number): boolean {
+        const zones = this.zones;
+        const view = this.view;
+        const entry = this.indexBuffer + IndexField.entries + index * blockIndexEntrySize;
+        const count = view.getUint32(buffer + BlockField.recordCount, true);
+        const op = readU64(view, this.indexBuffer + IndexField.checkpointOp);
+        if (!checksumEquals(this.bytes, buffer + 16, zones.gridBlockSize - 16, this.bytes, buffer)) {
+            return false;
+        }
+        if (!u128Same(this.bytes, buffer, entry + EntryField.checksum)) return false;
+        if (view.getUint32(buffer + BlockField.address, true) !== this.entryAddress(index)) {
+            return false;
+        }
+        if (view.getUint32(entry + EntryField.recordCount, true) !== count) return false;
+        if (count === 0 || count > zones.gridRecordsPerBlock) return false;
+        return readU64(view, buffer + BlockField.checkpointOp) <= op;
     }
 
     /** The address of entry `index` of the recovered index, or -1 if it is not a valid one. */
@@ -513,17 +582,9 @@ export class Grid {
         const zones = this.zones;
         const view = this.view;
         const base = this.blockBuffer;
-        const entry = this.indexBuffer + IndexField.entries + index * blockIndexEntrySize;
-        const address = view.getUint32(entry + EntryField.address, true);
+        const address = this.entryAddress(index);
         const count = view.getUint32(base + BlockField.recordCount, true);
-        if (!checksumEquals(this.bytes, base + 16, zones.gridBlockSize - 16, this.bytes, base)) {
-            return false;
-        }
-        if (!u128Same(this.bytes, base, entry + EntryField.checksum)) return false;
-        if (view.getUint32(base + BlockField.address, true) !== address) return false;
-        if (view.getUint32(entry + EntryField.recordCount, true) !== count) return false;
-        if (count === 0 || count > zones.gridRecordsPerBlock) return false;
-        if (readU64(view, base + BlockField.checkpointOp) > this.checkpointOp) return false;
+        if (!this.blockMatches(base, index)) return false;
         const image = this.stateMachine.imageOffset;
         for (let record = 0; record < count; record++) {
             const at = base + gridBlockHeaderSize + record * zones.gridRecordSize;
@@ -596,6 +657,20 @@ export class Grid {
         if (address >= this.zones.gridBlockCount) return false;
         if (this.flags[address] === 0) return false;
         return u128Same(this.bytes, this.checksums + address * 16, checksumOffset);
+    }
+
+    /**
+     * This replica's disk copy of the block at `address` failed to verify when read for a peer
+     * (while the grid still names it with the checksum at `checksumOffset`): the next
+     * checkpoint drops it from the index and writes its live records anew (as cleaning does),
+     * so that a checkpoint whose every copy of a block is lost becomes servable again (state
+     * sync loads blocks only from disks). True when marked now.
+     */
+    markDamaged(address: number, checksumOffset: number): boolean {
+        if (!this.names(address, checksumOffset)) return false; // Reused meanwhile: not ours.
+        if ((this.flags[address]! & flagDamaged) !== 0) return false;
+        this.flags[address]! |= flagDamaged;
+        return true;
     }
 
     /** Every block applied: the image header (count, …) comes from the index. */

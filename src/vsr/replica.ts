@@ -98,6 +98,7 @@ import {
     onRequestSync,
     onSync,
     sendRequestSync,
+    syncLoaded,
     syncRequest,
     syncRetry,
 } from "./state_sync.js";
@@ -303,8 +304,14 @@ export class Replica {
      * Execution paused at a checkpoint op because the previous checkpoint is still in flight
      * (rare: a checkpoint takes far less than checkpointOps ops to write).
      */
-    private checkpointing = false;
+    checkpointing = false;
     private checkpointPendingOp = 0;
+    /**
+     * The superblock write in flight names the checkpoint just written. Its op alone cannot
+     * tell: a sync to the checkpoint at this replica's own op (its image was unreadable) names
+     * the same op as every superblock write before it.
+     */
+    private superblockCarriesCheckpoint = false;
     /** Arena offset of the checksum of the prepare at checkpointPendingOp (the chain anchor). */
     readonly checkpointPendingChecksum: number;
     /** The checkpoint's data is written; the next superblock write names it. */
@@ -458,6 +465,7 @@ export class Replica {
     private readonly superblockWriteCallbackBound = (ok: boolean): void =>
         this.superblockWriteCallback(ok);
     readonly gridImageReadCallbackBound = (ok: boolean): void => gridImageReadCallback(this, ok);
+    readonly syncLoadedBound = (): void => syncLoaded(this);
     private readonly checkpointWriteCallbackBound = (ok: boolean): void =>
         this.checkpointWriteCallback(ok);
 
@@ -1653,6 +1661,7 @@ export class Replica {
         superblock.setU32(SuperblockField.logView, this.logView);
         superblock.setU64(SuperblockField.logViewOp, this.logViewOp);
         superblock.setU64(SuperblockField.commitMax, Math.max(this.commitMin, this.commitMax));
+        this.superblockCarriesCheckpoint = this.checkpointDataWritten;
         if (this.checkpointDataWritten) {
             superblock.setU64(SuperblockField.checkpointOp, this.checkpointPendingOp);
             superblock.setU32(SuperblockField.checkpointCopy, 1 - this.checkpointCopy);
@@ -1693,7 +1702,9 @@ export class Replica {
         this.viewDurable = this.superblock.u32(durable, SuperblockField.view);
         this.logViewDurable = this.superblock.u32(durable, SuperblockField.logView);
         const checkpointOp = this.superblock.u64(durable, SuperblockField.checkpointOp);
-        if (this.checkpointDataWritten && checkpointOp === this.checkpointPendingOp) {
+        if (this.checkpointDataWritten && this.superblockCarriesCheckpoint) {
+            assert(checkpointOp === this.checkpointPendingOp);
+            this.superblockCarriesCheckpoint = false;
             this.checkpointOp = checkpointOp;
             this.checkpointCopy = 1 - this.checkpointCopy;
             this.checkpointDataWritten = false;
@@ -1906,6 +1917,7 @@ export class Replica {
         assert(this.sessions.count <= this.sessions.entriesMax);
         assert(!u128IsZero(this.memory, this.commitMinChecksum));
         if (this.gridRepair.repairing) assert(this.stateMissing && !this.syncing);
+        if (this.gridRepair.loading) assert(this.stateMissing && this.syncing);
         if (this.syncing && this.syncTargetOp > 0) {
             assert(this.syncOffset <= this.syncStreamSize);
             // Without state, the checkpoint at its own op will do (it was unreadable).
