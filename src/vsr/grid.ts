@@ -556,9 +556,8 @@ export class Grid {
         const entry = this.indexBuffer + IndexField.entries + index * blockIndexEntrySize;
         const count = view.getUint32(buffer + BlockField.recordCount, true);
         const op = readU64(view, this.indexBuffer + IndexField.checkpointOp);
-        if (!checksumEquals(this.bytes, buffer + 16, zones.gridBlockSize - 16, this.bytes, buffer)) {
-            return false;
-        }
+        const size = zones.gridBlockSize;
+        if (!checksumEquals(this.bytes, buffer + 16, size - 16, this.bytes, buffer)) return false;
         if (!u128Same(this.bytes, buffer, entry + EntryField.checksum)) return false;
         if (view.getUint32(buffer + BlockField.address, true) !== this.entryAddress(index)) {
             return false;
