@@ -109,7 +109,8 @@ export function sendRequestSync(self: Replica): void {
     const message = self.acquireHeader(Command.requestSync);
     // Without state, even a checkpoint at commitMin itself will do: ask for one above the op
     // before it (peers serve a snapshot newer than the commitMin they are sent).
-    const commitMin = self.stateMissing ? self.commitMin - 1 : self.commitMin;
+    // (A load given up before the first checkpoint leaves commitMin 0: any checkpoint will do.)
+    const commitMin = self.stateMissing && self.commitMin > 0 ? self.commitMin - 1 : self.commitMin;
     writeU64(self.memory, message.offset + RequestSync.commitMin, commitMin);
     writeU64(self.memory, message.offset + RequestSync.offset, self.syncOffset);
     self.sendTo(self.syncPeer, message);
