@@ -5,7 +5,9 @@
 // state-sync the whole image, and end with the same image as its peers and, on its disk, the
 // same block bytes at that address as its peers (identical addresses: grid.ts). When no peer
 // can serve the block any more (their copies are corrupt too), repair gives up after its bounded
-// rounds and the replica state-syncs instead. Seeds are in the test names.
+// rounds and the replica state-syncs instead, once the peers' next checkpoint dropped the block
+// they found damaged when asked for it (state sync loads blocks from disks too). Seeds are in
+// the test names.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
