@@ -117,7 +117,7 @@ export function nodeArenaBytes(config: Config, replicaCount: number): number {
     const messagesMax = nodeMessagesMax(config, replicaCount);
     return (
         MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
-        2 * alignUp(kvSize) + // The KV table and its checkpoint snapshot.
+        alignUp(kvSize) + // The KV table (checkpoints stage their records: Grid.arenaBytes).
         Grid.arenaBytes(dataLayout) +
         3 * dataLayout.walHeadersSize + // The ring and recovery's two scratch rings.
         (config.journalWritesMax + 64) * 4096 +

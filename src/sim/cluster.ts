@@ -241,7 +241,7 @@ export class Cluster {
             config.journalWritesMax * sectorSize +
             (2 + superblockCopies) * superblockCopySize +
             dataLayout.checkpointSessionsSize +
-            2 * alignUp(dataLayout.kvImageSize) + // The KV table and its checkpoint snapshot.
+            alignUp(dataLayout.kvImageSize) + // The KV table (checkpoints: Grid.arenaBytes).
             Grid.arenaBytes(dataLayout) +
             16 * sectorSize // Alignment slack and small fields.
         );

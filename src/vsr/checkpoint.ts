@@ -18,9 +18,10 @@
 // An index or client table that fails is the whole checkpoint failing: the replica then starts
 // without state and state-syncs from a peer instead of refusing to start.
 //
-// A write first snapshots the state: the slots changed since the last snapshot are copied into
-// a region of their own (cost ∝ the change), the client table is serialized and every reply
-// referenced, so execution resumes at once and the disk writes proceed from the snapshot. Once
+// A write first snapshots the state: the grid stages the records it will write (cost ∝ the
+// change; a change too large for its staging area holds execution until its blocks are built:
+// grid.ts), the client table is serialized and every reply referenced, so execution resumes at
+// once and the disk writes proceed from the snapshot. Once
 // its blocks are written and its index sealed, the snapshot's checkpoint is served to peers by
 // state sync: its index, client table and replies as a stream (here), its blocks by
 // (address, checksum) from disk (grid_repair.ts).
@@ -82,8 +83,6 @@ export class Checkpointer implements StorageCompletion {
     private entry = 0;
     private readMessage: Message | null = null;
     private readonly readReplies: (Message | null)[] = [];
-    /** Arena offset of the KV image snapshot a write proceeds from. */
-    private readonly snapshotOffset: number;
     /** The replies of the snapshot (one reference each until the next snapshot). */
     private readonly snapshotReplies: (Message | null)[] = [];
     /** The op the snapshot was taken at (0: none yet) and its prepare's checksum. */
@@ -130,8 +129,7 @@ export class Checkpointer implements StorageCompletion {
         this.sessionsChecksum = allocator.allocate(16, 16);
         for (let entry = 0; entry < this.clientsMax; entry++) this.readReplies.push(null);
         for (let entry = 0; entry < this.clientsMax; entry++) this.snapshotReplies.push(null);
-        this.snapshotOffset = allocator.allocate(alignUp(stateMachine.imageSize), sectorSize);
-        this.grid = new Grid(allocator, dataLayout, stateMachine, this.snapshotOffset);
+        this.grid = new Grid(allocator, dataLayout, stateMachine);
         this.snapshotAnchor = allocator.allocate(16, 16);
         for (let entry = 0; entry < this.clientsMax; entry++) this.syncReplies.push(null);
     }
@@ -378,7 +376,6 @@ export class Checkpointer implements StorageCompletion {
         this.releaseSnapshot();
         this.snapshotOp = op;
         this.bytes.copyWithin(this.snapshotAnchor, anchorOffset, anchorOffset + 16);
-        this.grid.refreshSnapshot();
         // Right after a read, the index just read is in indexBuffer (write() clears this).
         this.snapshotIndexReady = true;
         for (let entry = 0; entry < this.clientsMax; entry++) {

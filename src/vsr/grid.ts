@@ -10,7 +10,7 @@
 // A checkpoint (stage, then nextBlock until -1, then sealIndex):
 // - the delta: every slot whose dirty bit is set, unless it is empty and no block records it;
 // - cleaning: a prefix of the index, oldest first, is dropped and its slots whose latest record
-//   it holds are emitted again from the snapshot (an empty one is dropped with the prefix: all
+//   it holds are emitted again (an empty one is dropped with the prefix: all
 //   its records were in it). Budget: as many records as the delta (so a checkpoint writes at
 //   most twice its change), and more whenever the index would otherwise exceed
 //   gridIndexBlocksMax (see layout.ts for why 3T blocks always suffice): garbage may build up
@@ -19,6 +19,12 @@
 // - emitted slots go in slot order into blocks at the lowest addresses that neither the durable
 //   index nor the new one names (copy-on-write: a crash at any point leaves the durable index's
 //   blocks intact). A block dropped by checkpoint N is therefore reusable once N is durable.
+// - the image at `op` while execution goes on: stage copies the emitted slots' records, in slot
+//   order, into a staging area of stagingRecords (1/32 of the slots, at least 4 blocks' worth;
+//   a copy as large as the change, as a snapshot refresh was); a checkpoint that emits more
+//   (a large change, or the whole image after a state sync) is written from the live image
+//   itself, which must then not change until its last block is built: imageHeld, execution
+//   waits. No table-sized copy of the image exists.
 // Determinism: blocks, addresses and the index are functions of the committed ops (the dirty
 // bits between two checkpoint ops) and the index recovered from, never of timing, so replicas
 // that executed the same ops write the same blocks at the same addresses: the basis of block
@@ -85,10 +91,16 @@ export class Grid {
     readonly blockBuffer: number;
     readonly indexBuffer: number;
     readonly indexChecksum: number;
-    /** The image's state at the last staged checkpoint (refreshed by refreshSnapshot). */
-    readonly snapshotOffset: number;
-    /** The snapshot region no longer matches any checkpoint: the next refresh copies it all. */
-    snapshotStale = true;
+    /** The staging area: records (slot, bytes) of the checkpoint being written, slot order. */
+    private readonly staging: number;
+    readonly stagingRecords: number;
+    /** Records staged for the checkpoint being written (-1: none: it reads the live image). */
+    private stagedCount = 0;
+    private stagedCursor = 0;
+    /** The image's 64-byte header at the staged op (the index carries it). */
+    private readonly imageHeader: number;
+    /** Checkpoints that did not fit the staging area (execution waited for their blocks). */
+    checkpointsUnstaged = 0;
     /** The image was replaced wholesale (state sync): the next checkpoint writes it all anew. */
     rebase = false;
     /** The last checkpoint written: its blocks, records and cleaned records (for metrics). */
@@ -134,11 +146,13 @@ export class Grid {
     private readonly missing: Uint32Array;
     missingCount = 0;
 
-    /** Arena bytes a Grid and its block repair (grid_repair.ts) carve, besides the snapshot. */
+    /** Arena bytes a Grid and its block repair (grid_repair.ts) carve. */
     static arenaBytes(zones: Layout): number {
         const slots = zones.kvSlotCount;
         const blocks = zones.gridBlockCount;
         return (
+            stagingRecords(zones) * zones.gridRecordSize +
+            imageHeaderSize +
             zones.gridBlockSize +
             zones.checkpointIndexSize +
             16 +
@@ -153,12 +167,7 @@ export class Grid {
         );
     }
 
-    constructor(
-        allocator: Allocator,
-        zones: Layout,
-        stateMachine: StateMachine,
-        snapshotOffset: number,
-    ) {
+    constructor(allocator: Allocator, zones: Layout, stateMachine: StateMachine) {
         assert(stateMachine.slotCount === zones.kvSlotCount);
         assert(stateMachine.imageSize === zones.kvImageSize);
         const columns = stateMachine.slotColumns;
@@ -172,12 +181,14 @@ export class Grid {
             width += columns[column]!.width;
         }
         assert(4 + width === zones.gridRecordSize);
-        assert(stateMachine.imageOffset % 4 === 0 && snapshotOffset % 4 === 0);
+        assert(stateMachine.imageOffset % 4 === 0);
         this.zones = zones;
         this.stateMachine = stateMachine;
         this.bytes = allocator.bytes;
         this.view = allocator.view;
-        this.snapshotOffset = snapshotOffset;
+        this.stagingRecords = stagingRecords(zones);
+        this.staging = allocator.allocate(this.stagingRecords * zones.gridRecordSize, 4096);
+        this.imageHeader = allocator.allocate(imageHeaderSize, 16);
         const buffer = allocator.bytes.buffer;
         const slots = zones.kvSlotCount;
         const blocks = zones.gridBlockCount;
@@ -203,9 +214,6 @@ export class Grid {
         );
         this.words = new Int32Array(buffer);
         this.recoverBegin();
-        // A fresh arena is zeroed, and so is a fresh table but for its header (which every
-        // refresh copies): the first checkpoint then copies its dirty slots, not the table.
-        this.snapshotStale = !this.wordsZero(snapshotOffset, stateMachine.imageSize);
     }
 
     /** Blocks the durable index names (after recovery or once the last seal is durable). */
@@ -228,34 +236,46 @@ export class Grid {
     // -----------------------------------------------------------------------------------------
     // Writing a checkpoint.
 
-    /** Brings the snapshot to the live image: the dirty slots only, unless it is stale. */
-    refreshSnapshot(): void {
+    /**
+     * Chooses what checkpoint `op` writes (the live image is the state at `op`), consumes the
+     * dirty bits and stages the records (or, if they do not fit, holds the image: imageHeld).
+     * The previous sealed index must be durable by now.
+     */
+    stage(op: number): void {
+        this.choose(op);
         const image = this.stateMachine.imageOffset;
-        const snapshot = this.snapshotOffset;
-        if (this.snapshotStale) {
-            this.bytes.copyWithin(snapshot, image, image + this.stateMachine.imageSize);
-            this.snapshotStale = false;
+        this.bytes.copyWithin(this.imageHeader, image, image + imageHeaderSize);
+        let count = 0;
+        for (let slot = this.nextEmitted(0); slot >= 0; slot = this.nextEmitted(slot + 1)) {
+            count++;
+        }
+        this.stagedCursor = 0;
+        if (count > this.stagingRecords) {
+            this.stagedCount = -1;
+            this.checkpointsUnstaged++;
             return;
         }
-        this.bytes.copyWithin(snapshot, image, image + imageHeaderSize);
-        const dirty = this.stateMachine.dirty;
-        for (let word = 0; word < dirty.length; word++) {
-            let bits = dirty[word]!;
-            while (bits !== 0) {
-                const bit = 31 - Math.clz32(bits & -bits);
-                bits &= bits - 1;
-                this.copySlot(image, snapshot, word * 32 + bit);
-            }
+        this.stagedCount = count;
+        const recordSize = this.zones.gridRecordSize;
+        let record = this.staging;
+        for (let slot = this.nextEmitted(0); slot >= 0; slot = this.nextEmitted(slot + 1)) {
+            this.view.setUint32(record, slot, true);
+            this.copySlotOut(image, slot, record + 4);
+            record += recordSize;
         }
     }
 
     /**
-     * Chooses what checkpoint `op` writes (the snapshot must be refreshed at `op`) and consumes
-     * the dirty bits. The previous sealed index must be durable by now.
+     * The checkpoint being written reads the live image (it did not fit the staging area):
+     * nothing may change the image until its last block is built (nextBlock returned -1).
      */
-    stage(op: number): void {
+    get imageHeld(): boolean {
+        return this.stagedCount < 0;
+    }
+
+    private choose(op: number): void {
         assert(op > this.checkpointOp || this.checkpointOp === 0 || this.rebase);
-        assert(!this.snapshotStale);
+        assert(this.stagedCount >= 0 || this.nextEmitted(this.emitCursor) < 0);
         this.promote();
         this.checkpointOp = op;
         this.emit.fill(0);
@@ -270,8 +290,9 @@ export class Grid {
             this.rebase = false;
             this.latestBlock.fill(latestNone);
             this.liveCount.fill(0);
+            const image = this.stateMachine.imageOffset;
             for (let slot = 0; slot < this.zones.kvSlotCount; slot++) {
-                if (!this.slotEmpty(this.snapshotOffset, slot)) this.emitSlot(slot);
+                if (!this.slotEmpty(image, slot)) this.emitSlot(slot);
             }
             dirty.fill(0);
             return;
@@ -294,7 +315,7 @@ export class Grid {
         const previous = this.latestBlock[slot]!;
         assert(previous !== latestPending);
         if (previous >= 0) this.liveCount[previous]! -= 1;
-        else if (this.slotEmpty(this.snapshotOffset, slot)) return false;
+        else if (this.slotEmpty(this.stateMachine.imageOffset, slot)) return false;
         this.emitSlot(slot);
         return true;
     }
@@ -358,6 +379,7 @@ export class Grid {
     /** Re-emits every slot whose latest record a cleaned block holds (its record list). */
     private cleanSlots(): void {
         const latest = this.latestBlock;
+        const image = this.stateMachine.imageOffset;
         const perBlock = this.zones.gridRecordsPerBlock;
         for (let index = 0; index < this.durableCount; index++) {
             const address = this.durableOrder[index]!;
@@ -367,7 +389,7 @@ export class Grid {
             for (let record = 0; record < this.recordCounts[address]!; record++) {
                 const slot = this.blockSlots[first + record]!;
                 if (latest[slot] !== address) continue;
-                if (this.slotEmpty(this.snapshotOffset, slot)) latest[slot] = latestNone;
+                if (this.slotEmpty(image, slot)) latest[slot] = latestNone;
                 else this.emitSlot(slot);
             }
             this.liveCount[address] = 0;
@@ -377,7 +399,10 @@ export class Grid {
     /** Fills blockBuffer with the next block to write; its address, or -1 when none is left. */
     nextBlock(): number {
         let slot = this.nextEmitted(this.emitCursor);
-        if (slot < 0) return -1;
+        if (slot < 0) {
+            this.stagedCount = 0; // Every record is in a block: the image is free again.
+            return -1;
+        }
         const zones = this.zones;
         const address = this.allocate();
         const base = this.blockBuffer;
@@ -385,8 +410,14 @@ export class Grid {
         let count = 0;
         while (slot >= 0 && count < zones.gridRecordsPerBlock) {
             const record = base + gridBlockHeaderSize + count * zones.gridRecordSize;
-            this.view.setUint32(record, slot, true);
-            this.copySlotOut(this.snapshotOffset, slot, record + 4);
+            if (this.stagedCount < 0) {
+                this.view.setUint32(record, slot, true);
+                this.copySlotOut(this.stateMachine.imageOffset, slot, record + 4);
+            } else {
+                const staged = this.staging + this.stagedCursor++ * zones.gridRecordSize;
+                assert(this.view.getUint32(staged, true) === slot);
+                this.bytes.copyWithin(record, staged, staged + zones.gridRecordSize);
+            }
             this.blockSlots[address * zones.gridRecordsPerBlock + count] = slot;
             this.latestBlock[slot] = address;
             count++;
@@ -446,7 +477,7 @@ export class Grid {
         view.setUint32(base + IndexField.blockSize, this.zones.gridBlockSize, true);
         writeU64(view, base + IndexField.checkpointOp, this.checkpointOp);
         view.setUint32(base + IndexField.recordSize, this.zones.gridRecordSize, true);
-        const header = this.snapshotOffset;
+        const header = this.imageHeader;
         this.bytes.copyWithin(base + IndexField.imageHeader, header, header + imageHeaderSize);
         for (let index = 0; index < this.newCount; index++) {
             const address = this.newOrder[index]!;
@@ -473,7 +504,7 @@ export class Grid {
         this.durableCount = 0;
         this.newCount = 0;
         this.promotePending = false;
-        this.snapshotStale = true;
+        this.stagedCount = 0;
         this.rebase = false;
         this.checkpointOp = 0;
         this.missing.fill(0);
@@ -677,7 +708,6 @@ export class Grid {
         const header = this.indexBuffer + IndexField.imageHeader;
         const image = this.stateMachine.imageOffset;
         this.bytes.copyWithin(image, header, header + imageHeaderSize);
-        this.snapshotStale = true;
     }
 
     // -----------------------------------------------------------------------------------------
@@ -685,17 +715,6 @@ export class Grid {
 
     // Every offset and width here is a multiple of 4 (asserted in the constructor): the bytes
     // move as int32 words, a slot's 104 bytes in 26 reads and writes.
-
-    private copySlot(from: number, to: number, slot: number): void {
-        const words = this.words;
-        for (let column = 0; column < this.columnOffsets.length; column++) {
-            const width = this.columnWidths[column]!;
-            const at = (this.columnOffsets[column]! >>> 2) + slot * width;
-            const source = (from >>> 2) + at;
-            const target = (to >>> 2) + at;
-            for (let word = 0; word < width; word++) words[target + word] = words[source + word]!;
-        }
-    }
 
     /** Copies slot `slot` of the image at `image` to `target`, columns back to back. */
     private copySlotOut(image: number, slot: number, target: number): void {
@@ -720,15 +739,6 @@ export class Grid {
         }
     }
 
-    private wordsZero(offset: number, size: number): boolean {
-        const words = this.words;
-        const first = offset >>> 2;
-        for (let word = first; word < first + (size >>> 2); word++) {
-            if (words[word] !== 0) return false;
-        }
-        return true;
-    }
-
     private slotEmpty(image: number, slot: number): boolean {
         const words = this.words;
         for (let column = 0; column < this.columnOffsets.length; column++) {
@@ -738,6 +748,17 @@ export class Grid {
         }
         return true;
     }
+}
+
+/**
+ * Records the staging area holds: 1/32 of the slots (3% of the table's memory), at least 4
+ * blocks' worth, at most every slot. A checkpoint's records are its delta plus as much cleaning,
+ * so this covers checkpoints that change up to about 1/64 of the table; larger ones hold
+ * execution while their blocks are built (Grid.imageHeld).
+ */
+export function stagingRecords(zones: Layout): number {
+    const slots = zones.kvSlotCount;
+    return Math.min(slots, Math.max(4 * zones.gridRecordsPerBlock, slots >>> 5));
 }
 
 function u128Same(bytes: Uint8Array, left: number, right: number): boolean {

@@ -1377,8 +1377,14 @@ export class Replica {
     primaryCommitPipeline(): void {
         if (this.logViewDurable !== this.view) return;
         let progressed = false;
-        // Execution may lag commitMax (a checkpoint in flight, or a replay after a restart).
-        while (this.pipelineCount > 0 && !this.checkpointing && this.commitMin === this.commitMax) {
+        // Execution may lag commitMax (a checkpoint in flight, or a replay after a restart), or
+        // wait for the blocks of a checkpoint too large to stage (grid.imageHeld).
+        while (
+            this.pipelineCount > 0 &&
+            !this.checkpointing &&
+            !this.checkpointer.grid.imageHeld &&
+            this.commitMin === this.commitMax
+        ) {
             const oks = this.pipelineOks[this.pipelineHead] ?? 0;
             let quorum = this.faults.commitWithoutQuorum ? 1 : this.quorums.replication;
             if (this.faults.replicationQuorumOffByOne) quorum--;
@@ -1446,7 +1452,8 @@ export class Replica {
             this.commitMin < this.op &&
             !this.checkpointing &&
             !this.syncing &&
-            !this.stateMissing
+            !this.stateMissing &&
+            !this.checkpointer.grid.imageHeld // A large checkpoint reads the live image.
         ) {
             const op = this.commitMin + 1;
             if (!this.journal.isTrusted(op)) return;
@@ -1763,6 +1770,8 @@ export class Replica {
         assert(ok);
         this.checkpointDataWritten = true;
         this.superblockFlush();
+        // Execution may have waited for the blocks of a checkpoint too large to stage.
+        this.executeCommitted();
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1918,6 +1927,10 @@ export class Replica {
         assert(!u128IsZero(this.memory, this.commitMinChecksum));
         if (this.gridRepair.repairing) assert(this.stateMissing && !this.syncing);
         if (this.gridRepair.loading) assert(this.stateMissing && this.syncing);
+        // A checkpoint too large to stage reads the live image: nothing executes meanwhile.
+        if (this.checkpointer.grid.imageHeld) {
+            assert(this.checkpointInFlight && this.commitMin === this.checkpointPendingOp);
+        }
         if (this.syncing && this.syncTargetOp > 0) {
             assert(this.syncOffset <= this.syncStreamSize);
             // Without state, the checkpoint at its own op will do (it was unreadable).
