@@ -19,12 +19,14 @@
 // - emitted slots go in slot order into blocks at the lowest addresses that neither the durable
 //   index nor the new one names (copy-on-write: a crash at any point leaves the durable index's
 //   blocks intact). A block dropped by checkpoint N is therefore reusable once N is durable.
-// - the image at `op` while execution goes on: stage copies the emitted slots' records, in slot
-//   order, into a staging area of stagingRecords (1/32 of the slots, at least 4 blocks' worth;
-//   a copy as large as the change, as a snapshot refresh was); a checkpoint that emits more
-//   (a large change, or the whole image after a state sync) is written from the live image
-//   itself, which must then not change until its last block is built: imageHeld, execution
-//   waits. No table-sized copy of the image exists.
+// - the image at `op` while execution goes on: blocks are built from the live image, and a slot
+//   the checkpoint emits but has not put in a block yet is saved, copy-on-write, into a staging
+//   area of stagingRecords records just before execution first changes it (the state machine
+//   tells its slotGuard, this grid). The area is bounded (1/32 of the slots, at least 4 blocks'
+//   worth): before executing an op, the replica checks that the area has room for every
+//   pending slot the op could change (admits), else execution waits until the checkpoint's
+//   last block is built. Cost: a check per changed slot, a copy of the pending ones; no
+//   table-sized copy of the image exists.
 // Determinism: blocks, addresses and the index are functions of the committed ops (the dirty
 // bits between two checkpoint ops) and the index recovered from, never of timing, so replicas
 // that executed the same ops write the same blocks at the same addresses: the basis of block
@@ -80,6 +82,8 @@ export const blockServeReadsMax = 2;
 
 const latestNone = -1;
 const latestPending = -2;
+/** latestStaged - i: pending, its bytes saved in staging record i (beforeSlotWrite). */
+const latestStaged = -3;
 const flagDurable = 1;
 const flagNew = 2;
 const flagCleaned = 4;
@@ -91,16 +95,18 @@ export class Grid {
     readonly blockBuffer: number;
     readonly indexBuffer: number;
     readonly indexChecksum: number;
-    /** The staging area: records (slot, bytes) of the checkpoint being written, slot order. */
+    /** The staging area: records (slot, bytes at the checkpoint's op) saved copy-on-write. */
     private readonly staging: number;
     readonly stagingRecords: number;
-    /** Records staged for the checkpoint being written (-1: none: it reads the live image). */
+    /** Records saved in the staging area for the checkpoint being written. */
     private stagedCount = 0;
-    private stagedCursor = 0;
+    /** Slots the checkpoint being written emits, and those of them read from the live image. */
+    private emittedCount = 0;
+    private emittedFromImage = 0;
     /** The image's 64-byte header at the staged op (the index carries it). */
     private readonly imageHeader: number;
-    /** Checkpoints that did not fit the staging area (execution waited for their blocks). */
-    checkpointsUnstaged = 0;
+    /** Ops whose execution waited for a checkpoint's blocks (the staging area was short). */
+    executionHolds = 0;
     /** The image was replaced wholesale (state sync): the next checkpoint writes it all anew. */
     rebase = false;
     /** The last checkpoint written: its blocks, records and cleaned records (for metrics). */
@@ -214,6 +220,7 @@ export class Grid {
         );
         this.words = new Int32Array(buffer);
         this.recoverBegin();
+        stateMachine.slotGuard = this;
     }
 
     /** Blocks the durable index names (after recovery or once the last seal is durable). */
@@ -237,45 +244,53 @@ export class Grid {
     // Writing a checkpoint.
 
     /**
-     * Chooses what checkpoint `op` writes (the live image is the state at `op`), consumes the
-     * dirty bits and stages the records (or, if they do not fit, holds the image: imageHeld).
-     * The previous sealed index must be durable by now.
+     * Chooses what checkpoint `op` writes (the live image is the state at `op`) and consumes
+     * the dirty bits. The previous sealed index must be durable by now.
      */
     stage(op: number): void {
-        this.choose(op);
+        assert(this.pendingUnsaved === 0);
         const image = this.stateMachine.imageOffset;
         this.bytes.copyWithin(this.imageHeader, image, image + imageHeaderSize);
-        let count = 0;
-        for (let slot = this.nextEmitted(0); slot >= 0; slot = this.nextEmitted(slot + 1)) {
-            count++;
-        }
-        this.stagedCursor = 0;
-        if (count > this.stagingRecords) {
-            this.stagedCount = -1;
-            this.checkpointsUnstaged++;
-            return;
-        }
-        this.stagedCount = count;
-        const recordSize = this.zones.gridRecordSize;
-        let record = this.staging;
-        for (let slot = this.nextEmitted(0); slot >= 0; slot = this.nextEmitted(slot + 1)) {
-            this.view.setUint32(record, slot, true);
-            this.copySlotOut(image, slot, record + 4);
-            record += recordSize;
-        }
+        this.stagedCount = 0;
+        this.emittedCount = 0;
+        this.emittedFromImage = 0;
+        this.choose(op);
+    }
+
+    /** Pending slots (emitted, not in a block yet) whose bytes are still the live image's. */
+    get pendingUnsaved(): number {
+        return this.emittedCount - this.emittedFromImage - this.stagedCount;
+    }
+
+    /** Records the staging area can still take. */
+    get stagingRoom(): number {
+        return this.stagingRecords - this.stagedCount;
     }
 
     /**
-     * The checkpoint being written reads the live image (it did not fit the staging area):
-     * nothing may change the image until its last block is built (nextBlock returned -1).
+     * Before executing an op that changes at most `slotsMax` slots: true when the staging area
+     * can save every pending slot it may change; false counts a hold (execution waits for the
+     * checkpoint's blocks: pendingUnsaved is 0 once the last one is built).
      */
-    get imageHeld(): boolean {
-        return this.stagedCount < 0;
+    admits(slotsMax: number): boolean {
+        if (slotsMax <= this.stagingRoom || this.pendingUnsaved <= this.stagingRoom) return true;
+        this.executionHolds++;
+        return false;
+    }
+
+    /** The state machine is about to change `slot`: save it first if a checkpoint needs it. */
+    beforeSlotWrite(slot: number): void {
+        if (this.latestBlock[slot] !== latestPending) return;
+        assert(this.stagedCount < this.stagingRecords); // The replica checked admits().
+        const record = this.staging + this.stagedCount * this.zones.gridRecordSize;
+        this.view.setUint32(record, slot, true);
+        this.copySlotOut(this.stateMachine.imageOffset, slot, record + 4);
+        this.latestBlock[slot] = latestStaged - this.stagedCount;
+        this.stagedCount++;
     }
 
     private choose(op: number): void {
         assert(op > this.checkpointOp || this.checkpointOp === 0 || this.rebase);
-        assert(this.stagedCount >= 0 || this.nextEmitted(this.emitCursor) < 0);
         this.promote();
         this.checkpointOp = op;
         this.emit.fill(0);
@@ -323,6 +338,7 @@ export class Grid {
     private emitSlot(slot: number): void {
         this.emit[slot >>> 5]! |= 1 << (slot & 31);
         this.latestBlock[slot] = latestPending;
+        this.emittedCount++;
     }
 
     /** The durable index becomes the one sealed last (its superblock is durable now). */
@@ -400,7 +416,7 @@ export class Grid {
     nextBlock(): number {
         let slot = this.nextEmitted(this.emitCursor);
         if (slot < 0) {
-            this.stagedCount = 0; // Every record is in a block: the image is free again.
+            assert(this.pendingUnsaved === 0);
             return -1;
         }
         const zones = this.zones;
@@ -410,11 +426,14 @@ export class Grid {
         let count = 0;
         while (slot >= 0 && count < zones.gridRecordsPerBlock) {
             const record = base + gridBlockHeaderSize + count * zones.gridRecordSize;
-            if (this.stagedCount < 0) {
+            const latest = this.latestBlock[slot]!;
+            if (latest === latestPending) {
                 this.view.setUint32(record, slot, true);
                 this.copySlotOut(this.stateMachine.imageOffset, slot, record + 4);
+                this.emittedFromImage++;
             } else {
-                const staged = this.staging + this.stagedCursor++ * zones.gridRecordSize;
+                assert(latest <= latestStaged);
+                const staged = this.staging + (latestStaged - latest) * zones.gridRecordSize;
                 assert(this.view.getUint32(staged, true) === slot);
                 this.bytes.copyWithin(record, staged, staged + zones.gridRecordSize);
             }
@@ -505,6 +524,8 @@ export class Grid {
         this.newCount = 0;
         this.promotePending = false;
         this.stagedCount = 0;
+        this.emittedCount = 0;
+        this.emittedFromImage = 0;
         this.rebase = false;
         this.checkpointOp = 0;
         this.missing.fill(0);
@@ -752,9 +773,8 @@ export class Grid {
 
 /**
  * Records the staging area holds: 1/32 of the slots (3% of the table's memory), at least 4
- * blocks' worth, at most every slot. A checkpoint's records are its delta plus as much cleaning,
- * so this covers checkpoints that change up to about 1/64 of the table; larger ones hold
- * execution while their blocks are built (Grid.imageHeld).
+ * blocks' worth, at most every slot. Only pending slots that execution changes before their
+ * block is built take a record; an op that might need more than is left waits (admits).
  */
 export function stagingRecords(zones: Layout): number {
     const slots = zones.kvSlotCount;

@@ -1377,20 +1377,15 @@ export class Replica {
     primaryCommitPipeline(): void {
         if (this.logViewDurable !== this.view) return;
         let progressed = false;
-        // Execution may lag commitMax (a checkpoint in flight, or a replay after a restart), or
-        // wait for the blocks of a checkpoint too large to stage (grid.imageHeld).
-        while (
-            this.pipelineCount > 0 &&
-            !this.checkpointing &&
-            !this.checkpointer.grid.imageHeld &&
-            this.commitMin === this.commitMax
-        ) {
+        // Execution may lag commitMax (a checkpoint in flight, or a replay after a restart).
+        while (this.pipelineCount > 0 && !this.checkpointing && this.commitMin === this.commitMax) {
             const oks = this.pipelineOks[this.pipelineHead] ?? 0;
             let quorum = this.faults.commitWithoutQuorum ? 1 : this.quorums.replication;
             if (this.faults.replicationQuorumOffByOne) quorum--;
             if (popcount(oks) < quorum) break;
             const prepare = this.pipeline[this.pipelineHead] ?? null;
             assert(prepare !== null);
+            if (!this.stagingAdmits(prepare)) break; // The checkpoint's completion resumes.
             assert(prepareOp(this.memory, prepare.offset) === this.commitMax + 1);
             this.commitMax++;
             this.commitJournal();
@@ -1452,8 +1447,7 @@ export class Replica {
             this.commitMin < this.op &&
             !this.checkpointing &&
             !this.syncing &&
-            !this.stateMissing &&
-            !this.checkpointer.grid.imageHeld // A large checkpoint reads the live image.
+            !this.stateMissing
         ) {
             const op = this.commitMin + 1;
             if (!this.journal.isTrusted(op)) return;
@@ -1468,6 +1462,9 @@ export class Replica {
             }
             // The chain links this op to the last one executed; anything else is divergence.
             assert(u128Equal(this.memory, prepare.offset + Prepare.parent, this.commitMinChecksum));
+            // The checkpoint being written saves the slots it may change first; if it might
+            // lack room, execution waits for its blocks (checkpointWriteCallback resumes).
+            if (!this.stagingAdmits(prepare)) return;
             this.commitPrepare(prepare, op);
             this.commitMin = op;
             copyU128(this, this.commitMinChecksum, prepare.offset + Frame.checksum);
@@ -1498,6 +1495,38 @@ export class Replica {
     }
 
     /** Executes every request batched in the prepare and records (and sends) each reply. */
+    /**
+     * True when the checkpoint being written can save (copy-on-write: grid.ts) every slot that
+     * executing `prepare` may change. The bound is computed only when the staging area could
+     * not take every slot still pending anyway.
+     */
+    private stagingAdmits(prepare: Message): boolean {
+        const grid = this.checkpointer.grid;
+        if (grid.pendingUnsaved <= grid.stagingRoom) return true;
+        const base = prepare.offset;
+        const requestCount = this.memory.getUint32(base + Prepare.requestCount, true);
+        let events = 0;
+        let cursor = base + headerSize;
+        for (let index = 0; index < requestCount; index++) {
+            const eventCount = this.memory.getUint32(cursor + BatchEntry.eventCount, true);
+            if (this.memory.getUint8(cursor + BatchEntry.operation) !== Operation.register) {
+                events += eventCount;
+            }
+            cursor += batchEntryHeaderSize + eventCount * kvEventSize;
+        }
+        let slots = 0;
+        cursor = base + headerSize;
+        for (let index = 0; index < requestCount; index++) {
+            const eventCount = this.memory.getUint32(cursor + BatchEntry.eventCount, true);
+            if (this.memory.getUint8(cursor + BatchEntry.operation) !== Operation.register) {
+                const input = cursor + batchEntryHeaderSize;
+                slots += this.stateMachine.slotsTouchedMax(this.bytes, input, eventCount, events);
+            }
+            cursor += batchEntryHeaderSize + eventCount * kvEventSize;
+        }
+        return grid.admits(slots);
+    }
+
     private commitPrepare(prepare: Message, op: number): void {
         const base = prepare.offset;
         const requestCount = this.memory.getUint32(base + Prepare.requestCount, true);
@@ -1770,7 +1799,7 @@ export class Replica {
         assert(ok);
         this.checkpointDataWritten = true;
         this.superblockFlush();
-        // Execution may have waited for the blocks of a checkpoint too large to stage.
+        // Execution may have waited for the checkpoint's blocks (stagingAdmits).
         this.executeCommitted();
     }
 
@@ -1927,10 +1956,8 @@ export class Replica {
         assert(!u128IsZero(this.memory, this.commitMinChecksum));
         if (this.gridRepair.repairing) assert(this.stateMissing && !this.syncing);
         if (this.gridRepair.loading) assert(this.stateMissing && this.syncing);
-        // A checkpoint too large to stage reads the live image: nothing executes meanwhile.
-        if (this.checkpointer.grid.imageHeld) {
-            assert(this.checkpointInFlight && this.commitMin === this.checkpointPendingOp);
-        }
+        // Pending slots of a checkpoint exist only while one is being written.
+        if (this.checkpointer.grid.pendingUnsaved > 0) assert(this.checkpointInFlight);
         if (this.syncing && this.syncTargetOp > 0) {
             assert(this.syncOffset <= this.syncStreamSize);
             // Without state, the checkpoint at its own op will do (it was unreadable).

@@ -8,7 +8,8 @@
 // model; both nodes write byte-identical indexes and blocks at the same addresses (the basis of
 // block repair by address and checksum); the index stays within its bound. Plus: a flipped
 // byte in any block or in the index fails recovery; a small change writes a small checkpoint;
-// execution between the blocks of a checkpoint that fit the staging area changes none of them.
+// execution between the blocks of a checkpoint changes none of them (copy-on-write), and the
+// state machine's bound of the slots a batch changes holds.
 // Every property prints its fast-check seed on failure.
 
 import assert from "node:assert/strict";
@@ -48,6 +49,19 @@ class Node {
     }
 
     apply(events: readonly Event[]): void {
+        this.encode(events);
+        const bytes = this.arena.bytes;
+        this.kv.commit(bytes, this.input, events.length, bytes, this.output);
+    }
+
+    /** The state machine's bound of the slots `events` may change (as the replica asks). */
+    slotsTouchedMax(events: readonly Event[]): number {
+        this.encode(events);
+        const bytes = this.arena.bytes;
+        return this.kv.slotsTouchedMax(bytes, this.input, events.length, events.length);
+    }
+
+    private encode(events: readonly Event[]): void {
         assert.ok(events.length <= eventsMax);
         const bytes = this.arena.bytes;
         events.forEach((event, index) => {
@@ -56,7 +70,6 @@ class Node {
             const kind = event.put ? EventKind.put : EventKind.delete;
             encodeEvent(bytes, this.input + index * eventSize, kind, key, value);
         });
-        this.kv.commit(bytes, this.input, events.length, bytes, this.output);
     }
 
     image(): Uint8Array {
@@ -241,37 +254,44 @@ for (const entriesMax of [16, 256]) {
 }
 
 /**
- * Checkpoint `op` like checkpoint(), but calls `during` after the first block is built if the
- * checkpoint was staged (execution going on while its blocks are written); true if it did.
+ * Checkpoint `op` like checkpoint(), but applies `next` (if any) as soon as the grid admits it
+ * (the replica's check before executing an op), before a block or after the last one. True
+ * when it was applied while blocks were still to be built.
  */
-function checkpointWhileExecuting(node: Node, disk: Disk, op: number, during: () => void): boolean {
+function checkpointWhileExecuting(node: Node, disk: Disk, op: number, next?: Event[]): boolean {
     const grid = node.grid;
     grid.stage(op);
-    let executed = false;
-    for (let address = grid.nextBlock(); address >= 0; address = grid.nextBlock()) {
-        disk.write(node, address, null);
-        if (!executed && !grid.imageHeld) {
-            during();
-            executed = true;
+    let during = false;
+    let applied = next === undefined;
+    for (;;) {
+        if (!applied && grid.admits(node.slotsTouchedMax(next!))) {
+            node.apply(next!);
+            applied = true;
+            during = true;
         }
+        const address = grid.nextBlock();
+        if (address < 0) break;
+        disk.write(node, address, null);
     }
-    assert.ok(!grid.imageHeld, "the image is free once every block is built");
+    assert.equal(grid.pendingUnsaved, 0, "every pending slot is in a block");
+    if (!applied) node.apply(next!);
     const size = grid.sealIndex();
     disk.index = node.arena.bytes.slice(grid.indexBuffer, grid.indexBuffer + size);
-    return executed;
+    return during;
 }
 
-test("grid: execution while a staged checkpoint's blocks are written changes none of them; a checkpoint too large to stage holds the image", () => {
-    const zones = zonesFor(256);
-    const stagingRecords = new Node(zones).grid.stagingRecords;
-    assert.ok(stagingRecords < 256, "the staging area is smaller than the table");
-    const event = fc.record({
+const eventArbitrary = (keys: number) =>
+    fc.record({
         put: fc.boolean(),
-        key: fc.integer({ min: 0, max: 299 }),
+        key: fc.integer({ min: 0, max: keys - 1 }),
         value: fc.integer({ min: 0, max: 255 }),
     });
-    const batch = fc.array(event, { minLength: 1, maxLength: eventsMax });
-    let staged = 0;
+
+test("grid: execution while a checkpoint's blocks are written changes none of them (copy-on-write); an op that might overflow the staging area waits", () => {
+    const zones = zonesFor(1024);
+    assert.ok(new Node(zones).grid.stagingRecords < 256, "staging is smaller than the change");
+    const batch = fc.array(eventArbitrary(1000), { minLength: 32, maxLength: eventsMax });
+    let during = 0;
     let held = 0;
     fc.assert(
         fc.property(fc.array(batch, { minLength: 2, maxLength: 30 }), (batches) => {
@@ -284,22 +304,41 @@ test("grid: execution while a staged checkpoint's blocks are written changes non
                 plain.apply(batches[index]!);
                 if (!busyAhead) busy.apply(batches[index]!);
                 busyAhead = false;
-                if (index % 3 !== 2) continue;
+                if (index % 4 !== 3) continue;
                 assert.ok(checkpoint(plain, plainDisk, index, Infinity, 0));
                 const next = batches[index + 1];
-                const during = () => {
-                    if (next !== undefined) busy.apply(next);
-                    busyAhead = next !== undefined;
-                };
-                if (checkpointWhileExecuting(busy, busyDisk, index, during)) staged++;
-                else held++;
+                const holds = busy.grid.executionHolds;
+                if (checkpointWhileExecuting(busy, busyDisk, index, next)) during++;
+                if (busy.grid.executionHolds > holds) held++;
+                busyAhead = next !== undefined;
                 assert.deepEqual(busyDisk.index, plainDisk.index, "the same index");
                 assert.deepEqual(namedBlocks(busyDisk), namedBlocks(plainDisk), "same blocks");
             }
+            assert.deepEqual(busy.image(), plain.image());
         }),
         { numRuns: 60 },
     );
-    assert.ok(staged > 0 && held > 0, `both paths ran (staged ${staged}, held ${held})`);
+    assert.ok(during > 0 && held > 0, `both paths ran (during ${during}, held ${held})`);
+});
+
+test("kv: slotsTouchedMax bounds the slots a batch changes", () => {
+    const batch = fc.array(eventArbitrary(300), { minLength: 1, maxLength: eventsMax });
+    fc.assert(
+        fc.property(fc.array(batch, { minLength: 1, maxLength: 20 }), (batches) => {
+            const node = new Node(zonesFor(256));
+            for (const events of batches) {
+                const bound = node.slotsTouchedMax(events);
+                node.kv.dirty.fill(0);
+                node.apply(events);
+                let changed = 0;
+                for (const word of node.kv.dirty) {
+                    for (let bits = word; bits !== 0; bits &= bits - 1) changed++;
+                }
+                assert.ok(changed <= bound, `${changed} slots changed, bound ${bound}`);
+            }
+        }),
+        { numRuns: 100 },
+    );
 });
 
 test("grid: a flipped byte in any named block or in the index fails recovery", () => {
