@@ -462,6 +462,11 @@ export class Node {
             ],
             ["vsr_grid_blocks", "Grid blocks in the data file.", grid.blockCount],
             [
+                "vsr_checkpoint_staging_records",
+                "Slot records the checkpoint staging area holds (copy-on-write of pending slots).",
+                grid.stagingRecords,
+            ],
+            [
                 "vsr_kv_entries_max",
                 "The KV table's capacity (vsr format --kv-entries).",
                 grid.slotCount,
@@ -540,6 +545,11 @@ export class Node {
                 "vsr_checkpoint_blocks_written_total",
                 "Grid blocks written by checkpoints since start.",
                 replica.checkpointer.grid.blocksWrittenTotal,
+            ],
+            [
+                "vsr_checkpoint_execution_holds_total",
+                "Ops whose execution waited for a checkpoint's blocks (staging area short).",
+                replica.checkpointer.grid.executionHolds,
             ],
             [
                 "vsr_events_committed_total",
