@@ -328,13 +328,15 @@ function printLoad(
             `vsr load: no session could register with ${flags.addresses.join(",")}\n`,
         );
     }
+    const codes = Object.entries(loaded.errorCodes)
+        .map(([code, count]) => `${code}=${count}`)
+        .join(" ");
     if (json) {
         process.stdout.write(`${JSON.stringify(report)}\n`);
+        // stdout keeps the contract's keys; what the errors were goes to stderr.
+        if (codes !== "") process.stderr.write(`vsr load: errors ${codes}\n`);
     } else {
         const latency = report.latency_us;
-        const codes = Object.entries(loaded.errorCodes)
-            .map(([code, count]) => `${code}=${count}`)
-            .join(" ");
         process.stdout.write(
             `clients ${options.clients}  batch ${options.batch}  seconds ${report.seconds}\n` +
                 `ops ${report.ops}  ops/s ${report.ops_per_s}  errors ${report.errors}` +
@@ -347,6 +349,14 @@ function printLoad(
                 `verify  acked ${report.acked}  verified ${report.verified}  lost ${report.lost}\n`,
             );
         }
+    }
+    if ((loaded.errorCodes["TABLE_FULL"] ?? 0) > 0) {
+        // Every put of a new key fails once the table holds 7/8 of its capacity: say why.
+        process.stderr.write(
+            "vsr load: the cluster's KV table is full (its capacity is chosen at format time: " +
+                `vsr format --kv-entries=<n>)` +
+                (options.verify ? "; --verify writes a new key per put\n" : "\n"),
+        );
     }
     if ((report.lost ?? 0) > 0) {
         process.stderr.write(`vsr load: ${report.lost} acknowledged writes were lost\n`);

@@ -56,10 +56,12 @@ async function loadReport(
     cluster: LocalCluster,
     args: string[],
     timeoutMs: number,
+    stderrCheck: ((stderr: string) => void) | null = null,
 ): Promise<LoadJson> {
     const proc = scope.spawn(["load", ...cluster.clientArgs(), "--verify", "--json", ...args]);
     const exit = await proc.waitExit(timeoutMs);
     assert.equal(exit.code, 0, proc.describe());
+    stderrCheck?.(proc.stderr);
     return JSON.parse(proc.stdout.trim().split("\n").pop()!) as LoadJson;
 }
 
@@ -98,6 +100,11 @@ test("vsr format --kv-entries sizes the table and grid; vsr start reads it from 
         cluster,
         ["--clients=8", "--keys-per-client=200", "--requests=4000"],
         120_000,
+        (stderr) => {
+            // stdout keeps the JSON contract; stderr says what failed and why.
+            assert.match(stderr, /^vsr load: errors TABLE_FULL=[0-9]+$/m);
+            assert.match(stderr, /KV table is full .*--kv-entries.*--verify writes a new key/);
+        },
     );
     t.diagnostic(`load: ${JSON.stringify(report)}`);
     assert.ok(report.errors > 0, "puts beyond capacity answer table_full");
