@@ -1494,7 +1494,6 @@ export class Replica {
         return prepare;
     }
 
-    /** Executes every request batched in the prepare and records (and sends) each reply. */
     /**
      * True when the checkpoint being written can save (copy-on-write: grid.ts) every slot that
      * executing `prepare` may change. The bound is computed only when the staging area could
@@ -1527,6 +1526,7 @@ export class Replica {
         return grid.admits(slots);
     }
 
+    /** Executes every request batched in the prepare and records (and sends) each reply. */
     private commitPrepare(prepare: Message, op: number): void {
         const base = prepare.offset;
         const requestCount = this.memory.getUint32(base + Prepare.requestCount, true);
