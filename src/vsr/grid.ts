@@ -22,7 +22,7 @@
 // - the image at `op` while execution goes on: blocks are built from the live image, and a slot
 //   the checkpoint emits but has not put in a block yet is saved, copy-on-write, into a staging
 //   area of stagingRecords records just before execution first changes it (the state machine
-//   tells its slotGuard, this grid). The area is bounded (1/32 of the slots, at least 4 blocks'
+//   tells its slotGuard, this grid). The area is bounded (1/32 of the slots, at least a block's
 //   worth): before executing an op, the replica checks that the area has room for every
 //   pending slot the op could change (admits), else execution waits until the checkpoint's
 //   last block is built. Cost: a check per changed slot, a copy of the pending ones; no
@@ -772,13 +772,14 @@ export class Grid {
 }
 
 /**
- * Records the staging area holds: 1/32 of the slots (3% of the table's memory), at least 4
- * blocks' worth, at most every slot. Only pending slots that execution changes before their
- * block is built take a record; an op that might need more than is left waits (admits).
+ * Records the staging area holds: 1/32 of the slots (3% of the table's memory), at least one
+ * block's worth (so that the simulator's small tables wait for it often), at most every slot.
+ * Only pending slots that execution changes before their block is built take a record; an op
+ * that might need more than is left waits (admits).
  */
 export function stagingRecords(zones: Layout): number {
     const slots = zones.kvSlotCount;
-    return Math.min(slots, Math.max(4 * zones.gridRecordsPerBlock, slots >>> 5));
+    return Math.min(slots, Math.max(zones.gridRecordsPerBlock, slots >>> 5));
 }
 
 function u128Same(bytes: Uint8Array, left: number, right: number): boolean {
