@@ -15,11 +15,8 @@ const downUntilRestarted: CrashOptions = {
     downTicksMax: 1e9,
 };
 
-/**
- * The seed's cluster with every random fault off (delay and reordering stay); `keyCount`, if
- * given, replaces the seed's key space.
- */
-export function calmCluster(seed: number, replicaCount: number, keyCount = 0): Cluster {
+/** The seed's cluster with every random fault off (delay and reordering stay). */
+export function calmCluster(seed: number, replicaCount: number): Cluster {
     const options = swarmClusterOptions({
         ...defaultSimOptions(seed),
         replicaCount,
@@ -35,11 +32,7 @@ export function calmCluster(seed: number, replicaCount: number, keyCount = 0): C
             pathClogProbability: 0,
             swizzleClogProbability: 0,
         },
-        workload: {
-            ...options.workload,
-            thinkTicksMean: 2,
-            keyCount: keyCount > 0 ? keyCount : options.workload.keyCount,
-        },
+        workload: { ...options.workload, thinkTicksMean: 2 },
         storageFaults: noStorageFaults,
         crashes: downUntilRestarted,
         clock: noClockFaultOptions,
