@@ -10,9 +10,9 @@
 // Cost while the load runs: a comparison per call, and an insertion into a sorted array of N
 // when a call beats the slowest kept; the local timeline is a preallocated ring.
 
-import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks";
+import { PerformanceObserver } from "node:perf_hooks";
 import { assert } from "../stdx/assert.js";
-import { Timeline, TimelineKind, slowLoopMs, timelineKindNames } from "../io/timeline.js";
+import { Timeline, TimelineKind, timelineKindNames, toWallMs } from "../io/timeline.js";
 import type { CallObserver } from "./load.js";
 import { addressUrl } from "./transport.js";
 
@@ -73,16 +73,7 @@ export class SlowOpsRecorder {
     private loopTimer: NodeJS.Timeout | null = null;
     private loopLastMs = 0;
     private readonly gcObserver = new PerformanceObserver((list) => {
-        for (const entry of list.getEntries()) {
-            const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
-            const young = kind === perfConstants.NODE_PERFORMANCE_GC_MINOR;
-            this.timeline.record(
-                young ? TimelineKind.gcYoung : TimelineKind.gcMajor,
-                performance.timeOrigin + entry.startTime,
-                entry.duration,
-                kind ?? 0,
-            );
-        }
+        for (const entry of list.getEntries()) this.timeline.recordGc(entry);
     });
 
     constructor(capacity: number) {
@@ -98,11 +89,7 @@ export class SlowOpsRecorder {
         this.loopLastMs = performance.now();
         this.loopTimer = setInterval(() => {
             const nowMs = performance.now();
-            const lateMs = nowMs - this.loopLastMs - intervalMs;
-            if (lateMs >= slowLoopMs) {
-                const dueMs = performance.timeOrigin + this.loopLastMs + intervalMs;
-                this.timeline.record(TimelineKind.loopStall, dueMs, lateMs, 0);
-            }
+            this.timeline.recordTimerLateness(this.loopLastMs, intervalMs, nowMs);
             this.loopLastMs = nowMs;
         }, intervalMs);
         this.loopTimer.unref();
@@ -128,7 +115,7 @@ export class SlowOpsRecorder {
         while (index > 0 && calls[index - 1]!.latencyMs < latencyMs) index--;
         const call = {
             clientIndex,
-            startMs: performance.timeOrigin + startMs,
+            startMs: toWallMs(startMs),
             latencyMs,
             retries,
             failed,

@@ -18,7 +18,7 @@
 // that a client's slow operation can be matched with what the replica was doing meanwhile.
 
 import fs from "node:fs";
-import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks";
+import { PerformanceObserver } from "node:perf_hooks";
 import { type Config, isPowerOfTwo, production, verify } from "../constants.js";
 import { KvStateMachine } from "../state_machine/kv.js";
 import { assert } from "../stdx/assert.js";
@@ -46,7 +46,7 @@ import { JsonLog, type LogFn, type LogThreshold } from "./log.js";
 import { Histogram, exponentialBounds, writeHeader, writeSample } from "./metrics.js";
 import { DirectStorage, type StorageZone, writeSecondsBounds } from "./storage_direct.js";
 import { RealTime } from "./time.js";
-import { Timeline, TimelineKind, slowLoopMs, slowStepMs, wallMs } from "./timeline.js";
+import { Timeline, TimelineKind, slowStepMs, toWallMs, wallMs } from "./timeline.js";
 import { reportIntervalMs } from "../web/cluster_view.js";
 import { LivePage } from "../web/live.js";
 
@@ -219,10 +219,8 @@ export class Node {
     /** Bound once: the tick timer's callback. */
     private readonly tickCallback = (): void => {
         const startMs = performance.now();
-        const tickMs = this.options.config.tickMs;
-        if (this.tickLastMs !== 0 && startMs - this.tickLastMs - tickMs >= slowLoopMs) {
-            const dueMs = this.tickLastMs + tickMs;
-            this.timeline.record(TimelineKind.loopStall, toWallMs(dueMs), startMs - dueMs, 0);
+        if (this.tickLastMs !== 0) {
+            this.timeline.recordTimerLateness(this.tickLastMs, this.options.config.tickMs, startMs);
         }
         this.tickLastMs = startMs;
         this.replica.tick();
@@ -253,16 +251,8 @@ export class Node {
     private gcMajor = 0;
     private readonly gcObserver = new PerformanceObserver((list) => {
         for (const entry of list.getEntries()) {
-            const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
-            const young = kind === perfConstants.NODE_PERFORMANCE_GC_MINOR;
-            if (young) this.gcYoung++;
+            if (this.timeline.recordGc(entry)) this.gcYoung++;
             else this.gcMajor++;
-            this.timeline.record(
-                young ? TimelineKind.gcYoung : TimelineKind.gcMajor,
-                toWallMs(entry.startTime),
-                entry.duration,
-                kind ?? 0,
-            );
         }
     });
     readonly startedMs = Date.now();
@@ -800,11 +790,6 @@ function newNodeArena(sizeBytes: number): Arena {
     arena.bytes.fill(0);
     checksumAttach(arena.memory);
     return arena;
-}
-
-/** A performance.now() reading on the wall clock (ms since the epoch), as the timeline keeps. */
-function toWallMs(monotonicMs: number): number {
-    return performance.timeOrigin + monotonicMs;
 }
 
 /** The live page; its files missing is an installation error, said in one line. */

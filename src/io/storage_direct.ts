@@ -36,7 +36,7 @@ import path from "node:path";
 import { sectorSize } from "../constants.js";
 import type { LogFn } from "./log.js";
 import { type Histogram, exponentialBounds, writeHeader } from "./metrics.js";
-import { type Timeline, TimelineKind, slowWriteMs } from "./timeline.js";
+import { type Timeline, TimelineKind, slowWriteMs, toWallMs } from "./timeline.js";
 import { assert } from "../stdx/assert.js";
 import type { Arena } from "../vsr/arena.js";
 import {
@@ -351,7 +351,7 @@ export class DirectStorage implements Storage {
                 const durationMs = performance.now() - slot.submittedMs;
                 if (histogram !== null) histogram.observe(durationMs / 1000);
                 if (this.timeline !== null && durationMs >= slowWriteMs) {
-                    const startMs = performance.timeOrigin + slot.submittedMs;
+                    const startMs = toWallMs(slot.submittedMs);
                     this.timeline.record(TimelineKind.slowWrite, startMs, durationMs, slot.zone);
                 }
             } else {

@@ -15,6 +15,7 @@
 // recording allocates nothing (typed arrays, preallocated at start); only the JSON answer of
 // GET /timeline builds strings, on request.
 
+import { type PerformanceEntry, constants as perfConstants } from "node:perf_hooks";
 import { assert } from "../stdx/assert.js";
 
 export enum TimelineKind {
@@ -50,9 +51,14 @@ export const slowStepMs = 5;
 /** A write taking this long from submit to durable is recorded. */
 export const slowWriteMs = 5;
 
+/** A performance.now() reading on the wall clock (ms since the epoch), as the timeline keeps. */
+export function toWallMs(monotonicMs: number): number {
+    return performance.timeOrigin + monotonicMs;
+}
+
 /** Wall-clock milliseconds since the epoch, fractional, on the monotonic clock's scale. */
 export function wallMs(): number {
-    return performance.timeOrigin + performance.now();
+    return toWallMs(performance.now());
 }
 
 export class Timeline {
@@ -86,6 +92,26 @@ export class Timeline {
         this.durationMs[index] = durationMs;
         this.value[index] = value;
         this.count++;
+    }
+
+    /** Records a GC observer's entry; returns whether it was a young (minor) collection. */
+    recordGc(entry: PerformanceEntry): boolean {
+        const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+        const young = kind === perfConstants.NODE_PERFORMANCE_GC_MINOR;
+        const timelineKind = young ? TimelineKind.gcYoung : TimelineKind.gcMajor;
+        this.record(timelineKind, toWallMs(entry.startTime), entry.duration, kind ?? 0);
+        return young;
+    }
+
+    /**
+     * A timer due every intervalMs fired at nowMs, last at lastMs (performance.now() readings):
+     * records a loop stall when it came slowLoopMs or more late (whatever held the loop).
+     */
+    recordTimerLateness(lastMs: number, intervalMs: number, nowMs: number): void {
+        const dueMs = lastMs + intervalMs;
+        if (nowMs - dueMs >= slowLoopMs) {
+            this.record(TimelineKind.loopStall, toWallMs(dueMs), nowMs - dueMs, 0);
+        }
     }
 
     /**

@@ -5,7 +5,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { Timeline, TimelineKind, timelineKindNames } from "../../src/io/timeline.js";
+import {
+    Timeline,
+    TimelineKind,
+    slowLoopMs,
+    timelineKindNames,
+    toWallMs,
+} from "../../src/io/timeline.js";
 
 interface Parsed {
     replica: number;
@@ -60,4 +66,20 @@ test("a timeline refuses a negative duration and an unknown kind", () => {
     assert.throws(() => timeline.record(TimelineKind.gcYoung, 0, -1, 0));
     assert.throws(() => timeline.record(kindCount as TimelineKind, 0, 1, 0));
     assert.equal(timeline.count, 0);
+});
+
+test("a timer slowLoopMs or more late is a loop stall from its due time; less is nothing", () => {
+    const timeline = new Timeline(4);
+    timeline.recordTimerLateness(1000, 10, 1010 + slowLoopMs - 1);
+    assert.equal(timeline.count, 0);
+    timeline.recordTimerLateness(1000, 10, 1010 + slowLoopMs + 2);
+    const parsed = JSON.parse(timeline.json(0, [])) as Parsed;
+    assert.deepEqual(parsed.events, [
+        {
+            kind: "loop_stall",
+            start_ms: Number(toWallMs(1010).toFixed(3)),
+            duration_ms: slowLoopMs + 2,
+            value: 0,
+        },
+    ]);
 });
