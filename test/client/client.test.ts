@@ -21,7 +21,7 @@ import {
     type ClientTuning,
     eventsPerRequestMax,
 } from "../../src/client/client.js";
-import { runLoad } from "../../src/client/load.js";
+import { type LoadOptions, runLoad } from "../../src/client/load.js";
 import type { ClientTransport, FrameHandler } from "../../src/client/transport.js";
 import { SharedTransport, WebSocketTransport } from "../../src/client/transport.js";
 import { test as testConfig, headerSize, sectorSize } from "../../src/constants.js";
@@ -565,21 +565,27 @@ test("a corrupted reply is ignored and the retried request gets the cached reply
         client.close();
     }));
 
+/** runLoad's options for a test: a bounded run, no progress, no observer, unless overridden. */
+function loadOptions(
+    overrides: Partial<LoadOptions> & Pick<LoadOptions, "clients" | "batch">,
+): LoadOptions {
+    return {
+        durationS: null,
+        requests: null,
+        valueBytes: 16,
+        verify: false,
+        keysPerClient: 1024,
+        warmupTimeoutMs: 5000,
+        progress: null,
+        callObserver: null,
+        ...overrides,
+    };
+}
+
 test("the load generator with verify reports lost = 0 in the contract's JSON shape", () =>
     withHarness(async (harness) => {
         const loaded = await runLoad(
-            {
-                clients: 3,
-                batch: 5,
-                durationS: null,
-                requests: 30,
-                valueBytes: 16,
-                verify: true,
-                keysPerClient: 1024,
-                warmupTimeoutMs: 5000,
-                progress: null,
-                callObserver: null,
-            },
+            loadOptions({ clients: 3, batch: 5, requests: 30, verify: true }),
             () => testClient(harness).client,
         );
         const report = JSON.parse(JSON.stringify(loaded.report));
@@ -608,18 +614,7 @@ test("the load generator with verify reports lost = 0 in the contract's JSON sha
 test("the load generator runs for a duration with one put per call", () =>
     withHarness(async (harness) => {
         const loaded = await runLoad(
-            {
-                clients: 2,
-                batch: 1,
-                durationS: 1,
-                requests: null,
-                valueBytes: 0,
-                verify: false,
-                keysPerClient: 50,
-                warmupTimeoutMs: 5000,
-                progress: null,
-                callObserver: null,
-            },
+            loadOptions({ clients: 2, batch: 1, durationS: 1, valueBytes: 0, keysPerClient: 50 }),
             () => testClient(harness).client,
         );
         const report = loaded.report;
@@ -634,18 +629,7 @@ test("the load generator counts errors without stopping: a full table under veri
     withHarness(async (harness) => {
         // Fresh keys for every put: the test table (countMax 224 of 256 slots) fills up.
         const loaded = await runLoad(
-            {
-                clients: 2,
-                batch: 4,
-                durationS: null,
-                requests: 80,
-                valueBytes: 8,
-                verify: true,
-                keysPerClient: 1024,
-                warmupTimeoutMs: 5000,
-                progress: null,
-                callObserver: null,
-            },
+            loadOptions({ clients: 2, batch: 4, requests: 80, valueBytes: 8, verify: true }),
             () => testClient(harness).client,
         );
         const report = loaded.report;
@@ -716,18 +700,7 @@ test("sessions of a SharedTransport share one path and each gets only its own re
         const inner = harness.createTransport();
         const shared = new SharedTransport(inner);
         const loaded = await runLoad(
-            {
-                clients: 4,
-                batch: 3,
-                durationS: null,
-                requests: 40,
-                valueBytes: 16,
-                verify: true,
-                keysPerClient: 1024,
-                warmupTimeoutMs: 5000,
-                progress: null,
-                callObserver: null,
-            },
+            loadOptions({ clients: 4, batch: 3, requests: 40, verify: true }),
             () => new Client({ transport: shared.session(), messageSizeMax }),
         );
         assert.equal(loaded.report.errors, 0);
