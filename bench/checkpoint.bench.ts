@@ -51,12 +51,11 @@ class Bench {
         const imageSize = KvStateMachine.sizeBytes(entriesMax);
         this.zones = layout(config, imageSize);
         const batch = batchEventCount * (eventSize + resultSize);
-        this.arena = new Arena(2 * alignUp(imageSize) + Grid.arenaBytes(this.zones) + batch + 2e5);
+        this.arena = new Arena(alignUp(imageSize) + Grid.arenaBytes(this.zones) + batch + 2e5);
         checksumAttach(this.arena.memory);
         const kvOffset = this.arena.allocate(alignUp(imageSize), 4096);
         this.kv = new KvStateMachine(this.arena.bytes, kvOffset, entriesMax);
-        const snapshot = this.arena.allocate(alignUp(imageSize), 4096);
-        this.grid = new Grid(this.arena, this.zones, this.kv, snapshot);
+        this.grid = new Grid(this.arena, this.zones, this.kv);
         this.input = this.arena.allocate(batchEventCount * eventSize, 4096);
         this.output = this.arena.allocate(batchEventCount * resultSize, 4096);
         this.disk = new Uint8Array(this.zones.gridBlockCount * this.zones.gridBlockSize);
@@ -86,7 +85,6 @@ class Bench {
         const grid = this.grid;
         const size = this.zones.gridBlockSize;
         const startMs = performance.now();
-        grid.refreshSnapshot();
         grid.stage(op);
         const stagedMs = performance.now();
         for (let address = grid.nextBlock(); address >= 0; address = grid.nextBlock()) {

@@ -211,6 +211,8 @@ function toJson(result: SimResult): Record<string, unknown> {
         replicas_awaiting_sync: result.replicasAwaitingSync,
         state_syncs: result.stateSyncs,
         grid_blocks_repaired: result.gridBlocksRepaired,
+        sync_blocks_fetched: result.syncBlocksFetched,
+        sync_blocks_reused: result.syncBlocksReused,
         par_repairs: result.parRepairs,
         wal_reads: result.walReads,
         wal_read_errors: result.walReadErrors,
@@ -230,6 +232,8 @@ function printHuman(result: SimResult, reproduce: string): void {
             `replies_checked=${result.repliesChecked} view_changes=${result.viewChanges} ` +
             `replicas_awaiting_sync=${result.replicasAwaitingSync} ` +
             `state_syncs=${result.stateSyncs} grid_blocks_repaired=${result.gridBlocksRepaired} ` +
+            `sync_blocks_fetched=${result.syncBlocksFetched} ` +
+            `sync_blocks_reused=${result.syncBlocksReused} ` +
             `par_repairs=${result.parRepairs} ` +
             `wal_reads=${result.walReads} wal_read_errors=${result.walReadErrors}\n`,
     );

@@ -44,6 +44,27 @@ function indexAddresses(index: Uint8Array): number[] {
     return addresses;
 }
 
+/** One entry of a block index: the block's address and checksum (hex, as written). */
+export interface NamedBlock {
+    address: number;
+    checksum: string;
+}
+
+/** The (address, checksum) entries the durable block index names, oldest first. */
+export function namedGridBlockEntries(data: Uint8Array, zones: Layout): NamedBlock[] {
+    const at = durableIndexOffset(data.slice(0, superblockZoneSize), zones);
+    if (at < 0) return [];
+    const index = data.slice(at, at + zones.checkpointIndexSize);
+    const view = new DataView(index.buffer, index.byteOffset, index.byteLength);
+    const entries: NamedBlock[] = [];
+    for (let entry = 0; entry < view.getUint32(IndexField.blockCount, true); entry++) {
+        const base = IndexField.entries + entry * blockIndexEntrySize;
+        const checksum = Buffer.from(index.subarray(base + 16, base + 32)).toString("hex");
+        entries.push({ address: view.getUint32(base, true), checksum });
+    }
+    return entries;
+}
+
 /** The addresses the durable block index names, oldest first ([] before any checkpoint). */
 export function namedGridBlocks(data: Uint8Array, zones: Layout): number[] {
     const at = durableIndexOffset(data.slice(0, superblockZoneSize), zones);

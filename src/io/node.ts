@@ -121,7 +121,7 @@ export function nodeArenaBytes(config: Config, replicaCount: number): number {
     const messagesMax = nodeMessagesMax(config, replicaCount);
     return (
         MessagePool.sizeBytes(config.messageSizeMax, messagesMax) +
-        2 * alignUp(kvSize) + // The KV table and its checkpoint snapshot.
+        alignUp(kvSize) + // The KV table (checkpoints stage their records: Grid.arenaBytes).
         Grid.arenaBytes(dataLayout) +
         3 * dataLayout.walHeadersSize + // The ring and recovery's two scratch rings.
         (config.journalWritesMax + 64) * 4096 +
@@ -484,6 +484,11 @@ export class Node {
             ],
             ["vsr_grid_blocks", "Grid blocks in the data file.", grid.blockCount],
             [
+                "vsr_checkpoint_staging_records",
+                "Slot records the checkpoint staging area holds (copy-on-write of pending slots).",
+                grid.stagingRecords,
+            ],
+            [
                 "vsr_kv_entries_max",
                 "The KV table's capacity (vsr format --kv-entries).",
                 grid.slotCount,
@@ -564,6 +569,11 @@ export class Node {
                 replica.checkpointer.grid.blocksWrittenTotal,
             ],
             [
+                "vsr_checkpoint_execution_holds_total",
+                "Ops whose execution waited for a checkpoint's blocks (staging area short).",
+                replica.checkpointer.grid.executionHolds,
+            ],
+            [
                 "vsr_events_committed_total",
                 "KV events (puts, gets, deletes) executed.",
                 stats.eventsCommitted,
@@ -618,6 +628,16 @@ export class Node {
                 "vsr_grid_blocks_served_total",
                 "Grid blocks read from disk and sent to a peer repairing its own.",
                 gridRepair.blocksServed,
+            ],
+            [
+                "vsr_sync_blocks_fetched_total",
+                "Grid blocks of a state sync's checkpoint fetched from a peer.",
+                gridRepair.syncBlocksFetched,
+            ],
+            [
+                "vsr_sync_blocks_reused_total",
+                "Grid blocks of a state sync's checkpoint read from this replica's own disk.",
+                gridRepair.syncBlocksReused,
             ],
         ];
     }

@@ -164,6 +164,9 @@ export class Cluster {
     walReadErrorsOfCrashed = 0;
     /** Grid blocks repaired from peers by replicas that crashed since (their counts died). */
     gridBlocksRepairedOfCrashed = 0;
+    /** State sync's blocks fetched from peers, and read from its own disk, likewise. */
+    syncBlocksFetchedOfCrashed = 0;
+    syncBlocksReusedOfCrashed = 0;
     crashOptions: CrashOptions;
     readonly clients: SimClient[] = [];
     readonly checkers: Checkers;
@@ -238,7 +241,7 @@ export class Cluster {
             config.journalWritesMax * sectorSize +
             (2 + superblockCopies) * superblockCopySize +
             dataLayout.checkpointSessionsSize +
-            2 * alignUp(dataLayout.kvImageSize) + // The KV table and its checkpoint snapshot.
+            alignUp(dataLayout.kvImageSize) + // The KV table (checkpoints: Grid.arenaBytes).
             Grid.arenaBytes(dataLayout) +
             16 * sectorSize // Alignment slack and small fields.
         );
@@ -392,6 +395,8 @@ export class Cluster {
         this.walReadsOfCrashed += replica.journal.readsStarted;
         this.walReadErrorsOfCrashed += replica.journal.readErrors;
         this.gridBlocksRepairedOfCrashed += replica.gridRepair.blocksRepaired;
+        this.syncBlocksFetchedOfCrashed += replica.gridRepair.syncBlocksFetched;
+        this.syncBlocksReusedOfCrashed += replica.gridRepair.syncBlocksReused;
         replica.shutdown();
         this.storages[index]!.crash();
         this.up[index] = 0;

@@ -59,6 +59,9 @@ export interface SimResult {
     readonly stateSyncs: number;
     /** Grid blocks that failed to read at recovery and were fetched from a peer. */
     readonly gridBlocksRepaired: number;
+    /** Blocks of synced checkpoints fetched from a peer, and read from the replica's own disk. */
+    readonly syncBlocksFetched: number;
+    readonly syncBlocksReused: number;
     readonly parRepairs: number;
     /** Prepares read back from disk (not cached), and reads that made a slot faulty. */
     readonly walReads: number;
@@ -364,6 +367,8 @@ function summarize(
         replicasAwaitingSync: awaiting,
         stateSyncs: cluster.checkers.stateSyncs,
         gridBlocksRepaired: gridBlocksRepaired(cluster),
+        syncBlocksFetched: syncBlocks(cluster, true),
+        syncBlocksReused: syncBlocks(cluster, false),
         parRepairs: parRepairs(cluster),
         walReads: walReads(cluster, false),
         walReadErrors: walReads(cluster, true),
@@ -408,6 +413,16 @@ function parRepairs(cluster: Cluster): number {
 function gridBlocksRepaired(cluster: Cluster): number {
     let total = cluster.gridBlocksRepairedOfCrashed;
     for (const replica of cluster.replicas) total += replica.gridRepair.blocksRepaired;
+    return total;
+}
+
+/** State sync's blocks fetched from peers (or read from the replica's own disk), run-wide. */
+function syncBlocks(cluster: Cluster, fetched: boolean): number {
+    let total = fetched ? cluster.syncBlocksFetchedOfCrashed : cluster.syncBlocksReusedOfCrashed;
+    for (const replica of cluster.replicas) {
+        const repair = replica.gridRepair;
+        total += fetched ? repair.syncBlocksFetched : repair.syncBlocksReused;
+    }
     return total;
 }
 

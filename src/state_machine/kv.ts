@@ -26,7 +26,7 @@
 // view the first time it is seen (tests and tools only).
 
 import { assert, unreachable } from "../stdx/assert.js";
-import type { SlotColumn } from "../vsr/interfaces.js";
+import type { SlotColumn, SlotGuard } from "../vsr/interfaces.js";
 
 export const eventSize = 128;
 export const resultSize = 80;
@@ -88,6 +88,7 @@ export class KvStateMachine {
     /** Per slot: metadata (8 B), key (32 B), value (64 B), each in its own column. */
     readonly slotColumns: readonly SlotColumn[];
     readonly dirty: Uint32Array;
+    slotGuard: SlotGuard | null = null;
 
     private readonly memory: Uint8Array;
     /** All of `memory`'s buffer as words: events and results in the arena are read through it. */
@@ -208,6 +209,55 @@ export class KvStateMachine {
         return outputSize;
     }
 
+    /**
+     * An upper bound of the slots `eventCount` events at input[inputOffset..] change, with at
+     * most `insertsMax` inserts before or among them: a put changes one slot; a delete changes
+     * slots from its key's home slot up to the empty slot that ends the cluster (backward
+     * shift), and each insert fills an empty slot, so that end lies at most at the
+     * (insertsMax + 1)-th empty slot from home today. A get or an invalid event changes none.
+     * Cost: a scan per delete of about 8 (insertsMax + 1) slots (≥ 1/8 of the slots are empty).
+     */
+    slotsTouchedMax(
+        input: Uint8Array,
+        inputOffset: number,
+        eventCount: number,
+        insertsMax: number,
+    ): number {
+        assert(inputOffset + eventCount * eventSize <= input.length);
+        const inputAt = input.byteOffset + inputOffset;
+        assert(inputAt % 4 === 0);
+        this.bindWords(input.buffer, this.outputBuffer);
+        const words = this.inputWords;
+        let total = 0;
+        for (let index = 0; index < eventCount; index++) {
+            const eventWord = (inputAt >>> 2) + index * eventWordCount;
+            if (!eventValid(words, eventWord)) continue;
+            const header = words[eventWord]!;
+            const kind = header & 0xff;
+            if (kind === EventKind.put) total += 1;
+            if (kind !== EventKind.delete) continue;
+            const keySize = (header >>> 8) & 0xff;
+            const home = hashKey(words, eventWord + eventKeyWord, keySize) & this.slotMask;
+            total += this.clusterEndDistance(home, insertsMax + 1);
+        }
+        return total;
+    }
+
+    /** Slots from `home` up to and including the `empties`-th empty slot from it. */
+    private clusterEndDistance(home: number, empties: number): number {
+        const metas = this.metas;
+        let found = 0;
+        let slot = home;
+        for (let distance = 1; distance <= this.entriesMax; distance++) {
+            if (metas[slot * 2 + 1] === 0) {
+                found++;
+                if (found === empties) return distance;
+            }
+            slot = (slot + 1) & this.slotMask;
+        }
+        return this.entriesMax; // Fewer empty slots than that: every slot, at most.
+    }
+
     /** Checks every table invariant by a full scan: O(entriesMax), for tests and recovery. */
     invariants(): void {
         assert(this.header[1] === this.entriesMax);
@@ -307,6 +357,7 @@ export class KvStateMachine {
             if (this.count >= this.countMax) return ResultStatus.tableFull;
             slot = -1 - found;
             assert(this.metas[slot * 2 + 1] === 0);
+            if (this.slotGuard !== null) this.slotGuard.beforeSlotWrite(slot);
             this.metas[slot * 2] = hash;
             const keys = this.keys;
             const keyBase = slot * keyWordCount;
@@ -317,6 +368,7 @@ export class KvStateMachine {
             this.header[0] = this.count + 1;
         }
         assert(this.metas[slot * 2] === hash);
+        if (found >= 0 && this.slotGuard !== null) this.slotGuard.beforeSlotWrite(slot);
         this.dirty[slot >>> 5]! |= 1 << (slot & 31);
         this.metas[slot * 2 + 1] = keySize | (valueSize << 8);
         // The event's value padding is validated zero, so copying all words keeps ours zero.
@@ -359,6 +411,7 @@ export class KvStateMachine {
         assert(source !== target);
         assert(this.metas[source * 2 + 1] !== 0);
         const metas = this.metas;
+        if (this.slotGuard !== null) this.slotGuard.beforeSlotWrite(target);
         this.dirty[target >>> 5]! |= 1 << (target & 31);
         metas[target * 2] = metas[source * 2]!;
         metas[target * 2 + 1] = metas[source * 2 + 1]!;
@@ -373,6 +426,7 @@ export class KvStateMachine {
     }
 
     private clear(slot: number): void {
+        if (this.slotGuard !== null) this.slotGuard.beforeSlotWrite(slot);
         this.dirty[slot >>> 5]! |= 1 << (slot & 31);
         this.metas[slot * 2] = 0;
         this.metas[slot * 2 + 1] = 0;

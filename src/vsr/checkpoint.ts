@@ -18,10 +18,13 @@
 // An index or client table that fails is the whole checkpoint failing: the replica then starts
 // without state and state-syncs from a peer instead of refusing to start.
 //
-// A write first snapshots the state: the slots changed since the last snapshot are copied into
-// a region of their own (cost ∝ the change), the client table is serialized and every reply
-// referenced, so execution resumes at once and the disk writes proceed from the snapshot. The
-// snapshot also serves state sync to peers (its whole-image checksum computed on first demand).
+// A write first snapshots the state: the grid stages the records it will write (cost ∝ the
+// change; a change too large for its staging area holds execution until its blocks are built:
+// grid.ts), the client table is serialized and every reply referenced, so execution resumes at
+// once and the disk writes proceed from the snapshot. Once
+// its blocks are written and its index sealed, the snapshot's checkpoint is served to peers by
+// state sync: its index, client table and replies as a stream (here), its blocks by
+// (address, checksum) from disk (grid_repair.ts).
 
 import { assert } from "../stdx/assert.js";
 import { headerSize, sectorSize } from "../constants.js";
@@ -40,7 +43,7 @@ import {
     validHeaderChecksum,
 } from "./header.js";
 import { IoResult, type StateMachine, type Storage, type StorageCompletion } from "./interfaces.js";
-import { Grid } from "./grid.js";
+import { Grid, IndexField } from "./grid.js";
 import { type Layout, alignUp, sessionEntrySize } from "./layout.js";
 import type { Message, MessagePool } from "./message_pool.js";
 
@@ -62,12 +65,16 @@ export class Checkpointer implements StorageCompletion {
     /** The grid: incremental image checkpoints (its index checksum goes to the superblock). */
     readonly grid: Grid;
     /**
-     * Arena offsets of checksums: of the snapshot's whole image (state sync; computed when a
-     * peer first asks: kvChecksumStale), of the client table written or expected on read.
+     * Arena offsets of checksums: of the block index a state sync being received names (its
+     * identity, with the client table's), of the client table written or expected on read.
      */
-    readonly kvChecksum: number;
-    private kvChecksumStale = true;
+    readonly syncIndexChecksum: number;
     readonly sessionsChecksum: number;
+    /**
+     * The snapshot's block index is sealed in grid.indexBuffer (every block of it written): the
+     * snapshot may be served to a peer. False while a checkpoint's blocks are being written.
+     */
+    private snapshotIndexReady = false;
     /** Blocks to read at recovery (the index's count) and the next one. */
     private blocksToRead = 0;
     private step: number = Step.idle;
@@ -76,8 +83,6 @@ export class Checkpointer implements StorageCompletion {
     private entry = 0;
     private readMessage: Message | null = null;
     private readonly readReplies: (Message | null)[] = [];
-    /** Arena offset of the KV image snapshot a write proceeds from. */
-    private readonly snapshotOffset: number;
     /** The replies of the snapshot (one reference each until the next snapshot). */
     private readonly snapshotReplies: (Message | null)[] = [];
     /** The op the snapshot was taken at (0: none yet) and its prepare's checksum. */
@@ -120,12 +125,11 @@ export class Checkpointer implements StorageCompletion {
         this.messageSizeMax = messageSizeMax;
         this.clientsMax = sessions.entriesMax;
         this.sessionsBuffer = allocator.allocate(dataLayout.checkpointSessionsSize, sectorSize);
-        this.kvChecksum = allocator.allocate(16, 16);
+        this.syncIndexChecksum = allocator.allocate(16, 16);
         this.sessionsChecksum = allocator.allocate(16, 16);
         for (let entry = 0; entry < this.clientsMax; entry++) this.readReplies.push(null);
         for (let entry = 0; entry < this.clientsMax; entry++) this.snapshotReplies.push(null);
-        this.snapshotOffset = allocator.allocate(alignUp(stateMachine.imageSize), sectorSize);
-        this.grid = new Grid(allocator, dataLayout, stateMachine, this.snapshotOffset);
+        this.grid = new Grid(allocator, dataLayout, stateMachine);
         this.snapshotAnchor = allocator.allocate(16, 16);
         for (let entry = 0; entry < this.clientsMax; entry++) this.syncReplies.push(null);
     }
@@ -139,9 +143,11 @@ export class Checkpointer implements StorageCompletion {
     }
 
     // -----------------------------------------------------------------------------------------
-    // State sync: the snapshot as one byte stream: KV image | client table | each reply in
-    // entry order (exact sizes, from the table). A lagging replica fetches it chunk by chunk in
-    // order, so the table (and with it every reply's size) arrives before the replies.
+    // State sync: the snapshot's checkpoint as one byte stream: block index (up to its last
+    // entry, sector-aligned; its header says how far) | client table | each reply in entry
+    // order (exact sizes, from the table). A lagging replica fetches it chunk by chunk in order,
+    // so the index's header arrives before its entries and the table (with every reply's size)
+    // before the replies. The image then comes as the blocks the index names (grid_repair.ts).
 
     private get tableSize(): number {
         return this.clientsMax * sessionEntrySize;
@@ -153,8 +159,13 @@ export class Checkpointer implements StorageCompletion {
         return size >= headerSize && size <= this.messageSizeMax ? size : 0;
     }
 
+    /** A peer may be served the snapshot: it exists, with its index sealed. */
+    get servable(): boolean {
+        return this.snapshotOp > 0 && this.snapshotIndexReady;
+    }
+
     streamSize(): number {
-        let size = this.stateMachine.imageSize + this.tableSize;
+        let size = this.grid.indexStreamSize(true) + this.tableSize;
         for (let entry = 0; entry < this.clientsMax; entry++) {
             size += this.tableReplySize(this.sessionsBuffer, entry);
         }
@@ -166,12 +177,7 @@ export class Checkpointer implements StorageCompletion {
      * `target`; returns the count. The snapshot must exist and no write may be starting.
      */
     serveStream(offset: number, target: number, sizeMax: number): number {
-        assert(this.snapshotOp > 0);
-        if (this.kvChecksumStale) {
-            const size = this.stateMachine.imageSize;
-            checksum(this.bytes, this.snapshotOffset, size, this.bytes, this.kvChecksum);
-            this.kvChecksumStale = false;
-        }
+        assert(this.servable);
         const total = this.streamSize();
         const size = Math.min(sizeMax, total - offset);
         assert(size >= 0);
@@ -192,12 +198,13 @@ export class Checkpointer implements StorageCompletion {
      * receiving), and the bytes left in its segment (segmentRemaining); -1 beyond the end.
      */
     private streamSegment(offset: number, table: number, serving: boolean): number {
-        const imageSize = this.stateMachine.imageSize;
-        if (offset < imageSize) {
-            this.segmentRemaining = imageSize - offset;
-            return this.snapshotOffset + offset;
+        // Receiving, the index's size is known once its header is in (stream order).
+        const indexSize = this.grid.indexStreamSize(serving || offset >= IndexField.entries);
+        if (offset < indexSize) {
+            this.segmentRemaining = indexSize - offset;
+            return this.grid.indexBuffer + offset;
         }
-        let start = imageSize;
+        let start = indexSize;
         if (offset < start + this.tableSize) {
             this.segmentRemaining = start + this.tableSize - offset;
             return this.sessionsBuffer + (offset - start);
@@ -225,54 +232,57 @@ export class Checkpointer implements StorageCompletion {
         return message;
     }
 
-    /** Starts assembling a stream (into the snapshot region, table buffer and pool messages). */
+    /** Starts assembling a stream (into the index buffer, table buffer and pool messages). */
     receiveBegin(): void {
         assert(this.step === Step.idle);
         this.releaseSync();
         this.releaseSnapshot();
-        this.snapshotOp = 0; // The region now holds a stream in assembly, not a snapshot.
-        this.grid.snapshotStale = true;
+        this.snapshotOp = 0; // The buffers now hold a stream in assembly, not a snapshot.
+        this.snapshotIndexReady = false;
+        this.bytes.fill(0, this.grid.indexBuffer, this.grid.indexBuffer + IndexField.entries);
     }
 
-    /** Stores stream bytes [offset, offset + size) from the arena at `source`. */
-    receive(offset: number, source: number, size: number): void {
+    /**
+     * Stores stream bytes [offset, offset + size) from the arena at `source`; false when they
+     * reach beyond the stream its index and table describe (a peer's inconsistent stream).
+     */
+    receive(offset: number, source: number, size: number): boolean {
         for (let done = 0; done < size; ) {
             const piece = this.streamSegment(offset + done, this.sessionsBuffer, false);
-            assert(piece >= 0);
+            if (piece < 0) return false;
             const count = Math.min(size - done, this.segmentRemaining);
             this.bytes.copyWithin(piece, source + done, source + done + count);
             done += count;
         }
+        return true;
     }
 
     /**
-     * Checks the assembled stream against the checksums at kvChecksum/sessionsChecksum and, if
-     * they match, installs it into the live state machine and the (cleared) client table.
+     * Checks the assembled stream against the checksums at syncIndexChecksum and
+     * sessionsChecksum; returns the index's block count, or -1 (the stream is dropped then).
+     * If they match, the live image is reset: the blocks rebuild it next (GridRepair.load).
      */
-    receiveInstall(kvChecksumOffset: number, sessionsChecksumOffset: number): boolean {
-        const image = this.stateMachine;
-        const kvOk = checksumEquals(
-            this.bytes,
-            this.snapshotOffset,
-            image.imageSize,
-            this.bytes,
-            kvChecksumOffset,
-        );
+    receiveVerify(): number {
         const tableOk = checksumEquals(
             this.bytes,
             this.sessionsBuffer,
             this.tableSize,
             this.bytes,
-            sessionsChecksumOffset,
+            this.sessionsChecksum,
         );
-        if (!kvOk || !tableOk) {
-            this.releaseSync();
-            return false;
-        }
-        const kvSize = image.imageSize;
-        this.bytes.copyWithin(image.imageOffset, this.snapshotOffset, this.snapshotOffset + kvSize);
-        // The snapshot region is the new image, which the grid's blocks know nothing of.
-        this.grid.snapshotStale = false;
+        const count = tableOk ? this.grid.indexValid(this.syncIndexChecksum) : -1;
+        if (count < 0) this.releaseSync();
+        else this.stateMachine.reset();
+        return count;
+    }
+
+    /**
+     * Every block of the received index is applied to the (reset) image: installs the image's
+     * header, the client table (cleared first) and its replies. The next checkpoint writes the
+     * whole image afresh (grid.rebase), at addresses the durable index does not name.
+     */
+    receiveInstall(): void {
+        this.grid.recoverFinish();
         this.grid.rebase = true;
         this.sessions.clear();
         for (let entry = 0; entry < this.clientsMax; entry++) {
@@ -283,7 +293,6 @@ export class Checkpointer implements StorageCompletion {
             this.sessions.deserialize(entry, entryOffset, reply);
         }
         this.releaseSync();
-        return true;
     }
 
     private releaseSync(): void {
@@ -331,6 +340,7 @@ export class Checkpointer implements StorageCompletion {
         this.ok = true;
         this.doneCallback = callback;
         this.snapshot(op, anchorOffset);
+        this.snapshotIndexReady = false; // Until sealIndex, after the last block.
         this.grid.stage(op);
         this.step = Step.blocks;
         this.writeBlock();
@@ -347,6 +357,7 @@ export class Checkpointer implements StorageCompletion {
             return;
         }
         const size = grid.sealIndex();
+        this.snapshotIndexReady = true; // Every block is written: peers may sync from it.
         this.indexBytesWritten = size;
         this.step = Step.index;
         this.writeAt(grid.indexBuffer, size, this.copyOffset(this.copy));
@@ -365,8 +376,8 @@ export class Checkpointer implements StorageCompletion {
         this.releaseSnapshot();
         this.snapshotOp = op;
         this.bytes.copyWithin(this.snapshotAnchor, anchorOffset, anchorOffset + 16);
-        this.grid.refreshSnapshot();
-        this.kvChecksumStale = true;
+        // Right after a read, the index just read is in indexBuffer (write() clears this).
+        this.snapshotIndexReady = true;
         for (let entry = 0; entry < this.clientsMax; entry++) {
             const reply = this.sessions.reply(entry);
             this.snapshotReplies[entry] = reply === null ? null : this.pool.ref(reply);

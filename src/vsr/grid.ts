@@ -10,7 +10,7 @@
 // A checkpoint (stage, then nextBlock until -1, then sealIndex):
 // - the delta: every slot whose dirty bit is set, unless it is empty and no block records it;
 // - cleaning: a prefix of the index, oldest first, is dropped and its slots whose latest record
-//   it holds are emitted again from the snapshot (an empty one is dropped with the prefix: all
+//   it holds are emitted again (an empty one is dropped with the prefix: all
 //   its records were in it). Budget: as many records as the delta (so a checkpoint writes at
 //   most twice its change), and more whenever the index would otherwise exceed
 //   gridIndexBlocksMax (see layout.ts for why 3T blocks always suffice): garbage may build up
@@ -19,6 +19,14 @@
 // - emitted slots go in slot order into blocks at the lowest addresses that neither the durable
 //   index nor the new one names (copy-on-write: a crash at any point leaves the durable index's
 //   blocks intact). A block dropped by checkpoint N is therefore reusable once N is durable.
+// - the image at `op` while execution goes on: blocks are built from the live image, and a slot
+//   the checkpoint emits but has not put in a block yet is saved, copy-on-write, into a staging
+//   area of stagingRecords records just before execution first changes it (the state machine
+//   tells its slotGuard, this grid). The area is bounded (1/32 of the slots, at least a block's
+//   worth): before executing an op, the replica checks that the area has room for every
+//   pending slot the op could change (admits), else execution waits until the checkpoint's
+//   last block is built. Cost: a check per changed slot, a copy of the pending ones; no
+//   table-sized copy of the image exists.
 // Determinism: blocks, addresses and the index are functions of the committed ops (the dirty
 // bits between two checkpoint ops) and the index recovered from, never of timing, so replicas
 // that executed the same ops write the same blocks at the same addresses: the basis of block
@@ -74,19 +82,31 @@ export const blockServeReadsMax = 2;
 
 const latestNone = -1;
 const latestPending = -2;
+/** latestStaged - i: pending, its bytes saved in staging record i (beforeSlotWrite). */
+const latestStaged = -3;
 const flagDurable = 1;
 const flagNew = 2;
 const flagCleaned = 4;
+/** A peer asked for the block and this replica's disk copy failed to verify (markDamaged). */
+const flagDamaged = 8;
 
 export class Grid {
     /** Arena offsets: the block being written or read, the index, its checksum. */
     readonly blockBuffer: number;
     readonly indexBuffer: number;
     readonly indexChecksum: number;
-    /** The image's state at the last staged checkpoint (refreshed by refreshSnapshot). */
-    readonly snapshotOffset: number;
-    /** The snapshot region no longer matches any checkpoint: the next refresh copies it all. */
-    snapshotStale = true;
+    /** The staging area: records (slot, bytes at the checkpoint's op) saved copy-on-write. */
+    private readonly staging: number;
+    readonly stagingRecords: number;
+    /** Records saved in the staging area for the checkpoint being written. */
+    private stagedCount = 0;
+    /** Slots the checkpoint being written emits, and those of them read from the live image. */
+    private emittedCount = 0;
+    private emittedFromImage = 0;
+    /** The image's 64-byte header at the staged op (the index carries it). */
+    private readonly imageHeader: number;
+    /** Ops whose execution waited for a checkpoint's blocks (the staging area was short). */
+    executionHolds = 0;
     /** The image was replaced wholesale (state sync): the next checkpoint writes it all anew. */
     rebase = false;
     /** The last checkpoint written: its blocks, records and cleaned records (for metrics). */
@@ -132,11 +152,13 @@ export class Grid {
     private readonly missing: Uint32Array;
     missingCount = 0;
 
-    /** Arena bytes a Grid and its block repair (grid_repair.ts) carve, besides the snapshot. */
+    /** Arena bytes a Grid and its block repair (grid_repair.ts) carve. */
     static arenaBytes(zones: Layout): number {
         const slots = zones.kvSlotCount;
         const blocks = zones.gridBlockCount;
         return (
+            stagingRecords(zones) * zones.gridRecordSize +
+            imageHeaderSize +
             zones.gridBlockSize +
             zones.checkpointIndexSize +
             16 +
@@ -151,12 +173,7 @@ export class Grid {
         );
     }
 
-    constructor(
-        allocator: Allocator,
-        zones: Layout,
-        stateMachine: StateMachine,
-        snapshotOffset: number,
-    ) {
+    constructor(allocator: Allocator, zones: Layout, stateMachine: StateMachine) {
         assert(stateMachine.slotCount === zones.kvSlotCount);
         assert(stateMachine.imageSize === zones.kvImageSize);
         const columns = stateMachine.slotColumns;
@@ -170,12 +187,14 @@ export class Grid {
             width += columns[column]!.width;
         }
         assert(4 + width === zones.gridRecordSize);
-        assert(stateMachine.imageOffset % 4 === 0 && snapshotOffset % 4 === 0);
+        assert(stateMachine.imageOffset % 4 === 0);
         this.zones = zones;
         this.stateMachine = stateMachine;
         this.bytes = allocator.bytes;
         this.view = allocator.view;
-        this.snapshotOffset = snapshotOffset;
+        this.stagingRecords = stagingRecords(zones);
+        this.staging = allocator.allocate(this.stagingRecords * zones.gridRecordSize, 4096);
+        this.imageHeader = allocator.allocate(imageHeaderSize, 16);
         const buffer = allocator.bytes.buffer;
         const slots = zones.kvSlotCount;
         const blocks = zones.gridBlockCount;
@@ -201,15 +220,7 @@ export class Grid {
         );
         this.words = new Int32Array(buffer);
         this.recoverBegin();
-        // Allocators hand out zeroed memory (an Arena is fresh, an ArenaRegion is zeroed by its
-        // reset), and a fresh table is zero but for its header (which every refresh copies):
-        // the snapshot already matches it, and the first checkpoint copies its dirty slots, not
-        // the table. Not scanned: reading the 208 MiB region of a 2^21-entry table took 1.6 s
-        // of a replica's start-up (a page fault per untouched page). Spot-checked instead.
-        const spot = Math.min(4096, stateMachine.imageSize) & ~3;
-        const snapshotEnd = snapshotOffset + (stateMachine.imageSize & ~3);
-        assert(this.wordsZero(snapshotOffset, spot) && this.wordsZero(snapshotEnd - spot, spot));
-        this.snapshotStale = false;
+        stateMachine.slotGuard = this;
     }
 
     /** Blocks the durable index names (after recovery or once the last seal is durable). */
@@ -232,34 +243,54 @@ export class Grid {
     // -----------------------------------------------------------------------------------------
     // Writing a checkpoint.
 
-    /** Brings the snapshot to the live image: the dirty slots only, unless it is stale. */
-    refreshSnapshot(): void {
-        const image = this.stateMachine.imageOffset;
-        const snapshot = this.snapshotOffset;
-        if (this.snapshotStale) {
-            this.bytes.copyWithin(snapshot, image, image + this.stateMachine.imageSize);
-            this.snapshotStale = false;
-            return;
-        }
-        this.bytes.copyWithin(snapshot, image, image + imageHeaderSize);
-        const dirty = this.stateMachine.dirty;
-        for (let word = 0; word < dirty.length; word++) {
-            let bits = dirty[word]!;
-            while (bits !== 0) {
-                const bit = 31 - Math.clz32(bits & -bits);
-                bits &= bits - 1;
-                this.copySlot(image, snapshot, word * 32 + bit);
-            }
-        }
-    }
-
     /**
-     * Chooses what checkpoint `op` writes (the snapshot must be refreshed at `op`) and consumes
+     * Chooses what checkpoint `op` writes (the live image is the state at `op`) and consumes
      * the dirty bits. The previous sealed index must be durable by now.
      */
     stage(op: number): void {
+        assert(this.pendingUnsaved === 0);
+        const image = this.stateMachine.imageOffset;
+        this.bytes.copyWithin(this.imageHeader, image, image + imageHeaderSize);
+        this.stagedCount = 0;
+        this.emittedCount = 0;
+        this.emittedFromImage = 0;
+        this.choose(op);
+    }
+
+    /** Pending slots (emitted, not in a block yet) whose bytes are still the live image's. */
+    get pendingUnsaved(): number {
+        return this.emittedCount - this.emittedFromImage - this.stagedCount;
+    }
+
+    /** Records the staging area can still take. */
+    get stagingRoom(): number {
+        return this.stagingRecords - this.stagedCount;
+    }
+
+    /**
+     * Before executing an op that changes at most `slotsMax` slots: true when the staging area
+     * can save every pending slot it may change; false counts a hold (execution waits for the
+     * checkpoint's blocks: pendingUnsaved is 0 once the last one is built).
+     */
+    admits(slotsMax: number): boolean {
+        if (slotsMax <= this.stagingRoom || this.pendingUnsaved <= this.stagingRoom) return true;
+        this.executionHolds++;
+        return false;
+    }
+
+    /** The state machine is about to change `slot`: save it first if a checkpoint needs it. */
+    beforeSlotWrite(slot: number): void {
+        if (this.latestBlock[slot] !== latestPending) return;
+        assert(this.stagedCount < this.stagingRecords); // The replica checked admits().
+        const record = this.staging + this.stagedCount * this.zones.gridRecordSize;
+        this.view.setUint32(record, slot, true);
+        this.copySlotOut(this.stateMachine.imageOffset, slot, record + 4);
+        this.latestBlock[slot] = latestStaged - this.stagedCount;
+        this.stagedCount++;
+    }
+
+    private choose(op: number): void {
         assert(op > this.checkpointOp || this.checkpointOp === 0 || this.rebase);
-        assert(!this.snapshotStale);
         this.promote();
         this.checkpointOp = op;
         this.emit.fill(0);
@@ -274,8 +305,9 @@ export class Grid {
             this.rebase = false;
             this.latestBlock.fill(latestNone);
             this.liveCount.fill(0);
+            const image = this.stateMachine.imageOffset;
             for (let slot = 0; slot < this.zones.kvSlotCount; slot++) {
-                if (!this.slotEmpty(this.snapshotOffset, slot)) this.emitSlot(slot);
+                if (!this.slotEmpty(image, slot)) this.emitSlot(slot);
             }
             dirty.fill(0);
             return;
@@ -298,7 +330,7 @@ export class Grid {
         const previous = this.latestBlock[slot]!;
         assert(previous !== latestPending);
         if (previous >= 0) this.liveCount[previous]! -= 1;
-        else if (this.slotEmpty(this.snapshotOffset, slot)) return false;
+        else if (this.slotEmpty(this.stateMachine.imageOffset, slot)) return false;
         this.emitSlot(slot);
         return true;
     }
@@ -306,6 +338,7 @@ export class Grid {
     private emitSlot(slot: number): void {
         this.emit[slot >>> 5]! |= 1 << (slot & 31);
         this.latestBlock[slot] = latestPending;
+        this.emittedCount++;
     }
 
     /** The durable index becomes the one sealed last (its superblock is durable now). */
@@ -314,7 +347,8 @@ export class Grid {
         this.promotePending = false;
         const flags = this.flags;
         for (let address = 0; address < flags.length; address++) {
-            flags[address] = (flags[address]! & flagNew) === 0 ? 0 : flagDurable;
+            const flag = flags[address]!;
+            flags[address] = (flag & flagNew) === 0 ? 0 : flagDurable | (flag & flagDamaged);
         }
         for (let index = 0; index < this.newCount; index++) {
             this.durableOrder[index] = this.newOrder[index]!;
@@ -341,7 +375,8 @@ export class Grid {
             }
             const blocksAfter = remaining + Math.ceil((deltaRecords + cleaned) / perBlock);
             const over = blocksAfter > this.zones.gridIndexBlocksMax;
-            if (prefix && (cleaned + live <= budget || over)) {
+            const damaged = (this.flags[address]! & flagDamaged) !== 0;
+            if ((prefix && (cleaned + live <= budget || over)) || damaged) {
                 this.flags[address]! |= flagCleaned;
                 cleaned += live;
                 remaining--;
@@ -360,6 +395,7 @@ export class Grid {
     /** Re-emits every slot whose latest record a cleaned block holds (its record list). */
     private cleanSlots(): void {
         const latest = this.latestBlock;
+        const image = this.stateMachine.imageOffset;
         const perBlock = this.zones.gridRecordsPerBlock;
         for (let index = 0; index < this.durableCount; index++) {
             const address = this.durableOrder[index]!;
@@ -369,7 +405,7 @@ export class Grid {
             for (let record = 0; record < this.recordCounts[address]!; record++) {
                 const slot = this.blockSlots[first + record]!;
                 if (latest[slot] !== address) continue;
-                if (this.slotEmpty(this.snapshotOffset, slot)) latest[slot] = latestNone;
+                if (this.slotEmpty(image, slot)) latest[slot] = latestNone;
                 else this.emitSlot(slot);
             }
             this.liveCount[address] = 0;
@@ -379,7 +415,10 @@ export class Grid {
     /** Fills blockBuffer with the next block to write; its address, or -1 when none is left. */
     nextBlock(): number {
         let slot = this.nextEmitted(this.emitCursor);
-        if (slot < 0) return -1;
+        if (slot < 0) {
+            assert(this.pendingUnsaved === 0);
+            return -1;
+        }
         const zones = this.zones;
         const address = this.allocate();
         const base = this.blockBuffer;
@@ -387,8 +426,17 @@ export class Grid {
         let count = 0;
         while (slot >= 0 && count < zones.gridRecordsPerBlock) {
             const record = base + gridBlockHeaderSize + count * zones.gridRecordSize;
-            this.view.setUint32(record, slot, true);
-            this.copySlotOut(this.snapshotOffset, slot, record + 4);
+            const latest = this.latestBlock[slot]!;
+            if (latest === latestPending) {
+                this.view.setUint32(record, slot, true);
+                this.copySlotOut(this.stateMachine.imageOffset, slot, record + 4);
+                this.emittedFromImage++;
+            } else {
+                assert(latest <= latestStaged);
+                const staged = this.staging + (latestStaged - latest) * zones.gridRecordSize;
+                assert(this.view.getUint32(staged, true) === slot);
+                this.bytes.copyWithin(record, staged, staged + zones.gridRecordSize);
+            }
             this.blockSlots[address * zones.gridRecordsPerBlock + count] = slot;
             this.latestBlock[slot] = address;
             count++;
@@ -448,7 +496,7 @@ export class Grid {
         view.setUint32(base + IndexField.blockSize, this.zones.gridBlockSize, true);
         writeU64(view, base + IndexField.checkpointOp, this.checkpointOp);
         view.setUint32(base + IndexField.recordSize, this.zones.gridRecordSize, true);
-        const header = this.snapshotOffset;
+        const header = this.imageHeader;
         this.bytes.copyWithin(base + IndexField.imageHeader, header, header + imageHeaderSize);
         for (let index = 0; index < this.newCount; index++) {
             const address = this.newOrder[index]!;
@@ -475,7 +523,9 @@ export class Grid {
         this.durableCount = 0;
         this.newCount = 0;
         this.promotePending = false;
-        this.snapshotStale = true;
+        this.stagedCount = 0;
+        this.emittedCount = 0;
+        this.emittedFromImage = 0;
         this.rebase = false;
         this.checkpointOp = 0;
         this.missing.fill(0);
@@ -487,6 +537,18 @@ export class Grid {
      * superblock's); returns its block count, or -1 when it is not the index expected.
      */
     recoverIndex(expected: number): number {
+        const count = this.indexValid(expected);
+        if (count < 0) return -1;
+        this.checkpointOp = readU64(this.view, this.indexBuffer + IndexField.checkpointOp);
+        this.bytes.copyWithin(this.indexChecksum, expected, expected + 16);
+        return count;
+    }
+
+    /**
+     * The block count of the index at indexBuffer if it matches the checksum at `expected` and
+     * this grid's geometry, else -1. Changes nothing (state sync checks a peer's index so).
+     */
+    indexValid(expected: number): number {
         const base = this.indexBuffer;
         const view = this.view;
         const count = view.getUint32(base + IndexField.blockCount, true);
@@ -500,9 +562,61 @@ export class Grid {
         if (view.getUint32(base + IndexField.recordSize, true) !== this.zones.gridRecordSize) {
             return -1;
         }
-        this.checkpointOp = readU64(view, base + IndexField.checkpointOp);
-        this.bytes.copyWithin(this.indexChecksum, expected, expected + 16);
         return count;
+    }
+
+    /**
+     * Bytes of the index at indexBuffer as state sync streams it: up to its last entry,
+     * sector-aligned (as written), bounded by the zone (a peer's count is checked later, by
+     * indexValid). Before its header is whole, the header alone.
+     */
+    indexStreamSize(headerWhole: boolean): number {
+        if (!headerWhole) return IndexField.entries;
+        const count = this.view.getUint32(this.indexBuffer + IndexField.blockCount, true);
+        const entries = Math.min(count, this.zones.gridIndexBlocksMax);
+        const size = alignUp(IndexField.entries + entries * blockIndexEntrySize);
+        return Math.min(size, this.zones.checkpointIndexSize);
+    }
+
+    /**
+     * State sync: applies the block at `buffer` to the image if it is the one entry `index` of
+     * the (valid) index at indexBuffer names. Only the image changes: the grid's own records
+     * (flags, addresses, liveness) stay the durable index's, so that no block it names is
+     * overwritten before the synced image is durable as a checkpoint of this replica's own.
+     */
+    applySyncBlock(buffer: number, index: number): boolean {
+        if (!this.blockMatches(buffer, index)) return false;
+        const zones = this.zones;
+        const view = this.view;
+        const count = view.getUint32(buffer + BlockField.recordCount, true);
+        for (let record = 0; record < count; record++) {
+            const at = buffer + gridBlockHeaderSize + record * zones.gridRecordSize;
+            if (view.getUint32(at, true) >= zones.kvSlotCount) return false;
+        }
+        const image = this.stateMachine.imageOffset;
+        for (let record = 0; record < count; record++) {
+            const at = buffer + gridBlockHeaderSize + record * zones.gridRecordSize;
+            this.copySlotIn(at + 4, image, view.getUint32(at, true));
+        }
+        return true;
+    }
+
+    /** The block at `buffer` is whole and is the one entry `index` of the index names. */
+    private blockMatches(buffer: number, index: number): boolean {
+        const zones = this.zones;
+        const view = this.view;
+        const entry = this.indexBuffer + IndexField.entries + index * blockIndexEntrySize;
+        const count = view.getUint32(buffer + BlockField.recordCount, true);
+        const op = readU64(view, this.indexBuffer + IndexField.checkpointOp);
+        const size = zones.gridBlockSize;
+        if (!checksumEquals(this.bytes, buffer + 16, size - 16, this.bytes, buffer)) return false;
+        if (!u128Same(this.bytes, buffer, entry + EntryField.checksum)) return false;
+        if (view.getUint32(buffer + BlockField.address, true) !== this.entryAddress(index)) {
+            return false;
+        }
+        if (view.getUint32(entry + EntryField.recordCount, true) !== count) return false;
+        if (count === 0 || count > zones.gridRecordsPerBlock) return false;
+        return readU64(view, buffer + BlockField.checkpointOp) <= op;
     }
 
     /** The address of entry `index` of the recovered index, or -1 if it is not a valid one. */
@@ -519,17 +633,9 @@ export class Grid {
         const zones = this.zones;
         const view = this.view;
         const base = this.blockBuffer;
-        const entry = this.indexBuffer + IndexField.entries + index * blockIndexEntrySize;
-        const address = view.getUint32(entry + EntryField.address, true);
+        const address = this.entryAddress(index);
         const count = view.getUint32(base + BlockField.recordCount, true);
-        if (!checksumEquals(this.bytes, base + 16, zones.gridBlockSize - 16, this.bytes, base)) {
-            return false;
-        }
-        if (!u128Same(this.bytes, base, entry + EntryField.checksum)) return false;
-        if (view.getUint32(base + BlockField.address, true) !== address) return false;
-        if (view.getUint32(entry + EntryField.recordCount, true) !== count) return false;
-        if (count === 0 || count > zones.gridRecordsPerBlock) return false;
-        if (readU64(view, base + BlockField.checkpointOp) > this.checkpointOp) return false;
+        if (!this.blockMatches(base, index)) return false;
         const image = this.stateMachine.imageOffset;
         for (let record = 0; record < count; record++) {
             const at = base + gridBlockHeaderSize + record * zones.gridRecordSize;
@@ -604,12 +710,25 @@ export class Grid {
         return u128Same(this.bytes, this.checksums + address * 16, checksumOffset);
     }
 
+    /**
+     * This replica's disk copy of the block at `address` failed to verify when read for a peer
+     * (while the grid still names it with the checksum at `checksumOffset`): the next
+     * checkpoint drops it from the index and writes its live records anew (as cleaning does),
+     * so that a checkpoint whose every copy of a block is lost becomes servable again (state
+     * sync loads blocks only from disks). True when marked now.
+     */
+    markDamaged(address: number, checksumOffset: number): boolean {
+        if (!this.names(address, checksumOffset)) return false; // Reused meanwhile: not ours.
+        if ((this.flags[address]! & flagDamaged) !== 0) return false;
+        this.flags[address]! |= flagDamaged;
+        return true;
+    }
+
     /** Every block applied: the image header (count, …) comes from the index. */
     recoverFinish(): void {
         const header = this.indexBuffer + IndexField.imageHeader;
         const image = this.stateMachine.imageOffset;
         this.bytes.copyWithin(image, header, header + imageHeaderSize);
-        this.snapshotStale = true;
     }
 
     // -----------------------------------------------------------------------------------------
@@ -617,17 +736,6 @@ export class Grid {
 
     // Every offset and width here is a multiple of 4 (asserted in the constructor): the bytes
     // move as int32 words, a slot's 104 bytes in 26 reads and writes.
-
-    private copySlot(from: number, to: number, slot: number): void {
-        const words = this.words;
-        for (let column = 0; column < this.columnOffsets.length; column++) {
-            const width = this.columnWidths[column]!;
-            const at = (this.columnOffsets[column]! >>> 2) + slot * width;
-            const source = (from >>> 2) + at;
-            const target = (to >>> 2) + at;
-            for (let word = 0; word < width; word++) words[target + word] = words[source + word]!;
-        }
-    }
 
     /** Copies slot `slot` of the image at `image` to `target`, columns back to back. */
     private copySlotOut(image: number, slot: number, target: number): void {
@@ -652,15 +760,6 @@ export class Grid {
         }
     }
 
-    private wordsZero(offset: number, size: number): boolean {
-        const words = this.words;
-        const first = offset >>> 2;
-        for (let word = first; word < first + (size >>> 2); word++) {
-            if (words[word] !== 0) return false;
-        }
-        return true;
-    }
-
     private slotEmpty(image: number, slot: number): boolean {
         const words = this.words;
         for (let column = 0; column < this.columnOffsets.length; column++) {
@@ -670,6 +769,17 @@ export class Grid {
         }
         return true;
     }
+}
+
+/**
+ * Records the staging area holds: 1/32 of the slots (3% of the table's memory), at least one
+ * block's worth (so that the simulator's small tables wait for it often), at most every slot.
+ * Only pending slots that execution changes before their block is built take a record; an op
+ * that might need more than is left waits (admits).
+ */
+export function stagingRecords(zones: Layout): number {
+    const slots = zones.kvSlotCount;
+    return Math.min(slots, Math.max(zones.gridRecordsPerBlock, slots >>> 5));
 }
 
 function u128Same(bytes: Uint8Array, left: number, right: number): boolean {

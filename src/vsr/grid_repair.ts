@@ -17,6 +17,13 @@
 // timeouts in a row (the peer asked rotates every time, so each peer is asked at least twice)
 // gives up: the caller falls back to state sync (every peer may have moved on to a checkpoint
 // that no longer holds the block).
+//
+// State sync loads its image here too (load): every block of the index it received, in index
+// order, is read from this replica's own disk when its grid names that (address, checksum)
+// (replicas that executed the same ops wrote the same blocks at the same addresses), else
+// fetched from peers as above; each is verified against its entry and applied to the image
+// only, never written (the durable index stays readable: state_sync.ts). A load that stalls
+// for stallsMax timeouts gives up like a repair: the caller starts the sync over.
 
 import { assert } from "../stdx/assert.js";
 import { headerSize } from "../constants.js";
@@ -83,6 +90,18 @@ export class GridRepair {
     /** Blocks served to peers; requests not served (not held, or every read busy). */
     blocksServed = 0;
     requestsUnserved = 0;
+    /** Blocks this replica's grid names whose disk copy failed to verify when served. */
+    blocksDamaged = 0;
+    /** Loading a state sync's image (load); its blocks fetched from peers, read from disk. */
+    loading = false;
+    syncBlocksFetched = 0;
+    syncBlocksReused = 0;
+    /** Loads given up (no peer served a block): the sync started over. */
+    syncLoadsAbandoned = 0;
+    /** The blocks of the index being loaded; a read of this replica's own copy in flight. */
+    private loadCount = 0;
+    private localRead = false;
+    private loadedCallback: (() => void) | null = null;
 
     private readonly grid: Grid;
     private readonly zones: Layout;
@@ -175,10 +194,13 @@ export class GridRepair {
     }
 
     ioCallback(io: BlockIo): void {
+        if (io === this.write && this.localRead) return this.localReadCallback();
         if (io === this.write) return this.writeCallback();
         const verified = io.result === IoResult.ok && this.blockVerifies(io.buffer, io);
         if (!verified) {
             this.requestsUnserved++; // Reused by a checkpoint since, or a bad read: not sent.
+            // Still named: the copy on disk is damaged; the next checkpoint rewrites its records.
+            if (this.grid.markDamaged(io.address, io.checksum)) this.blocksDamaged++;
             return;
         }
         this.blocksServed++;
@@ -239,8 +261,77 @@ export class GridRepair {
     /** Done (the image read whole), or abandoned (state sync replaces the image). */
     stop(): void {
         this.repairing = false;
+        this.loading = false;
+        this.loadedCallback = null;
         this.entry = -1;
         this.chunks = 0;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Loading a state sync's image.
+
+    /**
+     * Applies the `count` blocks the valid index at grid.indexBuffer names to the (reset)
+     * image, in index order, asking `peer` first (the one whose index it is); `callback` once
+     * all are applied. onRepairTimeout returns false when no peer served the block wanted for
+     * stallsMax timeouts: the caller gives up (stop) and syncs anew.
+     */
+    load(count: number, peer: number, callback: () => void): void {
+        assert(!this.repairing && !this.loading && !this.write.busy);
+        assert(peer !== this.replica && peer < this.replicaCount);
+        this.loading = true;
+        this.peer = peer;
+        this.loadCount = count;
+        this.loadedCallback = callback;
+        this.entry = -1;
+        this.chunks = 0;
+        this.stalls = 0;
+        this.progressed = false;
+        this.loadNext();
+    }
+
+    /** The next entry: read from this replica's disk if its grid names it, else fetched. */
+    private loadNext(): void {
+        assert(this.loading && !this.write.busy);
+        this.entry++;
+        this.chunks = 0;
+        if (this.entry === this.loadCount) {
+            const callback = this.loadedCallback;
+            assert(callback !== null);
+            this.stop();
+            return callback();
+        }
+        const address = this.grid.entryAddress(this.entry);
+        const checksumFrom = this.grid.entryChecksum(this.entry);
+        if (!this.grid.names(address, checksumFrom)) return this.sendRequest();
+        this.write.busy = true;
+        this.write.address = address;
+        this.localRead = true;
+        const size = this.zones.gridBlockSize;
+        this.storage.read(this.write, this.write.buffer, size, this.blockOffset(address));
+    }
+
+    private localReadCallback(): void {
+        this.localRead = false;
+        if (!this.loading) return; // Given up meanwhile (a crash tears the replica down).
+        const read = this.write;
+        if (read.result === IoResult.ok && this.grid.applySyncBlock(read.buffer, this.entry)) {
+            this.syncBlocksReused++;
+            this.progressed = true;
+            return this.loadNext();
+        }
+        this.sendRequest(); // Its own copy is damaged: a peer's then.
+    }
+
+    /** A fetched block verified whole: applied (load) or written back (repair). */
+    private fetched(): void {
+        if (!this.grid.applySyncBlock(this.write.buffer, this.entry)) {
+            this.blocksRejected++; // Not a block of the index after all: asked again.
+            return;
+        }
+        this.syncBlocksFetched++;
+        this.progressed = true;
+        this.loadNext();
     }
 
     /**
@@ -248,7 +339,7 @@ export class GridRepair {
      * chunk arrived for stallsMax timeouts in a row: no peer can serve it; the caller syncs.
      */
     onRepairTimeout(): boolean {
-        assert(this.repairing);
+        assert(this.repairing || this.loading);
         if (this.entry < 0) return true; // Every block is back: the image is being read.
         // A write-back in flight is progress to come (and must land before anyone else writes
         // the grid: giving up now could let it land over a block state sync wrote since).
@@ -284,7 +375,7 @@ export class GridRepair {
 
     /** A chunk of a block (from any peer: the block is verified whole before it is written). */
     onBlock(message: Message): void {
-        if (!this.repairing || this.write.busy || this.entry < 0) return;
+        if (!(this.repairing || this.loading) || this.write.busy || this.entry < 0) return;
         const base = message.offset;
         const view = this.view;
         const address = this.grid.entryAddress(this.entry);
@@ -313,6 +404,7 @@ export class GridRepair {
             this.blocksRejected++; // Chunks of different copies, or corrupt in transit.
             return;
         }
+        if (this.loading) return this.fetched();
         this.write.busy = true;
         this.storage.write(this.write, this.write.buffer, blockSize, this.blockOffset(address));
     }

@@ -186,12 +186,16 @@ export const PeerStatus = {
 } as const;
 /** commitMin: the requester's (it needs a checkpoint above it); offset: the stream byte wanted. */
 export const RequestSync = { commitMin: 128, offset: 136, reserved: 144 } as const;
-/** A chunk of the checkpoint at checkpointOp: body = stream bytes [offset, offset + body size). */
+/**
+ * A chunk of the checkpoint at checkpointOp: body = stream bytes [offset, offset + body size).
+ * Its identity: the checksums of its block index (which names every block's checksum, so the
+ * image), of its client table, and of the prepare at checkpointOp.
+ */
 export const Sync = {
     checkpointOp: 128,
     offset: 136,
     streamSize: 144,
-    kvChecksum: 152,
+    indexChecksum: 152,
     sessionsChecksum: 168,
     anchorChecksum: 184, // The checksum of the prepare at checkpointOp.
     reserved: 200,

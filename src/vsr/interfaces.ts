@@ -98,6 +98,25 @@ export interface StateMachine {
     readonly slotColumns: readonly SlotColumn[];
     /** Bit s (word s >>> 5, bit s & 31) is set when slot s changed; the checkpointer clears. */
     readonly dirty: Uint32Array;
+    /**
+     * Told before any slot's bytes change (set by the grid: a checkpoint being written saves
+     * the slot's bytes at its op first). reset() changes slots without telling it.
+     */
+    slotGuard: SlotGuard | null;
+    /**
+     * An upper bound of the slots that executing `eventCount` events at input[inputOffset..]
+     * changes, when at most `insertsMax` new keys are inserted before or among them.
+     */
+    slotsTouchedMax(
+        input: Uint8Array,
+        inputOffset: number,
+        eventCount: number,
+        insertsMax: number,
+    ): number;
+}
+
+export interface SlotGuard {
+    beforeSlotWrite(slot: number): void;
 }
 
 export interface SlotColumn {

@@ -98,6 +98,7 @@ import {
     onRequestSync,
     onSync,
     sendRequestSync,
+    syncLoaded,
     syncRequest,
     syncRetry,
 } from "./state_sync.js";
@@ -303,8 +304,14 @@ export class Replica {
      * Execution paused at a checkpoint op because the previous checkpoint is still in flight
      * (rare: a checkpoint takes far less than checkpointOps ops to write).
      */
-    private checkpointing = false;
+    checkpointing = false;
     private checkpointPendingOp = 0;
+    /**
+     * The superblock write in flight names the checkpoint just written. Its op alone cannot
+     * tell: a sync to the checkpoint at this replica's own op (its image was unreadable) names
+     * the same op as every superblock write before it.
+     */
+    private superblockCarriesCheckpoint = false;
     /** Arena offset of the checksum of the prepare at checkpointPendingOp (the chain anchor). */
     readonly checkpointPendingChecksum: number;
     /** The checkpoint's data is written; the next superblock write names it. */
@@ -458,6 +465,7 @@ export class Replica {
     private readonly superblockWriteCallbackBound = (ok: boolean): void =>
         this.superblockWriteCallback(ok);
     readonly gridImageReadCallbackBound = (ok: boolean): void => gridImageReadCallback(this, ok);
+    readonly syncLoadedBound = (): void => syncLoaded(this);
     private readonly checkpointWriteCallbackBound = (ok: boolean): void =>
         this.checkpointWriteCallback(ok);
 
@@ -1377,6 +1385,7 @@ export class Replica {
             if (popcount(oks) < quorum) break;
             const prepare = this.pipeline[this.pipelineHead] ?? null;
             assert(prepare !== null);
+            if (!this.stagingAdmits(prepare)) break; // The checkpoint's completion resumes.
             assert(prepareOp(this.memory, prepare.offset) === this.commitMax + 1);
             this.commitMax++;
             this.commitJournal();
@@ -1453,6 +1462,9 @@ export class Replica {
             }
             // The chain links this op to the last one executed; anything else is divergence.
             assert(u128Equal(this.memory, prepare.offset + Prepare.parent, this.commitMinChecksum));
+            // The checkpoint being written saves the slots it may change first; if it might
+            // lack room, execution waits for its blocks (checkpointWriteCallback resumes).
+            if (!this.stagingAdmits(prepare)) return;
             this.commitPrepare(prepare, op);
             this.commitMin = op;
             copyU128(this, this.commitMinChecksum, prepare.offset + Frame.checksum);
@@ -1480,6 +1492,38 @@ export class Replica {
         assert(prepare !== null);
         if (!this.journal.hasHeaderWithChecksum(op, prepare.offset + Frame.checksum)) return null;
         return prepare;
+    }
+
+    /**
+     * True when the checkpoint being written can save (copy-on-write: grid.ts) every slot that
+     * executing `prepare` may change. The bound is computed only when the staging area could
+     * not take every slot still pending anyway.
+     */
+    private stagingAdmits(prepare: Message): boolean {
+        const grid = this.checkpointer.grid;
+        if (grid.pendingUnsaved <= grid.stagingRoom) return true;
+        const base = prepare.offset;
+        const requestCount = this.memory.getUint32(base + Prepare.requestCount, true);
+        let events = 0;
+        let cursor = base + headerSize;
+        for (let index = 0; index < requestCount; index++) {
+            const eventCount = this.memory.getUint32(cursor + BatchEntry.eventCount, true);
+            if (this.memory.getUint8(cursor + BatchEntry.operation) !== Operation.register) {
+                events += eventCount;
+            }
+            cursor += batchEntryHeaderSize + eventCount * kvEventSize;
+        }
+        let slots = 0;
+        cursor = base + headerSize;
+        for (let index = 0; index < requestCount; index++) {
+            const eventCount = this.memory.getUint32(cursor + BatchEntry.eventCount, true);
+            if (this.memory.getUint8(cursor + BatchEntry.operation) !== Operation.register) {
+                const input = cursor + batchEntryHeaderSize;
+                slots += this.stateMachine.slotsTouchedMax(this.bytes, input, eventCount, events);
+            }
+            cursor += batchEntryHeaderSize + eventCount * kvEventSize;
+        }
+        return grid.admits(slots);
     }
 
     /** Executes every request batched in the prepare and records (and sends) each reply. */
@@ -1653,6 +1697,7 @@ export class Replica {
         superblock.setU32(SuperblockField.logView, this.logView);
         superblock.setU64(SuperblockField.logViewOp, this.logViewOp);
         superblock.setU64(SuperblockField.commitMax, Math.max(this.commitMin, this.commitMax));
+        this.superblockCarriesCheckpoint = this.checkpointDataWritten;
         if (this.checkpointDataWritten) {
             superblock.setU64(SuperblockField.checkpointOp, this.checkpointPendingOp);
             superblock.setU32(SuperblockField.checkpointCopy, 1 - this.checkpointCopy);
@@ -1693,7 +1738,9 @@ export class Replica {
         this.viewDurable = this.superblock.u32(durable, SuperblockField.view);
         this.logViewDurable = this.superblock.u32(durable, SuperblockField.logView);
         const checkpointOp = this.superblock.u64(durable, SuperblockField.checkpointOp);
-        if (this.checkpointDataWritten && checkpointOp === this.checkpointPendingOp) {
+        if (this.checkpointDataWritten && this.superblockCarriesCheckpoint) {
+            assert(checkpointOp === this.checkpointPendingOp);
+            this.superblockCarriesCheckpoint = false;
             this.checkpointOp = checkpointOp;
             this.checkpointCopy = 1 - this.checkpointCopy;
             this.checkpointDataWritten = false;
@@ -1752,6 +1799,8 @@ export class Replica {
         assert(ok);
         this.checkpointDataWritten = true;
         this.superblockFlush();
+        // Execution may have waited for the checkpoint's blocks (stagingAdmits).
+        this.executeCommitted();
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1906,6 +1955,9 @@ export class Replica {
         assert(this.sessions.count <= this.sessions.entriesMax);
         assert(!u128IsZero(this.memory, this.commitMinChecksum));
         if (this.gridRepair.repairing) assert(this.stateMissing && !this.syncing);
+        if (this.gridRepair.loading) assert(this.stateMissing && this.syncing);
+        // Pending slots of a checkpoint exist only while one is being written.
+        if (this.checkpointer.grid.pendingUnsaved > 0) assert(this.checkpointInFlight);
         if (this.syncing && this.syncTargetOp > 0) {
             assert(this.syncOffset <= this.syncStreamSize);
             // Without state, the checkpoint at its own op will do (it was unreadable).

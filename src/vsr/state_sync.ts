@@ -1,14 +1,27 @@
 // State sync: a replica whose peers' log has moved beyond its WAL window fetches a peer's
-// latest checkpoint snapshot (the KV image, client table and replies as one stream, in
-// order, one chunk per round trip), installs it, and writes it as its own checkpoint. Then
-// the log above it is repaired as usual (start_view, request_prepare).
+// latest checkpoint: its block index, client table and replies as one stream (in order, one
+// chunk per round trip), then the image as the blocks that index names, fetched before any
+// switch: each block is read from this replica's own disk where its grid names that
+// (address, checksum), else fetched from peers by (address, checksum) (grid_repair.ts load),
+// verified against its index entry and applied to the image in memory. Only then is the state
+// installed and written as this replica's own checkpoint (afresh, at addresses its durable
+// index does not name: grid.rebase); the superblock naming it is the switch. Then the log
+// above it is repaired as usual (start_view, request_prepare).
+//
+// Crashes: nothing is written to disk before the whole image is held, and the rebased
+// checkpoint never overwrites a block the durable index names, so a crash at any point of a
+// sync finds the old checkpoint readable. From the load's start the live image is being
+// replaced: the replica holds no state (stateMissing) until the sync installs; a load that
+// stalls (no peer holds a block any more: they moved on) starts the sync over, from another
+// peer and a newer checkpoint.
 //
 // Trust: the stream comes from the one replica asked (syncPeer), and every chunk must name
-// the same checkpoint (op, stream size, KV, client-table and anchor checksums) as its first.
-// The image must match the checksums; the anchor (which op the checkpoint ends at) must be
-// confirmed by another log before installing: this replica's trusted chain, or the header
-// of that op held by a replica other than syncPeer. With two replicas the one peer's word
-// stands (there is no third log).
+// the same checkpoint (op, stream size, index, client-table and anchor checksums) as its
+// first. Index and table must match the checksums (the index names every block's checksum, so
+// it identifies the image, and every block is verified against it, whoever served it); the
+// anchor (which op the checkpoint ends at) must be confirmed by another log before loading:
+// this replica's trusted chain, or the header of that op held by a replica other than
+// syncPeer. With two replicas the one peer's word stands (there is no third log).
 //
 // These are functions over the replica (`self`), split out of replica.ts so that each protocol
 // lives in a file a reader can hold at once; the replica's state stays in the class, and
@@ -42,7 +55,7 @@ export function syncRequest(self: Replica, peer: number): void {
         self.syncing = true;
         syncRestart(self);
     } else if (self.syncTargetOp > 0) {
-        return; // A stream from syncPeer is under way (its chunks and syncRetry drive it).
+        return; // A stream (or its blocks) under way: its chunks and syncRetry drive it.
     }
     self.syncPeer = peer;
     sendRequestSync(self);
@@ -64,6 +77,16 @@ export function syncRestart(self: Replica): void {
  */
 export function syncRetry(self: Replica): void {
     assert(self.syncing);
+    if (self.gridRepair.loading) {
+        if (self.gridRepair.onRepairTimeout()) return;
+        // No peer served a block of the target for stallsMax timeouts (they moved on, or
+        // their copies are damaged): sync anew, from the next peer.
+        self.gridRepair.stop();
+        self.gridRepair.syncLoadsAbandoned++;
+        syncRestart(self);
+        self.syncPeer = repairPeer(self);
+        return sendRequestSync(self);
+    }
     if (self.syncOffset !== self.syncOffsetAtTimeout) {
         self.syncOffsetAtTimeout = self.syncOffset;
         self.syncStalls = 0;
@@ -86,7 +109,8 @@ export function sendRequestSync(self: Replica): void {
     const message = self.acquireHeader(Command.requestSync);
     // Without state, even a checkpoint at commitMin itself will do: ask for one above the op
     // before it (peers serve a snapshot newer than the commitMin they are sent).
-    const commitMin = self.stateMissing ? self.commitMin - 1 : self.commitMin;
+    // (A load given up before the first checkpoint leaves commitMin 0: any checkpoint will do.)
+    const commitMin = self.stateMissing && self.commitMin > 0 ? self.commitMin - 1 : self.commitMin;
     writeU64(self.memory, message.offset + RequestSync.commitMin, commitMin);
     writeU64(self.memory, message.offset + RequestSync.offset, self.syncOffset);
     self.sendTo(self.syncPeer, message);
@@ -97,7 +121,8 @@ export function onRequestSync(self: Replica, message: Message): void {
     const replica = headerReplica(self.memory, base);
     const snapshotOp = self.checkpointer.snapshotOp;
     if (replica === self.replica || self.syncing) return;
-    if (snapshotOp === 0 || snapshotOp <= readU64(self.memory, base + RequestSync.commitMin)) {
+    if (!self.checkpointer.servable) return; // None, or its blocks are still being written.
+    if (snapshotOp <= readU64(self.memory, base + RequestSync.commitMin)) {
         return; // Nothing newer to offer.
     }
     const streamSize = self.checkpointer.streamSize();
@@ -114,7 +139,7 @@ export function onRequestSync(self: Replica, message: Message): void {
     writeU64(self.memory, chunk.offset + Sync.checkpointOp, snapshotOp);
     writeU64(self.memory, chunk.offset + Sync.offset, offset);
     writeU64(self.memory, chunk.offset + Sync.streamSize, streamSize);
-    copyU128(self, chunk.offset + Sync.kvChecksum, self.checkpointer.kvChecksum);
+    copyU128(self, chunk.offset + Sync.indexChecksum, self.checkpointer.grid.indexChecksum);
     copyU128(self, chunk.offset + Sync.sessionsChecksum, self.checkpointer.sessionsChecksum);
     copyU128(self, chunk.offset + Sync.anchorChecksum, self.checkpointer.snapshotAnchor);
     self.sendTo(replica, chunk);
@@ -133,6 +158,7 @@ export function copyU128(self: Replica, target: number, source: number): void {
 export function onSync(self: Replica, message: Message): void {
     const base = message.offset;
     if (!self.syncing || headerReplica(self.memory, base) !== self.syncPeer) return;
+    if (self.gridRepair.loading) return; // The stream is in: its blocks are being loaded.
     const op = readU64(self.memory, base + Sync.checkpointOp);
     if (op < self.commitMin || op % self.config.checkpointOps !== 0) return;
     // At its own op only when started without state (its checkpoint was unreadable).
@@ -146,7 +172,7 @@ export function onSync(self: Replica, message: Message): void {
         if (offset !== 0) return sendRequestSync(self);
         self.syncTargetOp = op;
         self.syncStreamSize = readU64(self.memory, base + Sync.streamSize);
-        copyU128(self, self.checkpointer.kvChecksum, base + Sync.kvChecksum);
+        copyU128(self, self.checkpointer.syncIndexChecksum, base + Sync.indexChecksum);
         copyU128(self, self.checkpointer.sessionsChecksum, base + Sync.sessionsChecksum);
         copyU128(self, self.checkpointPendingChecksum, base + Sync.anchorChecksum);
         self.checkpointer.receiveBegin();
@@ -156,7 +182,10 @@ export function onSync(self: Replica, message: Message): void {
     assert(syncIdentityEquals(self, base) && op === self.syncTargetOp);
     if (offset !== self.syncOffset) return; // A duplicate or a stale chunk.
     if (self.syncOffset + size > self.syncStreamSize) return;
-    self.checkpointer.receive(offset, base + headerSize, size);
+    if (!self.checkpointer.receive(offset, base + headerSize, size)) {
+        syncRestart(self); // Bytes beyond what its index and table describe: start over.
+        return;
+    }
     self.syncOffset += size;
     if (self.syncOffset < self.syncStreamSize) return sendRequestSync(self);
     if (self.syncConfirmed) syncInstall(self);
@@ -167,7 +196,7 @@ export function syncIdentityEquals(self: Replica, base: number): boolean {
     if (self.syncTargetOp === 0) return false;
     return (
         readU64(self.memory, base + Sync.streamSize) === self.syncStreamSize &&
-        u128Equal(self.memory, base + Sync.kvChecksum, self.checkpointer.kvChecksum) &&
+        u128Equal(self.memory, base + Sync.indexChecksum, self.checkpointer.syncIndexChecksum) &&
         u128Equal(self.memory, base + Sync.sessionsChecksum, self.checkpointer.sessionsChecksum) &&
         u128Equal(self.memory, base + Sync.anchorChecksum, self.checkpointPendingChecksum)
     );
@@ -218,21 +247,32 @@ export function syncConfirmFromHeaders(self: Replica, message: Message): void {
     }
 }
 
-/** The whole stream arrived and its anchor is confirmed: verify, install, checkpoint it. */
+/**
+ * The whole stream arrived and its anchor is confirmed: verify index and table, then load the
+ * image from the blocks the index names (syncLoaded installs it). The live image is replaced
+ * from here on: the replica holds no state until then.
+ */
 export function syncInstall(self: Replica): void {
     assert(self.syncing && self.syncConfirmed && self.syncOffset === self.syncStreamSize);
     // Without state, the checkpoint at its own op will do (it was unreadable).
     assert(self.syncTargetOp > (self.stateMissing ? self.commitMin - 1 : self.commitMin));
-    const kv = self.checkpointer.kvChecksum;
-    const ok = self.checkpointer.receiveInstall(kv, self.checkpointer.sessionsChecksum);
-    self.syncing = false;
-    if (!ok) {
-        // Corrupt in transit or a peer's mix-up: the next trigger starts over (without
-        // state, that is the next repair timeout: the replica stays syncing).
-        if (self.stateMissing) self.syncing = true;
+    assert(!self.checkpointInFlight && !self.checkpointing); // Syncing began without one.
+    const count = self.checkpointer.receiveVerify();
+    if (count < 0) {
+        // Corrupt in transit or a peer's mix-up: the next trigger starts over (the replica
+        // stays syncing: the repair timeout asks again).
         syncRestart(self);
         return;
     }
+    self.stateMissing = true; // receiveVerify reset the image: the blocks rebuild it.
+    self.gridRepair.load(count, self.syncPeer, self.syncLoadedBound);
+}
+
+/** Every block of the target is applied: install the state and checkpoint it as this one's. */
+export function syncLoaded(self: Replica): void {
+    assert(self.syncing && self.stateMissing && !self.gridRepair.loading);
+    self.checkpointer.receiveInstall();
+    self.syncing = false;
     self.stateMissing = false;
     const op = self.syncTargetOp;
     // The log above the checkpoint stays: self replica may have acknowledged those ops

@@ -15,8 +15,11 @@ const downUntilRestarted: CrashOptions = {
     downTicksMax: 1e9,
 };
 
-/** The seed's cluster with every random fault off (delay and reordering stay). */
-export function calmCluster(seed: number, replicaCount: number): Cluster {
+/**
+ * The seed's cluster with every random fault off (delay and reordering stay); `keyCount`, if
+ * given, replaces the seed's key space.
+ */
+export function calmCluster(seed: number, replicaCount: number, keyCount = 0): Cluster {
     const options = swarmClusterOptions({
         ...defaultSimOptions(seed),
         replicaCount,
@@ -32,7 +35,11 @@ export function calmCluster(seed: number, replicaCount: number): Cluster {
             pathClogProbability: 0,
             swizzleClogProbability: 0,
         },
-        workload: { ...options.workload, thinkTicksMean: 2 },
+        workload: {
+            ...options.workload,
+            thinkTicksMean: 2,
+            keyCount: keyCount > 0 ? keyCount : options.workload.keyCount,
+        },
         storageFaults: noStorageFaults,
         crashes: downUntilRestarted,
         clock: noClockFaultOptions,

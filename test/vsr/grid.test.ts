@@ -7,7 +7,9 @@
 // and writes the checkpoint again. Properties: the recovered image is byte-identical to the
 // model; both nodes write byte-identical indexes and blocks at the same addresses (the basis of
 // block repair by address and checksum); the index stays within its bound. Plus: a flipped
-// byte in any block or in the index fails recovery; a small change writes a small checkpoint.
+// byte in any block or in the index fails recovery; a small change writes a small checkpoint;
+// execution between the blocks of a checkpoint changes none of them (copy-on-write), and the
+// state machine's bound of the slots a batch changes holds.
 // Every property prints its fast-check seed on failure.
 
 import assert from "node:assert/strict";
@@ -36,18 +38,30 @@ class Node {
         const entriesMax = zones.kvSlotCount;
         const imageSize = alignUp(KvStateMachine.sizeBytes(entriesMax));
         this.arena = new Arena(
-            2 * imageSize + Grid.arenaBytes(zones) + eventsMax * (eventSize + resultSize) + 65536,
+            imageSize + Grid.arenaBytes(zones) + eventsMax * (eventSize + resultSize) + 65536,
         );
         checksumAttach(this.arena.memory);
         const kvOffset = this.arena.allocate(imageSize, 4096);
         this.kv = new KvStateMachine(this.arena.bytes, kvOffset, entriesMax);
-        const snapshot = this.arena.allocate(imageSize, 4096);
-        this.grid = new Grid(this.arena, zones, this.kv, snapshot);
+        this.grid = new Grid(this.arena, zones, this.kv);
         this.input = this.arena.allocate(eventsMax * eventSize, 4096);
         this.output = this.arena.allocate(eventsMax * resultSize, 4096);
     }
 
     apply(events: readonly Event[]): void {
+        this.encode(events);
+        const bytes = this.arena.bytes;
+        this.kv.commit(bytes, this.input, events.length, bytes, this.output);
+    }
+
+    /** The state machine's bound of the slots `events` may change (as the replica asks). */
+    slotsTouchedMax(events: readonly Event[]): number {
+        this.encode(events);
+        const bytes = this.arena.bytes;
+        return this.kv.slotsTouchedMax(bytes, this.input, events.length, events.length);
+    }
+
+    private encode(events: readonly Event[]): void {
         assert.ok(events.length <= eventsMax);
         const bytes = this.arena.bytes;
         events.forEach((event, index) => {
@@ -56,7 +70,6 @@ class Node {
             const kind = event.put ? EventKind.put : EventKind.delete;
             encodeEvent(bytes, this.input + index * eventSize, kind, key, value);
         });
-        this.kv.commit(bytes, this.input, events.length, bytes, this.output);
     }
 
     image(): Uint8Array {
@@ -93,7 +106,6 @@ class Disk {
 /** Stages checkpoint `op` and writes `blocksMax` of its blocks (all: Infinity); true if all. */
 function checkpoint(node: Node, disk: Disk, op: number, blocksMax: number, tear: number): boolean {
     const grid = node.grid;
-    grid.refreshSnapshot();
     grid.stage(op);
     for (let written = 0; ; written++) {
         const address = grid.nextBlock();
@@ -137,7 +149,6 @@ function recover(zones: Layout, disk: Disk): Node | null {
         if (!grid.recoverBlock(index)) return null;
     }
     grid.recoverFinish();
-    grid.refreshSnapshot(); // As the replica does right after a recovery.
     return node;
 }
 
@@ -241,6 +252,94 @@ for (const entriesMax of [16, 256]) {
         );
     });
 }
+
+/**
+ * Checkpoint `op` like checkpoint(), but applies `next` (if any) as soon as the grid admits it
+ * (the replica's check before executing an op), before a block or after the last one. True
+ * when it was applied while blocks were still to be built.
+ */
+function checkpointWhileExecuting(node: Node, disk: Disk, op: number, next?: Event[]): boolean {
+    const grid = node.grid;
+    grid.stage(op);
+    let during = false;
+    let applied = next === undefined;
+    for (;;) {
+        if (!applied && grid.admits(node.slotsTouchedMax(next!))) {
+            node.apply(next!);
+            applied = true;
+            during = true;
+        }
+        const address = grid.nextBlock();
+        if (address < 0) break;
+        disk.write(node, address, null);
+    }
+    assert.equal(grid.pendingUnsaved, 0, "every pending slot is in a block");
+    if (!applied) node.apply(next!);
+    const size = grid.sealIndex();
+    disk.index = node.arena.bytes.slice(grid.indexBuffer, grid.indexBuffer + size);
+    return during;
+}
+
+const eventArbitrary = (keys: number) =>
+    fc.record({
+        put: fc.boolean(),
+        key: fc.integer({ min: 0, max: keys - 1 }),
+        value: fc.integer({ min: 0, max: 255 }),
+    });
+
+test("grid: execution while a checkpoint's blocks are written changes none of them (copy-on-write); an op that might overflow the staging area waits", () => {
+    const zones = zonesFor(1024);
+    assert.ok(new Node(zones).grid.stagingRecords < 256, "staging is smaller than the change");
+    const batch = fc.array(eventArbitrary(1000), { minLength: 32, maxLength: eventsMax });
+    let during = 0;
+    let held = 0;
+    fc.assert(
+        fc.property(fc.array(batch, { minLength: 2, maxLength: 30 }), (batches) => {
+            const plain = new Node(zones);
+            const busy = new Node(zones);
+            const plainDisk = new Disk(zones, plain.image());
+            const busyDisk = new Disk(zones, busy.image());
+            let busyAhead = false; // busy applied this batch already, during a checkpoint.
+            for (let index = 0; index < batches.length; index++) {
+                plain.apply(batches[index]!);
+                if (!busyAhead) busy.apply(batches[index]!);
+                busyAhead = false;
+                if (index % 4 !== 3) continue;
+                assert.ok(checkpoint(plain, plainDisk, index, Infinity, 0));
+                const next = batches[index + 1];
+                const holds = busy.grid.executionHolds;
+                if (checkpointWhileExecuting(busy, busyDisk, index, next)) during++;
+                if (busy.grid.executionHolds > holds) held++;
+                busyAhead = next !== undefined;
+                assert.deepEqual(busyDisk.index, plainDisk.index, "the same index");
+                assert.deepEqual(namedBlocks(busyDisk), namedBlocks(plainDisk), "same blocks");
+            }
+            assert.deepEqual(busy.image(), plain.image());
+        }),
+        { numRuns: 60 },
+    );
+    assert.ok(during > 0 && held > 0, `both paths ran (during ${during}, held ${held})`);
+});
+
+test("kv: slotsTouchedMax bounds the slots a batch changes", () => {
+    const batch = fc.array(eventArbitrary(300), { minLength: 1, maxLength: eventsMax });
+    fc.assert(
+        fc.property(fc.array(batch, { minLength: 1, maxLength: 20 }), (batches) => {
+            const node = new Node(zonesFor(256));
+            for (const events of batches) {
+                const bound = node.slotsTouchedMax(events);
+                node.kv.dirty.fill(0);
+                node.apply(events);
+                let changed = 0;
+                for (const word of node.kv.dirty) {
+                    for (let bits = word; bits !== 0; bits &= bits - 1) changed++;
+                }
+                assert.ok(changed <= bound, `${changed} slots changed, bound ${bound}`);
+            }
+        }),
+        { numRuns: 100 },
+    );
+});
 
 test("grid: a flipped byte in any named block or in the index fails recovery", () => {
     const zones = zonesFor(256);
