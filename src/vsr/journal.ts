@@ -198,7 +198,9 @@ export class Journal {
     private readonly writePending: Uint8Array;
     /**
      * A faulty slot may hold an op this replica acknowledged but cannot read (found by
-     * recovery): repaired from peers, never nacked. Cleared when a prepare is stored there.
+     * recovery): repaired from peers, never nacked. Cleared only once a prepare stored there
+     * is durable: until then the slot still stands for a possible acknowledgement that no
+     * disk of this replica backs (see putPrepare).
      */
     private readonly faulty: Uint8Array;
     faultyCount = 0;
@@ -447,7 +449,11 @@ export class Journal {
             return true;
         }
         if (!this.cacheInsert(slot, message)) return false;
-        this.clearFaulty(slot);
+        // A faulty slot stays faulty until this prepare is durable (sectorLanded): the op may
+        // be one this replica acknowledged before it lost it, and a do_view_change built
+        // meanwhile must not nack it because its repaired copy is still being written. Storm
+        // seed 356: a new primary repaired its committed op 100 into a faulty slot, nacked it
+        // while the write was in flight, and with two replicas one nack truncated it.
         this.stored[slot] = 1;
         this.slotReset(slot);
         if (this.writing[slot] === 1) {
@@ -788,6 +794,7 @@ export class Journal {
             if (this.written[slot] === 0 || this.durable[slot] === 1) continue;
             assert(this.stored[slot] === 1);
             this.durable[slot] = 1;
+            this.clearFaulty(slot); // Repaired: the disk holds the prepare again.
             durableSlots |= 1 << index;
         }
         return durableSlots;
@@ -1165,8 +1172,8 @@ export class Journal {
 
     /**
      * Slot states: a prepare sits only under its own header; cached and durable imply stored;
-     * unwritten implies cached; a faulty slot holds no prepare; the cache's maps agree; one
-     * write per slot and per header sector, each held by a write.
+     * unwritten implies cached; a faulty slot holds no durable prepare; the cache's maps agree;
+     * one write per slot and per header sector, each held by a write.
      */
     invariants(): void {
         const view = this.arena.view;
@@ -1186,7 +1193,8 @@ export class Journal {
             }
             if (this.stored[slot] === 1) {
                 assert(this.hasHeader(prepareOp(view, this.headerOffset(slot))));
-                assert(this.faulty[slot] === 0);
+                // Faulty and stored: a repaired prepare not durable yet (never nacked).
+                assert(this.faulty[slot] === 0 || this.durable[slot] === 0);
                 assert(this.durable[slot] === 0 || this.written[slot] === 1);
                 assert(this.written[slot] === 1 || message !== null);
             } else {
