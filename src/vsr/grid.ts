@@ -19,6 +19,8 @@
 // - emitted slots go in slot order into blocks at the lowest addresses that neither the durable
 //   index nor the new one names (copy-on-write: a crash at any point leaves the durable index's
 //   blocks intact). A block dropped by checkpoint N is therefore reusable once N is durable.
+//   "Names" holds even when the grid gave the durable image up (flagKept): a state-synced
+//   image written afresh (rebase) avoids the blocks the superblock still names.
 // - the image at `op` while execution goes on: blocks are built from the live image, and a slot
 //   the checkpoint emits but has not put in a block yet is saved, copy-on-write, into a staging
 //   area of stagingRecords records just before execution first changes it (the state machine
@@ -89,6 +91,15 @@ const flagNew = 2;
 const flagCleaned = 4;
 /** A peer asked for the block and this replica's disk copy failed to verify (markDamaged). */
 const flagDamaged = 8;
+/**
+ * The durable index names the block (set for every entry when it is recovered, recoverIndex),
+ * whether or not this grid still holds its records: recoverBegin keeps it, so that when the
+ * replica gives its durable image up (block repair abandoned, or the checkpoint failed to read
+ * after its index verified) and state-syncs, the rebased image is not written over blocks the
+ * superblock still names. A crash before the new superblock finds them intact (storm seed 356:
+ * a rebase overwrote them, and the durable checkpoint no longer read back). Cleared by promote.
+ */
+const flagKept = 16;
 
 export class Grid {
     /** Arena offsets: the block being written or read, the index, its checksum. */
@@ -348,6 +359,7 @@ export class Grid {
         const flags = this.flags;
         for (let address = 0; address < flags.length; address++) {
             const flag = flags[address]!;
+            // flagKept goes too: the index it stood for is no longer the durable one.
             flags[address] = (flag & flagNew) === 0 ? 0 : flagDurable | (flag & flagDamaged);
         }
         for (let index = 0; index < this.newCount; index++) {
@@ -465,7 +477,7 @@ export class Grid {
         const flags = this.flags;
         while (this.allocateCursor < flags.length) {
             const address = this.allocateCursor++;
-            if ((flags[address]! & (flagDurable | flagNew)) === 0) return address;
+            if ((flags[address]! & (flagDurable | flagNew | flagKept)) === 0) return address;
         }
         return unreachable(); // The grid is full: its 3T bound (layout.ts) is broken.
     }
@@ -515,11 +527,16 @@ export class Grid {
     // -----------------------------------------------------------------------------------------
     // Recovery: the index at indexBuffer, then each block at blockBuffer in index order.
 
-    /** Forgets every block (before a recovery, or at format: no checkpoint yet). */
+    /**
+     * Forgets every block's records (before a recovery, or at format: no checkpoint yet, or
+     * when the durable image is given up), but not which addresses the durable index names
+     * (flagKept): those stay unallocated until a newer index is durable.
+     */
     recoverBegin(): void {
         this.latestBlock.fill(latestNone);
         this.liveCount.fill(0);
-        this.flags.fill(0);
+        const flags = this.flags;
+        for (let address = 0; address < flags.length; address++) flags[address]! &= flagKept;
         this.durableCount = 0;
         this.newCount = 0;
         this.promotePending = false;
@@ -539,6 +556,10 @@ export class Grid {
     recoverIndex(expected: number): number {
         const count = this.indexValid(expected);
         if (count < 0) return -1;
+        for (let index = 0; index < count; index++) {
+            const address = this.entryAddress(index);
+            if (address < this.zones.gridBlockCount) this.flags[address]! |= flagKept;
+        }
         this.checkpointOp = readU64(this.view, this.indexBuffer + IndexField.checkpointOp);
         this.bytes.copyWithin(this.indexChecksum, expected, expected + 16);
         return count;
@@ -624,7 +645,7 @@ export class Grid {
         const entry = this.indexBuffer + IndexField.entries + index * blockIndexEntrySize;
         const address = this.view.getUint32(entry + EntryField.address, true);
         if (address >= this.zones.gridBlockCount) return -1;
-        if (this.flags[address] !== 0) return -1; // Named twice.
+        if ((this.flags[address]! & ~flagKept) !== 0) return -1; // Named twice.
         return address;
     }
 
@@ -649,7 +670,7 @@ export class Grid {
         }
         this.liveCount[address] = count;
         this.recordCounts[address] = count;
-        this.flags[address] = flagDurable;
+        this.flags[address]! |= flagDurable; // Beside flagKept (recoverIndex).
         this.durableOrder[this.durableCount++] = address;
         this.bytes.copyWithin(this.checksums + address * 16, base, base + 16);
         return true;
@@ -706,7 +727,7 @@ export class Grid {
      */
     names(address: number, checksumOffset: number): boolean {
         if (address >= this.zones.gridBlockCount) return false;
-        if (this.flags[address] === 0) return false;
+        if ((this.flags[address]! & (flagDurable | flagNew)) === 0) return false;
         return u128Same(this.bytes, this.checksums + address * 16, checksumOffset);
     }
 

@@ -280,8 +280,9 @@ function gridRepairFinish(self: Replica): void {
 function gridRepairAbandon(self: Replica): void {
     assert(self.stateMissing && !self.syncing);
     self.gridRepair.stop();
-    // Its blocks are forgotten as for an unreadable checkpoint: the synced checkpoint is
-    // written afresh (a crash before it is durable finds this one, still repairable).
+    // Its records are forgotten as for an unreadable checkpoint, but not its addresses
+    // (grid flagKept): the synced checkpoint is written afresh around them, so a crash before
+    // it is durable finds this one, still repairable.
     self.checkpointer.grid.recoverBegin();
     self.openWithoutState();
     sendRequestSync(self);
