@@ -1817,6 +1817,9 @@ export class Replica {
     /** syncOffset when the repair timeout last fired, and timeouts in a row without progress. */
     syncOffsetAtTimeout = 0;
     syncStalls = 0;
+    /** A sync put off while the WAL leads to the next checkpoint: since when (state_sync.ts). */
+    syncDeferredCommitMin = -1;
+    syncDeferredTick = 0;
     /**
      * The target's anchor (the checksum of the prepare at its op) is confirmed by a log other
      * than the snapshot's own: this replica's trusted chain, or the header of that op in the

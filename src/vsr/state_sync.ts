@@ -52,6 +52,7 @@ export function syncRequest(self: Replica, peer: number): void {
     if (self.gridRepair.repairing) return;
     if (!self.syncing) {
         if (self.checkpointInFlight) return; // Its buffers are the assembly area.
+        if (syncDeferred(self)) return;
         self.syncing = true;
         syncRestart(self);
     } else if (self.syncTargetOp > 0) {
@@ -59,6 +60,39 @@ export function syncRequest(self: Replica, peer: number): void {
     }
     self.syncPeer = peer;
     sendRequestSync(self);
+}
+
+/**
+ * Ticks a normal replica puts a sync off while its log leads to its next checkpoint and its
+ * execution advances (each op executed restarts the count): four sync stalls' worth.
+ */
+function syncDeferTicksMax(self: Replica): number {
+    return 4 * syncStallsMax * self.config.repairTimeoutTicks;
+}
+
+/**
+ * True when a sync should not start yet: the replica is normal, holds state, and its log
+ * knows every op from its commitMin to its next checkpoint op (trusted headers: repair fetches
+ * any prepare it lacks), and execution advanced within syncDeferTicksMax. Executing those ops
+ * writes that checkpoint, which moves its WAL window on: a prepare beyond the window is no
+ * reason yet to give its state up (syncing stops execution, and loading resets the image).
+ * The peer's checkpoint may be on that peer's disk alone, with a block it can no longer read:
+ * seed 931 (four replicas) stalled for good when every backup synced to the primary's
+ * checkpoint, whose damaged block only the primary's next checkpoint would have rewritten, and
+ * the primary waited for their prepare_oks to commit that checkpoint's op. When execution does
+ * not advance (a prepare no peer holds any more), the sync starts after the bound.
+ */
+function syncDeferred(self: Replica): boolean {
+    if (self.status !== Status.normal || self.stateMissing) return false;
+    const next = self.checkpointOp + self.config.checkpointOps;
+    for (let op = self.commitMin + 1; op <= next; op++) {
+        if (!self.journal.isTrusted(op)) return false;
+    }
+    if (self.commitMin !== self.syncDeferredCommitMin) {
+        self.syncDeferredCommitMin = self.commitMin;
+        self.syncDeferredTick = self.ticks;
+    }
+    return self.ticks - self.syncDeferredTick < syncDeferTicksMax(self);
 }
 
 /** Forgets the stream being assembled (the next chunk at offset 0 names a new target). */

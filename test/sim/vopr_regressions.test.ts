@@ -31,6 +31,15 @@ const stormRegressions: readonly { seed: number; cause: string }[] = [
             "sector landed; after a crash the slot's older prepare read as a nack of the op " +
             "(unit tests: test/vsr/journal.test.ts, durable only once both writes landed)",
     },
+    {
+        seed: 356,
+        cause:
+            "safety (2 replicas): a new primary repaired its committed op into a faulty slot " +
+            "and nacked it while the copy's write was in flight (the slot stopped being " +
+            "faulty when the copy arrived); one nack truncated the op (scenario: " +
+            "test/vsr/repaired_slot_scenario.test.ts). Also, with grid3's sync by blocks, a " +
+            "rebase wrote over blocks the durable index named (test/vsr/grid.test.ts)",
+    },
 ];
 
 for (const { seed, cause } of stormRegressions) {
@@ -51,6 +60,14 @@ const defaultRegressions: readonly { seed: number; cause: string }[] = [
             "liveness: a solo primary replaying its log from disk after a restart prepared and " +
             "acked new ops meanwhile; primaryCommitPipeline waited for execution, and when the " +
             "replay caught up (in a read callback) nothing called it again: never committed",
+    },
+    {
+        seed: 931,
+        cause:
+            "liveness (4 replicas, sync by blocks): backups lagging in execution synced to the " +
+            "primary's checkpoint, the only copy, with a block damaged on its disk; only the " +
+            "primary's next checkpoint would rewrite it, and that op waited for their " +
+            "prepare_oks. A backup whose log leads to its next checkpoint now executes there",
     },
 ];
 

@@ -54,7 +54,10 @@ for (const seed of [1, 2, 3, 4]) {
     test(`a repaired faulty slot is never nacked while its copy is written (replicas=2, seed=${seed})`, () => {
         const cluster = calmCluster(seed, 2);
         const [r0, r1] = [cluster.replicas[0]!, cluster.replicas[1]!];
-        assert.ok(tickUntil(cluster, 20_000, () => r0.commitMin >= 3), `commits (seed ${seed})`);
+        assert.ok(
+            tickUntil(cluster, 20_000, () => r0.commitMin >= 3),
+            `commits (seed ${seed})`,
+        );
         // Crash the primary (r0) when both replicas hold an op durably (both acknowledged it:
         // r1's prepare_ok is on its way) that r0 has not committed yet.
         let op = 0;
@@ -86,7 +89,10 @@ for (const seed of [1, 2, 3, 4]) {
         assert.ok(back.journal.isFaulty(op), "faulty until the repaired copy is durable");
         const during = doViewChangeBits(cluster, 0, op);
         assert.deepEqual(during, { nack: 0, present: 0 }, "r0 acknowledged it before the crash");
-        assert.ok(tickUntil(cluster, 5_000, () => back.journal.isDurable(op)), "durable");
+        assert.ok(
+            tickUntil(cluster, 5_000, () => back.journal.isDurable(op)),
+            "durable",
+        );
         assert.ok(!back.journal.isFaulty(op), "repaired");
         assert.equal(back.journal.faultyRepaired, 1);
         assert.equal(doViewChangeBits(cluster, 0, op).nack, 0);
