@@ -414,10 +414,16 @@ export class Grid {
             if ((this.flags[address]! & flagCleaned) === 0) continue;
             if (this.liveCount[address] === 0) continue;
             const first = address * perBlock;
+            // An empty slot needs no record when every record of it leaves with the dropped
+            // prefix (its older blocks are in the prefix too). A damaged block is dropped
+            // wherever it is: an older block left in the index may still hold a live record
+            // of the slot, so its empty record is written again (default seed 771: the
+            // slot came back from the dead in the index a peer state-synced from).
+            const damaged = (this.flags[address]! & flagDamaged) !== 0;
             for (let record = 0; record < this.recordCounts[address]!; record++) {
                 const slot = this.blockSlots[first + record]!;
                 if (latest[slot] !== address) continue;
-                if (this.slotEmpty(image, slot)) latest[slot] = latestNone;
+                if (!damaged && this.slotEmpty(image, slot)) latest[slot] = latestNone;
                 else this.emitSlot(slot);
             }
             this.liveCount[address] = 0;
