@@ -80,7 +80,10 @@ export const IndexField = {
 const EntryField = { address: 0, recordCount: 4, checksum: 16 } as const;
 
 /** Block reads a replica serves to peers at once (block repair: see grid_repair.ts). */
-export const blockServeReadsMax = 2;
+export const blockServeReadsMax = 4;
+
+/** Blocks of a state sync's image read or fetched at once (grid_repair.ts, each a buffer). */
+export const syncLoadsMax = 4;
 
 const latestNone = -1;
 const latestPending = -2;
@@ -179,7 +182,7 @@ export class Grid {
             Math.ceil(slots / 32) * 4 + // emit
             blocks * zones.gridRecordsPerBlock * 4 + // blockSlots
             Math.ceil(zones.gridIndexBlocksMax / 32) * 4 + // missing
-            (blockServeReadsMax + 1) * zones.gridBlockSize + // Block repair: reads, assembly.
+            (blockServeReadsMax + 1 + syncLoadsMax) * zones.gridBlockSize + // grid_repair.ts
             8 * 4096 // Alignment.
         );
     }

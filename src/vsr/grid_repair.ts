@@ -18,25 +18,28 @@
 // gives up: the caller falls back to state sync (every peer may have moved on to a checkpoint
 // that no longer holds the block).
 //
-// State sync loads its image here too (load): every block of the index it received, in index
-// order, is read from this replica's own disk when its grid names that (address, checksum)
-// (replicas that executed the same ops wrote the same blocks at the same addresses), else
-// fetched from peers as above; each is verified against its entry and applied to the image
-// only, never written (the durable index stays readable: state_sync.ts). A load that stalls
-// for stallsMax timeouts gives up like a repair: the caller starts the sync over.
+// State sync loads its image here too (load): every block of the index it received is read
+// from this replica's own disk when its grid names that (address, checksum) (replicas that
+// executed the same ops wrote the same blocks at the same addresses), else fetched from peers
+// as above; each is verified against its entry and applied to the image only, never written
+// (the durable index stays readable: state_sync.ts). Up to syncLoadsMax consecutive entries
+// are read or fetched at once, each into a preallocated buffer of its own, and applied
+// strictly in index order (later records win), so a large image costs about
+// blocks / syncLoadsMax round trips, not one per block. A load that stalls for stallsMax
+// timeouts gives up like a repair: the caller starts the sync over.
 
 import { assert } from "../stdx/assert.js";
 import { headerSize } from "../constants.js";
 import type { Allocator } from "./arena.js";
 import { checksumEquals } from "./checksum.js";
-import { BlockField, type Grid, blockServeReadsMax } from "./grid.js";
+import { BlockField, type Grid, blockServeReadsMax, syncLoadsMax } from "./grid.js";
 import { Block, Command, Frame, RequestBlock, headerReplica, u128Equal } from "./header.js";
 import { IoResult, type Storage, type StorageCompletion } from "./interfaces.js";
 import type { Layout } from "./layout.js";
 import type { Message } from "./message_pool.js";
 
 /** I/Os block repair may have in flight at once (its storage budget). */
-export const gridRepairIosMax = blockServeReadsMax + 1;
+export const gridRepairIosMax = blockServeReadsMax + 1 + syncLoadsMax;
 
 /**
  * Repair timeouts in a row without a new chunk, at least, before repair gives up (32: 3.2 s at
@@ -60,6 +63,17 @@ class BlockIo implements StorageCompletion {
     busy = false;
     peer = 0;
     address = 0;
+    /**
+     * A load slot's index entry (-1: free), its chunks in hand (a bitset), whether its block
+     * is whole and verified (waiting for its turn to be applied), and whether that block came
+     * from this replica's own disk (a read of it: busy).
+     */
+    entry = -1;
+    chunks = 0;
+    ready = false;
+    local = false;
+    /** Asked of a peer since the last repair timeout: the next one leaves it be once. */
+    asked = false;
     readonly buffer: number;
     /** Arena offset of the checksum the read must verify against. */
     readonly checksum: number;
@@ -96,11 +110,15 @@ export class GridRepair {
     loading = false;
     syncBlocksFetched = 0;
     syncBlocksReused = 0;
+    /** The most blocks of a load read or fetched at once (at most syncLoadsMax). */
+    syncLoadsInFlightMax = 0;
     /** Loads given up (no peer served a block): the sync started over. */
     syncLoadsAbandoned = 0;
-    /** The blocks of the index being loaded; a read of this replica's own copy in flight. */
+    /** The blocks of the index being loaded; the next entry to start, and to apply. */
     private loadCount = 0;
-    private localRead = false;
+    private loadNextEntry = 0;
+    private loadApplyEntry = 0;
+    private readonly loads: BlockIo[] = [];
     private loadedCallback: (() => void) | null = null;
 
     private readonly grid: Grid;
@@ -159,6 +177,11 @@ export class GridRepair {
         }
         const buffer = allocator.allocate(zones.gridBlockSize, 4096);
         this.write = new BlockIo(this, buffer, checksums + 16 * blockServeReadsMax);
+        for (let index = 0; index < syncLoadsMax; index++) {
+            const checksum = checksums + 16 * (blockServeReadsMax + 1 + index);
+            const loadBuffer = allocator.allocate(zones.gridBlockSize, 4096);
+            this.loads.push(new BlockIo(this, loadBuffer, checksum));
+        }
         this.peer = (options.replica + 1) % options.replicaCount;
     }
 
@@ -194,7 +217,7 @@ export class GridRepair {
     }
 
     ioCallback(io: BlockIo): void {
-        if (io === this.write && this.localRead) return this.localReadCallback();
+        if (io.local) return this.localReadCallback(io);
         if (io === this.write) return this.writeCallback();
         const verified = io.result === IoResult.ok && this.blockVerifies(io.buffer, io);
         if (!verified) {
@@ -265,6 +288,9 @@ export class GridRepair {
         this.loadedCallback = null;
         this.entry = -1;
         this.chunks = 0;
+        // A read of this replica's own copy may still be in flight: its slot stays busy (and
+        // is not reused) until it lands, and it lands as a stale one (entry -1).
+        for (const slot of this.loads) this.loadSlotFree(slot);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -273,7 +299,7 @@ export class GridRepair {
     /**
      * Applies the `count` blocks the valid index at grid.indexBuffer names to the (reset)
      * image, in index order, asking `peer` first (the one whose index it is); `callback` once
-     * all are applied. onRepairTimeout returns false when no peer served the block wanted for
+     * all are applied. onRepairTimeout returns false when no peer served a block wanted for
      * stallsMax timeouts: the caller gives up (stop) and syncs anew.
      */
     load(count: number, peer: number, callback: () => void): void {
@@ -282,56 +308,145 @@ export class GridRepair {
         this.loading = true;
         this.peer = peer;
         this.loadCount = count;
+        this.loadNextEntry = 0;
+        this.loadApplyEntry = 0;
         this.loadedCallback = callback;
-        this.entry = -1;
-        this.chunks = 0;
         this.stalls = 0;
         this.progressed = false;
-        this.loadNext();
+        this.loadApply();
     }
 
-    /** The next entry: read from this replica's disk if its grid names it, else fetched. */
-    private loadNext(): void {
-        assert(this.loading && !this.write.busy);
-        this.entry++;
-        this.chunks = 0;
-        if (this.entry === this.loadCount) {
+    /** Applies the ready blocks in index order, then gives free slots the next entries. */
+    private loadApply(): void {
+        assert(this.loading);
+        for (let applied = true; applied; ) {
+            applied = false;
+            for (const slot of this.loads) {
+                if (slot.entry !== this.loadApplyEntry || !slot.ready) continue;
+                if (!this.grid.applySyncBlock(slot.buffer, slot.entry)) {
+                    // Verified against its entry, yet its records name slots beyond the table:
+                    // not a block of this index after all. Asked again.
+                    this.blocksRejected++;
+                    slot.ready = false;
+                    slot.local = false;
+                    this.loadRequest(slot);
+                    continue;
+                }
+                if (slot.local) this.syncBlocksReused++;
+                else this.syncBlocksFetched++;
+                this.progressed = true;
+                this.loadSlotFree(slot);
+                this.loadApplyEntry++;
+                applied = true;
+            }
+        }
+        if (this.loadApplyEntry === this.loadCount) {
             const callback = this.loadedCallback;
             assert(callback !== null);
             this.stop();
             return callback();
         }
-        const address = this.grid.entryAddress(this.entry);
-        const checksumFrom = this.grid.entryChecksum(this.entry);
-        if (!this.grid.names(address, checksumFrom)) return this.sendRequest();
-        this.write.busy = true;
-        this.write.address = address;
-        this.localRead = true;
-        const size = this.zones.gridBlockSize;
-        this.storage.read(this.write, this.write.buffer, size, this.blockOffset(address));
-    }
-
-    private localReadCallback(): void {
-        this.localRead = false;
-        if (!this.loading) return; // Given up meanwhile (a crash tears the replica down).
-        const read = this.write;
-        if (read.result === IoResult.ok && this.grid.applySyncBlock(read.buffer, this.entry)) {
-            this.syncBlocksReused++;
-            this.progressed = true;
-            return this.loadNext();
+        let inFlight = 0;
+        for (const slot of this.loads) {
+            if (slot.entry < 0 && !slot.busy && this.loadNextEntry < this.loadCount) {
+                slot.entry = this.loadNextEntry++;
+                this.loadStart(slot);
+            }
+            if (slot.entry >= 0) inFlight++;
         }
-        this.sendRequest(); // Its own copy is damaged: a peer's then.
+        this.syncLoadsInFlightMax = Math.max(this.syncLoadsInFlightMax, inFlight);
     }
 
-    /** A fetched block verified whole: applied (load) or written back (repair). */
-    private fetched(): void {
-        if (!this.grid.applySyncBlock(this.write.buffer, this.entry)) {
-            this.blocksRejected++; // Not a block of the index after all: asked again.
+    /** A slot's entry: read from this replica's disk if its grid names it, else fetched. */
+    private loadStart(slot: BlockIo): void {
+        const address = this.grid.entryAddress(slot.entry);
+        const checksumFrom = this.grid.entryChecksum(slot.entry);
+        slot.address = address;
+        this.bytes.copyWithin(slot.checksum, checksumFrom, checksumFrom + 16);
+        if (!this.grid.names(address, checksumFrom)) return this.loadRequest(slot);
+        slot.busy = true;
+        slot.local = true;
+        const size = this.zones.gridBlockSize;
+        this.storage.read(slot, slot.buffer, size, this.blockOffset(address));
+    }
+
+    private localReadCallback(slot: BlockIo): void {
+        if (slot.entry < 0 || !this.loading) {
+            // Given up meanwhile: the slot is free again (a new load may take it now).
+            slot.local = false;
+            if (this.loading) this.loadApply();
             return;
         }
-        this.syncBlocksFetched++;
+        if (slot.result === IoResult.ok && this.blockVerifies(slot.buffer, slot)) {
+            slot.ready = true;
+            return this.loadApply();
+        }
+        slot.local = false;
+        this.loadRequest(slot); // Its own copy is damaged: a peer's then.
+    }
+
+    private loadRequest(slot: BlockIo): void {
+        assert(this.loading && slot.entry >= 0 && !slot.busy && !slot.ready);
+        slot.chunks = 0;
+        slot.asked = true;
+        this.sendRequestFor(slot.entry);
+    }
+
+    private loadSlotFree(slot: BlockIo): void {
+        slot.entry = -1;
+        slot.chunks = 0;
+        slot.ready = false;
+        if (!slot.busy) slot.local = false;
+    }
+
+    /** A chunk of a block being loaded: assembled in the slot fetching it, from any peer. */
+    private loadOnBlock(message: Message): void {
+        const base = message.offset;
+        const view = this.view;
+        const address = view.getUint32(base + Block.address, true);
+        let slot: BlockIo | null = null;
+        for (const candidate of this.loads) {
+            if (candidate.entry < 0 || candidate.busy || candidate.ready) continue;
+            if (candidate.address !== address) continue;
+            if (!u128Equal(view, base + Block.blockChecksum, candidate.checksum)) continue;
+            slot = candidate;
+            break;
+        }
+        if (slot === null) return; // A late answer, or a duplicate of a block in hand.
+        const chunks = this.chunkIn(message, slot.buffer, slot.chunks);
+        if (chunks < 0) return;
         this.progressed = true;
-        this.loadNext();
+        if (chunks !== (1 << this.chunkCount) - 1) {
+            slot.chunks = chunks;
+            return;
+        }
+        slot.chunks = 0;
+        if (!this.blockVerifies(slot.buffer, slot)) {
+            this.blocksRejected++; // Chunks of different copies, or corrupt in transit.
+            return;
+        }
+        slot.ready = true;
+        this.loadApply();
+    }
+
+    /**
+     * Copies the chunk `message` carries into `buffer` if it fits the block's geometry and is
+     * not in `chunks` yet; returns the chunks in hand then, or -1 when it is dropped.
+     */
+    private chunkIn(message: Message, buffer: number, chunks: number): number {
+        const base = message.offset;
+        const view = this.view;
+        const blockSize = this.zones.gridBlockSize;
+        const offset = view.getUint32(base + Block.offset, true);
+        const size = view.getUint32(base + Frame.size, true) - headerSize;
+        if (view.getUint32(base + Block.blockSize, true) !== blockSize) return -1;
+        if (offset % this.chunkSize !== 0) return -1;
+        if (size !== Math.min(this.chunkSize, blockSize - offset)) return -1;
+        const chunk = offset / this.chunkSize;
+        if ((chunks & (1 << chunk)) !== 0) return -1; // A duplicate.
+        const body = base + headerSize;
+        this.bytes.copyWithin(buffer + offset, body, body + size);
+        return chunks | (1 << chunk);
     }
 
     /**
@@ -340,6 +455,7 @@ export class GridRepair {
      */
     onRepairTimeout(): boolean {
         assert(this.repairing || this.loading);
+        if (this.loading) return this.loadTimeout();
         if (this.entry < 0) return true; // Every block is back: the image is being read.
         // A write-back in flight is progress to come (and must land before anyone else writes
         // the grid: giving up now could let it land over a block state sync wrote since).
@@ -350,6 +466,23 @@ export class GridRepair {
         if (this.stalls >= this.stallsMax) return false;
         this.peer = this.nextPeer(this.peer);
         this.sendRequest();
+        return true;
+    }
+
+    /** A load's timeout: every block still being fetched is asked of the next peer. */
+    private loadTimeout(): boolean {
+        if (this.progressed) this.stalls = 0;
+        else this.stalls++;
+        this.progressed = false;
+        if (this.stalls >= this.stallsMax) return false;
+        this.peer = this.nextPeer(this.peer);
+        for (const slot of this.loads) {
+            if (slot.entry < 0 || slot.busy || slot.ready) continue;
+            // Asked only just now: its answer may well be on its way (a round trip can take
+            // about a timeout); asking again would only make a peer read it twice.
+            if (slot.asked) slot.asked = false;
+            else this.loadRequest(slot);
+        }
         return true;
     }
 
@@ -364,18 +497,24 @@ export class GridRepair {
 
     private sendRequest(): void {
         assert(this.entry >= 0);
+        this.sendRequestFor(this.entry);
+    }
+
+    /** Asks the current peer for the block index entry `entry` names. */
+    private sendRequestFor(entry: number): void {
         const message = this.sender.acquireHeader(Command.requestBlock);
         const base = message.offset;
-        const checksumFrom = this.grid.entryChecksum(this.entry);
+        const checksumFrom = this.grid.entryChecksum(entry);
         this.bytes.copyWithin(base + RequestBlock.blockChecksum, checksumFrom, checksumFrom + 16);
-        this.view.setUint32(base + RequestBlock.address, this.grid.entryAddress(this.entry), true);
+        this.view.setUint32(base + RequestBlock.address, this.grid.entryAddress(entry), true);
         this.requestsSent++;
         this.sender.sendTo(this.peer, message);
     }
 
     /** A chunk of a block (from any peer: the block is verified whole before it is written). */
     onBlock(message: Message): void {
-        if (!(this.repairing || this.loading) || this.write.busy || this.entry < 0) return;
+        if (this.loading) return this.loadOnBlock(message);
+        if (!this.repairing || this.write.busy || this.entry < 0) return;
         const base = message.offset;
         const view = this.view;
         const address = this.grid.entryAddress(this.entry);
@@ -384,16 +523,9 @@ export class GridRepair {
             return; // Another block (a late answer): not the one being fetched.
         }
         const blockSize = this.zones.gridBlockSize;
-        const offset = view.getUint32(base + Block.offset, true);
-        const size = view.getUint32(base + Frame.size, true) - headerSize;
-        if (view.getUint32(base + Block.blockSize, true) !== blockSize) return;
-        if (offset % this.chunkSize !== 0) return;
-        if (size !== Math.min(this.chunkSize, blockSize - offset)) return;
-        const chunk = offset / this.chunkSize;
-        if ((this.chunks & (1 << chunk)) !== 0) return; // A duplicate.
-        const body = base + headerSize;
-        this.bytes.copyWithin(this.write.buffer + offset, body, body + size);
-        this.chunks |= 1 << chunk;
+        const chunks = this.chunkIn(message, this.write.buffer, this.chunks);
+        if (chunks < 0) return;
+        this.chunks = chunks;
         this.progressed = true;
         if (this.chunks !== (1 << this.chunkCount) - 1) return;
         this.chunks = 0;
@@ -404,7 +536,6 @@ export class GridRepair {
             this.blocksRejected++; // Chunks of different copies, or corrupt in transit.
             return;
         }
-        if (this.loading) return this.fetched();
         this.write.busy = true;
         this.storage.write(this.write, this.write.buffer, blockSize, this.blockOffset(address));
     }

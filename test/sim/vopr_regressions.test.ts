@@ -69,6 +69,14 @@ const defaultRegressions: readonly { seed: number; cause: string }[] = [
             "primary's next checkpoint would rewrite it, and that op waited for their " +
             "prepare_oks. A backup whose log leads to its next checkpoint now executes there",
     },
+    {
+        seed: 771,
+        cause:
+            "safety (4 replicas, found with parallel sync loads): a checkpoint dropped a " +
+            "damaged block from the middle of its index without re-recording its empty " +
+            "slots; an older block still held a deleted key's record, and a replica that " +
+            "synced from that checkpoint had the key back (test/vsr/grid.test.ts)",
+    },
 ];
 
 for (const { seed, cause } of defaultRegressions) {

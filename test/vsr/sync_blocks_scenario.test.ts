@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Cluster } from "../../src/sim/cluster.js";
+import { syncLoadsMax } from "../../src/vsr/grid.js";
 import { Status } from "../../src/vsr/replica.js";
 import { type NamedBlock, namedGridBlockEntries } from "../grid_disk.js";
 import { calmCluster, tickUntil } from "../sim/scenario.js";
@@ -86,6 +87,9 @@ for (const seed of [1, 2, 3]) {
         assert.equal(replica.gridRepair.syncBlocksFetched, target.length - held, "fetched");
         assert.ok(target.length - held > 0, `the target has blocks it lacks (seed ${seed})`);
         assert.ok(held > 0, `and blocks its disk holds (seed ${seed})`);
+        // Several blocks at once (applied in index order: the image equals r0's).
+        const inFlight = Math.min(syncLoadsMax, target.length);
+        assert.equal(replica.gridRepair.syncLoadsInFlightMax, inFlight);
     });
 }
 
