@@ -33,7 +33,8 @@
 // Sends never block: a message for a closed link or a full send buffer
 // (> sendBufferedMax bytes queued) is dropped and counted, since VSR tolerates loss. Sends copy
 // the message's bytes synchronously (uWS copies; ws masks into a fresh buffer: the mask is never
-// zero, see generateMask), so the caller keeps its reference and may reuse the message at once.
+// zero, see generateMaskNonZero in cork.ts), so the caller keeps its reference and may reuse
+// the message at once. Frames to one peer in one event-loop turn leave in one write (cork.ts).
 // Peer status: a peer_status message (about once a second per link, for the live page) is
 // accepted only on a peer link in that peer's name, goes to onPeerStatus and never to the replica.
 // Request latency (vsr_request_duration_seconds) is timed here, at the primary: from a client
@@ -65,6 +66,7 @@ import {
 import type { LogFn } from "./log.js";
 import { Histogram, exponentialBounds } from "./metrics.js";
 import { type UwsModule, loadUws } from "./uws.js";
+import { TurnCorker, generateMaskNonZero } from "./cork.js";
 
 export interface HttpAnswer {
     readonly status: number;
@@ -327,21 +329,6 @@ class ClientTable {
     }
 }
 
-// WebSocket masking (client → server) is for browsers behind caching proxies; it does not matter
-// between replicas. It does matter that the mask is never zero: ws then sends the caller's buffer
-// itself instead of a masked copy, and that buffer is arena memory the caller may reuse at once.
-let maskState = (Math.random() * 0xffff_ffff) >>> 0 || 1;
-
-function generateMask(mask: Buffer): void {
-    // xorshift32: never reaches zero from a non-zero state, so the mask is never all zero.
-    maskState ^= maskState << 13;
-    maskState ^= maskState >>> 17;
-    maskState ^= maskState << 5;
-    maskState >>>= 0;
-    assert(maskState !== 0);
-    mask.writeUInt32LE(maskState, 0);
-}
-
 const sendOptions = { binary: true } as const;
 
 export class NodeBus implements MessageBus {
@@ -374,6 +361,8 @@ export class NodeBus implements MessageBus {
     private readonly links: Array<PeerLink | null> = [];
     private readonly connections = new Set<Connection>();
     private readonly clients = new ClientTable();
+    /** Coalesces the frames a turn sends on each peer link into one write (see cork.ts). */
+    private readonly corker = new TurnCorker(replicasMax);
     /** Our hello to peers, built once (outside the arena: it is sent, never received). */
     private readonly pingBytes = new Uint8Array(headerSize);
     /**
@@ -501,6 +490,7 @@ export class NodeBus implements MessageBus {
             this.drop(DropReason.sendQueueFull);
             return;
         }
+        this.corker.cork(socket); // Frames to this peer in this turn leave in one write.
         socket.send(this.frameView(message, size), sendOptions);
         this.counters.messagesSent[this.view.getUint8(message.offset + Frame.command)]! += 1;
     }
@@ -911,7 +901,7 @@ export class NodeBus implements MessageBus {
             perMessageDeflate: false,
             maxPayload: this.messageSizeMax,
             handshakeTimeout: 2 * reconnectDelayMaxMs,
-            generateMask,
+            generateMask: generateMaskNonZero,
         });
         socket.binaryType = "nodebuffer";
         link.socket = socket;
