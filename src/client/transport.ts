@@ -22,9 +22,10 @@
 // SharedTransport: many client sessions over one WebSocketTransport (one connection per replica
 // for all of them), as etcd's clientv3 multiplexes its callers over one HTTP/2 connection. Each
 // session() is a ClientTransport of its own; a replica's replies to all of them travel on the
-// one connection, so a replica answering a batch of commits writes them with one syscall (uWS
-// corks the socket it last wrote to until its loop iteration ends) and the receiving side reads
-// them with one, instead of one per client each way. It is the one transport that reads a frame:
+// one connection, so a replica answering a batch of commits writes them with one syscall (the
+// bus stages a turn's replies and sends them under one cork per connection) and the receiving
+// side reads them with one, instead of one per client each way; the requests its clients send
+// in one turn leave in one write too (TurnCorker). It is the one transport that reads a frame:
 // only the client id, to route a reply or an eviction to its session (each session learns its
 // id from the requests it sends, which all carry it at Request.client); a frame naming no
 // session, too short, or of another command is dropped and counted. The receiving client still

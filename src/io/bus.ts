@@ -214,6 +214,86 @@ class PeerLink {
     }
 }
 
+const stageSlots = 128;
+/** Frames larger than this go out at once (their write is amortized over their many events). */
+const stageSlotSizeMax = 4096;
+
+/**
+ * Client-bound frames (replies, evictions) of one event-loop turn, copied aside and sent at the
+ * turn's end (setImmediate) with one corked write per connection. A primary committing a batch
+ * answers many clients at once, and one shared connection (SharedTransport) carries many of
+ * them: sent as they were made, each reply was a write(2) of its own, since the replica runs
+ * inside another socket's uWS callback (or an fs callback), where uWS cannot cork this one.
+ * Copies, not pool references: the pool is sized without them, and a reply is a few hundred
+ * bytes. Fixed slots with one Buffer view each, made again only when the size changes, so the
+ * steady state allocates nothing but one Immediate per turn.
+ */
+class ClientStage {
+    private readonly bytes = Buffer.alloc(stageSlots * stageSlotSizeMax);
+    private readonly views: Array<Buffer | null> = [];
+    private readonly connections: Array<Connection | null> = [];
+    count = 0;
+    private flushScheduled = false;
+    private readonly flushCallback: () => void;
+
+    constructor(flushCallback: () => void) {
+        this.flushCallback = flushCallback;
+        for (let slot = 0; slot < stageSlots; slot++) {
+            this.views.push(null);
+            this.connections.push(null);
+        }
+    }
+
+    /** Copies the frame into a slot for the flush; false when it is too big or none is free. */
+    add(connection: Connection, frame: Buffer): boolean {
+        const size = frame.length;
+        if (size > stageSlotSizeMax || this.count === stageSlots) return false;
+        const slot = this.count;
+        let view = this.views[slot] ?? null;
+        if (view === null || view.length !== size) {
+            view = this.bytes.subarray(slot * stageSlotSizeMax, slot * stageSlotSizeMax + size);
+            this.views[slot] = view;
+        }
+        assert(frame.copy(view, 0, 0, size) === size);
+        this.connections[slot] = connection;
+        this.count++;
+        if (!this.flushScheduled) {
+            this.flushScheduled = true;
+            setImmediate(this.flushCallback);
+        }
+        return true;
+    }
+
+    /** The connection of the first slot not yet taken, or null. */
+    nextConnection(): Connection | null {
+        for (let slot = 0; slot < this.count; slot++) {
+            const connection = this.connections[slot] ?? null;
+            if (connection !== null) return connection;
+        }
+        return null;
+    }
+
+    connectionOf(slot: number): Connection | null {
+        assert(slot >= 0 && slot < this.count);
+        return this.connections[slot] ?? null;
+    }
+
+    /** The slot's frame (valid until the next add), marking the slot sent. */
+    take(slot: number): Buffer {
+        assert(slot >= 0 && slot < this.count && this.connections[slot] !== null);
+        this.connections[slot] = null;
+        const view = this.views[slot] ?? null;
+        assert(view !== null);
+        return view;
+    }
+
+    clear(): void {
+        for (let slot = 0; slot < this.count; slot++) assert(this.connections[slot] === null);
+        this.count = 0;
+        this.flushScheduled = false;
+    }
+}
+
 export class BusCounters {
     /** Valid messages received, by command ordinal (pings included). */
     readonly messagesReceived = new Float64Array(commandCount);
@@ -372,6 +452,9 @@ export class NodeBus implements MessageBus {
      * what ws sends as is; uWS takes any view. Views never outlive the arena: it never grows.
      */
     private readonly frameViews: Array<Buffer | null> = [];
+    /** Client frames of this turn, sent at its end, one write per connection (ClientStage). */
+    private readonly stage: ClientStage;
+    private flushConnection: Connection | null = null;
     /** Why the last message failed invalidHeader (a constant string), for the drop log. */
     private dropDetail = "";
     private livenessTimer: NodeJS.Timeout | null = null;
@@ -417,6 +500,7 @@ export class NodeBus implements MessageBus {
             this.links.push(link);
         }
         for (let index = 0; index < this.pool.messagesMax; index++) this.frameViews.push(null);
+        this.stage = new ClientStage(this.onStageFlush);
         this.buildPing();
         this.uws = loadUws(); // Throws (the node refuses to start) without the native binding.
         this.app = this.buildApp();
@@ -534,21 +618,63 @@ export class NodeBus implements MessageBus {
             return;
         }
         assert(connection !== null && connection.role === Role.client);
-        if (socket.getBufferedAmount() + size > this.sendBufferedMax) {
-            this.drop(DropReason.sendQueueFull);
-            return;
+        const frame = this.frameView(message, size);
+        if (!this.stage.add(connection, frame)) {
+            this.sendToConnection(connection, frame); // Too big or the stage is full: now.
         }
-        if (socket.send(this.frameView(message, size), true, false) === 2) {
-            this.drop(DropReason.sendQueueFull); // Over uWS's maxBackpressure: dropped.
-            return;
-        }
-        this.counters.messagesSent[command]! += 1;
         const startedMs = this.clients.requestStartedMs[entry]!;
         this.clients.requestStartedMs[entry] = 0;
         if (command === Command.reply && startedMs !== 0) {
             this.requestSeconds.observe((performance.now() - startedMs) / 1000);
         }
     }
+
+    /** Sends a frame on a client connection now, or drops it (closed, or its buffer full). */
+    private sendToConnection(connection: Connection, frame: Uint8Array): void {
+        const socket = connection.socket;
+        if (socket === null) {
+            this.drop(DropReason.unknownClient); // Closed since the frame was staged.
+            return;
+        }
+        if (socket.getBufferedAmount() + frame.length > this.sendBufferedMax) {
+            this.drop(DropReason.sendQueueFull);
+            return;
+        }
+        if (socket.send(frame, true, false) === 2) {
+            this.drop(DropReason.sendQueueFull); // Over uWS's maxBackpressure: dropped.
+            return;
+        }
+        this.counters.messagesSent[frame[Frame.command]!]! += 1;
+    }
+
+    /**
+     * Sends every staged frame, one corked write per connection. Runs from setImmediate, where
+     * no uWS socket is corked, so each connection's cork takes effect.
+     */
+    private readonly onStageFlush = (): void => {
+        const stage = this.stage;
+        let connection = stage.nextConnection();
+        while (connection !== null) {
+            const socket = connection.socket;
+            this.flushConnection = connection;
+            if (socket === null) this.flushConnectionStaged();
+            else socket.cork(this.flushConnectionStaged);
+            this.flushConnection = null;
+            connection = stage.nextConnection();
+        }
+        stage.clear();
+    };
+
+    /** Sends the staged frames of flushConnection (inside its socket's cork). */
+    private readonly flushConnectionStaged = (): void => {
+        const connection = this.flushConnection;
+        assert(connection !== null);
+        const stage = this.stage;
+        for (let slot = 0; slot < stage.count; slot++) {
+            if (stage.connectionOf(slot) !== connection) continue;
+            this.sendToConnection(connection, stage.take(slot));
+        }
+    };
 
     /** The counters in Prometheus text exposition format. */
     metricsText(): string {

@@ -88,7 +88,7 @@ test(`${heldName} (seed=${seed})`, async () => {
     }
 });
 
-test("a corker holds at most socketsMax sockets corked; beyond that frames go out uncorked", async () => {
+test("a corker corks at most socketsMax sockets; beyond that frames go out uncorked", async () => {
     const first = await connectPair();
     const second = await connectPair();
     const corker = new TurnCorker(1);
