@@ -22,6 +22,11 @@ export interface Config {
     readonly clientsMax: number;
     /** Prepares in flight at the primary (uncommitted). */
     readonly pipelinePrepareQueueMax: number;
+    /**
+     * Of those, how many may be still unwritten on the primary's own disk when it starts the
+     * next (group commit: the queue waits for a write and the next prepare carries it all).
+     */
+    readonly preparesBeingWrittenMax: number;
     /** WAL ring slots: slot = op % journalSlotCount. */
     readonly journalSlotCount: number;
     /** Ops between checkpoints; the WAL may overwrite an op only once a checkpoint covers it. */
@@ -86,6 +91,11 @@ export const production: Config = verify({
     messageSizeMax: 128 * 1024,
     clientsMax: 64,
     pipelinePrepareQueueMax: 8,
+    // One: each prepare costs every replica two O_DSYNC writes (about 150 µs of CPU each on the
+    // development VM, mostly thread wake-ups and the virtual disk's doorbell), so fewer, fuller
+    // prepares leave more CPU for requests: at 64 clients 18% more ops/s and 18% less CPU per
+    // op than with two. One client never waits for it (its request finds the journal idle).
+    preparesBeingWrittenMax: 1,
     journalSlotCount: 8192,
     checkpointOps: 4096,
     journalWritesMax: 32,
@@ -114,6 +124,9 @@ export const test: Config = verify({
     messageSizeMax: 4096,
     clientsMax: 7,
     pipelinePrepareQueueMax: 4,
+    // Two: more prepares in flight at once, so the simulator's view changes meet longer
+    // uncommitted suffixes. Any schedule of one is a schedule of two whose requests came later.
+    preparesBeingWrittenMax: 2,
     journalSlotCount: 64,
     checkpointOps: 32,
     journalWritesMax: 8,
@@ -143,6 +156,8 @@ export function verify(config: Config): Config {
     assert(config.messageSizeMax <= 16 * 1024 * 1024);
     assert(config.clientsMax >= 1);
     assert(config.pipelinePrepareQueueMax >= 1);
+    assert(config.preparesBeingWrittenMax >= 1);
+    assert(config.preparesBeingWrittenMax <= config.pipelinePrepareQueueMax);
     // do_view_change carries nack and present bitsets of viewHeadersMax bits in one u32 each.
     assert(2 * config.pipelinePrepareQueueMax + 1 <= 32);
     // The WAL must hold the whole pipeline plus the view-change suffix with room to spare, so

@@ -22,9 +22,10 @@
 // SharedTransport: many client sessions over one WebSocketTransport (one connection per replica
 // for all of them), as etcd's clientv3 multiplexes its callers over one HTTP/2 connection. Each
 // session() is a ClientTransport of its own; a replica's replies to all of them travel on the
-// one connection, so a replica answering a batch of commits writes them with one syscall (uWS
-// corks the socket it last wrote to until its loop iteration ends) and the receiving side reads
-// them with one, instead of one per client each way. It is the one transport that reads a frame:
+// one connection, so a replica answering a batch of commits writes them with one syscall (the
+// bus stages a turn's replies and sends them under one cork per connection) and the receiving
+// side reads them with one, instead of one per client each way; the requests its clients send
+// in one turn leave in one write too (TurnCorker). It is the one transport that reads a frame:
 // only the client id, to route a reply or an eviction to its session (each session learns its
 // id from the requests it sends, which all carry it at Request.client); a frame naming no
 // session, too short, or of another command is dropped and counted. The receiving client still
@@ -34,6 +35,7 @@ import WebSocket from "ws";
 import { headerSize } from "../constants.js";
 import { Command, Eviction, Frame, Reply, Request } from "../vsr/header.js";
 import { assert } from "../stdx/assert.js";
+import { TurnCorker, generateMaskNonZero } from "../io/cork.js";
 
 export type FrameHandler = (replica: number, bytes: Uint8Array) => void;
 
@@ -63,6 +65,7 @@ export interface WebSocketTransportOptions {
 const reconnectDelayMsMinDefault = 50;
 const reconnectDelayMsMaxDefault = 2000;
 const handshakeTimeoutMsDefault = 3000;
+const sendOptions = { binary: true } as const;
 
 /** ws://host:port/ for "host:port"; URLs pass through. Throws a TypeError on a bad address. */
 export function addressUrl(address: string): string {
@@ -91,6 +94,8 @@ export class WebSocketTransport implements ClientTransport {
     private readonly held: (Uint8Array | null)[] = [];
     private handler: FrameHandler | null = null;
     private closed = false;
+    /** Frames sent in one loop turn leave in one write per path (see io/cork.ts). */
+    private readonly corker: TurnCorker;
     /** Frames dropped because their path was not open (for diagnostics). */
     sendsDropped = 0;
 
@@ -102,6 +107,7 @@ export class WebSocketTransport implements ClientTransport {
         this.reconnectDelayMsMin = options.reconnectDelayMsMin ?? reconnectDelayMsMinDefault;
         this.reconnectDelayMsMax = options.reconnectDelayMsMax ?? reconnectDelayMsMaxDefault;
         this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault;
+        this.corker = new TurnCorker(this.replicaCount);
         for (let replica = 0; replica < this.replicaCount; replica++) {
             this.sockets.push(null);
             this.open.push(false);
@@ -123,8 +129,9 @@ export class WebSocketTransport implements ClientTransport {
             return;
         }
         // ws masks client frames into a new buffer when the data is not its own (readOnly), so
-        // the caller may reuse `bytes` right away.
-        socket.send(bytes, { binary: true });
+        // the caller may reuse `bytes` right away, also while the copy waits in a corked queue.
+        this.corker.cork(socket);
+        socket.send(bytes, sendOptions);
     }
 
     onMessage(handler: FrameHandler): void {
@@ -160,6 +167,7 @@ export class WebSocketTransport implements ClientTransport {
             perMessageDeflate: false,
             maxPayload: this.messageSizeMax,
             handshakeTimeout: this.handshakeTimeoutMs,
+            generateMask: generateMaskNonZero, // Masked copies only: sends may be corked.
         });
         socket.binaryType = "nodebuffer";
         this.sockets[replica] = socket;
@@ -169,7 +177,7 @@ export class WebSocketTransport implements ClientTransport {
             this.attempts[replica] = 0;
             const held = this.held[replica] ?? null;
             this.held[replica] = null;
-            if (held !== null) socket.send(held, { binary: true });
+            if (held !== null) socket.send(held, sendOptions);
         });
         socket.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
             if (!isBinary || this.sockets[replica] !== socket || this.handler === null) return;

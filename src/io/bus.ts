@@ -33,7 +33,8 @@
 // Sends never block: a message for a closed link or a full send buffer
 // (> sendBufferedMax bytes queued) is dropped and counted, since VSR tolerates loss. Sends copy
 // the message's bytes synchronously (uWS copies; ws masks into a fresh buffer: the mask is never
-// zero, see generateMask), so the caller keeps its reference and may reuse the message at once.
+// zero, see generateMaskNonZero in cork.ts), so the caller keeps its reference and may reuse
+// the message at once. Frames to one peer in one event-loop turn leave in one write (cork.ts).
 // Peer status: a peer_status message (about once a second per link, for the live page) is
 // accepted only on a peer link in that peer's name, goes to onPeerStatus and never to the replica.
 // Request latency (vsr_request_duration_seconds) is timed here, at the primary: from a client
@@ -65,6 +66,7 @@ import {
 import type { LogFn } from "./log.js";
 import { Histogram, exponentialBounds } from "./metrics.js";
 import { type UwsModule, loadUws } from "./uws.js";
+import { TurnCorker, generateMaskNonZero } from "./cork.js";
 
 export interface HttpAnswer {
     readonly status: number;
@@ -212,6 +214,86 @@ class PeerLink {
     }
 }
 
+const stageSlots = 128;
+/** Frames larger than this go out at once (their write is amortized over their many events). */
+const stageSlotSizeMax = 4096;
+
+/**
+ * Client-bound frames (replies, evictions) of one event-loop turn, copied aside and sent at the
+ * turn's end (setImmediate) with one corked write per connection. A primary committing a batch
+ * answers many clients at once, and one shared connection (SharedTransport) carries many of
+ * them: sent as they were made, each reply was a write(2) of its own, since the replica runs
+ * inside another socket's uWS callback (or an fs callback), where uWS cannot cork this one.
+ * Copies, not pool references: the pool is sized without them, and a reply is a few hundred
+ * bytes. Fixed slots with one Buffer view each, made again only when the size changes, so the
+ * steady state allocates nothing but one Immediate per turn.
+ */
+class ClientStage {
+    private readonly bytes = Buffer.alloc(stageSlots * stageSlotSizeMax);
+    private readonly views: Array<Buffer | null> = [];
+    private readonly connections: Array<Connection | null> = [];
+    count = 0;
+    private flushScheduled = false;
+    private readonly flushCallback: () => void;
+
+    constructor(flushCallback: () => void) {
+        this.flushCallback = flushCallback;
+        for (let slot = 0; slot < stageSlots; slot++) {
+            this.views.push(null);
+            this.connections.push(null);
+        }
+    }
+
+    /** Copies the frame into a slot for the flush; false when it is too big or none is free. */
+    add(connection: Connection, frame: Buffer): boolean {
+        const size = frame.length;
+        if (size > stageSlotSizeMax || this.count === stageSlots) return false;
+        const slot = this.count;
+        let view = this.views[slot] ?? null;
+        if (view === null || view.length !== size) {
+            view = this.bytes.subarray(slot * stageSlotSizeMax, slot * stageSlotSizeMax + size);
+            this.views[slot] = view;
+        }
+        assert(frame.copy(view, 0, 0, size) === size);
+        this.connections[slot] = connection;
+        this.count++;
+        if (!this.flushScheduled) {
+            this.flushScheduled = true;
+            setImmediate(this.flushCallback);
+        }
+        return true;
+    }
+
+    /** The connection of the first slot not yet taken, or null. */
+    nextConnection(): Connection | null {
+        for (let slot = 0; slot < this.count; slot++) {
+            const connection = this.connections[slot] ?? null;
+            if (connection !== null) return connection;
+        }
+        return null;
+    }
+
+    connectionOf(slot: number): Connection | null {
+        assert(slot >= 0 && slot < this.count);
+        return this.connections[slot] ?? null;
+    }
+
+    /** The slot's frame (valid until the next add), marking the slot sent. */
+    take(slot: number): Buffer {
+        assert(slot >= 0 && slot < this.count && this.connections[slot] !== null);
+        this.connections[slot] = null;
+        const view = this.views[slot] ?? null;
+        assert(view !== null);
+        return view;
+    }
+
+    clear(): void {
+        for (let slot = 0; slot < this.count; slot++) assert(this.connections[slot] === null);
+        this.count = 0;
+        this.flushScheduled = false;
+    }
+}
+
 export class BusCounters {
     /** Valid messages received, by command ordinal (pings included). */
     readonly messagesReceived = new Float64Array(commandCount);
@@ -327,21 +409,6 @@ class ClientTable {
     }
 }
 
-// WebSocket masking (client → server) is for browsers behind caching proxies; it does not matter
-// between replicas. It does matter that the mask is never zero: ws then sends the caller's buffer
-// itself instead of a masked copy, and that buffer is arena memory the caller may reuse at once.
-let maskState = (Math.random() * 0xffff_ffff) >>> 0 || 1;
-
-function generateMask(mask: Buffer): void {
-    // xorshift32: never reaches zero from a non-zero state, so the mask is never all zero.
-    maskState ^= maskState << 13;
-    maskState ^= maskState >>> 17;
-    maskState ^= maskState << 5;
-    maskState >>>= 0;
-    assert(maskState !== 0);
-    mask.writeUInt32LE(maskState, 0);
-}
-
 const sendOptions = { binary: true } as const;
 
 export class NodeBus implements MessageBus {
@@ -374,6 +441,8 @@ export class NodeBus implements MessageBus {
     private readonly links: Array<PeerLink | null> = [];
     private readonly connections = new Set<Connection>();
     private readonly clients = new ClientTable();
+    /** Coalesces the frames a turn sends on each peer link into one write (see cork.ts). */
+    private readonly corker = new TurnCorker(replicasMax);
     /** Our hello to peers, built once (outside the arena: it is sent, never received). */
     private readonly pingBytes = new Uint8Array(headerSize);
     /**
@@ -383,6 +452,9 @@ export class NodeBus implements MessageBus {
      * what ws sends as is; uWS takes any view. Views never outlive the arena: it never grows.
      */
     private readonly frameViews: Array<Buffer | null> = [];
+    /** Client frames of this turn, sent at its end, one write per connection (ClientStage). */
+    private readonly stage: ClientStage;
+    private flushConnection: Connection | null = null;
     /** Why the last message failed invalidHeader (a constant string), for the drop log. */
     private dropDetail = "";
     private livenessTimer: NodeJS.Timeout | null = null;
@@ -428,6 +500,7 @@ export class NodeBus implements MessageBus {
             this.links.push(link);
         }
         for (let index = 0; index < this.pool.messagesMax; index++) this.frameViews.push(null);
+        this.stage = new ClientStage(this.onStageFlush);
         this.buildPing();
         this.uws = loadUws(); // Throws (the node refuses to start) without the native binding.
         this.app = this.buildApp();
@@ -501,6 +574,7 @@ export class NodeBus implements MessageBus {
             this.drop(DropReason.sendQueueFull);
             return;
         }
+        this.corker.cork(socket); // Frames to this peer in this turn leave in one write.
         socket.send(this.frameView(message, size), sendOptions);
         this.counters.messagesSent[this.view.getUint8(message.offset + Frame.command)]! += 1;
     }
@@ -544,21 +618,63 @@ export class NodeBus implements MessageBus {
             return;
         }
         assert(connection !== null && connection.role === Role.client);
-        if (socket.getBufferedAmount() + size > this.sendBufferedMax) {
-            this.drop(DropReason.sendQueueFull);
-            return;
+        const frame = this.frameView(message, size);
+        if (!this.stage.add(connection, frame)) {
+            this.sendToConnection(connection, frame); // Too big or the stage is full: now.
         }
-        if (socket.send(this.frameView(message, size), true, false) === 2) {
-            this.drop(DropReason.sendQueueFull); // Over uWS's maxBackpressure: dropped.
-            return;
-        }
-        this.counters.messagesSent[command]! += 1;
         const startedMs = this.clients.requestStartedMs[entry]!;
         this.clients.requestStartedMs[entry] = 0;
         if (command === Command.reply && startedMs !== 0) {
             this.requestSeconds.observe((performance.now() - startedMs) / 1000);
         }
     }
+
+    /** Sends a frame on a client connection now, or drops it (closed, or its buffer full). */
+    private sendToConnection(connection: Connection, frame: Uint8Array): void {
+        const socket = connection.socket;
+        if (socket === null) {
+            this.drop(DropReason.unknownClient); // Closed since the frame was staged.
+            return;
+        }
+        if (socket.getBufferedAmount() + frame.length > this.sendBufferedMax) {
+            this.drop(DropReason.sendQueueFull);
+            return;
+        }
+        if (socket.send(frame, true, false) === 2) {
+            this.drop(DropReason.sendQueueFull); // Over uWS's maxBackpressure: dropped.
+            return;
+        }
+        this.counters.messagesSent[frame[Frame.command]!]! += 1;
+    }
+
+    /**
+     * Sends every staged frame, one corked write per connection. Runs from setImmediate, where
+     * no uWS socket is corked, so each connection's cork takes effect.
+     */
+    private readonly onStageFlush = (): void => {
+        const stage = this.stage;
+        let connection = stage.nextConnection();
+        while (connection !== null) {
+            const socket = connection.socket;
+            this.flushConnection = connection;
+            if (socket === null) this.flushConnectionStaged();
+            else socket.cork(this.flushConnectionStaged);
+            this.flushConnection = null;
+            connection = stage.nextConnection();
+        }
+        stage.clear();
+    };
+
+    /** Sends the staged frames of flushConnection (inside its socket's cork). */
+    private readonly flushConnectionStaged = (): void => {
+        const connection = this.flushConnection;
+        assert(connection !== null);
+        const stage = this.stage;
+        for (let slot = 0; slot < stage.count; slot++) {
+            if (stage.connectionOf(slot) !== connection) continue;
+            this.sendToConnection(connection, stage.take(slot));
+        }
+    };
 
     /** The counters in Prometheus text exposition format. */
     metricsText(): string {
@@ -911,7 +1027,7 @@ export class NodeBus implements MessageBus {
             perMessageDeflate: false,
             maxPayload: this.messageSizeMax,
             handshakeTimeout: 2 * reconnectDelayMaxMs,
-            generateMask,
+            generateMask: generateMaskNonZero,
         });
         socket.binaryType = "nodebuffer";
         link.socket = socket;

@@ -130,9 +130,6 @@ import {
 /** Repair timeouts in a row without a new sync chunk before another peer is asked. */
 export const syncStallsMax = 8;
 
-/** Prepares the primary keeps being written at once (see pipelineDurableBacklog). */
-export const preparesBeingWrittenMax = 2;
-
 export const Status = { normal: 0, viewChange: 1, recovering: 2 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
 
@@ -1085,9 +1082,10 @@ export class Replica {
     }
 
     /**
-     * Prepares of the pipeline not yet durable here. Group commit: while a couple of prepares
-     * are being written, new requests wait in the queue and the next prepare carries them all,
-     * so a disk whose flushes are the bottleneck writes fewer, fuller prepares.
+     * Prepares of the pipeline not yet durable here. Group commit: while
+     * config.preparesBeingWrittenMax prepares are being written, new requests wait in the queue
+     * and the next prepare carries them all, so a disk whose flushes are the bottleneck (or
+     * whose writes cost the CPU) writes fewer, fuller prepares.
      */
     private pipelineDurableBacklog(): number {
         let backlog = 0;
@@ -1106,7 +1104,7 @@ export class Replica {
             !this.startViewPending &&
             this.requestQueueCount > 0 &&
             this.pipelineCount < this.pipeline.length &&
-            this.pipelineDurableBacklog() < preparesBeingWrittenMax &&
+            this.pipelineDurableBacklog() < this.config.preparesBeingWrittenMax &&
             this.op + 1 < this.windowOpMax() &&
             this.journal.prepareCacheRoom()
         ) {

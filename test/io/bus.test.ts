@@ -403,6 +403,43 @@ test("sessions multiplexed on one connection: each reply goes back on it, each r
     }
 });
 
+test("a turn's replies go out at its end in order; one to a closed connection drops", async () => {
+    const cluster = await addresses(1);
+    const node = new TestNode(0, cluster, undefined, () => true);
+    let closedBus = false;
+    try {
+        const client = await openClient(cluster[0]!.port);
+        const frames: Uint8Array[] = [];
+        client.on("message", (data: Buffer) => frames.push(new Uint8Array(data)));
+        client.send(registerRequest(42));
+        client.send(registerRequest(43));
+        await waitFor("both requests to arrive", () => node.received.length === 2);
+        const expected: Uint8Array[] = [];
+        for (const clientId of [43, 42, 43]) {
+            const reply = node.message((_, view, base) => buildReply(view, base, clientId));
+            node.bus.sendToClient(reply);
+            expected.push(node.bytesOf(reply));
+            node.pool.unref(reply); // Staged as a copy: the message may be reused at once.
+        }
+        assert.equal(node.bus.counters.messagesSent[Command.reply], 0, "held to the turn's end");
+        await waitFor("the replies to arrive", () => frames.length === 3);
+        assert.deepEqual(frames, expected);
+        assert.equal(node.bus.counters.messagesSent[Command.reply], 3);
+
+        const late = node.message((_, view, base) => buildReply(view, base, 42));
+        node.bus.sendToClient(late);
+        node.pool.unref(late);
+        const closing = node.bus.close(); // Closes the connection before the turn ends.
+        closedBus = true;
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.equal(node.dropped(DropReason.unknownClient), 1);
+        assert.equal(node.bus.counters.messagesSent[Command.reply], 3);
+        await closing;
+    } finally {
+        if (!closedBus) await node.bus.close();
+    }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Bad input: dropped, counted, connection closed, server still serving.
 
