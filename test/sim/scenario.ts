@@ -7,6 +7,7 @@ import { headerSize } from "../../src/constants.js";
 import { Cluster, type CrashOptions, noClockFaultOptions } from "../../src/sim/cluster.js";
 import { noStorageFaults } from "../../src/sim/storage.js";
 import { defaultSimOptions, swarmClusterOptions } from "../../src/sim/vopr.js";
+import { Status } from "../../src/vsr/replica.js";
 
 /** Crashed replicas stay down until the scenario restarts them. */
 const downUntilRestarted: CrashOptions = {
@@ -65,4 +66,26 @@ export function corruptSlot(cluster: Cluster, replica: number, op: number): void
     const prepare = dataLayout.walPreparesOffset + slot * cluster.options.config.messageSizeMax;
     data[header + 40] = (data[header + 40] ?? 0) ^ 0xff;
     data[prepare + 40] = (data[prepare + 40] ?? 0) ^ 0xff;
+}
+
+/**
+ * Ticks until every replica is normal, holds state and is at replica 0's commit, then asserts
+ * that `replica`'s KV image is byte for byte replica 0's (a repaired or synced replica has
+ * exactly its peers' state).
+ */
+export function converge(cluster: Cluster, replica: number): void {
+    const seed = cluster.options.seed;
+    const converged = () => {
+        const commit = cluster.replicas[0]!.commitMin;
+        return cluster.replicas.every(
+            (r) => r.status === Status.normal && !r.stateMissing && r.commitMin === commit,
+        );
+    };
+    assert.ok(tickUntil(cluster, 100_000, converged), `convergence (seed ${seed})`);
+    const bytes = cluster.arena.bytes;
+    const image = (index: number): Uint8Array => {
+        const machine = cluster.stateMachines[index]!;
+        return bytes.slice(machine.imageOffset, machine.imageOffset + machine.imageSize);
+    };
+    assert.deepEqual(image(replica), image(0), `the same image as its peers (seed ${seed})`);
 }
