@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # compare_etcd.sh: etcd 3.4 and vsr-node side by side, same machine, same minutes, same load
 # shape: 3 members/replicas on 127.0.0.1, closed loop, one put of a VALUE_BYTES value per call,
-# at each client count in CLIENTS. Prints one table with the ratios vsr / etcd.
+# at each client count in CLIENTS. Prints one table with the ratios vsr / etcd, then both systems'
+# tails (p999, max, p999/p50) from the same runs.
 #
 # etcd comes from Debian's packages (etcd-server, etcd-client), its load generator is
 # scripts/etcd_load/main.go on etcd's own Go client (clientv3 from golang-etcd-server-dev, built
@@ -147,6 +148,19 @@ for (const run of vsr.runs) {
     fixed(run.ops_per_s / peer.ops_per_s), fixed(latency.p50 / 1000 / peer.p50_ms),
     fixed(latency.p99 / 1000 / peer.p99_ms),
     Math.max(...run.replica_young_gcs_per_100k_ops)].map((value) => cell(value, 12)).join(""));
+}
+// The tails beside each other: a disk whose writes stall now and then shows in both systems'
+// p999 and max, so the tail targets (ratios over p50) are judged against etcd's own.
+console.log("tails, ms (same runs): p999 and max, and p999 / p50 for each system");
+const tailColumns = ["clients", "etcd p999", "etcd max", "vsr p999", "vsr max", "etcd p999/50",
+  "vsr p999/50"];
+console.log(tailColumns.map((name) => cell(name, 13)).join(""));
+for (const run of vsr.runs) {
+  const peer = etcd.find((row) => row.clients === run.clients);
+  const latency = run.latency_us;
+  console.log([run.clients, fixed(peer.p999_ms), fixed(peer.max_ms), fixed(latency.p999 / 1000),
+    fixed(latency.max / 1000), fixed(peer.p999_ms / peer.p50_ms, 1),
+    fixed(latency.p999 / latency.p50, 1)].map((value) => cell(value, 13)).join(""));
 }
 if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify({ etcd, vsr }, null, 1) + "\n");
 JS

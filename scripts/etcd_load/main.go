@@ -22,14 +22,15 @@ import (
 )
 
 type level struct {
-	Clients  int     `json:"clients"`
-	Ops      int     `json:"ops"`
-	Errors   int64   `json:"errors"`
-	Seconds  float64 `json:"seconds"`
-	OpsPerS  float64 `json:"ops_per_s"`
-	P50Ms    float64 `json:"p50_ms"`
-	P99Ms    float64 `json:"p99_ms"`
-	MaxMs    float64 `json:"max_ms"`
+	Clients int     `json:"clients"`
+	Ops     int     `json:"ops"`
+	Errors  int64   `json:"errors"`
+	Seconds float64 `json:"seconds"`
+	OpsPerS float64 `json:"ops_per_s"`
+	P50Ms   float64 `json:"p50_ms"`
+	P99Ms   float64 `json:"p99_ms"`
+	P999Ms  float64 `json:"p999_ms"`
+	MaxMs   float64 `json:"max_ms"`
 }
 
 // quantile of sorted latencies, nearest rank.
@@ -86,6 +87,7 @@ func run(client *clientv3.Client, clients int, warmup, window time.Duration, val
 		result.OpsPerS = float64(len(all)) / seconds
 		result.P50Ms = quantile(all, 0.50)
 		result.P99Ms = quantile(all, 0.99)
+		result.P999Ms = quantile(all, 0.999)
 		result.MaxMs = float64(all[len(all)-1].Nanoseconds()) / 1e6
 	}
 	return result
