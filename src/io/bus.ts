@@ -15,7 +15,7 @@
 // index < replicaCount and not ours makes it a peer link; anything else makes it a client
 // connection, which may send only `request` ("a client can never speak as a replica"). The
 // client table maps each client id (u128) to the connection that last carried its request
-// (64 sets × 4 ways, least recently used evicted), which is where sendToClient sends replies.
+// (128 sets × 8 ways, least recently used evicted), which is where sendToClient sends replies.
 //
 // Inbound frames: the ArrayBuffer uWS hands us is valid only during the callback. Size bounds are
 // checked on the raw frame; then the bytes are copied into a pool message and validated there
@@ -183,7 +183,7 @@ type Role = (typeof Role)[keyof typeof Role];
 const accepted = -1;
 
 /** An accepted WebSocket connection (the uWS socket's user data points here). */
-class Connection {
+export class Connection {
     role: Role = Role.pending;
     /** The peer's replica index when role is peer, else -1. */
     replica = -1;
@@ -311,17 +311,24 @@ export class BusCounters {
     reconnects = 0;
 }
 
-const clientTableSetBits = 6;
-const clientTableWays = 4;
+// Sized so that the sessions a replica keeps (clientsMax: 64 in production) never evict each
+// other: 64 random ids over 128 sets average half an id per set, and some set gets 9 or more
+// with a probability of about 4e-7. With 64 sets of 4 ways, 5 of 64 random ids shared a set
+// in about one run in four: those clients evicted one another, their
+// replies were dropped as unknown_client and each call waited for its 600 ms retry (the max of
+// 611 ms at 64 clients in compare_etcd.sh and bench_tail.sh).
+const clientTableSetBits = 7;
+const clientTableWays = 8;
 const clientTableEntries = (1 << clientTableSetBits) * clientTableWays;
 
 /**
  * Client id (u128, kept as four u32 words) → the connection that last carried its request, and
  * when that request reached us as primary. Kept per client, not per connection: one connection
  * may carry many clients' sessions (a load generator multiplexes them).
- * Set-associative: 64 sets of 4 ways; a new id evicts the least recently used way of its set.
+ * Set-associative: 128 sets of 8 ways; a new id evicts the least recently used way of its set.
+ * Exported for tests.
  */
-class ClientTable {
+export class ClientTable {
     private readonly ids = new Uint32Array(clientTableEntries * 4);
     private readonly connections: Array<Connection | null> = [];
     private readonly usedAt = new Float64Array(clientTableEntries);

@@ -16,9 +16,10 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import http from "node:http";
 import net from "node:net";
+import fc from "fast-check";
 import WebSocket from "ws";
 
-import { DropReason, NodeBus } from "../../src/io/bus.js";
+import { ClientTable, Connection, DropReason, NodeBus } from "../../src/io/bus.js";
 import { RealTime } from "../../src/io/time.js";
 import { uwsNative } from "../../src/io/uws.js";
 import { PRNG } from "../../src/stdx/prng.js";
@@ -588,4 +589,29 @@ test("a peer restarted on the same port gets its link back and messages flow aga
     } finally {
         await Promise.all([first.bus.close(), second.bus.close()]);
     }
+});
+
+test("the client table keeps every one of clientsMax random client ids (no set overflows)", () => {
+    // 64 sessions (production clientsMax) with random u128 ids, as a load generator's clients
+    // have: each must stay findable while all of them keep sending, or a reply is dropped as
+    // unknown_client and its call waits for the client's retry (the old 64 × 4-way table lost
+    // one in about four such runs).
+    const ids = new DataView(new ArrayBuffer(16 * 64));
+    const connection = new Connection();
+    fc.assert(
+        fc.property(fc.integer({ min: 0, max: 0x7fff_ffff }), (seed) => {
+            const prng = new PRNG(seed);
+            const table = new ClientTable();
+            for (let word = 0; word < 4 * 64; word++) {
+                ids.setUint32(word * 4, prng.u32(), true);
+            }
+            for (let round = 0; round < 3; round++) {
+                for (let client = 0; client < 64; client++) table.set(ids, client * 16, connection);
+            }
+            for (let client = 0; client < 64; client++) {
+                assert.ok(table.find(ids, client * 16) >= 0, `client ${client} (seed ${seed})`);
+            }
+        }),
+        { numRuns: 400 },
+    );
 });
