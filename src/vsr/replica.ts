@@ -228,6 +228,8 @@ export interface ReplicaStats {
     windowFull: number;
     /** Checkpoints installed from a peer (state sync). */
     stateSyncs: number;
+    /** Sync anchors confirmed by another replica's checkpoint at the same op (not a header). */
+    syncAnchorsConfirmedByCheckpoint: number;
     /** KV events executed (what users call operations; a prepare batches many). */
     eventsCommitted: number;
     /** request_reply messages sent for session replies lost from this replica's disk. */
@@ -351,6 +353,7 @@ export class Replica {
         evictions: 0,
         windowFull: 0,
         stateSyncs: 0,
+        syncAnchorsConfirmedByCheckpoint: 0,
         eventsCommitted: 0,
         replyRepairsRequested: 0,
         repliesRepaired: 0,

@@ -77,6 +77,15 @@ const defaultRegressions: readonly { seed: number; cause: string }[] = [
             "slots; an older block still held a deleted key's record, and a replica that " +
             "synced from that checkpoint had the key back (test/vsr/grid.test.ts)",
     },
+    {
+        seed: 3830,
+        cause:
+            "liveness: a replica behind the WAL window never synced. The sync peer's image " +
+            "was confirmable only by the third replica, which had itself synced to that " +
+            "checkpoint and held no header at or below it; the other peer's checkpoint had a " +
+            "damaged block at addresses only it used. A peer's checkpoint at the same op and " +
+            "anchor now confirms (scenario: test/vsr/state_sync_scenario.test.ts)",
+    },
 ];
 
 for (const { seed, cause } of defaultRegressions) {
