@@ -1823,9 +1823,10 @@ export class Replica {
     syncDeferredTick = 0;
     /**
      * The target's anchor (the checksum of the prepare at its op) is confirmed by a log other
-     * than the snapshot's own: this replica's trusted chain, or the header of that op in the
-     * log of a replica other than syncPeer (the op is committed, so a replica whose log holds
-     * it holds the committed prepare). Installation waits for it.
+     * than the snapshot's own: this replica's trusted chain, the header of that op in the log
+     * of a replica other than syncPeer (the op is committed, so a replica whose log holds it
+     * holds the committed prepare), or such a replica's own checkpoint at that op with that
+     * anchor. Installation waits for it.
      */
     syncConfirmed = false;
 

@@ -114,11 +114,14 @@ export function syncRetry(self: Replica): void {
     if (self.gridRepair.loading) {
         if (self.gridRepair.onRepairTimeout()) return;
         // No peer served a block of the target for stallsMax timeouts (they moved on, or
-        // their copies are damaged): sync anew, from the next peer.
+        // their copies are damaged): sync anew, from the next peer. Not a random one: the
+        // index came from syncPeer, whose copy of a block may be the only one (a replica that
+        // installed its checkpoint by sync wrote its blocks at addresses of its own), and
+        // asking it again would stall again (default seed 3830 did, half of its attempts).
         self.gridRepair.stop();
         self.gridRepair.syncLoadsAbandoned++;
         syncRestart(self);
-        self.syncPeer = repairPeer(self);
+        self.syncPeer = peerAfter(self, self.syncPeer);
         return sendRequestSync(self);
     }
     if (self.syncOffset !== self.syncOffsetAtTimeout) {
@@ -137,6 +140,14 @@ export function syncRetry(self: Replica): void {
     if (complete)
         syncConfirmRequest(self); // Complete, not yet confirmed: ask again.
     else sendRequestSync(self);
+}
+
+/** The replica after `peer` in index order, skipping self replica. */
+function peerAfter(self: Replica, peer: number): number {
+    assert(self.replicaCount > 1);
+    let next = (peer + 1) % self.replicaCount;
+    if (next === self.replica) next = (next + 1) % self.replicaCount;
+    return next;
 }
 
 export function sendRequestSync(self: Replica): void {
