@@ -34,13 +34,8 @@ stop() {
 trap 'stop; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-
-metric() { # address name
-  curl -sf "http://$1/metrics" | awk -v name="$2" '$1 == name {print $2}'
-}
+# shellcheck source=bench_lib.sh
+source "$repo/scripts/bench_lib.sh"
 
 cluster=$((RANDOM + 1))
 addresses=()
@@ -57,14 +52,7 @@ for replica in 0 1 2; do
     2>>"$work/replicas.log" &
   pids+=($!)
 done
-for address in "${addresses[@]}"; do
-  for _ in $(seq 300); do
-    curl -sf "http://$address/status" >/dev/null && continue 2
-    sleep 0.1
-  done
-  echo "bench_rss: replica at $address did not start" >&2
-  exit 1
-done
+wait_up bench_rss
 
 node "${node_flags[@]}" "$cli" load --cluster=$cluster --addresses="$list" --clients="$CLIENTS" \
   --batch=1 --value-bytes=64 --duration-s="$DURATION_S" --json >"$work/run.json" &
