@@ -12,24 +12,29 @@ import assert from "node:assert/strict";
 import { calmCluster, tickUntil } from "../sim/scenario.js";
 import { Command, Sync, headerCommand, headerReplica, setChecksums } from "../../src/vsr/header.js";
 import type { Message } from "../../src/vsr/message_pool.js";
-import { Status } from "../../src/vsr/replica.js";
+import type { Cluster } from "../../src/sim/cluster.js";
+import { type Replica, Status } from "../../src/vsr/replica.js";
+
+/**
+ * Replica 2 down while the others commit two WAL windows' worth of ops, then restarted: it must
+ * sync a checkpoint to catch up to `target`.
+ */
+function laggingReplica(seed: number): { cluster: Cluster; lagging: Replica; target: number } {
+    const cluster = calmCluster(seed, 3);
+    cluster.crash(2);
+    const r0 = cluster.replicas[0]!;
+    const target = 2 * cluster.options.config.journalSlotCount;
+    assert.ok(tickUntil(cluster, 100_000, () => r0.commitMin >= target), `seed ${seed}`);
+    cluster.restart(2);
+    return { cluster, lagging: cluster.replicas[2]!, target };
+}
 
 for (const seed of [1, 2, 3]) {
     const name =
         "a lagging replica does not install a checkpoint whose anchor no other log confirms " +
         `(replicas=3, seed=${seed})`;
     test(name, () => {
-        const cluster = calmCluster(seed, 3);
-        const config = cluster.options.config;
-        cluster.crash(2);
-        const r0 = cluster.replicas[0]!;
-        const target = 2 * config.journalSlotCount;
-        assert.ok(
-            tickUntil(cluster, 100_000, () => r0.commitMin >= target),
-            `seed ${seed}`,
-        );
-        cluster.restart(2);
-        const lagging = cluster.replicas[2]!;
+        const { cluster, lagging, target } = laggingReplica(seed);
         // Every sync chunk from the replica asked names a wrong anchor (one byte off),
         // re-checksummed so that it is a well-formed message. (Chunks from the others stay
         // honest: they are asked too, to vouch for the anchor with their own checkpoint.)
@@ -70,17 +75,7 @@ for (const seed of [1, 2, 3]) {
         "a sync anchor is confirmed by another replica's checkpoint when no other log holds " +
         `its header (replicas=3, seed=${seed})`;
     test(name, () => {
-        const cluster = calmCluster(seed, 3);
-        const config = cluster.options.config;
-        cluster.crash(2);
-        const r0 = cluster.replicas[0]!;
-        const target = 2 * config.journalSlotCount;
-        assert.ok(
-            tickUntil(cluster, 100_000, () => r0.commitMin >= target),
-            `seed ${seed}`,
-        );
-        cluster.restart(2);
-        const lagging = cluster.replicas[2]!;
+        const { cluster, lagging, target } = laggingReplica(seed);
         let dropped = 0;
         const onMessage = lagging.onMessage.bind(lagging);
         lagging.onMessage = (message: Message): void => {
