@@ -24,7 +24,10 @@ function laggingReplica(seed: number): { cluster: Cluster; lagging: Replica; tar
     cluster.crash(2);
     const r0 = cluster.replicas[0]!;
     const target = 2 * cluster.options.config.journalSlotCount;
-    assert.ok(tickUntil(cluster, 100_000, () => r0.commitMin >= target), `seed ${seed}`);
+    assert.ok(
+        tickUntil(cluster, 100_000, () => r0.commitMin >= target),
+        `seed ${seed}`,
+    );
     cluster.restart(2);
     return { cluster, lagging: cluster.replicas[2]!, target };
 }
