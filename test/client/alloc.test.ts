@@ -132,5 +132,8 @@ test("a closed loop of putCallback allocates at most 64 bytes per call", async (
     assert.ok(callbackBytes <= 64, `callback form: ${callbackBytes.toFixed(1)} B per call`);
     // The Promise form allocates its promise, settle functions and an await's reaction: more,
     // which is why the load generator uses the callback form.
-    assert.ok(promiseBytes > callbackBytes, `promise ${promiseBytes} B, callback ${callbackBytes} B`);
+    assert.ok(
+        promiseBytes > callbackBytes,
+        `promise ${promiseBytes} B, callback ${callbackBytes} B per call`,
+    );
 });
