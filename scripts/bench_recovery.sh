@@ -40,9 +40,8 @@ stop() {
 trap 'status=$?; stop; ((status == 0)) || tail -n 5 "$work"/*.log >&2; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
+# shellcheck source=bench_lib.sh
+source "$repo/scripts/bench_lib.sh"
 
 # One field of a replica's /status (empty while it does not answer).
 status_field() {

@@ -45,27 +45,13 @@ stop() {
 trap 'stop; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-
-# Waits until every replica answers /status, at most 30 s.
-wait_up() {
-  local address
-  for address in "${addresses[@]}"; do
-    for _ in $(seq 300); do
-      curl -sf "http://$address/status" >/dev/null && continue 2
-      sleep 0.1
-    done
-    echo "bench_tail: replica at $address did not start" >&2
-    exit 1
-  done
-}
+# shellcheck source=bench_lib.sh
+source "$repo/scripts/bench_lib.sh"
 
 rss_mib_max() {
   local address max=0 bytes
   for address in "${addresses[@]}"; do
-    bytes=$(curl -sf "http://$address/metrics" | awk '/^process_resident_memory_bytes /{print $2}')
+    bytes=$(metric "$address" process_resident_memory_bytes)
     max=$(node -e "console.log(Math.max($max, ${bytes:-0} / 1048576).toFixed(0))")
   done
   echo "$max"
@@ -91,7 +77,7 @@ for keys in "${key_counts[@]}"; do
     "${vsr[@]}" start --addresses="$list" --log-level=warn "$file" 2>>"$work/replicas.log" &
     pids+=($!)
   done
-  wait_up
+  wait_up bench_tail
   # Distinct keys: with --verify every put takes a fresh key (read back at the end).
   load_clients=10
   per_client=$(((keys + load_clients - 1) / load_clients))

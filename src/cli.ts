@@ -310,7 +310,7 @@ function commandFormat(args: string[]): number {
             ` ${zones.gridBlockSize / 1024} KiB)\n` +
             `  total           ${mib(zones.totalSize)}\n` +
             `memory: KV table ${mib(kvSize)}, arena ${mib(nodeArenaBytes(config, replicaCount))}` +
-            ` (table, its checkpoint snapshot, grid metadata, messages, WAL buffers)\n`,
+            ` (table, copy-on-write staging, grid metadata, messages, WAL buffers)\n`,
     );
     return 0;
 }

@@ -61,6 +61,7 @@ export interface BlockSender {
 class BlockIo implements StorageCompletion {
     result: IoResult = IoResult.ok;
     busy = false;
+    /** The peer a read serves, or the peer a load slot last asked for its block. */
     peer = 0;
     address = 0;
     /**
@@ -385,11 +386,17 @@ export class GridRepair {
         this.loadRequest(slot); // Its own copy is damaged: a peer's then.
     }
 
+    /** Fetches a slot's block: asked first of the peer whose index it is. */
     private loadRequest(slot: BlockIo): void {
+        slot.peer = this.peer;
+        this.loadAsk(slot);
+    }
+
+    private loadAsk(slot: BlockIo): void {
         assert(this.loading && slot.entry >= 0 && !slot.busy && !slot.ready);
         slot.chunks = 0;
         slot.asked = true;
-        this.sendRequestFor(slot.entry);
+        this.sendRequestFor(slot.entry, slot.peer);
     }
 
     private loadSlotFree(slot: BlockIo): void {
@@ -469,19 +476,27 @@ export class GridRepair {
         return true;
     }
 
-    /** A load's timeout: every block still being fetched is asked of the next peer. */
+    /**
+     * A load's timeout: every block still being fetched is asked of the peer after the one
+     * it last asked. The rotation is per slot: a slot is asked again only every other timeout,
+     * so one rotation shared by all slots, with two peers, asked every block again of the same
+     * peer for good, one whose grid may not name it (storm seed 318: never the index's owner).
+     */
     private loadTimeout(): boolean {
         if (this.progressed) this.stalls = 0;
         else this.stalls++;
         this.progressed = false;
         if (this.stalls >= this.stallsMax) return false;
-        this.peer = this.nextPeer(this.peer);
         for (const slot of this.loads) {
             if (slot.entry < 0 || slot.busy || slot.ready) continue;
             // Asked only just now: its answer may well be on its way (a round trip can take
             // about a timeout); asking again would only make a peer read it twice.
-            if (slot.asked) slot.asked = false;
-            else this.loadRequest(slot);
+            if (slot.asked) {
+                slot.asked = false;
+                continue;
+            }
+            slot.peer = this.nextPeer(slot.peer);
+            this.loadAsk(slot);
         }
         return true;
     }
@@ -497,18 +512,18 @@ export class GridRepair {
 
     private sendRequest(): void {
         assert(this.entry >= 0);
-        this.sendRequestFor(this.entry);
+        this.sendRequestFor(this.entry, this.peer);
     }
 
-    /** Asks the current peer for the block index entry `entry` names. */
-    private sendRequestFor(entry: number): void {
+    /** Asks `peer` for the block index entry `entry` names. */
+    private sendRequestFor(entry: number, peer: number): void {
         const message = this.sender.acquireHeader(Command.requestBlock);
         const base = message.offset;
         const checksumFrom = this.grid.entryChecksum(entry);
         this.bytes.copyWithin(base + RequestBlock.blockChecksum, checksumFrom, checksumFrom + 16);
         this.view.setUint32(base + RequestBlock.address, this.grid.entryAddress(entry), true);
         this.requestsSent++;
-        this.sender.sendTo(this.peer, message);
+        this.sender.sendTo(peer, message);
     }
 
     /** A chunk of a block (from any peer: the block is verified whole before it is written). */

@@ -228,6 +228,8 @@ export interface ReplicaStats {
     windowFull: number;
     /** Checkpoints installed from a peer (state sync). */
     stateSyncs: number;
+    /** Sync anchors confirmed by another replica's checkpoint at the same op (not a header). */
+    syncAnchorsConfirmedByCheckpoint: number;
     /** KV events executed (what users call operations; a prepare batches many). */
     eventsCommitted: number;
     /** request_reply messages sent for session replies lost from this replica's disk. */
@@ -351,6 +353,7 @@ export class Replica {
         evictions: 0,
         windowFull: 0,
         stateSyncs: 0,
+        syncAnchorsConfirmedByCheckpoint: 0,
         eventsCommitted: 0,
         replyRepairsRequested: 0,
         repliesRepaired: 0,
@@ -1820,9 +1823,10 @@ export class Replica {
     syncDeferredTick = 0;
     /**
      * The target's anchor (the checksum of the prepare at its op) is confirmed by a log other
-     * than the snapshot's own: this replica's trusted chain, or the header of that op in the
-     * log of a replica other than syncPeer (the op is committed, so a replica whose log holds
-     * it holds the committed prepare). Installation waits for it.
+     * than the snapshot's own: this replica's trusted chain, the header of that op in the log
+     * of a replica other than syncPeer (the op is committed, so a replica whose log holds it
+     * holds the committed prepare), or such a replica's own checkpoint at that op with that
+     * anchor. Installation waits for it.
      */
     syncConfirmed = false;
 

@@ -114,11 +114,14 @@ export function syncRetry(self: Replica): void {
     if (self.gridRepair.loading) {
         if (self.gridRepair.onRepairTimeout()) return;
         // No peer served a block of the target for stallsMax timeouts (they moved on, or
-        // their copies are damaged): sync anew, from the next peer.
+        // their copies are damaged): sync anew, from the next peer. Not a random one: the
+        // index came from syncPeer, whose copy of a block may be the only one (a replica that
+        // installed its checkpoint by sync wrote its blocks at addresses of its own), and
+        // asking it again would stall again (default seed 3830 did, half of its attempts).
         self.gridRepair.stop();
         self.gridRepair.syncLoadsAbandoned++;
         syncRestart(self);
-        self.syncPeer = repairPeer(self);
+        self.syncPeer = peerAfter(self, self.syncPeer);
         return sendRequestSync(self);
     }
     if (self.syncOffset !== self.syncOffsetAtTimeout) {
@@ -139,15 +142,27 @@ export function syncRetry(self: Replica): void {
     else sendRequestSync(self);
 }
 
+/** The replica after `peer` in index order, skipping self replica. */
+function peerAfter(self: Replica, peer: number): number {
+    assert(self.replicaCount > 1);
+    let next = (peer + 1) % self.replicaCount;
+    if (next === self.replica) next = (next + 1) % self.replicaCount;
+    return next;
+}
+
 export function sendRequestSync(self: Replica): void {
-    const message = self.acquireHeader(Command.requestSync);
     // Without state, even a checkpoint at commitMin itself will do: ask for one above the op
     // before it (peers serve a snapshot newer than the commitMin they are sent).
     // (A load given up before the first checkpoint leaves commitMin 0: any checkpoint will do.)
     const commitMin = self.stateMissing && self.commitMin > 0 ? self.commitMin - 1 : self.commitMin;
+    sendRequestSyncTo(self, self.syncPeer, commitMin, self.syncOffset);
+}
+
+function sendRequestSyncTo(self: Replica, peer: number, commitMin: number, offset: number): void {
+    const message = self.acquireHeader(Command.requestSync);
     writeU64(self.memory, message.offset + RequestSync.commitMin, commitMin);
-    writeU64(self.memory, message.offset + RequestSync.offset, self.syncOffset);
-    self.sendTo(self.syncPeer, message);
+    writeU64(self.memory, message.offset + RequestSync.offset, offset);
+    self.sendTo(peer, message);
 }
 
 export function onRequestSync(self: Replica, message: Message): void {
@@ -191,7 +206,8 @@ export function copyU128(self: Replica, target: number, source: number): void {
 
 export function onSync(self: Replica, message: Message): void {
     const base = message.offset;
-    if (!self.syncing || headerReplica(self.memory, base) !== self.syncPeer) return;
+    if (!self.syncing) return;
+    if (headerReplica(self.memory, base) !== self.syncPeer) return syncConfirmFromChunk(self, base);
     if (self.gridRepair.loading) return; // The stream is in: its blocks are being loaded.
     const op = readU64(self.memory, base + Sync.checkpointOp);
     if (op < self.commitMin || op % self.config.checkpointOps !== 0) return;
@@ -253,13 +269,39 @@ export function syncConfirmLocal(self: Replica): void {
     }
 }
 
-/** Asks every replica but syncPeer for the header of the target op (onHeaders confirms). */
+/**
+ * Asks every replica but syncPeer for the header of the target op (onHeaders confirms) and
+ * for its own checkpoint's first chunk (onSync confirms when it names the same op and
+ * anchor). Both are needed: a replica that itself installed a state sync at that checkpoint
+ * holds no header at or below it (default seed 3830: the only other replica had synced to the
+ * same checkpoint, so the header request went unanswered for good), yet its checkpoint's
+ * anchor was confirmed when it installed it, and executing ops gives the same anchor.
+ */
 export function syncConfirmRequest(self: Replica): void {
     assert(self.syncing && self.syncTargetOp > 0);
     for (let replica = 0; replica < self.replicaCount; replica++) {
         if (replica === self.replica || replica === self.syncPeer) continue;
         sendRequestHeaders(self, replica, self.syncTargetOp, self.syncTargetOp);
+        sendRequestSyncTo(self, replica, self.syncTargetOp - 1, 0);
     }
+}
+
+/** A chunk from a replica other than syncPeer: its checkpoint may vouch for the anchor. */
+function syncConfirmFromChunk(self: Replica, base: number): void {
+    assert(self.syncing && headerReplica(self.memory, base) !== self.syncPeer);
+    if (self.syncTargetOp === 0 || self.syncConfirmed) return;
+    if (readU64(self.memory, base + Sync.checkpointOp) !== self.syncTargetOp) return;
+    // Another checkpoint at the same op with another anchor proves nothing (a bug, or a
+    // mix-up): only the same anchor confirms.
+    if (!u128Equal(self.memory, base + Sync.anchorChecksum, self.checkpointPendingChecksum)) return;
+    self.stats.syncAnchorsConfirmedByCheckpoint++;
+    syncConfirm(self);
+}
+
+function syncConfirm(self: Replica): void {
+    assert(!self.syncConfirmed && !self.gridRepair.loading);
+    self.syncConfirmed = true;
+    if (self.syncOffset === self.syncStreamSize) syncInstall(self);
 }
 
 /** A `headers` reply from a replica other than syncPeer may hold the target's header. */
@@ -275,9 +317,7 @@ export function syncConfirmFromHeaders(self: Replica, message: Message): void {
         // A different header proves nothing (a stale log may hold another op there).
         if (!u128Equal(self.memory, offset + Frame.checksum, self.checkpointPendingChecksum))
             continue;
-        self.syncConfirmed = true;
-        if (self.syncOffset === self.syncStreamSize) syncInstall(self);
-        return;
+        return syncConfirm(self);
     }
 }
 

@@ -33,7 +33,6 @@ const failoverTimeoutMs = 20_000;
 const convergeTimeoutMs = 30_000;
 const loadSeconds = 8;
 
-
 test("a 3-replica cluster keeps every acknowledged write through a primary kill -9", {
     timeout: 120_000,
 }, async (t) => {

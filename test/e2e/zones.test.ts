@@ -33,7 +33,6 @@ import {
 const readyTimeoutMs = 30_000;
 const convergeTimeoutMs = 90_000;
 
-
 /** The layout `vsr format` gives a data file (the CLI formats with the production preset). */
 function fileLayout(): Layout {
     return layout(production, KvStateMachine.sizeBytes(production.kvEntriesMax));

@@ -40,6 +40,15 @@ const stormRegressions: readonly { seed: number; cause: string }[] = [
             "test/vsr/repaired_slot_scenario.test.ts). Also, with grid3's sync by blocks, a " +
             "rebase wrote over blocks the durable index named (test/vsr/grid.test.ts)",
     },
+    {
+        seed: 318,
+        cause:
+            "liveness: a state sync's block loads never finished. A block not yet fetched was " +
+            "asked again every other repair timeout while one peer rotation shared by all " +
+            "slots alternated between the two peers, so a slot first asked in the wrong " +
+            "phase was asked again only of the peer whose grid did not name it (a replica " +
+            "that installed its checkpoint by sync writes its blocks at its own addresses)",
+    },
 ];
 
 for (const { seed, cause } of stormRegressions) {
@@ -76,6 +85,15 @@ const defaultRegressions: readonly { seed: number; cause: string }[] = [
             "damaged block from the middle of its index without re-recording its empty " +
             "slots; an older block still held a deleted key's record, and a replica that " +
             "synced from that checkpoint had the key back (test/vsr/grid.test.ts)",
+    },
+    {
+        seed: 3830,
+        cause:
+            "liveness: a replica behind the WAL window never synced. The sync peer's image " +
+            "was confirmable only by the third replica, which had itself synced to that " +
+            "checkpoint and held no header at or below it; the other peer's checkpoint had a " +
+            "damaged block at addresses only it used. A peer's checkpoint at the same op and " +
+            "anchor now confirms (scenario: test/vsr/state_sync_scenario.test.ts)",
     },
 ];
 
