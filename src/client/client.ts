@@ -1090,7 +1090,10 @@ function settleMany(call: PendingCall, statuses: Uint8Array): void {
     } else if (call.kind === EventKind.get) {
         call.finish(null, call.values);
     } else {
-        call.finish(null, Array.from(statuses, (status) => status === ResultStatus.ok));
+        call.finish(
+            null,
+            Array.from(statuses, (status) => status === ResultStatus.ok),
+        );
     }
 }
 

@@ -281,8 +281,7 @@ export class WsClientLink {
         const frameSize = headerSize + size;
         const buffer = this.stagingBuffers[this.staging];
         const staged =
-            !this.stagingInFlight[this.staging] &&
-            this.stagingFill + frameSize <= buffer.length;
+            !this.stagingInFlight[this.staging] && this.stagingFill + frameSize <= buffer.length;
         if (!staged) {
             // Order: what is staged leaves first. Then this frame, in memory of its own.
             this.flush();
