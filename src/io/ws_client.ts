@@ -168,9 +168,11 @@ export class WsClientLink {
         return true;
     }
 
-    /** Ends the link at once (like ws's terminate()); onClose follows. Idempotent. */
+    /** Ends the link at once (like ws's terminate()): onClose runs before this returns. */
     close(): void {
+        if (this.state === WsState.closed) return;
         this.socket.destroy();
+        this.end(); // Now, not at the socket's close event: nothing is delivered after this.
     }
 
     /** net's onread callback (bound once): `buffer` is the reusable read buffer. */
@@ -262,7 +264,7 @@ export class WsClientLink {
             if (size > 125) return this.fail("oversize"); // Control frames carry ≤ 125 bytes.
             this.sendFrame(opcodePong, this.inbox, start, size);
         } else if (opcode === opcodeClose) {
-            this.socket.destroy();
+            this.close();
         } else if (opcode !== opcodePong) {
             this.fail("reserved");
         }
