@@ -1812,6 +1812,8 @@ export class Replica {
     stateMissing = false;
     /** The replica asked: chunks from any other are ignored. */
     syncPeer = 0;
+    /** The peer whose last load was given up (-1: none): not asked again first (state_sync.ts). */
+    syncPeerAvoided = -1;
     syncTargetOp = 0;
     syncOffset = 0;
     syncStreamSize = 0;

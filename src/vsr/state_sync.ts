@@ -58,8 +58,20 @@ export function syncRequest(self: Replica, peer: number): void {
     } else if (self.syncTargetOp > 0) {
         return; // A stream (or its blocks) under way: its chunks and syncRetry drive it.
     }
-    self.syncPeer = peer;
+    self.syncPeer = syncPeerChoose(self, peer);
     sendRequestSync(self);
+}
+
+/**
+ * The peer to sync from, given the one a trigger suggests (the primary, a start_view's
+ * sender): any but the one whose last load was given up. That peer's checkpoint named a block
+ * no replica served, and it keeps offering the same checkpoint until its next one, while the
+ * triggers keep naming it: storm seed 637 (four replicas) asked the primary, whose copy of one
+ * block was damaged, some sixty times, while another replica held that checkpoint whole.
+ */
+function syncPeerChoose(self: Replica, peer: number): number {
+    assert(peer !== self.replica);
+    return peer === self.syncPeerAvoided ? peerAfter(self, peer) : peer;
 }
 
 /**
@@ -121,6 +133,7 @@ export function syncRetry(self: Replica): void {
         self.gridRepair.stop();
         self.gridRepair.syncLoadsAbandoned++;
         syncRestart(self);
+        self.syncPeerAvoided = self.syncPeer;
         self.syncPeer = peerAfter(self, self.syncPeer);
         return sendRequestSync(self);
     }
@@ -131,7 +144,7 @@ export function syncRetry(self: Replica): void {
         self.syncStalls++;
     }
     if (self.syncStalls >= syncStallsMax) {
-        const peer = repairPeer(self);
+        const peer = syncPeerChoose(self, repairPeer(self));
         if (peer !== self.syncPeer) syncRestart(self);
         self.syncPeer = peer;
         self.syncStalls = 0;
@@ -347,6 +360,7 @@ export function syncLoaded(self: Replica): void {
     assert(self.syncing && self.stateMissing && !self.gridRepair.loading);
     self.checkpointer.receiveInstall();
     self.syncing = false;
+    self.syncPeerAvoided = -1;
     self.stateMissing = false;
     const op = self.syncTargetOp;
     // The log above the checkpoint stays: self replica may have acknowledged those ops

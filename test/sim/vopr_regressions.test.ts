@@ -49,6 +49,14 @@ const stormRegressions: readonly { seed: number; cause: string }[] = [
             "phase was asked again only of the peer whose grid did not name it (a replica " +
             "that installed its checkpoint by sync writes its blocks at its own addresses)",
     },
+    {
+        seed: 637,
+        cause:
+            "liveness (4 replicas): a replica synced from the primary, whose copy of one " +
+            "block of its checkpoint was damaged, some sixty times: every load given up went " +
+            "to the next peer, but the next trigger (a prepare beyond its window, from the " +
+            "primary) named the primary again; another replica held that checkpoint whole",
+    },
 ];
 
 for (const { seed, cause } of stormRegressions) {
