@@ -6,6 +6,7 @@
 export {
     Client,
     ClientError,
+    type CallCallback,
     type CallOptions,
     type ClientErrorCode,
     type ClientOptions,

@@ -31,6 +31,7 @@ import { Client, eventsPerRequestMax } from "./client.js";
 import { type LoadReport, type LoadResult, runLoad } from "./load.js";
 import { SharedTransport, WebSocketTransport } from "./transport.js";
 import { UsageError, integerFlag, runSubcommand } from "../cli_args.js";
+import { YoungAllocationMeter } from "../io/young_meter.js";
 
 const usage = `usage:
   vsr benchmark [--replicas=3] [--duration-s=10] [--clients=N[,N...]] [--batch=1]
@@ -82,6 +83,10 @@ export interface BenchmarkRun extends LoadReport {
     readonly replica_young_gcs_per_100k_ops: number[];
     /** The load generator's (this process's) young GCs during the run per 100,000 ops. */
     readonly client_young_gcs_per_100k_ops: number;
+    /** Per replica: young-generation bytes allocated during the run per op. */
+    readonly replica_young_bytes_per_op: number[];
+    /** The same in the load generator (this process). */
+    readonly client_young_bytes_per_op: number;
     /** Per replica: resident set size at the end of the run. */
     readonly replica_rss_mib: number[];
     /** CPU seconds (user + system) per million ops, replicas and load generator summed. */
@@ -96,6 +101,7 @@ export interface BenchmarkRun extends LoadReport {
 /** What a process has used so far, from /metrics (replicas) or node's own counters. */
 interface ProcessSample {
     readonly youngGcs: number;
+    readonly youngBytes: number;
     readonly cpuSeconds: number;
     readonly rssBytes: number;
 }
@@ -360,10 +366,13 @@ class LocalBenchmark {
     private async load(addresses: readonly string[], clients: number): Promise<BenchmarkRun> {
         const before = await this.sampleReplicas();
         const clientGcs = new YoungGcCounter();
+        const clientYoung = new YoungAllocationMeter();
         const clientCpuBefore = process.cpuUsage();
         const progress = process.stderr.isTTY === true && !this.options.json;
         const loaded = await this.runClients(addresses, clients, progress);
         clientGcs.stop();
+        const clientYoungBytes = clientYoung.read();
+        clientYoung.stop();
         const clientCpu = process.cpuUsage(clientCpuBefore);
         const after = await this.sampleReplicas();
         if (progress) process.stderr.write("\r\u001b[K");
@@ -395,6 +404,10 @@ class LocalBenchmark {
                 per100k(sample.youngGcs - before[replica]!.youngGcs),
             ),
             client_young_gcs_per_100k_ops: per100k(clientGcs.count),
+            replica_young_bytes_per_op: after.map((sample, replica) =>
+                Math.round((sample.youngBytes - before[replica]!.youngBytes) / ops),
+            ),
+            client_young_bytes_per_op: Math.round(clientYoungBytes / ops),
             replica_rss_mib: after.map((sample) => round2(sample.rssBytes / 2 ** 20)),
             cpu_s_per_million_ops: round2((cpuSeconds * 1e6) / ops),
             cpu_us_per_op: processCpuSeconds.map((seconds) => round2((seconds * 1e6) / ops)),
@@ -479,6 +492,8 @@ class LocalBenchmark {
                 String(run.errors),
                 String(Math.max(...run.replica_young_gcs_per_100k_ops)),
                 String(run.client_young_gcs_per_100k_ops),
+                String(Math.max(...run.replica_young_bytes_per_op)),
+                String(run.client_young_bytes_per_op),
                 String(Math.max(...run.replica_rss_mib).toFixed(0)),
                 String(run.cpu_s_per_million_ops),
             ])}\n`,
@@ -531,6 +546,8 @@ const tableColumns = [
     "errors",
     "GC/100k", // Young GCs per 100k ops, on the busiest replica.
     "cGC/100k", // The same in the load generator.
+    "B/op", // Young-generation bytes allocated per op, on the busiest replica.
+    "cB/op", // The same in the load generator.
     "RSS MiB", // The largest replica's.
     "CPU s/1M", // CPU seconds per million ops, every process summed.
 ];
@@ -577,6 +594,7 @@ export async function fetchProcessSample(port: number): Promise<ProcessSample | 
         };
         return {
             youngGcs: value(/^vsr_gc_total\{kind="young"\} (\S+)$/m),
+            youngBytes: value(/^vsr_young_allocated_bytes_total (\S+)$/m),
             cpuSeconds: value(/^process_cpu_seconds_total (\S+)$/m),
             rssBytes: value(/^process_resident_memory_bytes (\S+)$/m),
         };

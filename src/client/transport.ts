@@ -14,10 +14,12 @@
 // The transport never interprets frames: validation (checksums, header rules) is the client's.
 //
 // WebSocketTransport: dials every address at construction and re-dials a closed path after an
-// exponential backoff with jitter (reset once a connection opens); per-message deflate is off
-// (frames are small and checksummed, and compression costs latency); maxPayload bounds what a
-// replica may push at us. Its timers are unref'd: pending client calls keep the process alive,
-// an idle transport does not.
+// exponential backoff with jitter (reset once a connection opens). Each path is a WsClientLink
+// (src/io/ws_client.ts: our own RFC 6455 client, binary frames, no compression), not `ws`,
+// because ws allocated about a kilobyte per request and reply, most of a load generator's
+// garbage; the link stages a turn's frames and writes them at once. messageSizeMax bounds what
+// a replica may push at us. Its timers are unref'd: pending client calls keep the process
+// alive, an idle transport does not.
 //
 // SharedTransport: many client sessions over one WebSocketTransport (one connection per replica
 // for all of them), as etcd's clientv3 multiplexes its callers over one HTTP/2 connection. Each
@@ -25,17 +27,16 @@
 // one connection, so a replica answering a batch of commits writes them with one syscall (the
 // bus stages a turn's replies and sends them under one cork per connection) and the receiving
 // side reads them with one, instead of one per client each way; the requests its clients send
-// in one turn leave in one write too (TurnCorker). It is the one transport that reads a frame:
-// only the client id, to route a reply or an eviction to its session (each session learns its
-// id from the requests it sends, which all carry it at Request.client); a frame naming no
-// session, too short, or of another command is dropped and counted. The receiving client still
-// validates every frame it is handed, as with a connection of its own.
+// in one turn leave in one write too (the link stages them). It is the one transport that reads
+// a frame: only the client id, to route a reply or an eviction to its session (each session
+// learns its id from the requests it sends, which all carry it at Request.client); a frame
+// naming no session, too short, or of another command is dropped and counted. The receiving
+// client still validates every frame it is handed, as with a connection of its own.
 
-import WebSocket from "ws";
 import { headerSize } from "../constants.js";
 import { Command, Eviction, Frame, Reply, Request } from "../vsr/header.js";
 import { assert } from "../stdx/assert.js";
-import { TurnCorker, generateMaskNonZero } from "../io/cork.js";
+import { WsClientLink, WsState } from "../io/ws_client.js";
 
 export type FrameHandler = (replica: number, bytes: Uint8Array) => void;
 
@@ -65,7 +66,6 @@ export interface WebSocketTransportOptions {
 const reconnectDelayMsMinDefault = 50;
 const reconnectDelayMsMaxDefault = 2000;
 const handshakeTimeoutMsDefault = 3000;
-const sendOptions = { binary: true } as const;
 
 /** ws://host:port/ for "host:port"; URLs pass through. Throws a TypeError on a bad address. */
 export function addressUrl(address: string): string {
@@ -86,16 +86,13 @@ export class WebSocketTransport implements ClientTransport {
     private readonly reconnectDelayMsMin: number;
     private readonly reconnectDelayMsMax: number;
     private readonly handshakeTimeoutMs: number;
-    private readonly sockets: (WebSocket | null)[] = [];
-    private readonly open: boolean[] = [];
+    private readonly links: (WsClientLink | null)[] = [];
     private readonly attempts: number[] = [];
     private readonly timers: (NodeJS.Timeout | null)[] = [];
     /** Per path: the latest frame sent while its connection was opening (a copy), or null. */
     private readonly held: (Uint8Array | null)[] = [];
     private handler: FrameHandler | null = null;
     private closed = false;
-    /** Frames sent in one loop turn leave in one write per path (see io/cork.ts). */
-    private readonly corker: TurnCorker;
     /** Frames dropped because their path was not open (for diagnostics). */
     sendsDropped = 0;
 
@@ -107,10 +104,8 @@ export class WebSocketTransport implements ClientTransport {
         this.reconnectDelayMsMin = options.reconnectDelayMsMin ?? reconnectDelayMsMinDefault;
         this.reconnectDelayMsMax = options.reconnectDelayMsMax ?? reconnectDelayMsMaxDefault;
         this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault;
-        this.corker = new TurnCorker(this.replicaCount);
         for (let replica = 0; replica < this.replicaCount; replica++) {
-            this.sockets.push(null);
-            this.open.push(false);
+            this.links.push(null);
             this.attempts.push(0);
             this.timers.push(null);
             this.held.push(null);
@@ -119,19 +114,13 @@ export class WebSocketTransport implements ClientTransport {
     }
 
     send(replica: number, bytes: Uint8Array): void {
-        const socket = this.sockets[replica] ?? null;
-        if (socket !== null && socket.readyState === WebSocket.CONNECTING) {
+        const link = this.links[replica] ?? null;
+        if (link !== null && link.state === WsState.connecting) {
             this.held[replica] = bytes.slice();
             return;
         }
-        if (socket === null || !this.open[replica] || socket.readyState !== WebSocket.OPEN) {
-            this.sendsDropped++;
-            return;
-        }
-        // ws masks client frames into a new buffer when the data is not its own (readOnly), so
-        // the caller may reuse `bytes` right away, also while the copy waits in a corked queue.
-        this.corker.cork(socket);
-        socket.send(bytes, sendOptions);
+        // The link copies (masks) the frame into its staging buffer: `bytes` may be reused.
+        if (link === null || !link.send(bytes)) this.sendsDropped++;
     }
 
     onMessage(handler: FrameHandler): void {
@@ -141,7 +130,7 @@ export class WebSocketTransport implements ClientTransport {
     connectedCount(): number {
         let count = 0;
         for (let replica = 0; replica < this.replicaCount; replica++) {
-            if (this.open[replica]) count++;
+            if (this.links[replica]?.state === WsState.open) count++;
         }
         return count;
     }
@@ -153,46 +142,43 @@ export class WebSocketTransport implements ClientTransport {
             const timer = this.timers[replica] ?? null;
             if (timer !== null) clearTimeout(timer);
             this.timers[replica] = null;
-            const socket = this.sockets[replica] ?? null;
-            this.sockets[replica] = null;
-            this.open[replica] = false;
+            const link = this.links[replica] ?? null;
+            this.links[replica] = null;
             this.held[replica] = null;
-            if (socket !== null) socket.terminate();
+            if (link !== null) link.close();
         }
     }
 
     private connect(replica: number): void {
         if (this.closed) return;
-        const socket = new WebSocket(this.urls[replica]!, {
-            perMessageDeflate: false,
-            maxPayload: this.messageSizeMax,
-            handshakeTimeout: this.handshakeTimeoutMs,
-            generateMask: generateMaskNonZero, // Masked copies only: sends may be corked.
-        });
-        socket.binaryType = "nodebuffer";
-        this.sockets[replica] = socket;
-        socket.on("open", () => {
-            if (this.sockets[replica] !== socket) return;
-            this.open[replica] = true;
-            this.attempts[replica] = 0;
-            const held = this.held[replica] ?? null;
-            this.held[replica] = null;
-            if (held !== null) socket.send(held, sendOptions);
-        });
-        socket.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
-            if (!isBinary || this.sockets[replica] !== socket || this.handler === null) return;
-            if (data instanceof Uint8Array) this.handler(replica, data);
-        });
-        // Connection errors (refused, reset, handshake timeout) are followed by "close", which
-        // schedules the re-dial; the listener only keeps them from becoming uncaught.
-        socket.on("error", () => {});
-        socket.on("close", () => this.onClose(replica, socket));
+        // The handlers are made once per connection (never per message).
+        const link: WsClientLink = new WsClientLink(
+            {
+                url: this.urls[replica]!,
+                messageSizeMax: this.messageSizeMax,
+                handshakeTimeoutMs: this.handshakeTimeoutMs,
+            },
+            {
+                onOpen: () => {
+                    if (this.links[replica] !== link) return;
+                    this.attempts[replica] = 0;
+                    const held = this.held[replica] ?? null;
+                    this.held[replica] = null;
+                    if (held !== null) link.send(held);
+                },
+                onFrame: (bytes) => {
+                    if (this.links[replica] !== link || this.handler === null) return;
+                    this.handler(replica, bytes);
+                },
+                onClose: () => this.onClose(replica, link),
+            },
+        );
+        this.links[replica] = link;
     }
 
-    private onClose(replica: number, socket: WebSocket): void {
-        if (this.sockets[replica] !== socket) return;
-        this.sockets[replica] = null;
-        this.open[replica] = false;
+    private onClose(replica: number, link: WsClientLink): void {
+        if (this.links[replica] !== link) return;
+        this.links[replica] = null;
         if (this.held[replica] !== null) this.sendsDropped++;
         this.held[replica] = null;
         if (this.closed) return;

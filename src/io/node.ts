@@ -47,6 +47,7 @@ import { Histogram, exponentialBounds, writeHeader, writeSample } from "./metric
 import { DirectStorage, type StorageZone, writeSecondsBounds } from "./storage_direct.js";
 import { RealTime } from "./time.js";
 import { Timeline, TimelineKind, slowStepMs, toWallMs, wallMs } from "./timeline.js";
+import { YoungAllocationMeter } from "./young_meter.js";
 import { reportIntervalMs } from "../web/cluster_view.js";
 import { LivePage } from "../web/live.js";
 
@@ -255,6 +256,8 @@ export class Node {
             else this.gcMajor++;
         }
     });
+    /** Young-generation bytes allocated, for /metrics (what the young GCs above collect). */
+    private readonly youngMeter = new YoungAllocationMeter();
     readonly startedMs = Date.now();
 
     constructor(options: NodeOptions) {
@@ -354,6 +357,7 @@ export class Node {
         if (this.timer !== null) clearInterval(this.timer);
         if (this.reportTimer !== null) clearInterval(this.reportTimer);
         this.gcObserver.disconnect();
+        this.youngMeter.stop();
         await this.bus.close();
         await new Promise<void>((resolve) => this.storage.close(() => resolve()));
         fs.rmSync(this.lockPath, { force: true });
@@ -415,6 +419,13 @@ export class Node {
         writeHeader(lines, "vsr_gc_total", "counter", "Garbage collections, by kind.");
         lines.push(`vsr_gc_total{kind="young"} ${this.gcYoung}`);
         lines.push(`vsr_gc_total{kind="major"} ${this.gcMajor}`);
+        writeSample(
+            lines,
+            "vsr_young_allocated_bytes_total",
+            "counter",
+            "Bytes allocated in V8's young generation (what young GCs collect).",
+            this.youngMeter.read(),
+        );
         // The standard process metrics (Prometheus naming), read on scrape only.
         const cpu = process.cpuUsage();
         writeSample(

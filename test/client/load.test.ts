@@ -7,7 +7,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { ClientError, type Key, type Value, eventsPerRequestMax } from "../../src/client/client.js";
+import {
+    type CallCallback,
+    ClientError,
+    type Key,
+    type Value,
+    eventsPerRequestMax,
+} from "../../src/client/client.js";
 import { production } from "../../src/constants.js";
 import { type LoadClient, type LoadOptions, runLoad, valueOf } from "../../src/client/load.js";
 import { runCommand } from "./command.js";
@@ -86,6 +92,18 @@ class FakeClient implements LoadClient {
         });
     }
 
+    // The load generator drives the callback forms; they settle as the Promise forms above do.
+    putCallback(key: Key, value: Value, callback: CallCallback<void>): void {
+        settle(this.put(key, value), callback);
+    }
+
+    putManyCallback(
+        entries: readonly { readonly key: Key; readonly value: Value }[],
+        callback: CallCallback<void>,
+    ): void {
+        settle(this.putMany(entries), callback);
+    }
+
     get(key: Key): Promise<Uint8Array | null> {
         const keyBytes = bytesOf(key);
         return this.answer(() => this.store.table.get(hex(keyBytes)) ?? null);
@@ -100,6 +118,13 @@ class FakeClient implements LoadClient {
     close(): void {
         this.store.closed++;
     }
+}
+
+function settle(promise: Promise<void>, callback: CallCallback<void>): void {
+    promise.then(
+        () => callback(null, undefined),
+        (error: ClientError) => callback(error, undefined),
+    );
 }
 
 function options(overrides: Partial<LoadOptions>): LoadOptions {

@@ -1,14 +1,14 @@
 // `vsr benchmark` end to end, in a child process: a one-replica cluster, one short run, --json.
 // Beside throughput and latency it reports what the run cost, sampled from each replica's
-// /metrics: young GCs per 100k ops (replicas and load generator), RSS per replica, and CPU
-// seconds per million ops, in total and per process.
+// /metrics: young GCs per 100k ops and young bytes per op (replicas and load generator), RSS
+// per replica, and CPU seconds per million ops, in total and per process.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { BenchmarkRun } from "../../src/client/benchmark.js";
 import { Scope } from "./harness.js";
 
-test("vsr benchmark --json reports GCs per 100k ops, RSS per replica and CPU per op", {
+test("vsr benchmark --json reports GCs per 100k ops, young bytes per op, RSS and CPU per op", {
     timeout: 120_000,
 }, async (t) => {
     const scope = Scope.create(t);
@@ -24,6 +24,12 @@ test("vsr benchmark --json reports GCs per 100k ops, RSS per replica and CPU per
     assert.equal(run.replica_young_gcs_per_100k_ops.length, 1);
     assert.ok(run.replica_young_gcs_per_100k_ops[0]! >= 0);
     assert.ok(run.client_young_gcs_per_100k_ops >= 0);
+    // Young bytes per op, per process: whole bytes, and both processes allocate something per
+    // op (frames, promises), well below a young generation's worth.
+    assert.equal(run.replica_young_bytes_per_op.length, 1);
+    for (const bytes of [run.replica_young_bytes_per_op[0]!, run.client_young_bytes_per_op]) {
+        assert.ok(Number.isInteger(bytes) && bytes >= 0 && bytes < 1 << 20, proc.stdout);
+    }
     assert.equal(run.replica_rss_mib.length, 1);
     // The replica holds its arena resident: well above an idle node process, below the budget.
     assert.ok(run.replica_rss_mib[0]! > 32 && run.replica_rss_mib[0]! < 1024, proc.stdout);

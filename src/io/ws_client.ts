@@ -1,0 +1,393 @@
+// A WebSocket client link (RFC 6455, binary messages only) over one TCP socket, for processes
+// that send and receive many small frames and should not collect garbage for each: the client
+// transport (the load generator runs 64 sessions over one link per replica).
+//
+// Why not `ws`: per received message ws creates a Buffer view for each of the frame's header
+// parts and for the data, an array of fragments and an event; per sent message a new masked
+// Buffer and a stream write; node's stream machinery adds a chunk Buffer and a nextTick per
+// read. Measured in the load generator (vsr benchmark, 64 clients) that was ~1 KB per request
+// and reply, most of its garbage once the client's own calls stopped allocating.
+//
+// How: reads land in one reusable buffer (net.connect's `onread`: no chunk Buffer, no stream),
+// are appended to an inbox that holds at least one whole frame, and every complete frame is
+// parsed in place; a binary message's payload is copied to a frame buffer and handed to
+// onFrame as a view that is made again only when the size changes (valid during the call
+// only). Sends are masked into one of two staging buffers; the first send of a turn schedules
+// one setImmediate that writes the turn's frames with one write. A staging buffer handed to
+// the socket is not written again until that write's callback; a frame that does not fit (or
+// finds both buffers in flight) goes out in a buffer of its own, after the staged frames, so
+// order is kept and nothing is dropped. Masking: each frame gets its own xorshift32 key (masking
+// guards browsers' proxies, not us; see cork.ts).
+// Handshake: a plain HTTP/1.1 upgrade; the 101 answer must carry the Sec-WebSocket-Accept of
+// our key. TLS (wss://) uses tls.connect and 'data' events (one chunk Buffer per read).
+// Received control frames: ping is answered with a pong of the same payload, pong is ignored,
+// close ends the link. Protocol errors (a masked or fragmented frame, a reserved bit or
+// opcode, a frame above messageSizeMax, a bad handshake) end the link and are counted by kind.
+// Invariants: onOpen is called at most once and before any onFrame; onClose exactly once,
+// after which nothing else is called; a frame is delivered whole or not at all.
+
+import { createHash, randomBytes } from "node:crypto";
+import net from "node:net";
+import tls from "node:tls";
+import { assert } from "../stdx/assert.js";
+
+export interface WsClientHandlers {
+    /** The handshake completed: send() works from now on. */
+    onOpen(): void;
+    /** One binary message; `bytes` is valid only during the call. */
+    onFrame(bytes: Uint8Array): void;
+    /** The link ended (refused, reset, bad handshake, protocol error, closed). Called once. */
+    onClose(): void;
+}
+
+export interface WsClientOptions {
+    /** ws://host:port/path or wss://… */
+    readonly url: string;
+    /** Largest message accepted (a larger one ends the link). */
+    readonly messageSizeMax: number;
+    readonly handshakeTimeoutMs: number;
+}
+
+export const WsState = { connecting: 0, open: 1, closed: 2 } as const;
+export type WsState = (typeof WsState)[keyof typeof WsState];
+
+/** Why links ended on a protocol error, counted per process (for diagnostics and tests). */
+export const wsProtocolErrors = {
+    handshake: 0,
+    masked: 0,
+    fragmented: 0,
+    reserved: 0,
+    oversize: 0,
+};
+
+const opcodeContinuation = 0x0;
+const opcodeText = 0x1;
+const opcodeBinary = 0x2;
+const opcodeClose = 0x8;
+const opcodePing = 0x9;
+const opcodePong = 0xa;
+/** The largest frame header: 2 bytes, an 8-byte length, a 4-byte mask. */
+const frameHeaderMax = 14;
+const readBufferSize = 64 * 1024;
+const handshakeSizeMax = 8 * 1024;
+const websocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+let maskState = (Math.random() * 0xffff_ffff) >>> 0 || 1;
+
+function nextMask(): number {
+    maskState ^= maskState << 13;
+    maskState ^= maskState >>> 17;
+    maskState ^= maskState << 5;
+    maskState >>>= 0;
+    return maskState;
+}
+
+export class WsClientLink {
+    state: WsState = WsState.connecting as WsState;
+    /** Frames sent in a buffer of their own (staging full or in flight): allocations. */
+    sendsUnstaged = 0;
+    /** Text messages received and ignored. */
+    textFramesIgnored = 0;
+    private readonly handlers: WsClientHandlers;
+    private readonly messageSizeMax: number;
+    private readonly socket: net.Socket;
+    private readonly key: string;
+    private readonly handshakeTimer: NodeJS.Timeout;
+    /** Bytes received and not yet parsed: inbox[0, inboxFill). Holds a whole frame and a read. */
+    private readonly inbox: Buffer;
+    private inboxFill = 0;
+    /** A binary message's payload, copied out of the inbox for onFrame. */
+    private readonly frameBytes: Buffer;
+    private frameView: Uint8Array;
+    /** Two staging buffers; `staging` is the one being filled. */
+    private readonly stagingBuffers: [Buffer, Buffer];
+    private readonly stagingInFlight: [boolean, boolean] = [false, false];
+    /** The latest view written of each staging buffer. */
+    private readonly stagingViews: [Buffer, Buffer];
+    private staging: 0 | 1 = 0;
+    private stagingFill = 0;
+    private flushScheduled = false;
+    private readonly flushCallback = (): void => this.flush();
+    private readonly writtenCallbacks: [() => void, () => void] = [
+        () => (this.stagingInFlight[0] = false),
+        () => (this.stagingInFlight[1] = false),
+    ];
+
+    constructor(options: WsClientOptions, handlers: WsClientHandlers) {
+        const url = new URL(options.url);
+        assert(url.protocol === "ws:" || url.protocol === "wss:");
+        assert(Number.isInteger(options.messageSizeMax) && options.messageSizeMax > 0);
+        this.handlers = handlers;
+        this.messageSizeMax = options.messageSizeMax;
+        const frameMax = frameHeaderMax + options.messageSizeMax;
+        this.inbox = Buffer.allocUnsafeSlow(Math.max(frameMax, handshakeSizeMax) + readBufferSize);
+        this.frameBytes = Buffer.allocUnsafeSlow(options.messageSizeMax);
+        this.frameView = this.frameBytes.subarray(0, 0);
+        const stagingSize = Math.max(frameMax, readBufferSize);
+        this.stagingBuffers = [
+            Buffer.allocUnsafeSlow(stagingSize),
+            Buffer.allocUnsafeSlow(stagingSize),
+        ];
+        this.stagingViews = [
+            this.stagingBuffers[0].subarray(0, 0),
+            this.stagingBuffers[1].subarray(0, 0),
+        ];
+        this.key = randomBytes(16).toString("base64");
+        const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+        const secure = url.protocol === "wss:";
+        const port = url.port === "" ? (secure ? 443 : 80) : Number(url.port);
+        const request =
+            `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n` +
+            `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${this.key}\r\n` +
+            `Sec-WebSocket-Version: 13\r\n\r\n`;
+        if (secure) {
+            this.socket = tls.connect({ host, port, servername: host });
+            this.socket.on("data", (chunk: Buffer) => this.onBytes(chunk, chunk.length));
+            this.socket.once("secureConnect", () => this.socket.write(request));
+        } else {
+            const readBuffer = Buffer.allocUnsafeSlow(readBufferSize);
+            this.socket = net.connect({
+                host,
+                port,
+                onread: { buffer: readBuffer, callback: this.onRead },
+            });
+            this.socket.once("connect", () => this.socket.write(request));
+        }
+        this.socket.setNoDelay(true);
+        this.socket.on("error", () => {}); // "close" follows, which ends the link.
+        this.socket.on("close", () => this.end());
+        this.handshakeTimer = setTimeout(() => this.fail("handshake"), options.handshakeTimeoutMs);
+        this.handshakeTimer.unref();
+    }
+
+    /** Sends one binary message (copied: `bytes` may be reused at once); false when not open. */
+    send(bytes: Uint8Array): boolean {
+        if (this.state !== WsState.open) return false;
+        assert(bytes.length <= this.messageSizeMax);
+        this.sendFrame(opcodeBinary, bytes, 0, bytes.length);
+        return true;
+    }
+
+    /** Ends the link at once (like ws's terminate()): onClose runs before this returns. */
+    close(): void {
+        if (this.state === WsState.closed) return;
+        this.socket.destroy();
+        this.end(); // Now, not at the socket's close event: nothing is delivered after this.
+    }
+
+    /** net's onread callback (bound once): `buffer` is the reusable read buffer. */
+    private readonly onRead = (size: number, buffer: Buffer): boolean => {
+        this.onBytes(buffer, size);
+        return true;
+    };
+
+    private onBytes(buffer: Buffer, size: number): void {
+        let offset = 0;
+        while (offset < size && !this.isClosed()) {
+            const room = this.inbox.length - this.inboxFill;
+            assert(room > 0); // parse() leaves less than a frame: a read's worth always fits.
+            const take = Math.min(room, size - offset);
+            copyBytes(this.inbox, this.inboxFill, buffer, offset, take);
+            this.inboxFill += take;
+            offset += take;
+            if (this.state === WsState.connecting) this.parseHandshake();
+            if (this.state === WsState.open) this.parseFrames();
+        }
+    }
+
+    isClosed(): boolean {
+        return this.state === WsState.closed;
+    }
+
+    private parseHandshake(): void {
+        const end = this.inbox.subarray(0, this.inboxFill).indexOf("\r\n\r\n", 0, "latin1");
+        if (end === -1) {
+            if (this.inboxFill > handshakeSizeMax) this.fail("handshake");
+            return;
+        }
+        const head = this.inbox.toString("latin1", 0, end);
+        const lines = head.split("\r\n");
+        const accept = createHash("sha1")
+            .update(this.key + websocketGuid)
+            .digest("base64");
+        const acceptLine = lines.find((line) =>
+            line.toLowerCase().startsWith("sec-websocket-accept:"),
+        );
+        const accepted =
+            /^HTTP\/1\.1 101 /.test(lines[0] ?? "") &&
+            acceptLine !== undefined &&
+            acceptLine.slice(acceptLine.indexOf(":") + 1).trim() === accept;
+        if (!accepted) return this.fail("handshake");
+        this.consume(end + 4);
+        clearTimeout(this.handshakeTimer);
+        this.state = WsState.open;
+        this.handlers.onOpen();
+    }
+
+    /** Handles every complete frame in the inbox, then moves the rest to its start. */
+    private parseFrames(): void {
+        const inbox = this.inbox;
+        let offset = 0;
+        while (this.state === WsState.open && this.inboxFill - offset >= 2) {
+            const first = inbox[offset]!;
+            const second = inbox[offset + 1]!;
+            const length7 = second & 0x7f;
+            const headerSize = 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0);
+            if (this.inboxFill - offset < headerSize) break;
+            let size = length7;
+            if (length7 === 126) size = inbox.readUInt16BE(offset + 2);
+            if (length7 === 127) {
+                const high = inbox.readUInt32BE(offset + 2);
+                size = high > 0 ? Number.MAX_SAFE_INTEGER : inbox.readUInt32BE(offset + 6);
+            }
+            if ((second & 0x80) !== 0) return this.fail("masked"); // A server never masks.
+            if ((first & 0x70) !== 0) return this.fail("reserved"); // No extension negotiated.
+            if (size > this.messageSizeMax) return this.fail("oversize");
+            if (this.inboxFill - offset < headerSize + size) break;
+            this.onFrame(first, offset + headerSize, size);
+            offset += headerSize + size;
+        }
+        if (this.state === WsState.open) this.consume(offset);
+    }
+
+    private onFrame(first: number, start: number, size: number): void {
+        const opcode = first & 0x0f;
+        const fin = (first & 0x80) !== 0;
+        if (!fin || opcode === opcodeContinuation) return this.fail("fragmented");
+        if (opcode === opcodeBinary) {
+            copyBytes(this.frameBytes, 0, this.inbox, start, size);
+            if (this.frameView.length !== size) this.frameView = this.frameBytes.subarray(0, size);
+            this.handlers.onFrame(this.frameView);
+        } else if (opcode === opcodeText) {
+            this.textFramesIgnored++;
+        } else if (opcode === opcodePing) {
+            if (size > 125) return this.fail("oversize"); // Control frames carry ≤ 125 bytes.
+            this.sendFrame(opcodePong, this.inbox, start, size);
+        } else if (opcode === opcodeClose) {
+            this.close();
+        } else if (opcode !== opcodePong) {
+            this.fail("reserved");
+        }
+    }
+
+    /** Drops inbox[0, size): what is left moves to the start. */
+    private consume(size: number): void {
+        assert(size <= this.inboxFill);
+        if (size === 0) return;
+        this.inbox.copyWithin(0, size, this.inboxFill); // In place: no view, unlike copy().
+        this.inboxFill -= size;
+    }
+
+    private sendFrame(opcode: number, source: Uint8Array, start: number, size: number): void {
+        const headerSize = 2 + (size < 126 ? 0 : size < 65536 ? 2 : 8) + 4;
+        const frameSize = headerSize + size;
+        const buffer = this.stagingBuffers[this.staging];
+        const staged =
+            !this.stagingInFlight[this.staging] && this.stagingFill + frameSize <= buffer.length;
+        if (!staged) {
+            // Order: what is staged leaves first. Then this frame, in memory of its own.
+            this.flush();
+            this.sendsUnstaged++;
+            const own = Buffer.allocUnsafe(frameSize);
+            writeFrame(own, 0, opcode, source, start, size);
+            this.socket.write(own);
+            return;
+        }
+        writeFrame(buffer, this.stagingFill, opcode, source, start, size);
+        this.stagingFill += frameSize;
+        if (!this.flushScheduled) {
+            this.flushScheduled = true;
+            setImmediate(this.flushCallback);
+        }
+    }
+
+    /** Writes the staged frames with one write; the other staging buffer is filled next. */
+    private flush(): void {
+        this.flushScheduled = false;
+        if (this.stagingFill === 0 || this.state === WsState.closed) return;
+        const index = this.staging;
+        assert(!this.stagingInFlight[index]);
+        this.stagingInFlight[index] = true;
+        // The view is made again only when the size changes (a steady load repeats sizes).
+        if (this.stagingViews[index].length !== this.stagingFill) {
+            this.stagingViews[index] = this.stagingBuffers[index].subarray(0, this.stagingFill);
+        }
+        this.socket.write(this.stagingViews[index], this.writtenCallbacks[index]);
+        this.staging = index === 0 ? 1 : 0;
+        this.stagingFill = 0;
+    }
+
+    private fail(kind: keyof typeof wsProtocolErrors): void {
+        if (this.state === WsState.closed) return;
+        wsProtocolErrors[kind]++;
+        this.socket.destroy();
+        this.end();
+    }
+
+    private end(): void {
+        if (this.state === WsState.closed) return;
+        this.state = WsState.closed;
+        clearTimeout(this.handshakeTimer);
+        this.handlers.onClose();
+    }
+}
+
+/** A masked frame of `size` payload bytes from source[start..] at target[offset..]. */
+function writeFrame(
+    target: Buffer,
+    offset: number,
+    opcode: number,
+    source: Uint8Array,
+    start: number,
+    size: number,
+): void {
+    let at = offset;
+    target[at++] = 0x80 | opcode; // FIN: one frame per message.
+    if (size < 126) {
+        target[at++] = 0x80 | size;
+    } else if (size < 65536) {
+        target[at++] = 0x80 | 126;
+        target.writeUInt16BE(size, at);
+        at += 2;
+    } else {
+        target[at++] = 0x80 | 127;
+        target.writeUInt32BE(0, at);
+        target.writeUInt32BE(size, at + 4);
+        at += 8;
+    }
+    const mask = nextMask();
+    target.writeUInt32BE(mask, at);
+    for (let byte = 0; byte < 4; byte++) maskBytes[byte] = target[at + byte]!;
+    at += 4;
+    for (let index = 0; index < size; index++) {
+        target[at + index] = source[start + index]! ^ maskBytes[index & 3]!;
+    }
+    assert(at + size <= target.length);
+}
+
+/**
+ * Copies size bytes. Up to copyLoopBytesMax byte by byte: Buffer#copy and TypedArray#set of a
+ * part both make a view (~80 bytes of garbage) per call; beyond it, the one view is small beside
+ * the bytes copied.
+ */
+function copyBytes(
+    target: Uint8Array,
+    targetOffset: number,
+    source: Uint8Array,
+    sourceOffset: number,
+    size: number,
+): void {
+    assert(targetOffset + size <= target.length && sourceOffset + size <= source.length);
+    if (size > copyLoopBytesMax) {
+        target.set(source.subarray(sourceOffset, sourceOffset + size), targetOffset);
+        return;
+    }
+    for (let index = 0; index < size; index++) {
+        target[targetOffset + index] = source[sourceOffset + index]!;
+    }
+}
+
+const copyLoopBytesMax = 4096;
+
+/** The current frame's masking key, byte by byte (the payload's byte i is XORed with [i % 4]). */
+const maskBytes = new Uint8Array(4);
