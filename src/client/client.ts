@@ -29,6 +29,7 @@
 
 import { randomBytes } from "node:crypto";
 import { assert } from "../stdx/assert.js";
+import { copyBytes } from "../stdx/copy.js";
 import {
     batchEntryHeaderSize,
     headerSize,
@@ -164,31 +165,6 @@ function scratchReserve(sizeBytes: number): void {
     scratchBytes = new Uint8Array(sizeBytes);
     scratchView = new DataView(scratchBytes.buffer);
 }
-
-/**
- * Copies size bytes between two arrays. Below copyLoopBytesMax, byte by byte: `set` needs a
- * subarray (a new typed array, ~100 bytes of garbage) per copy, several per request of a few
- * hundred bytes, and that was a sixth of the load generator's garbage per put. Larger copies use
- * set, whose one subarray is then small beside the bytes it copies.
- */
-function copyBytes(
-    target: Uint8Array,
-    targetOffset: number,
-    source: Uint8Array,
-    sourceOffset: number,
-    size: number,
-): void {
-    assert(targetOffset + size <= target.length && sourceOffset + size <= source.length);
-    if (size > copyLoopBytesMax) {
-        target.set(source.subarray(sourceOffset, sourceOffset + size), targetOffset);
-        return;
-    }
-    for (let index = 0; index < size; index++) {
-        target[targetOffset + index] = source[sourceOffset + index]!;
-    }
-}
-
-const copyLoopBytesMax = 4096;
 
 /**
  * How a callback call ends: `error` null and `result` what the Promise form resolves with, or a

@@ -30,6 +30,7 @@ import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
 import tls from "node:tls";
 import { assert } from "../stdx/assert.js";
+import { copyBytes } from "../stdx/copy.js";
 
 export interface WsClientHandlers {
     /** The handshake completed: send() works from now on. */
@@ -364,30 +365,6 @@ function writeFrame(
     }
     assert(at + size <= target.length);
 }
-
-/**
- * Copies size bytes. Up to copyLoopBytesMax byte by byte: Buffer#copy and TypedArray#set of a
- * part both make a view (~80 bytes of garbage) per call; beyond it, the one view is small beside
- * the bytes copied.
- */
-function copyBytes(
-    target: Uint8Array,
-    targetOffset: number,
-    source: Uint8Array,
-    sourceOffset: number,
-    size: number,
-): void {
-    assert(targetOffset + size <= target.length && sourceOffset + size <= source.length);
-    if (size > copyLoopBytesMax) {
-        target.set(source.subarray(sourceOffset, sourceOffset + size), targetOffset);
-        return;
-    }
-    for (let index = 0; index < size; index++) {
-        target[targetOffset + index] = source[sourceOffset + index]!;
-    }
-}
-
-const copyLoopBytesMax = 4096;
 
 /** The current frame's masking key, byte by byte (the payload's byte i is XORed with [i % 4]). */
 const maskBytes = new Uint8Array(4);
