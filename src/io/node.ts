@@ -575,6 +575,11 @@ export class Node {
             ],
             ["vsr_state_syncs_total", "Checkpoints installed from a peer.", stats.stateSyncs],
             [
+                "vsr_sync_anchors_confirmed_by_checkpoint_total",
+                "Sync anchors confirmed by another replica's checkpoint, not a header.",
+                stats.syncAnchorsConfirmedByCheckpoint,
+            ],
+            [
                 "vsr_checkpoint_blocks_written_total",
                 "Grid blocks written by checkpoints since start.",
                 replica.checkpointer.grid.blocksWrittenTotal,
