@@ -89,12 +89,17 @@ function rawSocketOf(connection: WebSocket): Socket | null {
 // buffer itself instead of a masked copy, and that buffer may be reused as soon as send returns.
 let maskState = (Math.random() * 0xffff_ffff) >>> 0 || 1;
 
-/** ws's generateMask option: xorshift32, which never reaches zero from a non-zero state. */
-export function generateMaskNonZero(mask: Buffer): void {
+/** The next masking key: xorshift32, which never reaches zero from a non-zero state. */
+export function nextMaskNonZero(): number {
     maskState ^= maskState << 13;
     maskState ^= maskState >>> 17;
     maskState ^= maskState << 5;
     maskState >>>= 0;
     assert(maskState !== 0);
-    mask.writeUInt32LE(maskState, 0);
+    return maskState;
+}
+
+/** ws's generateMask option (peer links): a key that is never zero. */
+export function generateMaskNonZero(mask: Buffer): void {
+    mask.writeUInt32LE(nextMaskNonZero(), 0);
 }

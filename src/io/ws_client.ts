@@ -31,6 +31,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { assert } from "../stdx/assert.js";
 import { copyBytes } from "../stdx/copy.js";
+import { nextMaskNonZero } from "./cork.js";
 
 export interface WsClientHandlers {
     /** The handshake completed: send() works from now on. */
@@ -72,16 +73,6 @@ const frameHeaderMax = 14;
 const readBufferSize = 64 * 1024;
 const handshakeSizeMax = 8 * 1024;
 const websocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-let maskState = (Math.random() * 0xffff_ffff) >>> 0 || 1;
-
-function nextMask(): number {
-    maskState ^= maskState << 13;
-    maskState ^= maskState >>> 17;
-    maskState ^= maskState << 5;
-    maskState >>>= 0;
-    return maskState;
-}
 
 export class WsClientLink {
     state: WsState = WsState.connecting as WsState;
@@ -356,7 +347,7 @@ function writeFrame(
         target.writeUInt32BE(size, at + 4);
         at += 8;
     }
-    const mask = nextMask();
+    const mask = nextMaskNonZero();
     target.writeUInt32BE(mask, at);
     for (let byte = 0; byte < 4; byte++) maskBytes[byte] = target[at + byte]!;
     at += 4;
