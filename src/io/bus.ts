@@ -1,6 +1,9 @@
 // The real message bus: one uWebSockets.js server per replica on addresses[replica], serving
 // WebSocket (peers and clients, one message per binary frame) and HTTP (`GET /*` → onHttp), plus
-// one outbound `ws` link to every other replica (uWebSockets.js has no client).
+// one outbound link to every other replica (uWebSockets.js has no client: our own WsClientLink,
+// src/io/ws_client.ts, which masks a turn's frames into reused staging buffers and writes them
+// with one write; `ws` made a masked copy and a stream write per frame, ~17% of a primary's
+// CPU in the batched benchmark and most of its young garbage per op).
 //
 // Dial scheme: every replica dials every other replica and sends only on the link it dialed;
 // links it accepts are receive-only. So each ordered pair (i → j) has its own TCP connection,
@@ -32,16 +35,16 @@
 // eviction (reason wrongCluster) in our cluster's name, so that client fails at once.
 // Sends never block: a message for a closed link or a full send buffer
 // (> sendBufferedMax bytes queued) is dropped and counted, since VSR tolerates loss. Sends copy
-// the message's bytes synchronously (uWS copies; ws masks into a fresh buffer: the mask is never
-// zero, see generateMaskNonZero in cork.ts), so the caller keeps its reference and may reuse
-// the message at once. Frames to one peer in one event-loop turn leave in one write (cork.ts).
+// the message's bytes synchronously (uWS copies; a peer link masks them into its staging
+// buffer or a buffer of the frame's own), so the caller keeps its reference and may reuse
+// the message at once. Frames to one peer in one event-loop turn leave in one write (the
+// link's staging; a frame too big for it goes out on its own, after what was staged).
 // Peer status: a peer_status message (about once a second per link, for the live page) is
 // accepted only on a peer link in that peer's name, goes to onPeerStatus and never to the replica.
 // Request latency (vsr_request_duration_seconds) is timed here, at the primary: from a client
 // request's arrival to the reply sent on its connection.
 
 import { STATUS_CODES } from "node:http";
-import WebSocket from "ws";
 import type * as Uws from "uWebSockets.js";
 import { assert } from "../stdx/assert.js";
 import { headerSize, replicasMax } from "../constants.js";
@@ -66,7 +69,7 @@ import {
 import type { LogFn } from "./log.js";
 import { Histogram, exponentialBounds } from "./metrics.js";
 import { type UwsModule, loadUws } from "./uws.js";
-import { TurnCorker, generateMaskNonZero } from "./cork.js";
+import { WsClientLink, WsState } from "./ws_client.js";
 
 export interface HttpAnswer {
     readonly status: number;
@@ -198,7 +201,7 @@ interface UserData {
 class PeerLink {
     readonly replica: number;
     readonly url: string;
-    socket: WebSocket | null = null;
+    socket: WsClientLink | null = null;
     open = false;
     /** Consecutive dials that did not open, for the backoff; 0 after an open. */
     failures = 0;
@@ -416,8 +419,6 @@ export class ClientTable {
     }
 }
 
-const sendOptions = { binary: true } as const;
-
 export class NodeBus implements MessageBus {
     readonly counters = new BusCounters();
     readonly cluster: number;
@@ -448,15 +449,12 @@ export class NodeBus implements MessageBus {
     private readonly links: Array<PeerLink | null> = [];
     private readonly connections = new Set<Connection>();
     private readonly clients = new ClientTable();
-    /** Coalesces the frames a turn sends on each peer link into one write (see cork.ts). */
-    private readonly corker = new TurnCorker(replicasMax);
     /** Our hello to peers, built once (outside the arena: it is sent, never received). */
     private readonly pingBytes = new Uint8Array(headerSize);
     /**
      * Per pool message (by index): a Buffer over its bytes as last sent, kept while its size
-     * stays the same. A send needs a view of exactly the frame; a new one per send (subarray,
-     * then ws's own Buffer wrapper) was ~150 bytes of garbage per message sent. A Buffer is
-     * what ws sends as is; uWS takes any view. Views never outlive the arena: it never grows.
+     * stays the same. uWS's send needs a view of exactly the frame; a new one per send was
+     * ~150 bytes of garbage per message sent. Views never outlive the arena: it never grows.
      */
     private readonly frameViews: Array<Buffer | null> = [];
     /** Client frames of this turn, sent at its end, one write per connection (ClientStage). */
@@ -549,21 +547,18 @@ export class NodeBus implements MessageBus {
         this.state = "closed";
         if (this.livenessTimer !== null) clearInterval(this.livenessTimer);
         this.livenessTimer = null;
-        const waits: Promise<void>[] = [];
         for (const link of this.links) {
             if (link === null) continue;
             if (link.timer !== null) clearTimeout(link.timer);
             link.timer = null;
-            const socket = link.socket;
-            if (socket === null) continue;
-            waits.push(new Promise((resolve) => socket.once("close", () => resolve())));
-            socket.terminate();
+            link.socket?.close(); // Its onClose runs now: no redial, the bus is closed.
+            assert(link.socket === null && !link.open);
         }
         if (this.listenSocket !== null) this.uws.us_listen_socket_close(this.listenSocket);
         this.listenSocket = null;
         for (const connection of Array.from(this.connections)) connection.socket?.close();
         assert(this.connections.size === 0);
-        return Promise.all(waits).then(() => undefined);
+        return Promise.resolve();
     }
 
     sendToReplica(replica: number, message: Message): void {
@@ -573,16 +568,16 @@ export class NodeBus implements MessageBus {
         const link = this.links[replica];
         assert(link !== null && link !== undefined);
         const socket = link.socket;
-        if (!link.open || socket === null || socket.readyState !== WebSocket.OPEN) {
+        if (!link.open || socket === null || socket.state !== WsState.open) {
             this.drop(DropReason.noLink);
             return;
         }
-        if (socket.bufferedAmount + size > this.sendBufferedMax) {
+        if (socket.bufferedBytes() + size > this.sendBufferedMax) {
             this.drop(DropReason.sendQueueFull);
             return;
         }
-        this.corker.cork(socket); // Frames to this peer in this turn leave in one write.
-        socket.send(this.frameView(message, size), sendOptions);
+        // Masked into the link's staging: this turn's frames to the peer leave in one write.
+        assert(socket.send(this.bytes, message.offset, size));
         this.counters.messagesSent[this.view.getUint8(message.offset + Frame.command)]! += 1;
     }
 
@@ -599,12 +594,12 @@ export class NodeBus implements MessageBus {
         for (const link of this.links) {
             const socket = link === null ? null : link.socket;
             if (link === null || socket === null || !link.open) continue;
-            if (socket.readyState !== WebSocket.OPEN) continue;
-            if (socket.bufferedAmount + headerSize > this.sendBufferedMax) {
+            if (socket.state !== WsState.open) continue;
+            if (socket.bufferedBytes() + headerSize > this.sendBufferedMax) {
                 this.drop(DropReason.sendQueueFull);
                 continue;
             }
-            socket.send(bytes, sendOptions); // Masked into a copy: the caller's bytes stay intact.
+            assert(socket.send(bytes)); // Masked into a copy: the caller's bytes stay intact.
             this.counters.messagesSent[Command.peerStatus]! += 1;
             sent++;
         }
@@ -1012,7 +1007,7 @@ export class NodeBus implements MessageBus {
     }
 
     // -----------------------------------------------------------------------------------------
-    // Outbound links to peers (ws client).
+    // Outbound links to peers (WsClientLink).
 
     private buildPing(): void {
         const view = new DataView(this.pingBytes.buffer);
@@ -1030,37 +1025,41 @@ export class NodeBus implements MessageBus {
         assert(link.socket === null && link.timer === null && !link.open);
         if (link.dials > 0) this.counters.reconnects++;
         link.dials++;
-        const socket = new WebSocket(link.url, {
-            perMessageDeflate: false,
-            maxPayload: this.messageSizeMax,
-            handshakeTimeout: 2 * reconnectDelayMaxMs,
-            generateMask: generateMaskNonZero,
-        });
-        socket.binaryType = "nodebuffer";
+        // Handlers are made per dial: dials are rare (backed off), never on the message path.
+        const socket: WsClientLink = new WsClientLink(
+            {
+                url: link.url,
+                messageSizeMax: this.messageSizeMax,
+                handshakeTimeoutMs: 2 * reconnectDelayMaxMs,
+            },
+            {
+                onOpen: () => this.onLinkOpen(link, socket),
+                // A peer sends on the link it dialed, never on this one: nothing to deliver.
+                onFrame: () => {},
+                onClose: () => this.onLinkClose(link, socket),
+                onError: (error: Error) => this.onLinkError(link, error),
+                onPing: () => {
+                    link.lastPingMs = Date.now();
+                },
+            },
+        );
         link.socket = socket;
-        // Listeners are made per dial: dials are rare (backed off), never on the message path.
-        socket.on("open", () => this.onLinkOpen(link, socket));
-        socket.on("close", () => this.onLinkClose(link, socket));
-        socket.on("error", (error: Error) => this.onLinkError(link, error));
-        socket.on("ping", () => {
-            link.lastPingMs = Date.now();
-        });
     }
 
-    private onLinkOpen(link: PeerLink, socket: WebSocket): void {
+    private onLinkOpen(link: PeerLink, socket: WsClientLink): void {
         if (link.socket !== socket || this.state !== "started") return;
         assert(!link.open);
         link.open = true;
         link.failures = 0;
         link.lastPingMs = Date.now();
         this.counters.peerLinksOpen++;
-        socket.send(this.pingBytes, sendOptions); // Masked into a copy: pingBytes stays intact.
+        assert(socket.send(this.pingBytes)); // Masked into a copy: pingBytes stays intact.
         this.counters.messagesSent[Command.ping]! += 1;
         const fields = { peer: link.replica, link: "out" };
         this.log(`bus: link to replica ${link.replica} open`, "peer_up", "info", fields);
     }
 
-    private onLinkClose(link: PeerLink, socket: WebSocket): void {
+    private onLinkClose(link: PeerLink, socket: WsClientLink): void {
         if (link.socket !== socket) return;
         link.socket = null;
         if (link.open) {
@@ -1101,7 +1100,7 @@ export class NodeBus implements MessageBus {
             if (nowMs - link.lastPingMs <= linkSilenceMaxMs) continue;
             const message = `bus: link to replica ${link.replica} silent, reconnecting`;
             this.log(message, "peer_down", "warn", { peer: link.replica, link: "out" });
-            link.socket.terminate(); // The close event schedules the redial.
+            link.socket.close(); // Its onClose, now, schedules the redial.
         }
     };
 }

@@ -1,12 +1,15 @@
 // A WebSocket client link (RFC 6455, binary messages only) over one TCP socket, for processes
 // that send and receive many small frames and should not collect garbage for each: the client
-// transport (the load generator runs 64 sessions over one link per replica).
+// transport (the load generator runs 64 sessions over one link per replica) and a replica's
+// links to its peers (bus.ts; uWebSockets.js has no client).
 //
 // Why not `ws`: per received message ws creates a Buffer view for each of the frame's header
 // parts and for the data, an array of fragments and an event; per sent message a new masked
 // Buffer and a stream write; node's stream machinery adds a chunk Buffer and a nextTick per
 // read. Measured in the load generator (vsr benchmark, 64 clients) that was ~1 KB per request
-// and reply, most of its garbage once the client's own calls stopped allocating.
+// and reply, most of its garbage once the client's own calls stopped allocating; at a primary
+// sending every prepare and commit to each backup, ws's masked copies and stream writes were
+// ~17% of its CPU in the batched benchmark.
 //
 // How: reads land in one reusable buffer (net.connect's `onread`: no chunk Buffer, no stream),
 // are appended to an inbox that holds at least one whole frame, and every complete frame is
@@ -16,12 +19,17 @@
 // one setImmediate that writes the turn's frames with one write. A staging buffer handed to
 // the socket is not written again until that write's callback; a frame that does not fit (or
 // finds both buffers in flight) goes out in a buffer of its own, after the staged frames, so
-// order is kept and nothing is dropped. Masking: each frame gets its own xorshift32 key (masking
-// guards browsers' proxies, not us; see cork.ts).
+// order is kept and nothing is dropped. So a frame waits at most until the end of the turn that
+// sent it, and a turn's frames leave with one write (two when one is too big for a staging
+// buffer or both are still being written). bufferedBytes() is what was sent and not yet handed
+// to the kernel (staged, or queued in the socket), for a caller's back-pressure bound.
+// Masking: each frame gets its own xorshift32 key. Masking guards browsers behind caching
+// proxies, not us; a key that is never zero keeps every frame a masked copy.
 // Handshake: a plain HTTP/1.1 upgrade; the 101 answer must carry the Sec-WebSocket-Accept of
 // our key. TLS (wss://) uses tls.connect and 'data' events (one chunk Buffer per read).
-// Received control frames: ping is answered with a pong of the same payload, pong is ignored,
-// close ends the link. Protocol errors (a masked or fragmented frame, a reserved bit or
+// Received control frames: ping is answered with a pong of the same payload (then onPing, for
+// a caller that watches a server's pings to detect a silent peer), pong is ignored, close ends
+// the link. Socket errors and protocol errors go to onError before onClose. Protocol errors (a masked or fragmented frame, a reserved bit or
 // opcode, a frame above messageSizeMax, a bad handshake) end the link and are counted by kind.
 // Invariants: onOpen is called at most once and before any onFrame; onClose exactly once,
 // after which nothing else is called; a frame is delivered whole or not at all.
@@ -31,7 +39,6 @@ import net from "node:net";
 import tls from "node:tls";
 import { assert } from "../stdx/assert.js";
 import { copyBytes } from "../stdx/copy.js";
-import { nextMaskNonZero } from "./cork.js";
 
 export interface WsClientHandlers {
     /** The handshake completed: send() works from now on. */
@@ -40,6 +47,10 @@ export interface WsClientHandlers {
     onFrame(bytes: Uint8Array): void;
     /** The link ended (refused, reset, bad handshake, protocol error, closed). Called once. */
     onClose(): void;
+    /** The server pinged us (the pong is on its way). */
+    onPing?(): void;
+    /** Why the link is about to end (a socket or protocol error); onClose follows. */
+    onError?(error: Error): void;
 }
 
 export interface WsClientOptions {
@@ -146,21 +157,36 @@ export class WsClientLink {
             this.socket.once("connect", () => this.socket.write(request));
         }
         this.socket.setNoDelay(true);
-        this.socket.on("error", () => {}); // "close" follows, which ends the link.
+        // "close" follows, which ends the link.
+        this.socket.on("error", (error: Error) => {
+            if (!this.isClosed()) this.handlers.onError?.(error);
+        });
         this.socket.on("close", () => this.end());
         this.handshakeTimer = setTimeout(() => this.fail("handshake"), options.handshakeTimeoutMs);
         this.handshakeTimer.unref();
     }
 
-    /** Sends one binary message (copied: `bytes` may be reused at once); false when not open. */
-    send(bytes: Uint8Array): boolean {
+    /**
+     * Sends bytes[start, start + size) as one binary message (copied: the bytes may be reused
+     * at once); false when not open.
+     */
+    send(bytes: Uint8Array, start = 0, size = bytes.length - start): boolean {
         if (this.state !== WsState.open) return false;
-        assert(bytes.length <= this.messageSizeMax);
-        this.sendFrame(opcodeBinary, bytes, 0, bytes.length);
+        assert(start >= 0 && size >= 0 && start + size <= bytes.length);
+        assert(size <= this.messageSizeMax);
+        this.sendFrame(opcodeBinary, bytes, start, size);
         return true;
     }
 
-    /** Ends the link at once (like ws's terminate()): onClose runs before this returns. */
+    /** Bytes sent and not yet handed to the kernel: staged, or queued in the socket. */
+    bufferedBytes(): number {
+        return this.stagingFill + this.socket.writableLength;
+    }
+
+    /**
+     * Ends the link at once (like ws's terminate(): no close handshake, what is queued is
+     * discarded): onClose runs before this returns.
+     */
     close(): void {
         if (this.state === WsState.closed) return;
         this.socket.destroy();
@@ -255,6 +281,7 @@ export class WsClientLink {
         } else if (opcode === opcodePing) {
             if (size > 125) return this.fail("oversize"); // Control frames carry ≤ 125 bytes.
             this.sendFrame(opcodePong, this.inbox, start, size);
+            this.handlers.onPing?.();
         } else if (opcode === opcodeClose) {
             this.close();
         } else if (opcode !== opcodePong) {
@@ -312,6 +339,7 @@ export class WsClientLink {
     private fail(kind: keyof typeof wsProtocolErrors): void {
         if (this.state === WsState.closed) return;
         wsProtocolErrors[kind]++;
+        this.handlers.onError?.(new Error(`websocket protocol error (${kind})`));
         this.socket.destroy();
         this.end();
     }
@@ -355,6 +383,19 @@ function writeFrame(
         target[at + index] = source[start + index]! ^ maskBytes[index & 3]!;
     }
     assert(at + size <= target.length);
+}
+
+// Never zero: a zero key sends the payload as its plain bytes, which masking exists to avoid.
+let maskState = (Math.random() * 0xffff_ffff) >>> 0 || 1;
+
+/** The next masking key: xorshift32, which never reaches zero from a non-zero state. */
+export function nextMaskNonZero(): number {
+    maskState ^= maskState << 13;
+    maskState ^= maskState >>> 17;
+    maskState ^= maskState << 5;
+    maskState >>>= 0;
+    assert(maskState !== 0);
+    return maskState;
 }
 
 /** The current frame's masking key, byte by byte (the payload's byte i is XORed with [i % 4]). */
