@@ -102,6 +102,11 @@ export interface NodeBusOptions {
      * during the call. Not given: reports are received, counted and ignored.
      */
     readonly onPeerStatus?: PeerStatusCallback;
+    /**
+     * How long a dialed link may hear no ping from its peer's server before it is closed and
+     * redialed (default linkSilenceMaxMs; tests shorten it).
+     */
+    readonly linkSilenceMaxMs?: number;
 }
 
 /** Request latency buckets: 100 µs doubling to ~3.3 s. */
@@ -463,6 +468,7 @@ export class NodeBus implements MessageBus {
     /** Why the last message failed invalidHeader (a constant string), for the drop log. */
     private dropDetail = "";
     private livenessTimer: NodeJS.Timeout | null = null;
+    private readonly linkSilenceMaxMs: number;
     private state: "new" | "started" | "closed" = "new";
 
     constructor(options: NodeBusOptions) {
@@ -487,6 +493,8 @@ export class NodeBus implements MessageBus {
         this.log = options.log;
         this.isPrimary = options.isPrimary ?? (() => false);
         this.onPeerStatusCallback = options.onPeerStatus ?? (() => undefined);
+        this.linkSilenceMaxMs = options.linkSilenceMaxMs ?? linkSilenceMaxMs;
+        assert(this.linkSilenceMaxMs > 0);
         const address = options.addresses[options.replica];
         assert(address !== undefined);
         this.host = address.host;
@@ -1097,7 +1105,7 @@ export class NodeBus implements MessageBus {
         const nowMs = Date.now();
         for (const link of this.links) {
             if (link === null || !link.open || link.socket === null) continue;
-            if (nowMs - link.lastPingMs <= linkSilenceMaxMs) continue;
+            if (nowMs - link.lastPingMs <= this.linkSilenceMaxMs) continue;
             const message = `bus: link to replica ${link.replica} silent, reconnecting`;
             this.log(message, "peer_down", "warn", { peer: link.replica, link: "out" });
             link.socket.close(); // Its onClose, now, schedules the redial.

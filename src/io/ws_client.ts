@@ -89,6 +89,8 @@ export class WsClientLink {
     state: WsState = WsState.connecting as WsState;
     /** Frames sent in a buffer of their own (staging full or in flight): allocations. */
     sendsUnstaged = 0;
+    /** Socket writes of frames (a turn's staged frames are one; a frame of its own, one). */
+    writes = 0;
     /** Text messages received and ignored. */
     textFramesIgnored = 0;
     private readonly handlers: WsClientHandlers;
@@ -310,6 +312,7 @@ export class WsClientLink {
             const own = Buffer.allocUnsafe(frameSize);
             writeFrame(own, 0, opcode, source, start, size);
             this.socket.write(own);
+            this.writes++;
             return;
         }
         writeFrame(buffer, this.stagingFill, opcode, source, start, size);
@@ -332,6 +335,7 @@ export class WsClientLink {
             this.stagingViews[index] = this.stagingBuffers[index].subarray(0, this.stagingFill);
         }
         this.socket.write(this.stagingViews[index], this.writtenCallbacks[index]);
+        this.writes++;
         this.staging = index === 0 ? 1 : 0;
         this.stagingFill = 0;
     }

@@ -2,11 +2,15 @@
 // RealTime (src/io/time.ts).
 // Goal: show that a replica's bus moves valid messages between real sockets (peer ↔ peer, client
 // → replica → client), that hostile or broken input is dropped, counted by reason and closes its
-// connection without ever taking the server down, that peer links come back after a restart, and
-// that the node refuses the pure-JS uWS fallback.
+// connection without ever taking the server down, that peer links come back after a restart,
+// that a peer which stops reading costs counted drops (send_queue_full) and not the link, that
+// a dialed link lives on its peer's pings and is redialed when they stop, and that the node
+// refuses the pure-JS uWS fallback.
 // Method: every bus listens on 127.0.0.1 on a port taken from an ephemeral allocation (listen on
 // port 0, read it, release it); peers are NodeBus instances with their own Arena and MessagePool
-// in this process, clients are `ws` sockets sending hand-built frames (header.ts encoders); after
+// in this process, clients are `ws` sockets sending hand-built frames (header.ts encoders), a
+// fake peer is a raw TCP server that answers the WebSocket handshake and then reads, stops
+// reading or pings as the test says; after
 // each bad input the test checks the close, the drop counter and that `GET /status` still answers.
 // The fallback check runs a child process with UWS_USE_FALLBACK=1. Random bytes come from a
 // seeded PRNG (seed printed in the test name). Every test closes everything it opened.
@@ -15,7 +19,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import http from "node:http";
-import net from "node:net";
+import { createHash } from "node:crypto";
+import net, { type AddressInfo } from "node:net";
 import fc from "fast-check";
 import WebSocket from "ws";
 
@@ -79,6 +84,7 @@ class TestNode {
         addresses: Address[],
         onMessage?: (message: Message) => void,
         isPrimary: () => boolean = () => false,
+        linkSilenceMaxMs?: number,
     ) {
         this.arena = new Arena(MessagePool.sizeBytes(messageSizeMax, messagesMax));
         checksumAttach(this.arena.memory);
@@ -110,6 +116,7 @@ class TestNode {
             },
             log: (line) => this.logs.push(line),
             isPrimary,
+            ...(linkSilenceMaxMs === undefined ? {} : { linkSilenceMaxMs }),
         });
         this.bus.start();
     }
@@ -556,6 +563,136 @@ test("a burst of 50 connections opened and dropped leaves the server serving", a
 });
 
 // ---------------------------------------------------------------------------------------------
+// Peer links against a fake peer.
+
+/** A peer replica's server reduced to the WebSocket handshake, over raw TCP. */
+class FakePeer {
+    readonly server = net.createServer((socket) => this.onConnection(socket));
+    private readonly sockets: net.Socket[] = [];
+    /** The latest upgraded connection (our node's dialed link). */
+    socket: net.Socket | null = null;
+    upgrades = 0;
+    /** Bytes received after the handshake, on every connection. */
+    bytesReceived = 0;
+
+    async listen(): Promise<Address> {
+        await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+        return { host: "127.0.0.1", port: (this.server.address() as AddressInfo).port };
+    }
+
+    /** An unmasked ping frame with no payload, as a server sends it. */
+    ping(): void {
+        this.socket?.write(Buffer.from([0x89, 0x00]));
+    }
+
+    async close(): Promise<void> {
+        for (const socket of this.sockets) socket.destroy();
+        await new Promise((resolve) => this.server.close(resolve));
+    }
+
+    private onConnection(socket: net.Socket): void {
+        this.sockets.push(socket);
+        socket.on("error", () => {});
+        let head = "";
+        const onHandshake = (chunk: Buffer): void => {
+            head += chunk.toString("latin1");
+            const end = head.indexOf("\r\n\r\n");
+            if (end === -1) return;
+            socket.off("data", onHandshake);
+            const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1] ?? "";
+            const accept = createHash("sha1")
+                .update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+                .digest("base64");
+            socket.write(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+                    `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+            );
+            this.bytesReceived += head.length - end - 4;
+            socket.on("data", (more: Buffer) => {
+                this.bytesReceived += more.length;
+            });
+            this.socket = socket;
+            this.upgrades++;
+        };
+        socket.on("data", onHandshake);
+    }
+}
+
+/** A 256-byte message as a masked client frame: 2 bytes, a 16-bit length, a 4-byte mask. */
+const headerFrameSize = 2 + 2 + 4 + headerSize;
+
+test("a peer that stops reading costs send_queue_full drops, not the link", async () => {
+    const peer = new FakePeer();
+    const cluster = [(await addresses(1))[0]!, await peer.listen()];
+    const node = new TestNode(0, cluster);
+    const message = node.message((_, view, base) => buildPrepareOk(view, base, 0, 1));
+    try {
+        await waitFor("the link and its hello", () => peer.bytesReceived === headerFrameSize);
+        assert.equal(node.bus.counters.peerLinksOpen, 1);
+        peer.socket!.pause(); // The kernel's buffers fill, then the link's socket queue.
+        let sends = 0;
+        // 64 frames a turn stay under sendBufferedMax (8 · 4096 B): drops come from the queue.
+        while (node.dropped(DropReason.sendQueueFull) === 0 && sends < 400_000) {
+            for (let index = 0; index < 64; index++) node.bus.sendToReplica(1, message);
+            sends += 64;
+            await new Promise((resolve) => setImmediate(resolve));
+        }
+        const dropped = node.dropped(DropReason.sendQueueFull);
+        assert.ok(dropped >= 1, `no drop after ${sends} sends`);
+        const sent = node.bus.counters.messagesSent[Command.prepareOk]!;
+        assert.equal(sent + dropped, sends);
+        assert.equal(node.bus.counters.peerLinksOpen, 1);
+        assert.equal(node.dropped(DropReason.noLink), 0);
+
+        peer.socket!.resume(); // Every frame handed to the link arrives, then new ones again.
+        await waitFor(
+            "the queue to drain",
+            () => peer.bytesReceived === (1 + sent) * headerFrameSize,
+        );
+        node.bus.sendToReplica(1, message);
+        await waitFor(
+            "a send after the drain",
+            () => peer.bytesReceived === (2 + sent) * headerFrameSize,
+        );
+        assert.equal(node.dropped(DropReason.sendQueueFull), dropped);
+        assert.equal(peer.upgrades, 1);
+    } finally {
+        node.pool.unref(message);
+        await node.bus.close();
+        await peer.close();
+    }
+});
+
+test("a dialed link lives on its peer's pings; silence closes and redials it", async () => {
+    const peer = new FakePeer();
+    const cluster = [(await addresses(1))[0]!, await peer.listen()];
+    const linkSilenceMaxMs = 1000; // The liveness check runs every second.
+    const node = new TestNode(0, cluster, undefined, undefined, linkSilenceMaxMs);
+    try {
+        await waitFor("the link", () => node.bus.counters.peerLinksOpen === 1);
+        // Pinged every 100 ms for 3 s, past two or three checks: kept, though 3 s > 1 s.
+        for (let index = 0; index < 30; index++) {
+            peer.ping();
+            await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        assert.equal(peer.upgrades, 1);
+        assert.equal(node.bus.counters.reconnects, 0);
+        assert.equal(node.bus.counters.peerLinksOpen, 1);
+        // Silent: closed at a check within two seconds, then dialed again after the backoff.
+        await waitFor(
+            "the redial",
+            () => peer.upgrades === 2 && node.bus.counters.peerLinksOpen === 1,
+        );
+        assert.equal(node.bus.counters.reconnects, 1);
+        assert.ok(node.logs.includes("bus: link to replica 1 silent, reconnecting"));
+        assert.ok(node.logs.includes("bus: link to replica 1 closed"));
+    } finally {
+        await node.bus.close();
+        await peer.close();
+    }
+});
+
+// ---------------------------------------------------------------------------------------------
 // Reconnect.
 
 test("a peer restarted on the same port gets its link back and messages flow again", async () => {
@@ -574,6 +711,9 @@ test("a peer restarted on the same port gets its link back and messages flow aga
         second = new TestNode(1, cluster);
         await linked([first, second]);
         assert.ok(first.bus.counters.reconnects >= 1);
+        assert.ok(first.logs.includes("bus: link to replica 1 closed"));
+        const opens = first.logs.filter((line) => line === "bus: link to replica 1 open");
+        assert.equal(opens.length, 2);
         for (const [from, to] of [
             [first, second],
             [second, first],

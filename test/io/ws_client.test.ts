@@ -1,7 +1,10 @@
 // Goal: the WebSocket client link (src/io/ws_client.ts) speaks RFC 6455 with a real server
 // (the `ws` library's): binary messages of every length encoding arrive whole and in order
 // both ways (masked by us, unmasked by the server), a ping is answered with its pong, text is
-// ignored, and a bad handshake, an oversize frame or a server close end the link once. And it
+// ignored, and a bad handshake, an oversize frame or a server close end the link once. A
+// turn's frames leave with one socket write (a frame too big for the staging buffer with one
+// more, after them), bufferedBytes() counts what is not yet written, pings and errors reach
+// their handlers, and the masking key is never zero. And it
 // allocates less: a closed loop of request/reply round trips against an echo server in a worker
 // thread (its own heap) costs this thread well under the young-generation bytes of the same
 // loop through `ws` (~1.1 KB against ~2.4 KB here; what is left is node's socket write and read
@@ -13,7 +16,12 @@ import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { Worker } from "node:worker_threads";
 import WebSocket, { WebSocketServer } from "ws";
-import { WsClientLink, WsState, wsProtocolErrors } from "../../src/io/ws_client.js";
+import {
+    WsClientLink,
+    WsState,
+    nextMaskNonZero,
+    wsProtocolErrors,
+} from "../../src/io/ws_client.js";
 import { YoungAllocationMeter } from "../../src/io/young_meter.js";
 
 const messageSizeMax = 256 * 1024;
@@ -22,6 +30,8 @@ interface Events {
     opened: number;
     closed: number;
     frames: Uint8Array[];
+    pings?: number;
+    errors?: string[];
 }
 
 function open(port: number, events: Events): Promise<WsClientLink> {
@@ -37,6 +47,13 @@ function open(port: number, events: Events): Promise<WsClientLink> {
                 onClose: () => {
                     events.closed++;
                     if (events.opened === 0) reject(new Error("closed before open"));
+                },
+                onPing: () => {
+                    events.pings = (events.pings ?? 0) + 1;
+                },
+                onError: (error) => {
+                    assert.equal(events.closed, 0, "onError comes before onClose");
+                    (events.errors ??= []).push(error.message);
                 },
             },
         );
@@ -109,9 +126,11 @@ test("a ping is answered with its pong; text is ignored; a server close ends the
         const events: Events = { opened: 0, closed: 0, frames: [] };
         const link = await open(port, events);
         await until(() => serverSocket !== null, "the server's side");
+        assert.equal(events.pings ?? 0, 0);
         serverSocket!.ping(Buffer.from("are you there"));
         await until(() => pong !== null, "the pong");
         assert.equal(pong!.toString(), "are you there");
+        assert.equal(events.pings, 1);
         serverSocket!.send("some text");
         serverSocket!.send(Buffer.from([1, 2, 3]), { binary: true });
         await until(() => events.frames.length === 1, "the binary message");
@@ -143,10 +162,73 @@ test("a server that does not upgrade ends the link before it opens", async () =>
         await assert.rejects(open(port, events), /closed before open/);
         assert.equal(events.opened, 0);
         assert.equal(wsProtocolErrors.handshake, before + 1);
+        assert.deepEqual(events.errors, ["websocket protocol error (handshake)"]);
     } finally {
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
     }
+});
+
+test("a refused connection reports its error, then closes once", async () => {
+    const server = http.createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve)); // Nothing listens there now.
+    const events: Events = { opened: 0, closed: 0, frames: [] };
+    await assert.rejects(open(port, events), /closed before open/);
+    assert.equal(events.closed, 1);
+    assert.equal(events.errors?.length, 1);
+    assert.match(events.errors![0]!, /ECONNREFUSED/);
+});
+
+test("a turn's frames leave in one write, a frame too big for staging in one more, in order", () =>
+    withServer(async (server, port) => {
+        const received: Buffer[] = [];
+        server.on("connection", (socket) =>
+            socket.on("message", (data: Buffer) => received.push(Buffer.from(data))),
+        );
+        const events: Events = { opened: 0, closed: 0, frames: [] };
+        const link = await open(port, events);
+        await until(() => link.bufferedBytes() === 0, "the handshake's bytes to leave");
+        const sent: Uint8Array[] = [];
+        const scratch = new Uint8Array(messageSizeMax);
+        // The caller reuses one buffer for every frame: each is copied as it is sent.
+        const sendPattern = (size: number, seed: number): void => {
+            scratch.set(pattern(size, seed));
+            sent.push(scratch.slice(0, size));
+            assert.equal(link.send(scratch, 0, size), true);
+            scratch.fill(0, 0, size);
+        };
+
+        // Small frames: all staged, one write at the turn's end; their bytes are counted.
+        const writesBefore = link.writes;
+        for (let index = 0; index < 10; index++) sendPattern(100, index);
+        assert.equal(link.writes, writesBefore, "nothing is written before the turn ends");
+        assert.equal(link.bufferedBytes(), 10 * (2 + 4 + 100)); // Header, mask, payload.
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.equal(link.writes, writesBefore + 1);
+
+        // Two 100 KB frames fill the staging buffer (256 KiB + a frame header) most of the way:
+        // the third flushes them (one write) and goes out in a buffer of its own (one more).
+        await until(() => link.bufferedBytes() === 0, "the first turn's write");
+        const unstagedBefore = link.sendsUnstaged;
+        for (let index = 0; index < 3; index++) sendPattern(100_000, 10 + index);
+        assert.equal(link.writes, writesBefore + 3);
+        assert.equal(link.sendsUnstaged, unstagedBefore + 1);
+        sendPattern(7, 13); // Staged again, after the big ones: written at the turn's end.
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.equal(link.writes, writesBefore + 4);
+
+        await until(() => received.length === sent.length, "every frame");
+        for (let index = 0; index < sent.length; index++) {
+            assert.deepEqual(new Uint8Array(received[index]!), sent[index]);
+        }
+        await until(() => link.bufferedBytes() === 0, "everything written");
+        link.close();
+    }));
+
+test("the masking key is never zero (100000 draws)", () => {
+    for (let draw = 0; draw < 100_000; draw++) assert.notEqual(nextMaskNonZero(), 0);
 });
 
 /** An echo server in a worker thread: its allocations are not this thread's. */
