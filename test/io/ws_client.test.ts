@@ -15,6 +15,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { Worker } from "node:worker_threads";
+import fc from "fast-check";
 import WebSocket, { WebSocketServer } from "ws";
 import {
     WsClientLink,
@@ -224,6 +225,39 @@ test("a turn's frames leave in one write, a frame too big for staging in one mor
             assert.deepEqual(new Uint8Array(received[index]!), sent[index]);
         }
         await until(() => link.bufferedBytes() === 0, "everything written");
+        link.close();
+    }));
+
+test("frames of any size from any offset arrive intact (masked by words or by bytes)", () =>
+    withServer(async (server, port) => {
+        const received: Buffer[] = [];
+        server.on("connection", (socket) =>
+            socket.on("message", (data: Buffer) => received.push(Buffer.from(data))),
+        );
+        const link = await open(port, { opened: 0, closed: 0, frames: [] });
+        // An odd byteOffset: the DataViews read and write words at unaligned addresses.
+        const source = pattern(70_008, 99).subarray(3);
+        const frame = fc.record({
+            start: fc.integer({ min: 0, max: 7 }),
+            size: fc.oneof(
+                fc.integer({ min: 0, max: 1100 }),
+                fc.integer({ min: 60_000, max: 65_600 }),
+            ),
+        });
+        await fc.assert(
+            fc.asyncProperty(fc.array(frame, { minLength: 1, maxLength: 8 }), async (frames) => {
+                received.length = 0;
+                for (const { start, size } of frames)
+                    assert.equal(link.send(source, start, size), true);
+                await until(() => received.length === frames.length, "the frames");
+                for (let index = 0; index < frames.length; index++) {
+                    const { start, size } = frames[index]!;
+                    const expected = source.subarray(start, start + size);
+                    assert.deepEqual(new Uint8Array(received[index]!), expected);
+                }
+            }),
+            { numRuns: 40 },
+        );
         link.close();
     }));
 
