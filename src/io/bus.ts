@@ -69,7 +69,7 @@ import {
 import type { LogFn } from "./log.js";
 import { Histogram, exponentialBounds } from "./metrics.js";
 import { type UwsModule, loadUws } from "./uws.js";
-import { WsClientLink, WsState } from "./ws_client.js";
+import { WsClientBuffers, WsClientLink, WsState } from "./ws_client.js";
 
 export interface HttpAnswer {
     readonly status: number;
@@ -206,6 +206,8 @@ interface UserData {
 class PeerLink {
     readonly replica: number;
     readonly url: string;
+    /** Every dial's link uses these (made once: a dial allocates no buffers). */
+    readonly buffers: WsClientBuffers;
     socket: WsClientLink | null = null;
     open = false;
     /** Consecutive dials that did not open, for the backoff; 0 after an open. */
@@ -215,9 +217,15 @@ class PeerLink {
     timer: NodeJS.Timeout | null = null;
     readonly reconnectCallback: () => void;
 
-    constructor(replica: number, url: string, reconnectCallback: () => void) {
+    constructor(
+        replica: number,
+        url: string,
+        messageSizeMax: number,
+        reconnectCallback: () => void,
+    ) {
         this.replica = replica;
         this.url = url;
+        this.buffers = new WsClientBuffers(messageSizeMax);
         this.reconnectCallback = reconnectCallback;
     }
 }
@@ -507,7 +515,8 @@ export class NodeBus implements MessageBus {
                 this.links.push(null);
                 continue;
             }
-            const link: PeerLink = new PeerLink(replica, `ws://${peer.host}:${peer.port}`, () =>
+            const url = `ws://${peer.host}:${peer.port}`;
+            const link: PeerLink = new PeerLink(replica, url, this.messageSizeMax, () =>
                 this.onReconnectTimeout(link),
             );
             this.links.push(link);
@@ -1039,6 +1048,7 @@ export class NodeBus implements MessageBus {
                 url: link.url,
                 messageSizeMax: this.messageSizeMax,
                 handshakeTimeoutMs: 2 * reconnectDelayMaxMs,
+                buffers: link.buffers,
             },
             {
                 onOpen: () => this.onLinkOpen(link, socket),

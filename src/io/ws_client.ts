@@ -59,6 +59,8 @@ export interface WsClientOptions {
     /** Largest message accepted (a larger one ends the link). */
     readonly messageSizeMax: number;
     readonly handshakeTimeoutMs: number;
+    /** The link's memory, when the caller keeps it across links (see WsClientBuffers). */
+    readonly buffers?: WsClientBuffers;
 }
 
 export const WsState = { connecting: 0, open: 1, closed: 2 } as const;
@@ -84,6 +86,36 @@ const frameHeaderMax = 14;
 const readBufferSize = 64 * 1024;
 const handshakeSizeMax = 8 * 1024;
 const websocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/**
+ * A link's memory: a read buffer, the inbox, the frame buffer and two staging buffers (about
+ * 4 × messageSizeMax + 128 KiB). A caller that redials (bus.ts's peer links) makes one and hands
+ * it to each of its links in turn, so a dial allocates none of it. One link at a time: a link
+ * takes the buffers only from a closed one, whose socket is destroyed (no read lands in them,
+ * no staged write of it goes out any more) and which touches them no more.
+ */
+export class WsClientBuffers {
+    readonly messageSizeMax: number;
+    readonly readBuffer: Buffer;
+    readonly inbox: Buffer;
+    readonly frameBytes: Buffer;
+    readonly staging: [Buffer, Buffer];
+    readonly stagingData: [DataView, DataView];
+    /** The link using the buffers, if any. */
+    owner: WsClientLink | null = null;
+
+    constructor(messageSizeMax: number) {
+        assert(Number.isInteger(messageSizeMax) && messageSizeMax > 0);
+        this.messageSizeMax = messageSizeMax;
+        const frameMax = frameHeaderMax + messageSizeMax;
+        this.readBuffer = Buffer.allocUnsafeSlow(readBufferSize);
+        this.inbox = Buffer.allocUnsafeSlow(Math.max(frameMax, handshakeSizeMax) + readBufferSize);
+        this.frameBytes = Buffer.allocUnsafeSlow(messageSizeMax);
+        const stagingSize = Math.max(frameMax, readBufferSize);
+        this.staging = [Buffer.allocUnsafeSlow(stagingSize), Buffer.allocUnsafeSlow(stagingSize)];
+        this.stagingData = [dataViewOf(this.staging[0]), dataViewOf(this.staging[1])];
+    }
+}
 
 export class WsClientLink {
     state: WsState = WsState.connecting as WsState;
@@ -129,16 +161,15 @@ export class WsClientLink {
         assert(Number.isInteger(options.messageSizeMax) && options.messageSizeMax > 0);
         this.handlers = handlers;
         this.messageSizeMax = options.messageSizeMax;
-        const frameMax = frameHeaderMax + options.messageSizeMax;
-        this.inbox = Buffer.allocUnsafeSlow(Math.max(frameMax, handshakeSizeMax) + readBufferSize);
-        this.frameBytes = Buffer.allocUnsafeSlow(options.messageSizeMax);
+        const buffers = options.buffers ?? new WsClientBuffers(options.messageSizeMax);
+        assert(buffers.messageSizeMax === options.messageSizeMax);
+        assert(buffers.owner === null || buffers.owner.isClosed());
+        buffers.owner = this;
+        this.inbox = buffers.inbox;
+        this.frameBytes = buffers.frameBytes;
         this.frameView = this.frameBytes.subarray(0, 0);
-        const stagingSize = Math.max(frameMax, readBufferSize);
-        this.stagingBuffers = [
-            Buffer.allocUnsafeSlow(stagingSize),
-            Buffer.allocUnsafeSlow(stagingSize),
-        ];
-        this.stagingData = [dataViewOf(this.stagingBuffers[0]), dataViewOf(this.stagingBuffers[1])];
+        this.stagingBuffers = buffers.staging;
+        this.stagingData = buffers.stagingData;
         this.stagingViews = [
             this.stagingBuffers[0].subarray(0, 0),
             this.stagingBuffers[1].subarray(0, 0),
@@ -156,11 +187,10 @@ export class WsClientLink {
             this.socket.on("data", (chunk: Buffer) => this.onBytes(chunk, chunk.length));
             this.socket.once("secureConnect", () => this.socket.write(request));
         } else {
-            const readBuffer = Buffer.allocUnsafeSlow(readBufferSize);
             this.socket = net.connect({
                 host,
                 port,
-                onread: { buffer: readBuffer, callback: this.onRead },
+                onread: { buffer: buffers.readBuffer, callback: this.onRead },
             });
             this.socket.once("connect", () => this.socket.write(request));
         }

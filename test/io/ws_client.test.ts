@@ -18,6 +18,7 @@ import { Worker } from "node:worker_threads";
 import fc from "fast-check";
 import WebSocket, { WebSocketServer } from "ws";
 import {
+    WsClientBuffers,
     WsClientLink,
     WsState,
     nextMaskNonZero,
@@ -259,6 +260,60 @@ test("frames of any size from any offset arrive intact (masked by words or by by
             { numRuns: 40 },
         );
         link.close();
+    }));
+
+test("links take turns on one WsClientBuffers: a closed one's, never an open one's", () =>
+    withServer(async (server, port) => {
+        const received: Buffer[] = [];
+        server.on("connection", (socket) =>
+            socket.on("message", (data: Buffer) => {
+                received.push(Buffer.from(data));
+                socket.send(data, { binary: true }); // Echo: the inbox and frame buffer too.
+            }),
+        );
+        const buffers = new WsClientBuffers(messageSizeMax);
+        const options = {
+            url: `ws://127.0.0.1:${port}/`,
+            messageSizeMax,
+            handshakeTimeoutMs: 2000,
+        };
+        for (let round = 0; round < 3; round++) {
+            received.length = 0;
+            const events: Events = { opened: 0, closed: 0, frames: [] };
+            const link = await new Promise<WsClientLink>((resolve, reject) => {
+                const created: WsClientLink = new WsClientLink(
+                    { ...options, buffers },
+                    {
+                        onOpen: () => resolve(created),
+                        onFrame: (bytes) => events.frames.push(Uint8Array.from(bytes)),
+                        onClose: () => reject(new Error("closed")),
+                    },
+                );
+            });
+            assert.equal(buffers.owner, link);
+            assert.throws(
+                () =>
+                    new WsClientLink(
+                        { ...options, buffers },
+                        {
+                            onOpen: () => {},
+                            onFrame: () => {},
+                            onClose: () => {},
+                        },
+                    ),
+            );
+            const sizes = [5, 700, 100_000, 3];
+            for (let index = 0; index < sizes.length; index++) {
+                assert.equal(link.send(pattern(sizes[index]!, round * 10 + index)), true);
+            }
+            await until(() => events.frames.length === sizes.length, "the echoes");
+            for (let index = 0; index < sizes.length; index++) {
+                const expected = pattern(sizes[index]!, round * 10 + index);
+                assert.deepEqual(new Uint8Array(received[index]!), expected);
+                assert.deepEqual(events.frames[index], expected);
+            }
+            link.close();
+        }
     }));
 
 test("the masking key is never zero (100000 draws)", () => {
