@@ -79,7 +79,7 @@ export const production: Config = verify({
     name: "production",
     // The WAL is disk-resident: memory holds its headers (256 B a slot: 2 MiB) and a cache of
     // 64 prepares (8 MiB), so the window is sized for the disk, not for memory: 8192 slots ×
-    // 128 KiB = 1 GiB of prepares zone (a sparse file: only written slots take space). Every
+    // 128 KiB = 1 GiB of prepares zone (written with zeros by `vsr format`). Every
     // prepare costs a synchronous write, so a replica prepares at most ~1,000–2,000 a second on
     // a fast disk (group commit packs concurrent requests into one), and a window of 8192 covers
     // several seconds at that rate, tens at ordinary load, so a lagging replica catches up from

@@ -96,6 +96,11 @@ export interface BenchmarkRun extends LoadReport {
      * last. Load-insensitive where ops/s is not, so levers are compared by it.
      */
     readonly cpu_us_per_op: number[];
+    /**
+     * Client requests per prepare over the run (all replicas' prepares: the primary's). Group
+     * commit's yield: each prepare costs every replica two synchronous writes whatever it holds.
+     */
+    readonly requests_per_prepare: number;
 }
 
 /** What a process has used so far, from /metrics (replicas) or node's own counters. */
@@ -104,6 +109,9 @@ interface ProcessSample {
     readonly youngBytes: number;
     readonly cpuSeconds: number;
     readonly rssBytes: number;
+    /** Prepares started as primary, and the client requests they held (zero for a client). */
+    readonly prepares: number;
+    readonly requestsPrepared: number;
 }
 
 export interface StatusJson {
@@ -411,6 +419,7 @@ class LocalBenchmark {
             replica_rss_mib: after.map((sample) => round2(sample.rssBytes / 2 ** 20)),
             cpu_s_per_million_ops: round2((cpuSeconds * 1e6) / ops),
             cpu_us_per_op: processCpuSeconds.map((seconds) => round2((seconds * 1e6) / ops)),
+            requests_per_prepare: requestsPerPrepare(before, after),
         };
     }
 
@@ -496,6 +505,7 @@ class LocalBenchmark {
                 String(run.client_young_bytes_per_op),
                 String(Math.max(...run.replica_rss_mib).toFixed(0)),
                 String(run.cpu_s_per_million_ops),
+                run.requests_per_prepare.toFixed(1),
             ])}\n`,
         );
     }
@@ -550,7 +560,22 @@ const tableColumns = [
     "cB/op", // The same in the load generator.
     "RSS MiB", // The largest replica's.
     "CPU s/1M", // CPU seconds per million ops, every process summed.
+    "req/prep", // Client requests per prepare (group commit).
 ];
+
+/** Requests per prepare between two samples of every replica (0 when none was prepared). */
+function requestsPerPrepare(
+    before: readonly ProcessSample[],
+    after: readonly ProcessSample[],
+): number {
+    let prepares = 0;
+    let requests = 0;
+    for (let replica = 0; replica < after.length; replica++) {
+        prepares += after[replica]!.prepares - before[replica]!.prepares;
+        requests += after[replica]!.requestsPrepared - before[replica]!.requestsPrepared;
+    }
+    return prepares === 0 ? 0 : round2(requests / prepares);
+}
 
 function cells(values: readonly string[]): string {
     return values.map((value) => value.padStart(10)).join("");
@@ -597,6 +622,8 @@ export async function fetchProcessSample(port: number): Promise<ProcessSample | 
             youngBytes: value(/^vsr_young_allocated_bytes_total (\S+)$/m),
             cpuSeconds: value(/^process_cpu_seconds_total (\S+)$/m),
             rssBytes: value(/^process_resident_memory_bytes (\S+)$/m),
+            prepares: value(/^vsr_prepare_requests_count (\S+)$/m),
+            requestsPrepared: value(/^vsr_prepare_requests_sum (\S+)$/m),
         };
     } catch (error) {
         if (error instanceof BenchmarkError) throw error;

@@ -51,17 +51,9 @@ export class Histogram {
 
     /** Writes `_bucket` (cumulative), `_sum` and `_count` lines; `labels` is `k="v",…` or "". */
     writeSeries(lines: string[], labels: string): void {
-        const prefix = labels === "" ? "" : `${labels},`;
+        const count = writeBuckets(lines, this.name, labels, this.bounds, this.counts);
+        assert(count === this.count);
         const suffix = labels === "" ? "" : `{${labels}}`;
-        let cumulative = 0;
-        for (let bucket = 0; bucket < this.bounds.length; bucket++) {
-            cumulative += this.counts[bucket]!;
-            const le = formatBound(this.bounds[bucket]!);
-            lines.push(`${this.name}_bucket{${prefix}le="${le}"} ${cumulative}`);
-        }
-        cumulative += this.counts[this.bounds.length]!;
-        assert(cumulative === this.count);
-        lines.push(`${this.name}_bucket{${prefix}le="+Inf"} ${cumulative}`);
         lines.push(`${this.name}_sum${suffix} ${this.sumSeconds}`);
         lines.push(`${this.name}_count${suffix} ${this.count}`);
     }
@@ -71,6 +63,47 @@ export class Histogram {
         writeHeader(lines, this.name, "histogram", this.help);
         this.writeSeries(lines, "");
     }
+}
+
+/**
+ * Writes the cumulative `_bucket` lines of non-cumulative `counts` (one more than `bounds`: the
+ * last is +Inf); returns the total count.
+ */
+function writeBuckets(
+    lines: string[],
+    name: string,
+    labels: string,
+    bounds: ArrayLike<number>,
+    counts: ArrayLike<number>,
+): number {
+    assert(counts.length === bounds.length + 1);
+    const prefix = labels === "" ? "" : `${labels},`;
+    let cumulative = 0;
+    for (let bucket = 0; bucket < bounds.length; bucket++) {
+        cumulative += counts[bucket]!;
+        lines.push(`${name}_bucket{${prefix}le="${formatBound(bounds[bucket]!)}"} ${cumulative}`);
+    }
+    cumulative += counts[bounds.length]!;
+    lines.push(`${name}_bucket{${prefix}le="+Inf"} ${cumulative}`);
+    return cumulative;
+}
+
+/**
+ * A histogram family whose buckets someone else counted (non-cumulative `counts`, the last one
+ * +Inf) and whose observations add up to `sum`: e.g. the replica's requests per prepare.
+ */
+export function writeHistogramCounts(
+    lines: string[],
+    name: string,
+    help: string,
+    bounds: ArrayLike<number>,
+    counts: ArrayLike<number>,
+    sum: number,
+): void {
+    writeHeader(lines, name, "histogram", help);
+    const count = writeBuckets(lines, name, "", bounds, counts);
+    lines.push(`${name}_sum ${sum}`);
+    lines.push(`${name}_count ${count}`);
 }
 
 /** Bounds like 0.0001 print as they are; float noise (0.30000000000000004) is rounded away. */

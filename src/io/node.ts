@@ -35,7 +35,7 @@ import {
     superblockCopySize,
 } from "../vsr/layout.js";
 import { type Message, MessagePool } from "../vsr/message_pool.js";
-import { Replica, Status } from "../vsr/replica.js";
+import { Replica, Status, prepareRequestBounds } from "../vsr/replica.js";
 import {
     SuperblockField,
     invalidSuperblockCopy,
@@ -43,7 +43,13 @@ import {
 } from "../vsr/superblock.js";
 import { type HttpAnswer, NodeBus } from "./bus.js";
 import { JsonLog, type LogFn, type LogThreshold } from "./log.js";
-import { Histogram, exponentialBounds, writeHeader, writeSample } from "./metrics.js";
+import {
+    Histogram,
+    exponentialBounds,
+    writeHeader,
+    writeHistogramCounts,
+    writeSample,
+} from "./metrics.js";
 import { DirectStorage, type StorageZone, writeSecondsBounds } from "./storage_direct.js";
 import { RealTime } from "./time.js";
 import { Timeline, TimelineKind, slowStepMs, toWallMs, wallMs } from "./timeline.js";
@@ -446,6 +452,14 @@ export class Node {
         this.checkpointSeconds.writeFamily(lines);
         this.journalWriteSeconds.writeFamily(lines);
         this.superblockWriteSeconds.writeFamily(lines);
+        writeHistogramCounts(
+            lines,
+            "vsr_prepare_requests",
+            "Client requests per prepare this replica started as primary (group commit).",
+            prepareRequestBounds,
+            this.replica.prepareRequestCounts,
+            this.replica.stats.requestsPrepared,
+        );
         this.storage.metricsText(lines);
         return lines.join("\n") + "\n";
     }

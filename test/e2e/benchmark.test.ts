@@ -1,7 +1,7 @@
 // `vsr benchmark` end to end, in a child process: a one-replica cluster, one short run, --json.
 // Beside throughput and latency it reports what the run cost, sampled from each replica's
 // /metrics: young GCs per 100k ops and young bytes per op (replicas and load generator), RSS
-// per replica, and CPU seconds per million ops, in total and per process.
+// per replica, CPU seconds per million ops, in total and per process, and requests per prepare.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -43,4 +43,6 @@ test("vsr benchmark --json reports GCs per 100k ops, young bytes per op, RSS and
     );
     const summedUs = run.cpu_us_per_op[0]! + run.cpu_us_per_op[1]!;
     assert.ok(Math.abs(summedUs - run.cpu_s_per_million_ops) <= 0.03, proc.stdout);
+    // Each prepare holds at least one request, and at most one per client (one call each).
+    assert.ok(run.requests_per_prepare >= 1 && run.requests_per_prepare <= 4, proc.stdout);
 });

@@ -44,13 +44,17 @@ async function metrics(port: number): Promise<Map<string, PrometheusFamily>> {
 }
 
 /** A histogram's count, after checking its buckets are cumulative and end at +Inf = count. */
-function histogramCount(families: Map<string, PrometheusFamily>, name: string): number {
+function histogramCount(
+    families: Map<string, PrometheusFamily>,
+    name: string,
+    bucketsMin = 10,
+): number {
     const family = families.get(name);
     assert.ok(family !== undefined, `${name} is exposed`);
     assert.equal(family.type, "HISTOGRAM");
     const [sample] = family.metrics;
     const buckets = Object.entries(sample!.buckets ?? {});
-    assert.ok(buckets.length >= 10, `${name} has buckets`);
+    assert.ok(buckets.length >= bucketsMin, `${name} has buckets`);
     let previous = 0;
     for (const [, count] of buckets) {
         assert.ok(Number(count) >= previous, `${name} buckets are cumulative`);
@@ -105,6 +109,13 @@ test("metrics, status and logs tell an operator what a cluster is doing", {
     assert.ok(histogramCount(primaryMetrics, "vsr_journal_write_duration_seconds") > 0);
     histogramCount(primaryMetrics, "vsr_superblock_write_duration_seconds");
     histogramCount(primaryMetrics, "vsr_checkpoint_duration_seconds");
+    // Requests per prepare (1, 2, 4 … 64, +Inf): the register and the two calls, one at a time,
+    // so each prepare held exactly one request; a backup starts none.
+    const prepares = histogramCount(primaryMetrics, "vsr_prepare_requests", 8);
+    assert.ok(prepares >= 3, `${prepares} prepares`);
+    const requestsFamily = primaryMetrics.get("vsr_prepare_requests")!.metrics[0]!;
+    assert.equal(Number(requestsFamily.buckets!["1"]), prepares);
+    assert.equal(Number(requestsFamily.sum), prepares);
     const written = { zone: "wal_prepares" };
     assert.ok(sampleValue(primaryMetrics, "vsr_storage_written_bytes_total", written) > 0);
     const status = JSON.parse(await getText(port(first.replica), "/status")) as StatusJson;
@@ -116,7 +127,9 @@ test("metrics, status and logs tell an operator what a cluster is doing", {
     assert.equal(backupStatus.role, "backup");
     assert.ok(backupStatus.commit_lag >= 0);
     // A backup answers no client: its request histogram stays empty.
-    assert.equal(histogramCount(await metrics(port(backup)), "vsr_request_duration_seconds"), 0);
+    const backupMetrics = await metrics(port(backup));
+    assert.equal(histogramCount(backupMetrics, "vsr_request_duration_seconds"), 0);
+    assert.equal(histogramCount(backupMetrics, "vsr_prepare_requests", 8), 0);
 
     // Kill the primary: a survivor takes over after a view change, timed and logged.
     cluster.node(first.replica).kill("SIGKILL");

@@ -3,7 +3,8 @@
 // back byte-exact (through DirectStorage and, independently, through a plain readFileSync),
 // O_DIRECT | O_DSYNC is really set on ext4 (checked in /proc/self/fdinfo), misuse asserts,
 // iopsMax I/Os run at once, errors become result codes, close drains in-flight writes, and
-// createDataFile never clobbers an existing file nor leaves its temporary file behind.
+// createDataFile never clobbers an existing file nor leaves its temporary file behind, and
+// writes the whole file (zeros), directly where the filesystem allows, else through the cache.
 // Method: files live in a fresh directory on a real disk (os.tmpdir() unless it is tmpfs, then
 // the repository's parent), removed at the end. Data is drawn from a seeded PRNG (the seed is in
 // each test's name). A filesystem refusing O_DIRECT is simulated by mocking fs.openSync or the
@@ -328,6 +329,70 @@ test("createDataFile sizes the file and keeps what initialize wrote at aligned o
     assert.deepEqual(new Uint8Array(bytes.subarray(2 * sector, 3 * sector)), superblock);
     assert.equal(bytes[2 * sector - 1], 0);
     assert.equal(bytes[3 * sector], 0);
+    assert.deepEqual(temporaryFiles(), []);
+});
+
+/** Bytes the filesystem has allocated to the file (st_blocks counts 512-byte units). */
+function allocatedBytes(filePath: string): number {
+    return fs.statSync(filePath).blocks * 512;
+}
+
+test("createDataFile allocates every block: zeros written, nothing left sparse", () => {
+    // Not a multiple of the 4 MiB write: the last write is a short one.
+    const sizeBytes = 9 * mib + 3 * sector;
+    const filePath = path.join(directory, "allocated.data");
+    createDataFile(filePath, sizeBytes, () => {});
+    assert.ok(allocatedBytes(filePath) >= sizeBytes, `${allocatedBytes(filePath)} allocated`);
+    const bytes = fs.readFileSync(filePath);
+    assert.equal(bytes.length, sizeBytes);
+    assert.equal(
+        bytes.findIndex((byte) => byte !== 0),
+        -1,
+    );
+});
+
+test("createDataFile zero-fills through the page cache where direct writes are refused", () => {
+    const writeSync = fs.writeSync;
+    const openSync = fs.openSync;
+    const directFds = new Set<number>();
+    let refused = 0;
+    mock.method(fs, "openSync", (...args: Parameters<typeof fs.openSync>) => {
+        const fd = openSync(...args);
+        if (typeof args[1] === "number" && (args[1] & fs.constants.O_DIRECT) !== 0) {
+            directFds.add(fd);
+        }
+        return fd;
+    });
+    const closeSync = fs.closeSync;
+    mock.method(fs, "closeSync", (fd: number) => {
+        directFds.delete(fd); // The number is reused by the next open.
+        closeSync(fd);
+    });
+    // As tmpfs once did: O_DIRECT accepted at open, every direct write refused.
+    mock.method(fs, "writeSync", (...args: Parameters<typeof fs.writeSync>) => {
+        if (directFds.has(args[0])) {
+            refused++;
+            throw Object.assign(new Error("EINVAL: invalid argument, write"), { code: "EINVAL" });
+        }
+        return (writeSync as (...a: Parameters<typeof fs.writeSync>) => number)(...args);
+    });
+    const filePath = path.join(directory, "buffered.data");
+    const superblock = new Uint8Array(sector).fill(0x3c);
+    try {
+        createDataFile(filePath, 2 * mib, (fd) => {
+            assert.equal(fs.writeSync(fd, superblock, 0, sector, 0), sector);
+        });
+    } finally {
+        mock.restoreAll();
+    }
+    assert.equal(refused, 1); // Only the first direct write is tried.
+    assert.ok(allocatedBytes(filePath) >= 2 * mib);
+    const bytes = fs.readFileSync(filePath);
+    assert.deepEqual(new Uint8Array(bytes.subarray(0, sector)), superblock);
+    assert.equal(
+        bytes.subarray(sector).findIndex((byte) => byte !== 0),
+        -1,
+    );
     assert.deepEqual(temporaryFiles(), []);
 });
 
