@@ -29,8 +29,9 @@
 // our key. TLS (wss://) uses tls.connect and 'data' events (one chunk Buffer per read).
 // Received control frames: ping is answered with a pong of the same payload (then onPing, for
 // a caller that watches a server's pings to detect a silent peer), pong is ignored, close ends
-// the link. Socket errors and protocol errors go to onError before onClose. Protocol errors (a masked or fragmented frame, a reserved bit or
-// opcode, a frame above messageSizeMax, a bad handshake) end the link and are counted by kind.
+// the link. Socket errors and protocol errors go to onError before onClose. Protocol errors
+// (a masked or fragmented frame, a reserved bit or opcode, a frame above messageSizeMax, a bad
+// handshake) end the link and are counted by kind.
 // Invariants: onOpen is called at most once and before any onFrame; onClose exactly once,
 // after which nothing else is called; a frame is delivered whole or not at all.
 
