@@ -15,8 +15,9 @@
 // are appended to an inbox that holds at least one whole frame, and every complete frame is
 // parsed in place; a binary message's payload is copied to a frame buffer and handed to
 // onFrame as a view that is made again only when the size changes (valid during the call
-// only). Sends are masked into one of two staging buffers; the first send of a turn schedules
-// one setImmediate that writes the turn's frames with one write. A staging buffer handed to
+// only). Sends are masked into one of two staging buffers; the first send of a turn on any link
+// schedules one setImmediate (one per process and turn: each is ~200 bytes of garbage), which
+// writes each link's frames of the turn with one write. A staging buffer handed to
 // the socket is not written again until that write's callback; a frame that does not fit (or
 // finds both buffers in flight) goes out in a buffer of its own, after the staged frames, so
 // order is kept and nothing is dropped. So a frame waits at most until the end of the turn that
@@ -149,8 +150,8 @@ export class WsClientLink {
     private readonly stagingViews: [Buffer, Buffer];
     private staging: 0 | 1 = 0;
     private stagingFill = 0;
-    private flushScheduled = false;
-    private readonly flushCallback = (): void => this.flush();
+    /** In linksStaged, to be flushed at the end of this turn (cleared only there). */
+    private flushQueued = false;
     private readonly writtenCallbacks: [() => void, () => void] = [
         () => (this.stagingInFlight[0] = false),
         () => (this.stagingInFlight[1] = false),
@@ -366,9 +367,9 @@ export class WsClientLink {
         const stagingData = this.stagingData[this.staging];
         writeFrame(buffer, stagingData, this.stagingFill, opcode, source, sourceData, start, size);
         this.stagingFill += frameSize;
-        if (!this.flushScheduled) {
-            this.flushScheduled = true;
-            setImmediate(this.flushCallback);
+        if (!this.flushQueued) {
+            this.flushQueued = true;
+            queueFlush(this);
         }
     }
 
@@ -385,9 +386,15 @@ export class WsClientLink {
         return this.sourceData;
     }
 
+    /** The turn's end (flushLinksStaged, once per queued link): writes what is staged. */
+    endTurn(): void {
+        assert(this.flushQueued);
+        this.flushQueued = false;
+        this.flush();
+    }
+
     /** Writes the staged frames with one write; the other staging buffer is filled next. */
     private flush(): void {
-        this.flushScheduled = false;
         if (this.stagingFill === 0 || this.state === WsState.closed) return;
         const index = this.staging;
         assert(!this.stagingInFlight[index]);
@@ -416,6 +423,34 @@ export class WsClientLink {
         clearTimeout(this.handshakeTimer);
         this.handlers.onClose();
     }
+}
+
+/** Links with frames staged this turn: linksStaged[0, linksStagedCount), each once. */
+const linksStaged: Array<WsClientLink | null> = [];
+let linksStagedCount = 0;
+let linksStagedFlushScheduled = false;
+
+function queueFlush(link: WsClientLink): void {
+    // Grows to the most links ever staged in one turn, then never allocates again.
+    if (linksStagedCount === linksStaged.length) linksStaged.push(link);
+    else linksStaged[linksStagedCount] = link;
+    linksStagedCount++;
+    if (!linksStagedFlushScheduled) {
+        linksStagedFlushScheduled = true;
+        setImmediate(flushLinksStaged);
+    }
+}
+
+/** The end of a turn: each link with staged frames writes them (a write never stages more). */
+function flushLinksStaged(): void {
+    linksStagedFlushScheduled = false;
+    for (let index = 0; index < linksStagedCount; index++) {
+        const link = linksStaged[index] ?? null;
+        assert(link !== null);
+        linksStaged[index] = null;
+        link.endTurn();
+    }
+    linksStagedCount = 0;
 }
 
 /** Payloads of this many bytes or more are masked four bytes at a time (4× faster). */

@@ -229,6 +229,41 @@ test("a turn's frames leave in one write, a frame too big for staging in one mor
         link.close();
     }));
 
+test("links that send in one turn each write once at its end, in the order of their frames", () =>
+    withServer(async (server, port) => {
+        const received: string[] = [];
+        server.on("connection", (socket) =>
+            socket.on("message", (data: Buffer) => received.push(data.toString())),
+        );
+        const links: WsClientLink[] = [];
+        for (let index = 0; index < 3; index++) {
+            links.push(await open(port, { opened: 0, closed: 0, frames: [] }));
+        }
+        const writesBefore = links.map((link) => link.writes);
+        const sent: string[] = [];
+        for (let round = 0; round < 4; round++) {
+            for (let index = 0; index < links.length; index++) {
+                const text = `link ${index} frame ${round}`;
+                sent.push(text);
+                assert.equal(links[index]!.send(Buffer.from(text)), true);
+            }
+        }
+        links[1]!.close(); // Closed with frames staged: they are discarded, the others go out.
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.deepEqual(
+            links.map((link, index) => link.writes - writesBefore[index]!),
+            [1, 0, 1],
+        );
+        const expected = sent.filter((text) => !text.startsWith("link 1 "));
+        await until(() => received.length === expected.length, "the frames");
+        for (const link of [0, 2]) {
+            const mine = (text: string): boolean => text.startsWith(`link ${link} `);
+            assert.deepEqual(received.filter(mine), expected.filter(mine));
+        }
+        links[0]!.close();
+        links[2]!.close();
+    }));
+
 test("frames of any size from any offset arrive intact (masked by words or by bytes)", () =>
     withServer(async (server, port) => {
         const received: Buffer[] = [];
