@@ -594,7 +594,8 @@ export class NodeBus implements MessageBus {
             return;
         }
         // Masked into the link's staging: this turn's frames to the peer leave in one write.
-        assert(socket.send(this.bytes, message.offset, size));
+        const sent = socket.send(this.bytes, message.offset, size);
+        assert(sent); // The link is open: checked above.
         this.counters.messagesSent[this.view.getUint8(message.offset + Frame.command)]! += 1;
     }
 
@@ -616,7 +617,9 @@ export class NodeBus implements MessageBus {
                 this.drop(DropReason.sendQueueFull);
                 continue;
             }
-            assert(socket.send(bytes)); // Masked into a copy: the caller's bytes stay intact.
+            // Masked into a copy: the caller's bytes stay intact.
+            const queued = socket.send(bytes);
+            assert(queued);
             this.counters.messagesSent[Command.peerStatus]! += 1;
             sent++;
         }
@@ -1071,7 +1074,8 @@ export class NodeBus implements MessageBus {
         link.failures = 0;
         link.lastPingMs = Date.now();
         this.counters.peerLinksOpen++;
-        assert(socket.send(this.pingBytes)); // Masked into a copy: pingBytes stays intact.
+        const sent = socket.send(this.pingBytes); // Masked into a copy: pingBytes stays intact.
+        assert(sent);
         this.counters.messagesSent[Command.ping]! += 1;
         const fields = { peer: link.replica, link: "out" };
         this.log(`bus: link to replica ${link.replica} open`, "peer_up", "info", fields);

@@ -9,6 +9,7 @@
 // bucket is +Inf); sum is the sum of every observed value.
 
 import { assert } from "../stdx/assert.js";
+import { bucketIndex } from "../stdx/bucket.js";
 
 /** Bucket bounds in seconds: `count` bounds from `first`, each `factor` times the previous. */
 export function exponentialBounds(first: number, factor: number, count: number): Float64Array {
@@ -41,10 +42,7 @@ export class Histogram {
 
     observe(seconds: number): void {
         assert(seconds >= 0);
-        const bounds = this.bounds;
-        let bucket = 0;
-        while (bucket < bounds.length && seconds > bounds[bucket]!) bucket++;
-        this.counts[bucket]! += 1;
+        this.counts[bucketIndex(this.bounds, seconds)]! += 1;
         this.count++;
         this.sumSeconds += seconds;
     }

@@ -36,6 +36,7 @@ import {
     kvResultSize,
 } from "../constants.js";
 import { assert } from "../stdx/assert.js";
+import { bucketIndex } from "../stdx/bucket.js";
 import type { PRNG } from "../stdx/prng.js";
 import type { Allocator } from "./arena.js";
 import { BatchEntry, invalidBatch } from "./batch.js";
@@ -1137,7 +1138,7 @@ export class Replica {
             this.pipelineCount++;
             this.stats.prepares++;
             this.stats.requestsPrepared += requestCount;
-            this.prepareRequestCounts[prepareRequestBucket(requestCount)]! += 1;
+            this.prepareRequestCounts[bucketIndex(prepareRequestBounds, requestCount)]! += 1;
             this.broadcast(prepare, false);
             if (!this.prepareTimeout.running) this.prepareTimeout.start();
             if (!this.primaryAbdicateTimeout.running) this.primaryAbdicateTimeout.start();
@@ -2001,14 +2002,4 @@ export function popcount(bits: number): number {
         count++;
     }
     return count;
-}
-
-/** The bucket of prepareRequestBounds that a prepare of `requestCount` requests falls in. */
-function prepareRequestBucket(requestCount: number): number {
-    assert(requestCount >= 1);
-    let bucket = 0;
-    while (bucket < prepareRequestBounds.length && requestCount > prepareRequestBounds[bucket]!) {
-        bucket++;
-    }
-    return bucket;
 }
