@@ -211,14 +211,12 @@ export class SimClient {
     private encodeRandomEvent(offset: number): void {
         const bytes = this.arena.bytes;
         bytes.fill(0, offset, offset + kvEventSize);
-        const roll = this.prng.float();
         const workload = this.workload;
-        const kind =
-            roll < workload.putProbability
-                ? EventKind.put
-                : roll < workload.putProbability + workload.deleteProbability
-                  ? EventKind.delete
-                  : EventKind.get;
+        const pick = this.prng.pickOfThree(
+            workload.putProbability,
+            workload.putProbability + workload.deleteProbability,
+        );
+        const kind = pick === 0 ? EventKind.put : pick === 1 ? EventKind.delete : EventKind.get;
         const keyIndex = this.prng.int(workload.keyCount);
         bytes[offset + EventOffset.kind] = kind;
         if (this.prng.chance(workload.invalidEventProbability)) return; // keySize 0: invalid.

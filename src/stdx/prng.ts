@@ -65,7 +65,10 @@ export class PRNG {
         return min + this.int(max - min + 1);
     }
 
-    /** A uniform float in [0, 1). */
+    /**
+     * A uniform float in [0, 1). Not for hot paths: a fraction returned from a call the compiler
+     * did not inline is a heap number. The methods below draw their own fractions.
+     */
     float(): number {
         return (this.next() >>> 0) / 0x1_0000_0000;
     }
@@ -74,14 +77,28 @@ export class PRNG {
     chance(probability: number): boolean {
         assert(probability >= 0);
         assert(probability <= 1);
-        return this.float() < probability;
+        // float() < probability, with both sides scaled by 2^32 (exact): the same draws, and no
+        // fraction crosses a call.
+        return this.next() >>> 0 < probability * 0x1_0000_0000;
+    }
+
+    /**
+     * One draw among three outcomes: 0 with probability `cumulativeFirst`, 1 with probability
+     * `cumulativeSecond - cumulativeFirst`, else 2 (the same draw as comparing one float()).
+     */
+    pickOfThree(cumulativeFirst: number, cumulativeSecond: number): number {
+        assert(cumulativeFirst >= 0 && cumulativeFirst <= cumulativeSecond);
+        assert(cumulativeSecond <= 1);
+        const draw = this.next() >>> 0;
+        if (draw < cumulativeFirst * 0x1_0000_0000) return 0;
+        return draw < cumulativeSecond * 0x1_0000_0000 ? 1 : 2;
     }
 
     /** An exponentially distributed integer with the given mean (≥ 0). */
     exponential(mean: number): number {
         assert(mean >= 0);
         if (mean === 0) return 0;
-        const uniform = 1 - this.float(); // (0, 1]
+        const uniform = 1 - (this.next() >>> 0) / 0x1_0000_0000; // (0, 1], as 1 - float()
         return Math.floor(-Math.log(uniform) * mean);
     }
 

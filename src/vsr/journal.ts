@@ -542,9 +542,12 @@ export class Journal {
         assert(this.written[slot] === 1 && this.writing[slot] === 0);
         const generation = this.generations[slot] ?? 0;
         const bit = destination >= 0 ? 1 << destination : 0;
-        for (const read of this.reads) {
-            if (read.slot !== slot || read.generation !== generation) continue;
-            read.destinations |= bit;
+        // Indexed, not for-of: an array iterator is an allocation unless the compiler elides it.
+        const reads = this.reads;
+        for (let index = 0; index < reads.length; index++) {
+            const pending = reads[index]!;
+            if (pending.slot !== slot || pending.generation !== generation) continue;
+            pending.destinations |= bit;
             return true;
         }
         const read = this.readsFree.pop();
