@@ -2,11 +2,13 @@
 // write (DirectStorage, the replica's own path, from page-aligned WebAssembly.Memory arena
 // memory) in a file on a real-disk directory, per write, as p50 / p99 / max. Cases:
 //   one          one write of the size;
+//   write+read   a prepare of the size, then, once it completed, an O_DIRECT read of its first
+//                4 KiB sector: what a backup waits for before its prepare_ok (the journal's
+//                read-back; its header sector follows unwaited);
 //   two in seq   a prepare of the size, then, once it completed, a 4 KiB header-ring sector
-//                elsewhere in the file: what a backup waits for before its prepare_ok (the WAL
-//                rule: the header is written only after its prepare is durable);
-//   two at once  both submitted together, done when both are (the overlap the rule forbids:
-//                the figure shows what it would save);
+//                elsewhere in the file (the acknowledgement path before the read-back);
+//   two at once  both submitted together, done when both are (what overlapping the two writes
+//                would save, were the recovery table sound with it);
 //   buffered+fdatasync  a write through the page cache, then fdatasync (what etcd's WAL does).
 // Sizes: 4 KiB (one sector: a prepare of one request of one put, the 1-client case) and 16 KiB
 // (a prepare of ~100 batched puts). Every offset was written once before timing (the steady
@@ -40,7 +42,7 @@ interface Row {
 
 const kib = 1024;
 const sizes = [4 * kib, 16 * kib] as const;
-const cases = ["one", "two in seq", "two at once", "buffered+fdatasync"] as const;
+const cases = ["one", "write+read", "two in seq", "two at once", "buffered+fdatasync"] as const;
 type Case = (typeof cases)[number];
 /** The prepares ring: 256 slots of 16 KiB; the header sectors live after it (64 of 4 KiB). */
 const prepareSlots = 256;
@@ -48,7 +50,7 @@ const prepareSlotBytes = 16 * kib;
 const headerSectors = 64;
 const fileBytes = prepareSlots * prepareSlotBytes + headerSectors * 4 * kib;
 
-/** Calls `resolve` once `outstanding` writes completed. */
+/** Calls `resolve` once `outstanding` reads and writes completed. */
 class Waiter implements StorageCompletion {
     result: IoResult = IoResult.ok;
     outstanding = 0;
@@ -147,6 +149,9 @@ async function writeCase(disk: Disk, kind: Case, size: number): Promise<void> {
     switch (kind) {
         case "one":
             return writes(disk, [[0, size, prepareOffset]]);
+        case "write+read":
+            await writes(disk, [[0, size, prepareOffset]]);
+            return readSector(disk, 48 * kib, prepareOffset);
         case "two in seq":
             await writes(disk, [[0, size, prepareOffset]]);
             return writes(disk, [[32 * kib, 4 * kib, headerOffset]]);
@@ -170,6 +175,17 @@ function writes(disk: Disk, list: readonly (readonly [number, number, number])[]
         for (const [bufferOffset, size, offset] of list) {
             disk.storage.write(waiter, bufferOffset, size, offset);
         }
+    });
+}
+
+/** Reads one 4 KiB sector at `offset` into the arena at `bufferOffset`; resolves when read. */
+function readSector(disk: Disk, bufferOffset: number, offset: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+        const waiter = disk.waiter;
+        assert(waiter.outstanding === 0);
+        waiter.resolve = resolve;
+        waiter.outstanding = 1;
+        disk.storage.read(waiter, bufferOffset, 4 * kib, offset);
     });
 }
 

@@ -216,6 +216,7 @@ function toJson(result: SimResult): Record<string, unknown> {
         par_repairs: result.parRepairs,
         wal_reads: result.walReads,
         wal_read_errors: result.walReadErrors,
+        wal_writes_unverified: result.walWritesUnverified,
         faults: { ...result.faults, zones: result.faultZones },
         fingerprint: result.fingerprint,
     };
@@ -235,7 +236,8 @@ function printHuman(result: SimResult, reproduce: string): void {
             `sync_blocks_fetched=${result.syncBlocksFetched} ` +
             `sync_blocks_reused=${result.syncBlocksReused} ` +
             `par_repairs=${result.parRepairs} ` +
-            `wal_reads=${result.walReads} wal_read_errors=${result.walReadErrors}\n`,
+            `wal_reads=${result.walReads} wal_read_errors=${result.walReadErrors} ` +
+            `wal_writes_unverified=${result.walWritesUnverified}\n`,
     );
     const faults = Object.entries(result.faults)
         .map(([name, count]) => `${name}=${count}`)

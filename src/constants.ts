@@ -91,10 +91,11 @@ export const production: Config = verify({
     messageSizeMax: 128 * 1024,
     clientsMax: 64,
     pipelinePrepareQueueMax: 8,
-    // One: each prepare costs every replica two O_DSYNC writes (about 150 µs of CPU each on the
-    // development VM, mostly thread wake-ups and the virtual disk's doorbell), so fewer, fuller
-    // prepares leave more CPU for requests: at 64 clients 18% more ops/s and 18% less CPU per
-    // op than with two. One client never waits for it (its request finds the journal idle).
+    // One: each prepare costs every replica synchronous I/O (an O_DSYNC write and its read-back;
+    // about 150 µs of CPU per I/O on the development VM, mostly thread wake-ups and the virtual
+    // disk's doorbell), so fewer, fuller prepares leave more CPU for requests: at 64 clients 18%
+    // more ops/s and 18% less CPU per op than with two (measured when a prepare cost two writes).
+    // One client never waits for it (its request finds the journal idle).
     preparesBeingWrittenMax: 1,
     journalSlotCount: 8192,
     checkpointOps: 4096,

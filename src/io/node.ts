@@ -206,7 +206,7 @@ export class Node {
     );
     readonly journalWriteSeconds = new Histogram(
         "vsr_journal_write_duration_seconds",
-        "WAL writes (prepares and their redundant headers), submit to durable.",
+        "WAL writes (prepares and redundant header sectors), each from submit to completion.",
         writeSecondsBounds,
     );
     readonly superblockWriteSeconds = new Histogram(
@@ -574,6 +574,16 @@ export class Node {
                 "vsr_journal_write_errors_total",
                 "WAL writes that failed.",
                 replica.journal.writeErrors,
+            ],
+            [
+                "vsr_journal_writes_unverified_total",
+                "Prepare writes whose read-back did not hold them (written again).",
+                replica.journal.writesUnverified,
+            ],
+            [
+                "vsr_journal_header_sector_writes_total",
+                "Redundant header sectors written (one per sector per tick at most).",
+                replica.journal.headerSectorWrites,
             ],
             ["vsr_storage_writes_total", "Data file writes completed.", storage.writesCompleted],
             ["vsr_storage_reads_total", "Data file reads completed.", storage.readsCompleted],

@@ -8,7 +8,7 @@
 
 import { assert } from "../stdx/assert.js";
 import { PRNG } from "../stdx/prng.js";
-import { type Config, headerSize, sectorSize } from "../constants.js";
+import { type Config, sectorSize } from "../constants.js";
 import { KvStateMachine } from "../state_machine/kv.js";
 import { Arena, type ArenaRegion } from "../vsr/arena.js";
 import { formatSuperblockZone } from "../vsr/format.js";
@@ -162,6 +162,7 @@ export class Cluster {
     /** Prepare reads from disk (and those that failed) of replicas that crashed since. */
     walReadsOfCrashed = 0;
     walReadErrorsOfCrashed = 0;
+    walWritesUnverifiedOfCrashed = 0;
     /** Grid blocks repaired from peers by replicas that crashed since (their counts died). */
     gridBlocksRepairedOfCrashed = 0;
     /** State sync's blocks fetched from peers, and read from its own disk, likewise. */
@@ -361,18 +362,12 @@ export class Cluster {
         const slotOffset =
             this.dataLayout.walPreparesOffset +
             (op % config.journalSlotCount) * config.messageSizeMax;
-        // The redundant header too: prepare_ok waits for its header sector (journal.ts).
-        const headerOffset =
-            this.dataLayout.walHeadersOffset + (op % config.journalSlotCount) * headerSize;
+        // Only the prepare: prepare_ok does not wait for its redundant header (journal.ts).
         const data = this.storages[index]!.data;
         const bytes = this.arena.bytes;
         const acked = message.offset + PrepareOk.prepareChecksum;
         for (let byte = 0; byte < 16; byte++) {
-            if (
-                data[slotOffset + Frame.checksum + byte] === bytes[acked + byte] &&
-                data[headerOffset + Frame.checksum + byte] === bytes[acked + byte]
-            )
-                continue;
+            if (data[slotOffset + Frame.checksum + byte] === bytes[acked + byte]) continue;
             this.checkers.fail(`replica ${index} acknowledged op ${op} before it was durable`);
             return;
         }
@@ -394,6 +389,7 @@ export class Cluster {
         this.parRepairsOfCrashed += replica.journal.faultyRepaired;
         this.walReadsOfCrashed += replica.journal.readsStarted;
         this.walReadErrorsOfCrashed += replica.journal.readErrors;
+        this.walWritesUnverifiedOfCrashed += replica.journal.writesUnverified;
         this.gridBlocksRepairedOfCrashed += replica.gridRepair.blocksRepaired;
         this.syncBlocksFetchedOfCrashed += replica.gridRepair.syncBlocksFetched;
         this.syncBlocksReusedOfCrashed += replica.gridRepair.syncBlocksReused;

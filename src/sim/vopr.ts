@@ -66,6 +66,8 @@ export interface SimResult {
     /** Prepares read back from disk (not cached), and reads that made a slot faulty. */
     readonly walReads: number;
     readonly walReadErrors: number;
+    /** Prepare writes whose read-back did not hold them (misdirected, corrupt): written again. */
+    readonly walWritesUnverified: number;
     readonly faults: Record<string, number>;
     /** Storage read and write faults per zone of the data file (`faults.zones` in JSON). */
     readonly faultZones: Record<string, number>;
@@ -372,6 +374,7 @@ function summarize(
         parRepairs: parRepairs(cluster),
         walReads: walReads(cluster, false),
         walReadErrors: walReads(cluster, true),
+        walWritesUnverified: walWritesUnverified(cluster),
         faults: {
             packets_dropped: stats.packetsDropped,
             packets_duplicated: stats.packetsDuplicated,
@@ -432,6 +435,12 @@ function walReads(cluster: Cluster, errors: boolean): number {
     for (const replica of cluster.replicas) {
         total += errors ? replica.journal.readErrors : replica.journal.readsStarted;
     }
+    return total;
+}
+
+function walWritesUnverified(cluster: Cluster): number {
+    let total = cluster.walWritesUnverifiedOfCrashed;
+    for (const replica of cluster.replicas) total += replica.journal.writesUnverified;
     return total;
 }
 

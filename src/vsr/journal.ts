@@ -16,37 +16,43 @@
 // pipeline). A read that fails or whose bytes are not the slot's prepare (latent sector error,
 // a misdirected or corrupted write) makes the slot faulty: repaired from peers, never nacked.
 //
-// Write order, per prepare: (1) the prepare goes to the prepares ring; (2) once durable, the whole
-// 4 KiB sector of the redundant headers ring that holds its slot is rewritten from memory, with
-// every header whose prepare is not durable written as zeros. A crash between (1) and (2) leaves a
-// durable prepare beside a stale header, which recovery can fix locally; a header never claims a
+// Write order, per prepare: (1) the prepare goes to the prepares ring; (2) its first sector is
+// read back and compared with what was written; (3) once it matched, the whole 4 KiB sector of
+// the redundant headers ring that holds its slot is rewritten from memory, with every header
+// whose prepare is not durable written as zeros. A crash before (3) lands leaves a durable
+// prepare beside a stale header, which recovery fixes locally (@G, @M); a header never claims a
 // prepare that is not on disk.
 //
-// Durability (what prepare_ok promises): a prepare is durable once its own write completed and
-// then a write of its header sector holding its header completed, both without error. Waiting
-// for the header matters: a prepare write that is lost silently (misdirected to another slot)
-// leaves the slot's older prepare intact and self-consistent, which recovery could only read as
-// "this op never arrived" — a nack of an acknowledged op (storm seed 1335 truncated a committed
-// op that way). With the header durable too, that slot reads as a header without its prepare:
-// faulty, never nacked, repaired from peers. A header write lost the same way leaves the newer
-// prepare beside an older header, which recovery keeps (@M). A crash may tear either write (the
-// simulator's storage tears any write in flight on the replica that owns the slot).
+// Durability (what prepare_ok promises): a prepare is durable once its write completed without
+// error and its first sector read back holds the bytes written. The read-back matters: a
+// prepare write that is lost silently (misdirected to another slot) leaves the slot's older
+// prepare intact and self-consistent, which recovery could only read as "this op never arrived"
+// — a nack of an acknowledged op (storm seed 1335 truncated a committed op that way). The read
+// sees the older bytes, and the prepare is written again before it is acknowledged. A prepare
+// damaged after that (a latent sector error, another slot's misdirected write) fails its
+// checksums when read: faulty, never nacked, repaired from peers, whether its header sector was
+// written yet (@C) or not (@B, or @C under an older op's header: a faulty slot stands for the
+// newer op of its position, see isFaulty and dropStaleFaultyHeaders). The header sector is not
+// waited for: one read instead of a second synchronous write on the acknowledgement's path (on
+// the development VM's disk, with three replicas writing, p50 0.7-0.8 ms for write + read
+// against 1.2-1.5 ms for two writes). A crash may tear any write in flight (the simulator's
+// storage tears any write in flight on the replica that owns the slot).
 //
 // Header sectors: at most one write per sector is in flight, so an older image never lands after
 // a newer one; a sector that changes while written is marked dirty and written again (coalesced)
-// once the write in flight completes. Group commit: a prepare whose write completes while other
-// prepare writes of its sector are still in flight does not write the sector itself; the last of
-// them to complete writes one image covering them all (a pipeline of prepares writes about one
-// header sector per sector's worth in flight, not one per prepare). That only delays a header
-// write, never reorders it after its prepare, so recovery sees nothing new; it is bounded, since
-// a sector holds headersPerSector slots and each slot has at most one prepare write in flight.
-// Errors: a failed prepare write is retried (the prepare stays not durable, never acknowledged,
-// until a write succeeds); a failed header-sector write is retried; a failed recovery read makes
-// the slot (or the header sector) invalid, so recovery marks it faulty and repairs it from peers
-// (see below).
+// once the write in flight completes. Group commit by time: a prepare that becomes durable only
+// marks its sector owed, and the replica's tick writes each owed sector once, one image for all
+// its prepares that became durable since (at 10 ms a tick and hundreds of prepares a second,
+// one header write per several prepares instead of one each). That only delays a header write,
+// never moves it before its prepare, so recovery sees nothing new.
+// Errors: a failed or unverified prepare write is retried (the prepare stays not durable, never
+// acknowledged, until a write is verified); a failed header-sector write is retried; a failed
+// recovery read makes the slot (or the header sector) invalid, so recovery marks it faulty and
+// repairs it from peers (see below).
 //
 // Recovery rewrites, before it reports done, every header sector holding a slot it fixed (a
-// valid prepare beside a stale header), so "durable" means the same after a restart. A sector
+// valid prepare beside a stale header), so that the ring names every durable prepare again: one
+// damaged later is then faulty under its own header (@C). A sector
 // image never writes zeros for a faulty slot: its known header, else an invalid one (see
 // faultyHeaderImage), so a faulty slot is faulty again after the next crash.
 //
@@ -93,28 +99,26 @@ import { IoResult, type Storage, type StorageCompletion } from "./interfaces.js"
 
 const headersPerSector = sectorSize / headerSize;
 
+const WriteStage = { prepare: 0, headerSector: 1, verify: 2 } as const;
+
 class JournalWrite implements StorageCompletion {
     result: IoResult = IoResult.ok;
     readonly journal: Journal;
-    /** Arena offset of this write's private header-sector buffer. */
+    /**
+     * Arena offset of this write's private sector buffer: the header-sector image it writes, or
+     * the prepare's first sector read back to verify it.
+     */
     readonly sectorOffset: number;
-    /** The slot whose prepare is written (stage 0), else -1. */
+    /** The slot whose prepare is written or verified (stages prepare, verify), else -1. */
     slot = -1;
-    /** The header sector written (stage 1), else -1. */
+    /** The header sector written (stage headerSector), else -1. */
     sector = -1;
     message: Message | null = null;
-    /** 0: writing the prepare; 1: writing the redundant header sector. */
-    stage = 0;
-    /**
-     * Stage 1, per slot of the sector: the slot's generation + 1 when its header is in the image
-     * (0: not in it). On success, a slot whose generation is unchanged is durable.
-     */
-    readonly sectorGenerations: Float64Array;
+    stage: number = WriteStage.prepare;
 
     constructor(journal: Journal, sectorOffset: number) {
         this.journal = journal;
         this.sectorOffset = sectorOffset;
-        this.sectorGenerations = new Float64Array(headersPerSector);
     }
 
     callback(completion: StorageCompletion): void {
@@ -169,6 +173,14 @@ class RecoveryRead implements StorageCompletion {
         assert(completion === this);
         this.journal.recoveryReadCallback(this);
     }
+}
+
+/** True when the sectors at arena offsets `a` and `b` hold the same bytes. */
+function sectorEqual(bytes: Uint8Array, a: number, b: number): boolean {
+    for (let index = 0; index < sectorSize; index++) {
+        if (bytes[a + index] !== bytes[b + index]) return false;
+    }
+    return true;
 }
 
 function allZero(bytes: Uint8Array, offset: number, size: number): boolean {
@@ -255,12 +267,12 @@ export class Journal {
     private readonly writePendingQueued: Uint8Array;
     private writePendingHead = 0;
     private writePendingQueuedCount = 0;
-    /** Per header sector: prepare writes of its slots in flight. */
-    private readonly sectorPrepareWrites: Uint8Array;
-    /** Per header sector: a written prepare waits for the last of those to write the sector. */
-    private readonly sectorHeaderWanted: Uint8Array;
-    /** Header-sector writes left to the last prepare write of the sector (group commit). */
-    headerWritesDeferred = 0;
+    /** Per header sector: a prepare of it became durable since its image was last taken. */
+    private readonly sectorHeaderOwed: Uint8Array;
+    /** Header sectors owed a write (the ones tick() writes). */
+    private sectorsOwed = 0;
+    /** Header-sector images written (each covers every durable prepare of its sector). */
+    headerSectorWrites = 0;
     /** Per header sector: a write of it is in flight. */
     private readonly sectorWriting: Uint8Array;
     /** Per header sector: it changed since the image in flight was taken (write it again). */
@@ -274,6 +286,11 @@ export class Journal {
     writesCompleted = 0;
     /** Failed prepare and header-sector writes (each retried). */
     writeErrors = 0;
+    /**
+     * Prepare writes whose first sector read back other bytes, or whose read-back failed (a
+     * misdirected or corrupted write, a latent sector error): each written again.
+     */
+    writesUnverified = 0;
 
     constructor(
         config: Config,
@@ -319,9 +336,7 @@ export class Journal {
         assert(this.slotCount % headersPerSector === 0);
         this.sectorWriting = new Uint8Array(this.slotCount / headersPerSector);
         this.sectorDirty = new Uint8Array(this.slotCount / headersPerSector);
-        assert(headersPerSector <= 255); // sectorPrepareWrites counts at most one write a slot.
-        this.sectorPrepareWrites = new Uint8Array(this.slotCount / headersPerSector);
-        this.sectorHeaderWanted = new Uint8Array(this.slotCount / headersPerSector);
+        this.sectorHeaderOwed = new Uint8Array(this.slotCount / headersPerSector);
         this.recoveryHeaders = arena.allocate(dataLayout.walHeadersSize, sectorSize);
         this.recoveryHeaderSectorsFailed = new Uint8Array(dataLayout.walHeadersSize / sectorSize);
         this.recoveryPrepareHeaders = arena.allocate(dataLayout.walHeadersSize, sectorSize);
@@ -449,7 +464,7 @@ export class Journal {
             return true;
         }
         if (!this.cacheInsert(slot, message)) return false;
-        // A faulty slot stays faulty until this prepare is durable (sectorLanded): the op may
+        // A faulty slot stays faulty until this prepare is durable (verifyCallback): the op may
         // be one this replica acknowledged before it lost it, and a do_view_change built
         // meanwhile must not nack it because its repaired copy is still being written. Storm
         // seed 356: a new primary repaired its committed op 100 into a faulty slot, nacked it
@@ -636,10 +651,9 @@ export class Journal {
         }
         assert(write.slot === -1 && write.sector === -1 && write.message === null);
         this.writing[slot] = 1;
-        this.sectorPrepareWrites[Math.floor(slot / headersPerSector)]! += 1;
         write.slot = slot;
         write.message = this.pool.ref(message);
-        write.stage = 0;
+        write.stage = WriteStage.prepare;
         const size = headerSizeOf(this.arena.view, message.offset);
         const sizeAligned = alignUp(size);
         assert(sizeAligned <= this.messageSizeMax);
@@ -649,34 +663,85 @@ export class Journal {
         this.storage.write(write, message.offset, sizeAligned, offset);
     }
 
-    /** Re-entry point for a completed write (bound through JournalWrite.callback). */
+    /** Re-entry point for a completed I/O of a write (bound through JournalWrite.callback). */
     writeCallback(write: JournalWrite): void {
-        if (write.stage === 1) return this.headerSectorCallback(write);
+        if (write.stage === WriteStage.headerSector) return this.headerSectorCallback(write);
+        if (write.stage === WriteStage.verify) return this.verifyCallback(write);
         const slot = write.slot;
         const message = write.message;
         assert(message !== null && slot >= 0);
-        const current = this.prepares[slot] ?? null;
-        const ok = write.result === IoResult.ok;
-        const sector = Math.floor(slot / headersPerSector);
-        assert(this.sectorPrepareWrites[sector]! > 0);
-        this.sectorPrepareWrites[sector]! -= 1;
-        if (!ok) {
+        if (write.result === IoResult.ok && this.prepares[slot] === message) {
+            // Read the first sector back before calling it durable (see the top): a write that
+            // landed elsewhere or not at all shows there as the slot's older bytes.
+            write.stage = WriteStage.verify;
+            const offset = this.layout.walPreparesOffset + slot * this.messageSizeMax;
+            this.storage.read(write, write.sectorOffset, sectorSize, offset);
+            return;
+        }
+        if (write.result !== IoResult.ok) {
             this.writeErrors++;
             // Retried once this write is released (writePrepareDone restarts pending slots): the
             // prepare stays not durable, so it is never acknowledged meanwhile.
-            if (current === message) this.markWritePending(slot);
-        } else if (current === message) {
-            // Durable (and acknowledged) once its header sector lands too (see the top).
+            if (this.prepares[slot] === message) this.markWritePending(slot);
+        }
+        this.prepareWriteFinished(write, -1);
+    }
+
+    /** The prepare's first sector, read back: durable when it holds what was written. */
+    private verifyCallback(write: JournalWrite): void {
+        const slot = write.slot;
+        const message = write.message;
+        assert(message !== null && slot >= 0);
+        const current = this.prepares[slot] === message;
+        const landed =
+            write.result === IoResult.ok &&
+            sectorEqual(this.arena.bytes, write.sectorOffset, message.offset);
+        let durableOp = -1;
+        if (!landed) {
+            this.writesUnverified++;
+            if (current) this.markWritePending(slot); // Written again, never acknowledged first.
+        } else if (current) {
             this.written[slot] = 1;
-            this.sectorHeaderWanted[sector] = 1;
+            this.durable[slot] = 1;
+            this.clearFaulty(slot); // Repaired: the disk holds the prepare again.
+            this.owe(Math.floor(slot / headersPerSector));
+            durableOp = prepareOp(this.arena.view, this.headerOffset(slot));
         }
+        this.prepareWriteFinished(write, durableOp);
+    }
+
+    private owe(sector: number): void {
+        if (this.sectorHeaderOwed[sector] === 1) return;
+        this.sectorHeaderOwed[sector] = 1;
+        this.sectorsOwed++;
+    }
+
+    /**
+     * Once a tick: writes the header sectors of the prepares that became durable since, one
+     * image per sector for all of them (group commit by time: one header write per sector per
+     * tick at most, however many prepares). A sector waits for the next tick when no write is
+     * free. Nobody waits for these writes (see the top).
+     */
+    tick(): void {
+        if (this.sectorsOwed === 0) return;
+        for (let sector = 0; sector < this.sectorHeaderOwed.length; sector++) {
+            if (this.sectorHeaderOwed[sector] === 0) continue;
+            const write = this.writesFree.pop();
+            if (write === undefined) return;
+            this.headerSectorWrite(write, sector);
+            if (this.sectorsOwed === 0) return;
+        }
+    }
+
+    /**
+     * Ends a prepare write (written and verified, failed, or overtaken by a newer prepare of the
+     * slot): frees the slot for its next write and the write for the next waiting one, then
+     * calls back `durableOp` (-1: none) last, since the replica may write again from inside.
+     */
+    private prepareWriteFinished(write: JournalWrite, durableOp: number): void {
         this.writePrepareDone(write);
-        if (this.sectorHeaderWanted[sector] === 1 && this.sectorPrepareWrites[sector] === 0) {
-            this.headerSectorWrite(write, sector); // Covers every written slot of the sector.
-        } else {
-            if (ok && current === message) this.headerWritesDeferred++;
-            this.writeRelease(write);
-        }
+        this.writeRelease(write);
+        if (durableOp >= 0) this.durableCallback(durableOp);
     }
 
     /** The slot's part of a prepare write is over: the slot may be written again. */
@@ -710,8 +775,11 @@ export class Journal {
     private headerSectorWrite(write: JournalWrite, sector: number): void {
         assert(write.slot === -1 && write.message === null);
         // The image taken now (or by the write in flight, once it lands) holds every slot
-        // written so far: no deferred header write is owed any more.
-        this.sectorHeaderWanted[sector] = 0;
+        // written so far: no header write is owed any more.
+        if (this.sectorHeaderOwed[sector] === 1) {
+            this.sectorHeaderOwed[sector] = 0;
+            this.sectorsOwed--;
+        }
         if (this.sectorWriting[sector] === 1) {
             this.sectorDirty[sector] = 1;
             this.writeRelease(write);
@@ -719,18 +787,17 @@ export class Journal {
         }
         this.sectorWriting[sector] = 1;
         this.sectorDirty[sector] = 0;
-        write.stage = 1;
+        this.headerSectorWrites++;
+        write.stage = WriteStage.headerSector;
         write.sector = sector;
         const first = sector * headersPerSector;
         const bytes = this.arena.bytes;
         for (let index = 0; index < headersPerSector; index++) {
             const slot = first + index;
             const target = write.sectorOffset + index * headerSize;
-            write.sectorGenerations[index] = 0;
             if (this.written[slot] === 1) {
                 const source = this.headerOffset(slot);
                 bytes.copyWithin(target, source, source + headerSize);
-                write.sectorGenerations[index] = (this.generations[slot] ?? 0) + 1;
             } else if (this.faulty[slot] === 1) {
                 this.faultyHeaderImage(slot, target);
             } else {
@@ -762,51 +829,22 @@ export class Journal {
         assert(sector >= 0 && this.sectorWriting[sector] === 1);
         this.sectorWriting[sector] = 0;
         write.sector = -1;
-        write.stage = 0;
-        let durableSlots = 0; // Bit i: slot first + i became durable with this image.
+        write.stage = WriteStage.prepare;
         if (write.result !== IoResult.ok) {
             this.writeErrors++;
             this.sectorDirty[sector] = 1; // Retried: the headers on disk are stale meanwhile.
-        } else {
-            durableSlots = this.sectorLanded(write, sector);
         }
         if (this.sectorDirty[sector] === 1) this.headerSectorWrite(write, sector);
         else this.writeRelease(write);
         if (sector === this.recoveryRewriteSector && this.sectorWriting[sector] === 0) {
-            assert(durableSlots === 0); // Recovered slots are durable already.
-            return this.recoveryRewriteNext(sector + 1);
+            this.recoveryRewriteNext(sector + 1);
         }
-        // Callbacks last: the replica may write again from inside them.
-        const first = sector * headersPerSector;
-        for (let index = 0; index < headersPerSector; index++) {
-            if ((durableSlots & (1 << index)) === 0) continue;
-            const slot = first + index;
-            if (this.stored[slot] === 0 || this.durable[slot] === 0) continue;
-            this.durableCallback(prepareOp(this.arena.view, this.headerOffset(slot)));
-        }
-    }
-
-    /** Marks durable each written slot whose header this image held; returns them as bits. */
-    private sectorLanded(write: JournalWrite, sector: number): number {
-        const first = sector * headersPerSector;
-        let durableSlots = 0;
-        for (let index = 0; index < headersPerSector; index++) {
-            const slot = first + index;
-            const generation = write.sectorGenerations[index] ?? 0;
-            if (generation === 0 || generation !== (this.generations[slot] ?? 0) + 1) continue;
-            if (this.written[slot] === 0 || this.durable[slot] === 1) continue;
-            assert(this.stored[slot] === 1);
-            this.durable[slot] = 1;
-            this.clearFaulty(slot); // Repaired: the disk holds the prepare again.
-            durableSlots |= 1 << index;
-        }
-        return durableSlots;
     }
 
     /** Returns a write to the free list and starts a waiting prepare write with it. */
     private writeRelease(write: JournalWrite): void {
         assert(write.slot === -1 && write.sector === -1 && write.message === null);
-        write.stage = 0;
+        write.stage = WriteStage.prepare;
         this.writesFree.push(write);
         this.writePendingFlush();
     }
@@ -1198,7 +1236,8 @@ export class Journal {
                 assert(this.hasHeader(prepareOp(view, this.headerOffset(slot))));
                 // Faulty and stored: a repaired prepare not durable yet (never nacked).
                 assert(this.faulty[slot] === 0 || this.durable[slot] === 0);
-                assert(this.durable[slot] === 0 || this.written[slot] === 1);
+                // Written means written and verified: durable (both set by verifyCallback).
+                assert(this.durable[slot] === this.written[slot]);
                 assert(this.written[slot] === 1 || message !== null);
             } else {
                 assert(this.durable[slot] === 0 && this.written[slot] === 0);
@@ -1208,17 +1247,12 @@ export class Journal {
         assert(cached === this.cacheCount && cached <= this.prepareCacheMax);
         assert(this.readsFree.length <= this.reads.length);
         let sectorsWriting = 0;
+        let sectorsOwed = 0;
         for (let sector = 0; sector < this.sectorWriting.length; sector++) {
             sectorsWriting += this.sectorWriting[sector] ?? 0;
-            let slotWrites = 0;
-            const first = sector * headersPerSector;
-            for (let slot = first; slot < first + headersPerSector; slot++) {
-                slotWrites += this.writing[slot] ?? 0;
-            }
-            assert(this.sectorPrepareWrites[sector] === slotWrites);
-            // A deferred header write is owed only while a prepare write of the sector runs.
-            assert(this.sectorHeaderWanted[sector] === 0 || slotWrites > 0);
+            sectorsOwed += this.sectorHeaderOwed[sector] ?? 0;
         }
+        assert(sectorsOwed === this.sectorsOwed);
         let queued = 0;
         for (let slot = 0; slot < this.slotCount; slot++) {
             queued += this.writePendingQueued[slot] ?? 0;

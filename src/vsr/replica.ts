@@ -799,6 +799,7 @@ export class Replica {
         this.ticks++;
         if (this.status === Status.recovering) return;
         this.tickClock();
+        this.journal.tick();
         this.prepareTimeout.tick();
         this.commitMessageTimeout.tick();
         this.normalHeartbeatTimeout.tick();

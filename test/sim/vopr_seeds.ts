@@ -42,6 +42,8 @@ export interface SeedTotals {
     walReads: number;
     walReadErrors: number;
     seedsWithWalReads: number;
+    /** Prepare writes the journal's read-back caught (misdirected or corrupt): written again. */
+    walWritesUnverified: number;
     viewChanges: number;
     repliesChecked: number;
     replicaCounts: Set<number>;
@@ -70,6 +72,7 @@ export function runCiSeeds(first: number, count: number, kind: SeedKind): SeedTo
         walReads: 0,
         walReadErrors: 0,
         seedsWithWalReads: 0,
+        walWritesUnverified: 0,
         viewChanges: 0,
         repliesChecked: 0,
         replicaCounts: new Set(),
@@ -88,6 +91,7 @@ export function runCiSeeds(first: number, count: number, kind: SeedKind): SeedTo
         totals.parRepairs += result.parRepairs;
         totals.walReads += result.walReads;
         totals.walReadErrors += result.walReadErrors;
+        totals.walWritesUnverified += result.walWritesUnverified;
         if (result.walReads > 0) totals.seedsWithWalReads++;
         totals.viewChanges += result.viewChanges;
         totals.repliesChecked += result.repliesChecked;
@@ -162,5 +166,8 @@ export function testStormHalf(half: 0 | 1): void {
         assert.ok(totals.seedsWithGridRepairs >= totals.seeds * 0.15, "grid blocks repaired");
         assert.ok(totals.seedsWithWalReads > totals.seeds / 2, "WAL reads on most seeds");
         assert.ok(totals.walReadErrors > 0, "WAL read errors");
+        // Misdirected and corrupted prepare writes are caught by the read-back before
+        // prepare_ok (journal.ts), and written again.
+        assert.ok(totals.walWritesUnverified > 0, "prepare writes caught by the read-back");
     });
 }

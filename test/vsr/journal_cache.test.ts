@@ -31,6 +31,8 @@ interface Io {
     size: number;
     offset: number;
     write: boolean;
+    /** A read by a write's completion: the journal verifying a prepare write. */
+    readBack: boolean;
 }
 
 /** Reads and writes land (copy between `disk` and the arena) only when the test completes them. */
@@ -39,7 +41,9 @@ class ManualStorage implements Storage {
     readonly disk: Uint8Array;
     readonly pending: Io[] = [];
     readonly arena: Arena;
+    /** Reads of prepares (not the read-backs that verify writes). */
     reads = 0;
+    private readonly writers = new Set<StorageCompletion>();
 
     constructor(arena: Arena, dataLayout: Layout) {
         this.arena = arena;
@@ -48,12 +52,14 @@ class ManualStorage implements Storage {
     }
 
     read(completion: StorageCompletion, bufferOffset: number, size: number, offset: number) {
-        this.reads++;
-        this.pending.push({ completion, bufferOffset, size, offset, write: false });
+        const readBack = this.writers.has(completion);
+        if (!readBack) this.reads++;
+        this.pending.push({ completion, bufferOffset, size, offset, write: false, readBack });
     }
 
     write(completion: StorageCompletion, bufferOffset: number, size: number, offset: number) {
-        this.pending.push({ completion, bufferOffset, size, offset, write: true });
+        this.writers.add(completion);
+        this.pending.push({ completion, bufferOffset, size, offset, write: true, readBack: false });
     }
 
     /** Completes the pending I/O at `index`: it lands unless it fails. */
@@ -70,10 +76,10 @@ class ManualStorage implements Storage {
         io.completion.callback(io.completion);
     }
 
-    /** Completes every pending write (ok), including those the completions start. */
+    /** Completes every pending write and read-back (ok), and those their completions start. */
     drainWrites(): void {
         for (let round = 0; round < 10_000; round++) {
-            const index = this.pending.findIndex((io) => io.write);
+            const index = this.pending.findIndex((io) => io.write || io.readBack);
             if (index < 0) return;
             this.complete(index, true);
         }
@@ -234,7 +240,7 @@ test("a read that fails or returns other bytes makes the slot faulty until a new
             w.storage.disk.set(other, slotOffset);
         }
         assert.equal(w.journal.readPrepare(op, 1), null);
-        const index = w.storage.pending.findIndex((io) => !io.write);
+        const index = w.storage.pending.findIndex((io) => !io.write && !io.readBack);
         w.storage.complete(index, damage !== "eio");
         assert.equal(w.landed.length, 0, damage);
         assert.equal(w.journal.readErrors, 1, damage);

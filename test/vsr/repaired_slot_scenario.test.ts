@@ -26,6 +26,21 @@ function corruptPrepare(cluster: Cluster, replica: number, op: number): void {
     data[prepare + 40] = (data[prepare + 40] ?? 0) ^ 0xff;
 }
 
+/** True when the header sector on `replica`'s disk holds the header of `op` it holds. */
+function headerOnDisk(cluster: Cluster, index: number, op: number): boolean {
+    const journal = cluster.replicas[index]!.journal;
+    if (!journal.hasHeader(op)) return false;
+    const config = cluster.options.config;
+    const onDisk =
+        cluster.dataLayout.walHeadersOffset + (op % config.journalSlotCount) * headerSize;
+    const inMemory = journal.headerOffset(journal.slotOf(op));
+    const data = cluster.storages[index]!.data;
+    for (let byte = 0; byte < 16; byte++) {
+        if (data[onDisk + byte] !== cluster.arena.bytes[inMemory + byte]) return false;
+    }
+    return true;
+}
+
 /** The nack and present bits a do_view_change of `index` would carry for `op` now. */
 function doViewChangeBits(cluster: Cluster, index: number, op: number) {
     const replica = cluster.replicas[index]!;
@@ -59,11 +74,16 @@ for (const seed of [1, 2, 3, 4]) {
             `commits (seed ${seed})`,
         );
         // Crash the primary (r0) when both replicas hold an op durably (both acknowledged it:
-        // r1's prepare_ok is on its way) that r0 has not committed yet.
+        // r1's prepare_ok is on its way) that r0 has not committed yet, and r0's header sector
+        // holds it too (it follows the prepare, unwaited).
         let op = 0;
         const acknowledged = (): boolean => {
             for (let candidate = r0.op; candidate > r0.commitMax; candidate--) {
-                if (r0.journal.isDurable(candidate) && r1.journal.isDurable(candidate)) {
+                if (
+                    r0.journal.isDurable(candidate) &&
+                    r1.journal.isDurable(candidate) &&
+                    headerOnDisk(cluster, 0, candidate)
+                ) {
                     op = candidate;
                     return true;
                 }
