@@ -25,7 +25,9 @@ KV_ENTRIES=${KV_ENTRIES:-2097152}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 SLOW_OPS=${SLOW_OPS:-0}
 cli=${VSR_CLI:-$repo/dist/src/cli.js}
-vsr=(node "$cli")
+# The young generation README recommends for `vsr start` and `vsr load` (and `vsr benchmark` sets):
+# fixed at 16 MiB per semi-space, so the tail measured is the one a tuned deployment sees.
+vsr=(node --min-semi-space-size=16 --max-semi-space-size=16 "$cli")
 [[ -f "$cli" ]] || { echo "bench_tail: run npm run build first" >&2; exit 2; }
 slow_flag=()
 if ((SLOW_OPS > 0)); then
