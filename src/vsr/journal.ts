@@ -6,15 +6,16 @@
 // window can be long (thousands of slots) while memory stays flat.
 //
 // Prepare cache: a prepare enters it when it is stored (put) or read back; it leaves when its
-// slot changes or the clock evicts it. Only a prepare whose own write completed may be evicted
-// (the disk then holds it), so an unwritten prepare is always cached. When every entry is
-// unwritten a put is refused (counted): a backup repairs the op later, and the primary asks
-// `prepareCacheRoom()` before it prepares. Reads: `readPrepare` returns the cached prepare, or
-// starts an asynchronous read of it (one of `journalReadsMax` preallocated reads, each taking a
-// pool message) and returns null; when the read lands the prepare is cached and `readCallback`
-// resumes the consumer (commit, a repair reply to the replicas that asked, a new primary's
-// pipeline). A read that fails or whose bytes are not the slot's prepare (latent sector error,
-// a misdirected or corrupted write) makes the slot faulty: repaired from peers, never nacked.
+// slot changes or the clock evicts it. Only a durable prepare (written and read back) may be
+// evicted, since the disk then holds it, so a prepare not durable yet is always cached. When
+// every entry is not durable yet a put is refused (counted): a backup repairs the op later,
+// and the primary asks `prepareCacheRoom()` before it prepares. Reads: `readPrepare` returns the
+// cached prepare, or starts an asynchronous read of it (one of `journalReadsMax` preallocated
+// reads, each taking a pool message) and returns null; when the read lands the prepare is cached
+// and `readCallback` resumes the consumer (commit, a repair reply to the replicas that asked, a
+// new primary's pipeline). A read that fails or whose bytes are not the slot's prepare (latent
+// sector error, a misdirected or corrupted write) makes the slot faulty: repaired from peers,
+// never nacked.
 //
 // Write order, per prepare: (1) the prepare goes to the prepares ring; (2) its first sector is
 // read back and compared with what was written; (3) once it matched, the whole 4 KiB sector of
@@ -57,7 +58,7 @@
 // is faulty again after the next crash.
 //
 // Invariants: a prepare is cached only under a header with its checksum; cached implies stored;
-// durable implies stored; unwritten implies cached; at most one write per slot and one per
+// durable implies stored; not durable implies cached; at most one write per slot and one per
 // header sector is in flight (a newer prepare waits for it).
 //
 // Recovery reads the headers ring in one read. If it fails (EIO: a latent sector error), it is
@@ -201,9 +202,11 @@ export class Journal {
     private readonly prepares: (Message | null)[] = [];
     /** Per slot: the slot holds its header's prepare (cached, or written to disk). */
     private readonly stored: Uint8Array;
+    /**
+     * Per slot: the prepare's write completed and read back intact (acknowledgeable; the disk
+     * holds it, so its cache entry may go; its header sector may still be owed).
+     */
     private readonly durable: Uint8Array;
-    /** Per slot: the prepare's own write completed (its header sector may still be pending). */
-    private readonly written: Uint8Array;
     /** Per slot: bumped whenever the slot's prepare is replaced or dropped. */
     private readonly generations: Float64Array;
     private readonly writing: Uint8Array;
@@ -325,7 +328,6 @@ export class Journal {
             this.readsFree.push(read);
         }
         this.durable = new Uint8Array(this.slotCount);
-        this.written = new Uint8Array(this.slotCount);
         this.generations = new Float64Array(this.slotCount);
         this.writing = new Uint8Array(this.slotCount);
         this.writePending = new Uint8Array(this.slotCount);
@@ -497,7 +499,7 @@ export class Journal {
 
     private evictable(slot: number): boolean {
         assert(slot >= 0 && this.prepares[slot] !== null);
-        return this.written[slot] === 1 && this.writing[slot] === 0;
+        return this.durable[slot] === 1 && this.writing[slot] === 0;
     }
 
     /** Caches the slot's prepare, evicting a written one when full; false when none can go. */
@@ -554,7 +556,7 @@ export class Journal {
     /** Starts (or joins) the read of the slot's prepare from disk; false when no read is free. */
     private readStart(slot: number, destination: number): boolean {
         assert(this.stored[slot] === 1 && this.prepares[slot] === null);
-        assert(this.written[slot] === 1 && this.writing[slot] === 0);
+        assert(this.durable[slot] === 1 && this.writing[slot] === 0);
         const generation = this.generations[slot] ?? 0;
         const bit = destination >= 0 ? 1 << destination : 0;
         // Indexed, not for-of: an array iterator is an allocation unless the compiler elides it.
@@ -624,7 +626,6 @@ export class Journal {
     /** The slot's prepare changed: nothing of it is written yet, older images do not count. */
     private slotReset(slot: number): void {
         this.durable[slot] = 0;
-        this.written[slot] = 0;
         this.generations[slot] = (this.generations[slot] ?? 0) + 1;
     }
 
@@ -701,7 +702,6 @@ export class Journal {
             this.writesUnverified++;
             if (current) this.markWritePending(slot); // Written again, never acknowledged first.
         } else if (current) {
-            this.written[slot] = 1;
             this.durable[slot] = 1;
             this.clearFaulty(slot); // Repaired: the disk holds the prepare again.
             this.owe(Math.floor(slot / headersPerSector));
@@ -758,7 +758,7 @@ export class Journal {
         if (this.writePending[slot] === 1) {
             this.writePending[slot] = 0;
             this.writePendingCount--;
-            if (this.prepares[slot] !== null && this.written[slot] === 0) this.writeStartWith(slot);
+            if (this.prepares[slot] !== null && this.durable[slot] === 0) this.writeStartWith(slot);
         }
     }
 
@@ -795,7 +795,7 @@ export class Journal {
         for (let index = 0; index < headersPerSector; index++) {
             const slot = first + index;
             const target = write.sectorOffset + index * headerSize;
-            if (this.written[slot] === 1) {
+            if (this.durable[slot] === 1) {
                 const source = this.headerOffset(slot);
                 bytes.copyWithin(target, source, source + headerSize);
             } else if (this.faulty[slot] === 1) {
@@ -864,7 +864,7 @@ export class Journal {
             if (this.writePending[slot] === 0 || this.writing[slot] === 1) continue;
             this.writePending[slot] = 0;
             this.writePendingCount--;
-            if (this.prepares[slot] !== null && this.written[slot] === 0) this.writeStart(slot);
+            if (this.prepares[slot] !== null && this.durable[slot] === 0) this.writeStart(slot);
         }
     }
 
@@ -1208,12 +1208,11 @@ export class Journal {
         assert(this.stored[slot] === 0 && this.prepares[slot] === null);
         this.stored[slot] = 1;
         this.durable[slot] = 1;
-        this.written[slot] = 1;
     }
 
     /**
      * Slot states: a prepare sits only under its own header; cached and durable imply stored;
-     * unwritten implies cached; a faulty slot holds no durable prepare; the cache's maps agree;
+     * not durable implies cached; a faulty slot holds no durable prepare; the cache's maps agree;
      * one write per slot and per header sector, each held by a write.
      */
     invariants(): void {
@@ -1236,11 +1235,9 @@ export class Journal {
                 assert(this.hasHeader(prepareOp(view, this.headerOffset(slot))));
                 // Faulty and stored: a repaired prepare not durable yet (never nacked).
                 assert(this.faulty[slot] === 0 || this.durable[slot] === 0);
-                // Written means written and verified: durable (both set by verifyCallback).
-                assert(this.durable[slot] === this.written[slot]);
-                assert(this.written[slot] === 1 || message !== null);
+                assert(this.durable[slot] === 1 || message !== null);
             } else {
-                assert(this.durable[slot] === 0 && this.written[slot] === 0);
+                assert(this.durable[slot] === 0);
             }
             slotsWriting += this.writing[slot] ?? 0;
         }
