@@ -359,6 +359,11 @@ export class Journal {
         return op % this.slotCount;
     }
 
+    /** File offset of the slot's place in the prepares ring. */
+    private prepareOffsetOf(slot: number): number {
+        return this.layout.walPreparesOffset + slot * this.messageSizeMax;
+    }
+
     headerOffset(slot: number): number {
         assert(slot >= 0 && slot < this.slotCount);
         return this.headersOffset + slot * headerSize;
@@ -576,7 +581,7 @@ export class Journal {
         read.message = this.pool.acquire();
         this.readsStarted++;
         const size = alignUp(headerSizeOf(this.arena.view, this.headerOffset(slot)));
-        const offset = this.layout.walPreparesOffset + slot * this.messageSizeMax;
+        const offset = this.prepareOffsetOf(slot);
         this.storage.read(read, read.message.offset, size, offset);
         return true;
     }
@@ -660,7 +665,7 @@ export class Journal {
         assert(sizeAligned <= this.messageSizeMax);
         // Sector padding is zeroed: no stale bytes reach the disk, and the image is deterministic.
         this.arena.bytes.fill(0, message.offset + size, message.offset + sizeAligned);
-        const offset = this.layout.walPreparesOffset + slot * this.messageSizeMax;
+        const offset = this.prepareOffsetOf(slot);
         this.storage.write(write, message.offset, sizeAligned, offset);
     }
 
@@ -675,7 +680,7 @@ export class Journal {
             // Read the first sector back before calling it durable (see the top): a write that
             // landed elsewhere or not at all shows there as the slot's older bytes.
             write.stage = WriteStage.verify;
-            const offset = this.layout.walPreparesOffset + slot * this.messageSizeMax;
+            const offset = this.prepareOffsetOf(slot);
             this.storage.read(write, write.sectorOffset, sectorSize, offset);
             return;
         }
@@ -829,7 +834,6 @@ export class Journal {
         assert(sector >= 0 && this.sectorWriting[sector] === 1);
         this.sectorWriting[sector] = 0;
         write.sector = -1;
-        write.stage = WriteStage.prepare;
         if (write.result !== IoResult.ok) {
             this.writeErrors++;
             this.sectorDirty[sector] = 1; // Retried: the headers on disk are stale meanwhile.
@@ -1033,7 +1037,7 @@ export class Journal {
         assert(message !== null);
         read.slot = this.recoverySlotNext++;
         read.stage = 0;
-        const offset = this.layout.walPreparesOffset + read.slot * this.messageSizeMax;
+        const offset = this.prepareOffsetOf(read.slot);
         this.storage.read(read, message.offset, sectorSize, offset);
     }
 
@@ -1051,7 +1055,7 @@ export class Journal {
             const sizeAligned = alignUp(headerSizeOf(this.arena.view, base));
             if (sizeAligned > sectorSize) {
                 read.stage = 1;
-                const offset = this.layout.walPreparesOffset + slot * this.messageSizeMax;
+                const offset = this.prepareOffsetOf(slot);
                 const rest = sizeAligned - sectorSize;
                 this.storage.read(read, base + sectorSize, rest, offset + sectorSize);
                 return false;
